@@ -1,0 +1,90 @@
+/**
+ * The single Layer graph of the gateway:
+ *
+ *   config → observability → stores → backends → admission → routing → dispatch → http
+ *
+ * This is the only file that wires layers across folders. `make` takes the few parts a
+ * deployment or a test swaps (where the config comes from, how simulated engines start,
+ * where request lines go, the listener); everything else is fixed here.
+ */
+import { NodeHttpServer } from "@effect/platform-node"
+import { Effect, Layer } from "effect"
+import { HttpRouter, type HttpServer } from "effect/http"
+import { createServer } from "node:http"
+import { Accounting, UsageSink } from "./accounting/Accounting.ts"
+import { TokenBudget } from "./admission/Budget.ts"
+import * as Tokenizer from "./admission/Tokenizer.ts"
+import { EngineLauncher, Fleet } from "./backends/Fleet.ts"
+import { GatewayConfig } from "./config/GatewayConfig.ts"
+import { Dispatcher } from "./dispatch/Dispatch.ts"
+import { Lifecycle } from "./http/Lifecycle.ts"
+import * as Routes from "./http/Routes.ts"
+import * as Logging from "./observability/Logging.ts"
+import type { RequestLog } from "./observability/RequestLog.ts"
+import { RetryBudget } from "./resilience/RetryBudget.ts"
+import { Affinity } from "./routing/Affinity.ts"
+import { Router } from "./routing/Router.ts"
+
+export interface GatewayParts<E> {
+  readonly config: Layer.Layer<GatewayConfig, E>
+  readonly launcher: Layer.Layer<EngineLauncher>
+  readonly requestLog: Layer.Layer<RequestLog>
+  /** The listener; default: node:http on the plan's host and port. */
+  readonly server?: Layer.Layer<HttpServer.HttpServer, unknown, GatewayConfig> | undefined
+}
+
+/** node:http on the plan's address, draining in-flight requests for up to `timeouts.drain` on shutdown. */
+export const nodeServer: Layer.Layer<HttpServer.HttpServer, unknown, GatewayConfig> = Layer.unwrap(
+  Effect.map(GatewayConfig, ({ initial }) =>
+    NodeHttpServer.layer(() => createServer({ keepAliveTimeout: 65_000 }), {
+      host: initial.server.host,
+      port: initial.server.port,
+      gracefulShutdownTimeout: initial.timeouts.drainMs
+    }))
+)
+
+/** Marks the gateway draining before the listener closes (built after it, so torn down first). */
+const drainOnShutdown = Layer.effectDiscard(
+  Effect.gen(function*() {
+    const { state } = yield* Lifecycle
+    yield* Effect.addFinalizer(() =>
+      Effect.sync(() => {
+        state.draining = true
+      })
+    )
+  })
+)
+
+/** Loads the tokenizers the configured models use, in the background. */
+const preloadTokenizers = Layer.effectDiscard(
+  Effect.gen(function*() {
+    const { initial } = yield* GatewayConfig
+    const encodings = new Set([...initial.models.values()].map((m) => m.tokenizer))
+    yield* Effect.forkScoped(Effect.forEach(encodings, Tokenizer.load, { discard: true }))
+  })
+)
+
+export const make = <E>(parts: GatewayParts<E>) => {
+  const stores = Layer.mergeAll(TokenBudget.layer, UsageSink.memory(), RetryBudget.layer, Affinity.layer)
+  const backends = Fleet.layer.pipe(Layer.provide(parts.launcher))
+  const core = Layer.mergeAll(Accounting.layer, Router.layer, Dispatcher.layer).pipe(
+    Layer.provideMerge(Layer.mergeAll(stores, backends, Lifecycle.layer, preloadTokenizers))
+  )
+  const http = HttpRouter.serve(Routes.layer, { disableLogger: true, disableListenLog: true }).pipe(
+    Layer.provideMerge(parts.server ?? nodeServer)
+  )
+  return drainOnShutdown.pipe(
+    Layer.provideMerge(http),
+    Layer.provideMerge(core),
+    Layer.provideMerge(parts.requestLog),
+    Layer.provideMerge(parts.config)
+  )
+}
+
+/** The service binary's graph: config from flags and environment, JSON logs on stdout. */
+export const main = (argv: ReadonlyArray<string>) =>
+  make({
+    config: GatewayConfig.fromEnvironment(argv),
+    launcher: EngineLauncher.none,
+    requestLog: Logging.layer(argv)
+  })

@@ -1,0 +1,139 @@
+/**
+ * Accounting: settlement on exit and the accounting record of every admitted request.
+ *
+ * `settle` is the release of the request's reservation, so it runs exactly once per
+ * admitted request whatever way the request ends (completed, cut mid-stream, client gone,
+ * every backend failed, defect): it computes what the tenant is charged from the tracker,
+ * settles the reservation, and hands one record to the usage sink. The sink here keeps
+ * recent records in memory; the shared audit store plugs in behind the same interface.
+ *
+ * Charging policy: reported usage when the backend sent it; otherwise the prompt
+ * estimate plus the completion tokens seen on the wire, but only once the first token
+ * was produced. A request that never got a token (failed, or abandoned before its first
+ * token) is charged nothing; the backends' cost of failed attempts is recorded
+ * separately as attempt waste.
+ */
+import { Context, Effect, Exit, Layer } from "effect"
+import { TokenBudget, type Reservation } from "../admission/Budget.ts"
+import type { BackendId, ModelId, RequestId, TenantId } from "../domain/Ids.ts"
+import type { RequestOutcome } from "../domain/Outcome.ts"
+import type { GatewayRequest } from "../domain/Request.ts"
+import type { Usage } from "../domain/Usage.ts"
+import type { AttemptRecord, RequestTracker } from "./Tracker.ts"
+
+export interface AccountingRecord {
+  readonly requestId: RequestId
+  readonly tenant: TenantId
+  readonly model: ModelId
+  readonly backend: BackendId | undefined
+  readonly outcome: RequestOutcome
+  readonly reservedTokens: number
+  readonly charged: Usage
+  /** Whether `charged` came from the backend's own usage report. */
+  readonly reported: boolean
+  readonly attempts: ReadonlyArray<AttemptRecord>
+  readonly wastedPromptTokens: number
+  readonly ttftMs: number | undefined
+  readonly durationMs: number
+}
+
+export interface AccountingSnapshot {
+  readonly records: number
+  readonly byOutcome: Readonly<Record<string, number>>
+  readonly recent: ReadonlyArray<AccountingRecord>
+}
+
+export class UsageSink extends Context.Service<UsageSink, {
+  readonly write: (record: AccountingRecord) => Effect.Effect<void>
+  readonly snapshot: Effect.Effect<AccountingSnapshot>
+}>()("sluice/accounting/UsageSink") {
+  /** Keeps counts and the last `keep` records in memory. */
+  static readonly memory = (keep = 1000) => Layer.sync(UsageSink, () => makeMemorySink(keep))
+}
+
+export const makeMemorySink = (keep: number): UsageSink["Service"] => {
+  const recent: Array<AccountingRecord> = []
+  const byOutcome: Record<string, number> = {}
+  let records = 0
+  return UsageSink.of({
+    write: (record) =>
+      Effect.sync(() => {
+        records++
+        byOutcome[record.outcome] = (byOutcome[record.outcome] ?? 0) + 1
+        recent.push(record)
+        if (recent.length > keep) recent.splice(0, recent.length - keep)
+      }),
+    snapshot: Effect.sync(() => ({ records, byOutcome: { ...byOutcome }, recent: [...recent] }))
+  })
+}
+
+/** What the tenant is charged for a request that ended with `outcome`. */
+export const charge = (
+  req: GatewayRequest,
+  tracker: RequestTracker,
+  outcome: RequestOutcome
+): { readonly usage: Usage; readonly reported: boolean } => {
+  if (tracker.reported !== undefined && (outcome === "completed" || outcome === "partial" || outcome === "client_aborted")) {
+    return { usage: tracker.reported, reported: true }
+  }
+  const produced = tracker.firstTokenAtMs !== undefined || (outcome === "completed" && req.kind === "embedding")
+  if (!produced || outcome === "failed" || outcome === "rejected" || outcome === "error") {
+    return { usage: { promptTokens: 0, completionTokens: 0, cachedTokens: 0 }, reported: false }
+  }
+  return {
+    usage: { promptTokens: req.estimate.promptTokens, completionTokens: tracker.countedCompletionTokens, cachedTokens: 0 },
+    reported: false
+  }
+}
+
+/** The outcome of a request from its tracker and the exit its scope closed with. */
+export const outcomeOf = (tracker: RequestTracker, exit: Exit.Exit<unknown, unknown>): RequestOutcome => {
+  if (Exit.hasInterrupts(exit)) {
+    // The client left. A stream that had already ended badly stays partial.
+    return tracker.outcome === "partial" ? "partial" : "client_aborted"
+  }
+  if (tracker.outcome !== undefined) return tracker.outcome
+  return Exit.isFailure(exit) ? "error" : "completed"
+}
+
+export class Accounting extends Context.Service<Accounting, {
+  /** The release of a reservation: settle once, record once. */
+  readonly settle: (
+    req: GatewayRequest,
+    reservation: Reservation,
+    tracker: RequestTracker,
+    exit: Exit.Exit<unknown, unknown>,
+    nowMs: number
+  ) => Effect.Effect<void>
+}>()("sluice/accounting/Accounting") {
+  static readonly layer = Layer.effect(
+    Accounting,
+    Effect.gen(function*() {
+      const budget = yield* TokenBudget
+      const sink = yield* UsageSink
+      return Accounting.of({
+        settle: (req, reservation, tracker, exit, nowMs) =>
+          Effect.gen(function*() {
+            const outcome = outcomeOf(tracker, exit)
+            tracker.outcome = outcome
+            const { usage, reported } = charge(req, tracker, outcome)
+            yield* budget.settle(reservation, usage.promptTokens + usage.completionTokens)
+            yield* sink.write({
+              requestId: req.id,
+              tenant: req.tenant,
+              model: req.model.id,
+              backend: tracker.backend,
+              outcome,
+              reservedTokens: reservation.tokens,
+              charged: usage,
+              reported,
+              attempts: tracker.attempts,
+              wastedPromptTokens: tracker.attempts.reduce((n, a) => n + a.wastedPromptTokens, 0),
+              ttftMs: tracker.ttftMs,
+              durationMs: nowMs - tracker.startedAtMs
+            })
+          })
+      })
+    })
+  )
+}

@@ -1,0 +1,79 @@
+/**
+ * Token estimates at admission, computed once and carried on the request: prompt tokens
+ * (tokenizer over the message text plus the chat template's per-message overhead),
+ * maximum output tokens (`max_tokens` or the model's default), and the reservation.
+ * Also extracts the prompt prefix used for affinity keys. Pure functions.
+ */
+import type { CallKind } from "../backends/Contract.ts"
+import type { Estimate } from "../domain/Request.ts"
+import * as Tokenizer from "./Tokenizer.ts"
+
+/** Tokens the OpenAI chat format adds per message, and to prime the reply (cookbook figures). */
+const PER_MESSAGE = 4
+const REPLY_PRIMING = 3
+/** A flat allowance per image part (low-detail figure). */
+const PER_IMAGE = 85
+
+const partsText = (content: unknown, images: { n: number }): string => {
+  if (typeof content === "string") return content
+  if (!Array.isArray(content)) return ""
+  let text = ""
+  for (const part of content) {
+    if (typeof part !== "object" || part === null) continue
+    const p = part as Record<string, unknown>
+    if (typeof p["text"] === "string") text += p["text"]
+    else if (p["type"] === "image_url" || p["type"] === "input_image") images.n++
+  }
+  return text
+}
+
+export interface PromptText {
+  /** Everything that is tokenized, joined. */
+  readonly text: string
+  /** Tokens not covered by `text` (template overhead, images, token-id prompts). */
+  readonly extraTokens: number
+}
+
+export const promptText = (kind: CallKind, body: Readonly<Record<string, unknown>>): PromptText => {
+  if (kind === "chat") {
+    const messages = Array.isArray(body["messages"]) ? body["messages"] : []
+    const images = { n: 0 }
+    let text = ""
+    for (const m of messages) {
+      if (typeof m !== "object" || m === null) continue
+      const msg = m as Record<string, unknown>
+      text += `${String(msg["role"] ?? "")}\n${partsText(msg["content"], images)}\n`
+      if (Array.isArray(msg["tool_calls"])) text += JSON.stringify(msg["tool_calls"])
+    }
+    if (Array.isArray(body["tools"])) text += JSON.stringify(body["tools"])
+    return { text, extraTokens: messages.length * PER_MESSAGE + REPLY_PRIMING + images.n * PER_IMAGE }
+  }
+  const input = kind === "completion" ? body["prompt"] : body["input"]
+  if (typeof input === "string") return { text: input, extraTokens: 0 }
+  if (Array.isArray(input)) {
+    if (input.every((x) => typeof x === "number")) return { text: "", extraTokens: input.length }
+    let text = ""
+    let extra = 0
+    for (const x of input) {
+      if (typeof x === "string") text += x + "\n"
+      else if (Array.isArray(x)) extra += x.length
+    }
+    return { text, extraTokens: extra }
+  }
+  return { text: "", extraTokens: 0 }
+}
+
+export const estimate = (
+  kind: CallKind,
+  body: Readonly<Record<string, unknown>>,
+  encoding: Tokenizer.Encoding,
+  maxOutputTokens: number
+): { readonly estimate: Estimate; readonly prompt: PromptText } => {
+  const prompt = promptText(kind, body)
+  const promptTokens = Tokenizer.count(encoding, prompt.text) + prompt.extraTokens
+  const output = kind === "embedding" ? 0 : maxOutputTokens
+  return {
+    estimate: { promptTokens, maxOutputTokens: output, reservationTokens: promptTokens + output },
+    prompt
+  }
+}

@@ -1,0 +1,84 @@
+/**
+ * Wire schemas of the public OpenAI-compatible API (requests).
+ *
+ * Request schemas keep fields they don't know (`StructWithRest` with an open record),
+ * and the gateway forwards the client's own parsed object, so vendor extensions
+ * (`top_k`, `guided_json`, `chat_template_kwargs`, ...) reach the backend untouched.
+ * Validation here is for clear 400s naming the field; it must never drop data.
+ */
+import { Schema } from "effect"
+
+const Rest = [Schema.Record(Schema.String, Schema.Unknown)] as const
+const open = <F extends Schema.Struct.Fields>(fields: F) => Schema.StructWithRest(Schema.Struct(fields), Rest)
+
+const PositiveInt = Schema.Int.check(Schema.isGreaterThan(0))
+const NonNegativeInt = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))
+const opt = <S extends Schema.Top>(s: S) => Schema.optionalKey(Schema.NullOr(s))
+
+export const StreamOptions = open({
+  include_usage: opt(Schema.Boolean)
+})
+
+const Role = Schema.Literals(["system", "developer", "user", "assistant", "tool", "function"])
+
+export const ChatMessage = open({
+  role: Role,
+  content: Schema.optionalKey(Schema.NullOr(Schema.Union([Schema.String, Schema.Array(Schema.Unknown)]))),
+  name: Schema.optionalKey(Schema.String),
+  tool_call_id: Schema.optionalKey(Schema.String),
+  tool_calls: Schema.optionalKey(Schema.NullOr(Schema.Array(Schema.Unknown)))
+})
+
+const Stop = Schema.NullOr(Schema.Union([Schema.String, Schema.Array(Schema.String)]))
+
+export const Tool = open({
+  type: Schema.String,
+  function: Schema.optionalKey(open({ name: Schema.String }))
+})
+
+const Sampling = {
+  stream: opt(Schema.Boolean),
+  stream_options: opt(StreamOptions),
+  max_tokens: opt(PositiveInt),
+  temperature: opt(Schema.Finite.check(Schema.isBetween({ minimum: 0, maximum: 2 }))),
+  top_p: opt(Schema.Finite.check(Schema.isBetween({ minimum: 0, maximum: 1 }))),
+  n: opt(PositiveInt),
+  stop: Schema.optionalKey(Stop),
+  seed: opt(Schema.Int),
+  user: opt(Schema.String)
+}
+
+export const ChatCompletionRequest = open({
+  model: Schema.String,
+  messages: Schema.Array(ChatMessage).check(Schema.isMinLength(1)),
+  max_completion_tokens: opt(PositiveInt),
+  tools: opt(Schema.Array(Tool)),
+  tool_choice: Schema.optionalKey(Schema.Unknown),
+  ...Sampling
+})
+export type ChatCompletionRequest = typeof ChatCompletionRequest.Type
+
+const TokenArray = Schema.Array(NonNegativeInt)
+export const Prompt = Schema.Union([
+  Schema.String,
+  Schema.Array(Schema.String),
+  TokenArray,
+  Schema.Array(TokenArray)
+])
+
+export const CompletionRequest = open({
+  model: Schema.String,
+  prompt: Prompt,
+  echo: opt(Schema.Boolean),
+  ...Sampling
+})
+export type CompletionRequest = typeof CompletionRequest.Type
+
+export const EmbeddingRequest = open({
+  model: Schema.String,
+  input: Prompt,
+  encoding_format: opt(Schema.Literals(["float", "base64"])),
+  dimensions: opt(PositiveInt),
+  user: opt(Schema.String)
+})
+export type EmbeddingRequest = typeof EmbeddingRequest.Type

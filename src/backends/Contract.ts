@@ -1,0 +1,101 @@
+/**
+ * The backend contract: what every dialect adapter yields, whatever wire it speaks.
+ *
+ * A streaming attempt yields `Frame`s: the bytes to send to the client (already in the
+ * client's dialect: the original bytes when dialects match, translated otherwise) and the
+ * typed token events read from them. A unary attempt yields the whole client-dialect body
+ * plus its usage. Failures are `FailureReason`s, never strings. Adapters own no request
+ * state beyond the attempt's scope: closing the scope closes the upstream socket.
+ */
+import type { Effect, Scope } from "effect"
+import type { Dialect } from "../config/FileSchema.ts"
+import type { RequestId } from "../domain/Ids.ts"
+import type { Usage } from "../domain/Usage.ts"
+import type { FailureReason } from "./Failure.ts"
+
+export type FinishReason = "stop" | "length" | "tool_calls" | "content_filter" | "function_call" | "error" | "other"
+
+export const finishReason = (raw: unknown): FinishReason | undefined => {
+  switch (raw) {
+    case null:
+    case undefined:
+      return undefined
+    case "stop":
+    case "length":
+    case "tool_calls":
+    case "content_filter":
+    case "function_call":
+    case "error":
+      return raw
+    default:
+      return "other"
+  }
+}
+
+/** Typed token events inside the gateway (ARCHITECTURE.md §4). */
+export type TokenEvent =
+  | { readonly _tag: "Delta"; readonly text: string }
+  | {
+    readonly _tag: "ToolCallDelta"
+    readonly index: number
+    readonly id: string | undefined
+    readonly name: string | undefined
+    readonly arguments: string | undefined
+  }
+  | { readonly _tag: "Usage"; readonly usage: Usage }
+  | { readonly _tag: "Finish"; readonly reason: FinishReason }
+  | { readonly _tag: "Error"; readonly failure: FailureReason }
+
+export interface Frame {
+  /** Bytes for the client, or undefined when the event is consumed by the gateway. */
+  readonly bytes: Uint8Array | undefined
+  readonly events: ReadonlyArray<TokenEvent>
+}
+
+/** One upstream streaming response: `next` yields the frames of the next upstream read, or null at the end. */
+export interface FrameSource {
+  readonly status: number
+  readonly next: Effect.Effect<ReadonlyArray<Frame> | null, FailureReason>
+  /** Bytes held waiting for the rest of an event (the bounded stream buffer). */
+  readonly buffered: () => number
+}
+
+export interface UnaryResult {
+  readonly status: number
+  readonly body: Uint8Array
+  readonly contentType: string
+  readonly usage: Usage | undefined
+  readonly finish: FinishReason | undefined
+}
+
+export type CallKind = "chat" | "completion" | "embedding"
+
+/** One attempt's request, in the public (OpenAI) dialect. */
+export interface UpstreamCall {
+  readonly kind: CallKind
+  readonly requestId: RequestId
+  /** The client's parsed body: forwarded as is apart from the model name and usage option. */
+  readonly body: Readonly<Record<string, unknown>>
+  /** The client's raw body bytes, forwarded untouched when nothing needs rewriting. */
+  readonly rawBody: Uint8Array
+  readonly upstreamModel: string
+  readonly stream: boolean
+  /** Whether the client asked for the usage chunk (`stream_options.include_usage`). */
+  readonly clientWantsUsage: boolean
+}
+
+export interface Capabilities {
+  readonly chat: boolean
+  readonly completion: boolean
+  readonly embedding: boolean
+}
+
+/** A dialect adapter bound to one backend endpoint. */
+export interface Adapter {
+  readonly dialect: Dialect
+  readonly capabilities: Capabilities
+  /** Sends a streaming request; resolves once the response headers are in and say success. */
+  readonly stream: (call: UpstreamCall) => Effect.Effect<FrameSource, FailureReason, Scope.Scope>
+  /** Sends a non-streaming request and reads the whole answer. */
+  readonly unary: (call: UpstreamCall) => Effect.Effect<UnaryResult, FailureReason, Scope.Scope>
+}

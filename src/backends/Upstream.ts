@@ -1,0 +1,191 @@
+/**
+ * HTTP plumbing shared by every dialect: one undici pool per backend endpoint, a request
+ * bound to the attempt's scope, and a pull over the response body.
+ *
+ * Owns the sockets. Closing the attempt's scope destroys an unfinished response body,
+ * which makes undici close that connection, so the engine sees the client leave. It
+ * never interprets bodies: dialect files do that.
+ */
+import { Effect, Exit, Redacted, Scope } from "effect"
+import type { Readable } from "node:stream"
+import { Pool } from "undici"
+import { ConnectTimeout, type FailureReason, Unavailable } from "./Failure.ts"
+
+export interface UpstreamResponse {
+  readonly status: number
+  readonly headers: Readonly<Record<string, string | ReadonlyArray<string> | undefined>>
+  readonly body: Readable
+}
+
+export interface UpstreamPool {
+  readonly origin: string
+  /** The path prefix of the base URL ("/v1"). */
+  readonly basePath: string
+  readonly apiKey: Redacted.Redacted<string> | undefined
+  /**
+   * Sends a POST bound to the current scope. `headersTimeoutMs` bounds the wait for the
+   * response headers; `onHeadersTimeout` names that failure (a stream's first-token
+   * deadline, a unary call's total deadline).
+   */
+  readonly post: (
+    path: string,
+    body: Uint8Array | string,
+    headers: Record<string, string>,
+    headersTimeoutMs: number,
+    onHeadersTimeout: () => FailureReason
+  ) => Effect.Effect<UpstreamResponse, FailureReason, Scope.Scope>
+  readonly get: (path: string, timeoutMs: number) => Effect.Effect<UpstreamResponse, FailureReason, Scope.Scope>
+  readonly close: Effect.Effect<void>
+  /** Requests currently open on the pool (for tests and metrics). */
+  readonly open: () => number
+}
+
+const describe = (e: unknown): string => {
+  if (typeof e === "object" && e !== null) {
+    const code = (e as { code?: unknown }).code
+    const message = (e as { message?: unknown }).message
+    return [code, message].filter((x) => typeof x === "string" && x !== "").join(": ") || String(e)
+  }
+  return String(e)
+}
+
+const codeOf = (e: unknown): unknown => typeof e === "object" && e !== null ? (e as { code?: unknown }).code : undefined
+
+export const make = (
+  baseUrl: string,
+  options: {
+    readonly connections: number
+    readonly apiKey: Redacted.Redacted<string> | undefined
+    readonly connectTimeoutMs: number
+  }
+): UpstreamPool => {
+  const url = new URL(baseUrl)
+  const basePath = url.pathname.replace(/\/+$/, "")
+  const pool = new Pool(url.origin, {
+    connections: options.connections,
+    pipelining: 1,
+    keepAliveTimeout: 30_000,
+    connectTimeout: options.connectTimeoutMs,
+    // Streams may be quiet for long stretches; idle gaps are enforced by the dispatcher.
+    bodyTimeout: 0
+  })
+  let open = 0
+  const auth = options.apiKey === undefined ? undefined : `Bearer ${Redacted.value(options.apiKey)}`
+
+  const send = (
+    method: "GET" | "POST",
+    path: string,
+    body: Uint8Array | string | undefined,
+    headers: Record<string, string>,
+    timeoutMs: number,
+    onHeadersTimeout: () => FailureReason
+  ): Effect.Effect<UpstreamResponse, FailureReason, Scope.Scope> =>
+    Effect.acquireRelease(
+      Effect.tryPromise({
+        try: (signal) => {
+          const h = auth === undefined ? headers : { authorization: auth, ...headers }
+          return pool.request({
+            method,
+            path: basePath + path,
+            headers: h,
+            body: body ?? null,
+            signal,
+            headersTimeout: timeoutMs
+          })
+        },
+        catch: (e): FailureReason => {
+          const code = codeOf(e)
+          if (code === "UND_ERR_HEADERS_TIMEOUT") return onHeadersTimeout()
+          if (code === "UND_ERR_CONNECT_TIMEOUT") return new ConnectTimeout({ afterMs: options.connectTimeoutMs })
+          return new Unavailable({ status: undefined, message: `${url.origin}: ${describe(e)}` })
+        }
+      }).pipe(
+        Effect.map((res) => {
+          open++
+          return { status: res.statusCode, headers: res.headers, body: res.body as unknown as Readable }
+        })
+      ),
+      (res, exit) =>
+        Effect.sync(() => {
+          open--
+          // An unfinished body is destroyed: undici then closes that socket.
+          if (!res.body.readableEnded || Exit.isFailure(exit)) res.body.destroy()
+        })
+    )
+
+  return {
+    origin: url.origin,
+    basePath,
+    apiKey: options.apiKey,
+    post: (path, body, headers, timeoutMs, onTimeout) => send("POST", path, body, headers, timeoutMs, onTimeout),
+    get: (path, timeoutMs) =>
+      send("GET", path, undefined, {}, timeoutMs, () => new Unavailable({ status: undefined, message: `GET ${path} timed out` })),
+    close: Effect.promise(() => pool.destroy()).pipe(Effect.ignore),
+    open: () => open
+  }
+}
+
+/** A pull over a Node readable: the next chunk, or null at the end. */
+export const pullBody = (body: Readable, onError: (e: unknown) => FailureReason) => {
+  let ended = body.readableEnded
+  let failure: unknown = undefined
+  let wake: (() => void) | undefined
+  const signal = () => {
+    const w = wake
+    wake = undefined
+    w?.()
+  }
+  body.on("readable", signal)
+  body.once("end", () => {
+    ended = true
+    signal()
+  })
+  body.once("error", (e) => {
+    failure = e
+    signal()
+  })
+  const next: Effect.Effect<Buffer | null, FailureReason> = Effect.suspend(() => {
+    const chunk = body.read() as Buffer | null
+    if (chunk !== null) return Effect.succeed(chunk)
+    if (failure !== undefined) return Effect.fail(onError(failure))
+    if (ended || body.readableEnded) return Effect.succeed(null)
+    return Effect.flatMap(
+      Effect.callback<void>((resume) => {
+        wake = () => resume(Effect.void)
+        return Effect.sync(() => {
+          wake = undefined
+        })
+      }),
+      () => next
+    )
+  })
+  return next
+}
+
+/** Reads a whole body, failing when it exceeds `limit` bytes. */
+export const readAll = (body: Readable, limit: number, onError: (e: unknown) => FailureReason) =>
+  Effect.gen(function*() {
+    const next = pullBody(body, onError)
+    const parts: Array<Buffer> = []
+    let size = 0
+    while (true) {
+      const chunk = yield* next
+      if (chunk === null) break
+      size += chunk.length
+      if (size > limit) {
+        return yield* Effect.fail(onError(new Error(`response body exceeded ${limit} bytes`)))
+      }
+      parts.push(chunk)
+    }
+    return parts.length === 1 ? parts[0]! : Buffer.concat(parts)
+  })
+
+export const header = (
+  headers: UpstreamResponse["headers"],
+  name: string
+): string | undefined => {
+  const v = headers[name]
+  return Array.isArray(v) ? v[0] : (v as string | undefined)
+}
+
+export type { Scope }

@@ -1,0 +1,102 @@
+/**
+ * The OpenAI-compatible adapter (OpenAI itself, vLLM, SGLang, llama.cpp, NIM, TGI's
+ * Messages API): sends the attempt over the backend's pool and hands back frames or
+ * the whole answer. Owns nothing beyond the attempt's scope.
+ */
+import { Clock, Effect } from "effect"
+import type { Dialect } from "../../../config/FileSchema.ts"
+import * as Usage from "../../../domain/Usage.ts"
+import { type Adapter, finishReason, type UpstreamCall } from "../../Contract.ts"
+import {
+  type FailureReason,
+  MalformedChunk,
+  TimeToFirstTokenExceeded,
+  TotalTimeout,
+  Unavailable
+} from "../../Failure.ts"
+import { header, readAll, type UpstreamPool, type UpstreamResponse } from "../../Upstream.ts"
+import * as Errors from "./Errors.ts"
+import * as Translate from "./openai_openai.ts"
+import * as OpenAIStream from "./Stream.ts"
+
+export interface Options {
+  readonly dialect: Dialect
+  readonly firstTokenMs: number
+  readonly totalMs: number
+  readonly maxEventBytes: number
+  readonly maxResponseBytes: number
+}
+
+const readFailure = (e: unknown): FailureReason =>
+  new Unavailable({ status: undefined, message: `upstream read failed: ${String(e)}` })
+
+/** Turns a non-2xx answer into its failure reason. */
+export const failureOf = (res: UpstreamResponse) =>
+  Effect.gen(function*() {
+    const text = yield* readAll(res.body, 64 * 1024, readFailure).pipe(
+      Effect.map((b) => b.toString("utf8")),
+      Effect.orElseSucceed(() => "")
+    )
+    const now = yield* Clock.currentTimeMillis
+    return yield* Effect.fail(Errors.fromResponse(res.status, header(res.headers, "retry-after"), text, now))
+  })
+
+const headersFor = (call: UpstreamCall, stream: boolean): Record<string, string> => ({
+  "content-type": "application/json",
+  accept: stream ? "text/event-stream" : "application/json",
+  "x-request-id": call.requestId
+})
+
+export const make = (pool: UpstreamPool, options: Options): Adapter => ({
+  dialect: options.dialect,
+  capabilities: { chat: true, completion: true, embedding: true },
+  stream: (call) =>
+    Effect.gen(function*() {
+      const res = yield* pool.post(
+        Translate.path(call.kind),
+        Translate.requestBody(call),
+        headersFor(call, true),
+        options.firstTokenMs,
+        () => new TimeToFirstTokenExceeded({ afterMs: options.firstTokenMs })
+      )
+      if (res.status < 200 || res.status >= 300) return yield* failureOf(res)
+      return OpenAIStream.frames(res.status, res.body, {
+        clientWantsUsage: call.clientWantsUsage,
+        maxEventBytes: options.maxEventBytes
+      })
+    }),
+  unary: (call) =>
+    Effect.gen(function*() {
+      const res = yield* pool.post(
+        Translate.path(call.kind),
+        Translate.requestBody(call),
+        headersFor(call, false),
+        options.totalMs,
+        () => new TotalTimeout({ afterMs: options.totalMs })
+      )
+      if (res.status < 200 || res.status >= 300) return yield* failureOf(res)
+      const body = yield* readAll(res.body, options.maxResponseBytes, readFailure)
+      let json: unknown
+      try {
+        json = JSON.parse(body.toString("utf8"))
+      } catch {
+        return yield* new MalformedChunk({ message: "the backend answered with invalid JSON" })
+      }
+      const o = (typeof json === "object" && json !== null ? json : {}) as Record<string, unknown>
+      if (o["error"] !== undefined && o["error"] !== null) {
+        const now = yield* Clock.currentTimeMillis
+        return yield* Effect.fail(Errors.fromResponse(500, undefined, body.toString("utf8"), now))
+      }
+      const choices = o["choices"]
+      const first = Array.isArray(choices) && typeof choices[0] === "object" && choices[0] !== null
+        ? (choices[0] as Record<string, unknown>)
+        : undefined
+      return {
+        status: res.status,
+        body,
+        contentType: header(res.headers, "content-type") ?? "application/json",
+        usage: Usage.fromOpenAI(o["usage"]),
+        finish: finishReason(first?.["finish_reason"])
+      }
+    })
+})

@@ -1,0 +1,167 @@
+/**
+ * OpenAI-compatible SSE → frames. Same dialect as the client, so each event's original
+ * bytes are forwarded untouched; the JSON is read on the side for token events.
+ *
+ * Owns the end-of-stream rules: `[DONE]` or a finish reason ends a stream cleanly; a
+ * stream that stops without either is a `MidStreamError`; an event with a top-level
+ * `error` key is a `MidStreamError` even after HTTP 200 (vLLM does this); bad JSON or an
+ * event past the size bound is a `MalformedChunk`.
+ */
+import { Effect } from "effect"
+import type { Readable } from "node:stream"
+import * as Usage from "../../../domain/Usage.ts"
+import { type Frame, finishReason, type FrameSource, type TokenEvent } from "../../Contract.ts"
+import { type FailureReason, MalformedChunk, MidStreamError, Unavailable } from "../../Failure.ts"
+import { EventTooLarge, type SseEvent, SseScanner } from "../../SseScanner.ts"
+import { pullBody } from "../../Upstream.ts"
+
+const asString = (v: unknown): string | undefined => typeof v === "string" ? v : undefined
+
+/** Reads the token events of one parsed chunk (chat or legacy completion). */
+export const chunkEvents = (chunk: Record<string, unknown>): Array<TokenEvent> => {
+  const events: Array<TokenEvent> = []
+  const choices = chunk["choices"]
+  if (Array.isArray(choices)) {
+    for (const choice of choices) {
+      if (typeof choice !== "object" || choice === null) continue
+      const c = choice as Record<string, unknown>
+      const delta = c["delta"]
+      if (typeof delta === "object" && delta !== null) {
+        const d = delta as Record<string, unknown>
+        const text = asString(d["content"]) ?? ""
+        const reasoning = asString(d["reasoning_content"]) ?? asString(d["reasoning"]) ?? ""
+        if (text !== "" || reasoning !== "") events.push({ _tag: "Delta", text: reasoning + text })
+        const calls = d["tool_calls"]
+        if (Array.isArray(calls)) {
+          for (const call of calls) {
+            if (typeof call !== "object" || call === null) continue
+            const tc = call as Record<string, unknown>
+            const fn = (typeof tc["function"] === "object" && tc["function"] !== null
+              ? tc["function"]
+              : {}) as Record<string, unknown>
+            events.push({
+              _tag: "ToolCallDelta",
+              index: typeof tc["index"] === "number" ? tc["index"] : 0,
+              id: asString(tc["id"]),
+              name: asString(fn["name"]),
+              arguments: asString(fn["arguments"])
+            })
+          }
+        }
+      } else {
+        const text = asString(c["text"])
+        if (text !== undefined && text !== "") events.push({ _tag: "Delta", text })
+      }
+      const finish = finishReason(c["finish_reason"])
+      if (finish !== undefined) events.push({ _tag: "Finish", reason: finish })
+    }
+  }
+  const usage = Usage.fromOpenAI(chunk["usage"])
+  if (usage !== undefined) events.push({ _tag: "Usage", usage })
+  return events
+}
+
+const errorEvent = (err: unknown): FailureReason => {
+  if (typeof err === "object" && err !== null) {
+    const e = err as Record<string, unknown>
+    return new MidStreamError({
+      message: asString(e["message"]) ?? JSON.stringify(err).slice(0, 300),
+      code: asString(e["code"]) ?? asString(e["type"])
+    })
+  }
+  return new MidStreamError({ message: String(err), code: undefined })
+}
+
+/** Interprets one SSE event. `done` is set for `[DONE]`. */
+export const toFrame = (
+  ev: SseEvent,
+  clientWantsUsage: boolean
+): { readonly frame: Frame; readonly done: boolean } => {
+  if (ev.data === "[DONE]") return { frame: { bytes: ev.raw, events: [] }, done: true }
+  if (ev.event === "error") {
+    let parsed: unknown = ev.data
+    try {
+      parsed = JSON.parse(ev.data)
+    } catch {
+      // keep the text
+    }
+    const inner = typeof parsed === "object" && parsed !== null && "error" in parsed
+      ? (parsed as { error: unknown }).error
+      : parsed
+    return { frame: { bytes: undefined, events: [{ _tag: "Error", failure: errorEvent(inner) }] }, done: false }
+  }
+  let json: unknown
+  try {
+    json = JSON.parse(ev.data)
+  } catch {
+    return {
+      frame: {
+        bytes: undefined,
+        events: [{ _tag: "Error", failure: new MalformedChunk({ message: `invalid JSON in SSE data: ${ev.data.slice(0, 120)}` }) }]
+      },
+      done: false
+    }
+  }
+  if (typeof json !== "object" || json === null || Array.isArray(json)) {
+    return {
+      frame: { bytes: undefined, events: [{ _tag: "Error", failure: new MalformedChunk({ message: "SSE data is not a JSON object" }) }] },
+      done: false
+    }
+  }
+  const chunk = json as Record<string, unknown>
+  if (chunk["error"] !== undefined && chunk["error"] !== null) {
+    return { frame: { bytes: undefined, events: [{ _tag: "Error", failure: errorEvent(chunk["error"]) }] }, done: false }
+  }
+  const events = chunkEvents(chunk)
+  // The usage-only chunk (choices: []) exists because the gateway asked for it: hide it
+  // from a client that did not.
+  const usageOnly = !clientWantsUsage && Array.isArray(chunk["choices"]) && chunk["choices"].length === 0 &&
+    events.length > 0 && events.every((e) => e._tag === "Usage")
+  return { frame: { bytes: usageOnly ? undefined : ev.raw, events }, done: false }
+}
+
+/** Wraps an upstream SSE body as a frame source. */
+export const frames = (
+  status: number,
+  body: Readable,
+  options: { readonly clientWantsUsage: boolean; readonly maxEventBytes: number }
+): FrameSource => {
+  const scanner = new SseScanner(options.maxEventBytes)
+  const read = pullBody(body, (e) => new Unavailable({ status: undefined, message: `upstream read failed: ${String(e)}` }))
+  let done = false
+  let finished = false
+  const convert = (events: ReadonlyArray<SseEvent>): Array<Frame> => {
+    const out: Array<Frame> = []
+    for (const ev of events) {
+      if (done) break
+      const r = toFrame(ev, options.clientWantsUsage)
+      if (r.done) done = true
+      for (const e of r.frame.events) if (e._tag === "Finish") finished = true
+      out.push(r.frame)
+    }
+    return out
+  }
+  const next: Effect.Effect<ReadonlyArray<Frame> | null, FailureReason> = Effect.flatMap(read, (chunk): Effect.Effect<
+    ReadonlyArray<Frame> | null,
+    FailureReason
+  > => {
+    if (chunk === null) {
+      const last = scanner.flush()
+      const tail = last === undefined ? [] : convert([last])
+      if (tail.length > 0) return Effect.succeed(tail)
+      if (done || finished) return Effect.succeed(null)
+      return Effect.fail(new MidStreamError({ message: "the backend closed the stream before [DONE]", code: undefined }))
+    }
+    if (done) return Effect.succeed([])
+    let events: Array<SseEvent>
+    try {
+      events = scanner.feed(chunk)
+    } catch (e) {
+      return Effect.fail(
+        new MalformedChunk({ message: e instanceof EventTooLarge ? e.message : `unreadable SSE: ${String(e)}` })
+      )
+    }
+    return Effect.succeed(convert(events))
+  })
+  return { status, next, buffered: () => scanner.buffered }
+}

@@ -1,0 +1,32 @@
+/**
+ * Translation OpenAI (client) → OpenAI-compatible (backend): the identity, except the
+ * model name becomes the backend's own and streaming requests always ask for the usage
+ * chunk (the gateway settles on reported usage; the chunk is hidden from clients that
+ * did not ask for it). When neither change is needed the client's bytes go out untouched.
+ */
+import type { UpstreamCall } from "../../Contract.ts"
+
+export const requestBody = (call: UpstreamCall): Uint8Array | string => {
+  const body = call.body
+  const sameModel = body["model"] === call.upstreamModel
+  if (!call.stream) {
+    return sameModel ? call.rawBody : JSON.stringify({ ...body, model: call.upstreamModel })
+  }
+  if (sameModel && call.clientWantsUsage) return call.rawBody
+  const options = body["stream_options"]
+  const streamOptions = typeof options === "object" && options !== null
+    ? { ...(options as Record<string, unknown>), include_usage: true }
+    : { include_usage: true }
+  return JSON.stringify({ ...body, model: call.upstreamModel, stream_options: streamOptions })
+}
+
+export const path = (kind: UpstreamCall["kind"]): string => {
+  switch (kind) {
+    case "chat":
+      return "/chat/completions"
+    case "completion":
+      return "/completions"
+    case "embedding":
+      return "/embeddings"
+  }
+}

@@ -1,0 +1,222 @@
+/**
+ * The validated, immutable plan (stage two of loading: validate across fields).
+ *
+ * Owns the rules that span fields: unique backend ids, unique model names and aliases,
+ * every model served by at least one backend, every backend model declared. A plan is
+ * a frozen value: a reload builds a new one and swaps it; nothing mutates a plan.
+ * This module does no I/O except reading the API-key environment variables it is given.
+ */
+import { Data, Redacted } from "effect"
+import * as Tokenizer from "../admission/Tokenizer.ts"
+import { BackendId, GpuSku, ModelId } from "../domain/Ids.ts"
+import { byteCount, type ConfigFile, type Dialect, durationMs } from "./FileSchema.ts"
+
+export interface ModelPlan {
+  readonly id: ModelId
+  readonly aliases: ReadonlyArray<string>
+  readonly defaultMaxTokens: number
+  readonly maxOutputTokens: number | undefined
+  readonly contextWindow: number | undefined
+  readonly tokenizer: Tokenizer.Encoding
+}
+
+export interface SimulatedPlan {
+  readonly profile: string
+  readonly timeScale: number
+  readonly jitter: number | undefined
+  readonly seed: number | undefined
+  readonly dialect: "openai" | "anthropic" | "ollama" | "sglang"
+}
+
+export interface BackendPlan {
+  readonly id: BackendId
+  readonly dialect: Dialect
+  /** Base URL with the API prefix (".../v1"); undefined until a simulated engine is started. */
+  readonly url: string | undefined
+  readonly simulate: SimulatedPlan | undefined
+  /** Public model id → the name the backend knows it by. */
+  readonly models: ReadonlyMap<ModelId, string>
+  readonly gpu: GpuSku
+  readonly quantization: string
+  readonly maxConcurrency: number
+  readonly connections: number
+  readonly apiKey: Redacted.Redacted<string> | undefined
+  readonly weight: number
+}
+
+export interface TimeoutsPlan {
+  readonly connectMs: number
+  readonly firstTokenMs: number
+  readonly idleMs: number
+  readonly totalMs: number
+  readonly queueMs: number
+  readonly drainMs: number
+}
+
+export interface Plan {
+  readonly server: { readonly host: string; readonly port: number }
+  readonly models: ReadonlyMap<ModelId, ModelPlan>
+  /** Every name a client may use (model ids and aliases) → the model id. */
+  readonly modelNames: ReadonlyMap<string, ModelId>
+  readonly backends: ReadonlyArray<BackendPlan>
+  readonly routing: { readonly policy: string }
+  readonly timeouts: TimeoutsPlan
+  readonly limits: { readonly maxBodyBytes: number }
+  readonly retries: { readonly maxAttempts: number; readonly budgetRatio: number; readonly minPerSecond: number }
+  readonly budgets: { readonly tokensPerWindow: number | undefined; readonly windowMs: number }
+}
+
+export class PlanError extends Data.TaggedError("PlanError")<{
+  readonly path: string
+  readonly message: string
+}> {
+  override toString() {
+    return `${this.path}: ${this.message}`
+  }
+}
+
+export const defaults = {
+  host: "127.0.0.1",
+  port: 8080,
+  defaultMaxTokens: 256,
+  maxConcurrency: 256,
+  connections: 128,
+  timeouts: { connect: "5s", first_token: "60s", idle: "30s", total: "10m", queue: "5s", drain: "30s" },
+  maxBodyBytes: 4 * 1024 * 1024,
+  retries: { maxAttempts: 3, budgetRatio: 0.2, minPerSecond: 5 },
+  budgetWindowMs: 60_000
+} as const
+
+/** Validates a decoded file into a plan; the environment is passed in so tests control it. */
+export const fromFile = (
+  file: ConfigFile,
+  env: Readonly<Record<string, string | undefined>>
+): Plan => {
+  const fail = (path: string, message: string): never => {
+    throw new PlanError({ path, message })
+  }
+  const models = new Map<ModelId, ModelPlan>()
+  const modelNames = new Map<string, ModelId>()
+  const claim = (name: string, id: ModelId, path: string) => {
+    const owner = modelNames.get(name)
+    if (owner !== undefined) fail(path, `name "${name}" is already used by model "${owner}"`)
+    modelNames.set(name, id)
+  }
+  ;(file.models ?? []).forEach((m, i) => {
+    const id = ModelId(m.name)
+    claim(m.name, id, `models[${i}].name`)
+    ;(m.aliases ?? []).forEach((alias, j) => claim(alias, id, `models[${i}].aliases[${j}]`))
+    if (m.default_max_tokens !== undefined && m.max_output_tokens !== undefined && m.default_max_tokens > m.max_output_tokens) {
+      fail(`models[${i}].default_max_tokens`, "must not exceed max_output_tokens")
+    }
+    models.set(id, {
+      id,
+      aliases: m.aliases ?? [],
+      defaultMaxTokens: m.default_max_tokens ?? m.max_output_tokens ?? defaults.defaultMaxTokens,
+      maxOutputTokens: m.max_output_tokens,
+      contextWindow: m.context_window,
+      tokenizer: m.tokenizer ?? Tokenizer.encodingFor(m.name)
+    })
+  })
+  const declared = (file.models ?? []).length > 0
+
+  const ids = new Set<string>()
+  const backends = file.backends.map((b, i): BackendPlan => {
+    const path = `backends[${i}]`
+    if (ids.has(b.id)) fail(`${path}.id`, `duplicate backend id "${b.id}"`)
+    ids.add(b.id)
+    if (b.url === undefined && b.simulate === undefined) fail(path, "needs either url or simulate")
+    if (b.url !== undefined && b.simulate !== undefined) fail(path, "url and simulate are exclusive")
+    const served = new Map<ModelId, string>()
+    b.models.forEach((entry, j) => {
+      const name = typeof entry === "string" ? entry : entry.name
+      const upstream = typeof entry === "string" ? entry : entry.upstream
+      const id = modelNames.get(name)
+      if (id === undefined) {
+        if (declared) fail(`${path}.models[${j}]`, `model "${name}" is not declared under models`)
+        // Without a models section, every served name declares a model.
+        const implicit = ModelId(name)
+        models.set(implicit, {
+          id: implicit,
+          aliases: [],
+          defaultMaxTokens: defaults.defaultMaxTokens,
+          maxOutputTokens: undefined,
+          contextWindow: undefined,
+          tokenizer: Tokenizer.encodingFor(name)
+        })
+        modelNames.set(name, implicit)
+        served.set(implicit, upstream)
+      } else {
+        if (served.has(id)) fail(`${path}.models[${j}]`, `model "${name}" is listed twice`)
+        served.set(id, upstream)
+      }
+    })
+    let apiKey: Redacted.Redacted<string> | undefined
+    if (b.api_key_env !== undefined) {
+      const value = env[b.api_key_env]
+      if (value === undefined || value === "") {
+        fail(`${path}.api_key_env`, `environment variable ${b.api_key_env} is not set`)
+      }
+      apiKey = Redacted.make(value!)
+    }
+    const simulate = b.simulate
+    return {
+      id: BackendId(b.id),
+      dialect: b.dialect ?? (simulate?.dialect ?? "openai"),
+      url: b.url?.replace(/\/+$/, ""),
+      simulate: simulate === undefined ? undefined : {
+        profile: simulate.profile,
+        timeScale: simulate.time_scale ?? 1,
+        jitter: simulate.jitter,
+        seed: simulate.seed,
+        dialect: simulate.dialect ?? "openai"
+      },
+      models: served,
+      gpu: GpuSku(b.gpu ?? "unknown"),
+      quantization: b.quantization ?? "unknown",
+      maxConcurrency: b.max_concurrency ?? defaults.maxConcurrency,
+      connections: b.connections ?? Math.min(b.max_concurrency ?? defaults.connections, defaults.connections),
+      apiKey,
+      weight: b.weight ?? 1
+    }
+  })
+
+  for (const [id] of models) {
+    if (!backends.some((b) => b.models.has(id))) {
+      const i = (file.models ?? []).findIndex((m) => m.name === id)
+      fail(`models[${i}]`, `model "${id}" is not served by any backend`)
+    }
+  }
+
+  const t = { ...defaults.timeouts, ...file.timeouts }
+  const r = file.retries ?? {}
+  return {
+    server: { host: file.server?.host ?? defaults.host, port: file.server?.port ?? defaults.port },
+    models,
+    modelNames,
+    backends,
+    routing: { policy: file.routing?.policy ?? "ordered" },
+    timeouts: {
+      connectMs: durationMs(t.connect),
+      firstTokenMs: durationMs(t.first_token),
+      idleMs: durationMs(t.idle),
+      totalMs: durationMs(t.total),
+      queueMs: durationMs(t.queue),
+      drainMs: durationMs(t.drain)
+    },
+    limits: {
+      maxBodyBytes: file.limits?.max_body_bytes === undefined
+        ? defaults.maxBodyBytes
+        : byteCount(file.limits.max_body_bytes)
+    },
+    retries: {
+      maxAttempts: r.max_attempts ?? defaults.retries.maxAttempts,
+      budgetRatio: r.budget_ratio ?? defaults.retries.budgetRatio,
+      minPerSecond: r.min_per_second ?? defaults.retries.minPerSecond
+    },
+    budgets: {
+      tokensPerWindow: file.budgets?.tokens_per_window,
+      windowMs: file.budgets?.window === undefined ? defaults.budgetWindowMs : durationMs(file.budgets.window)
+    }
+  }
+}

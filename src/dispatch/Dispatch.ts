@@ -1,0 +1,190 @@
+/**
+ * Dispatch: try candidates in the router's order until one commits.
+ *
+ * Each attempt runs in a child scope of the request's scope that owns its model slot, its
+ * KV pin and its upstream request. A failed attempt's scope is closed at once (slot
+ * returned, socket closed) before the next candidate is tried; the committed attempt's
+ * scope stays open until the request's scope closes. A stream commits at its first token,
+ * awaited under the time-to-first-token deadline; after that nothing here runs again for
+ * this request: a later failure belongs to the relay and ends the stream.
+ */
+import { type Cause, Clock, Context, Effect, Exit, Layer, Scope } from "effect"
+import type { RequestTracker } from "../accounting/Tracker.ts"
+import type { Backend } from "../backends/Backend.ts"
+import type { Frame, FrameSource, UnaryResult, UpstreamCall } from "../backends/Contract.ts"
+import { type FailureReason, TimeToFirstTokenExceeded } from "../backends/Failure.ts"
+import type { Plan } from "../config/Plan.ts"
+import type { GatewayRequest } from "../domain/Request.ts"
+import { RetryBudget } from "../resilience/RetryBudget.ts"
+import { Affinity } from "../routing/Affinity.ts"
+import { BackendFailed, BackendsExhausted } from "./Errors.ts"
+
+export interface CommittedStream {
+  readonly backend: Backend
+  /** Frames read before and including the first token. */
+  readonly head: ReadonlyArray<Frame>
+  readonly source: FrameSource
+}
+
+/** Failures after which the backend may already have run the prefill (their cost is waste). */
+const processedPrompt = (reason: FailureReason): boolean => {
+  switch (reason._tag) {
+    case "TimeToFirstTokenExceeded":
+    case "MidStreamError":
+    case "MalformedChunk":
+    case "OutOfMemory":
+    case "StreamStalled":
+    case "UpstreamError":
+    case "DegenerateOutput":
+    case "Truncated":
+    case "TotalTimeout":
+      return true
+    default:
+      return false
+  }
+}
+
+/** A frame that proves generation started: a token, a finish, or usage. */
+const isCommitting = (frame: Frame): boolean => frame.events.some((e) => e._tag !== "Error")
+
+const callFor = (req: GatewayRequest, backend: Backend): UpstreamCall => ({
+  kind: req.kind,
+  requestId: req.id,
+  body: req.body,
+  rawBody: req.rawBody,
+  upstreamModel: backend.plan.models.get(req.model.id) ?? req.model.id,
+  stream: req.stream,
+  clientWantsUsage: req.clientWantsUsage
+})
+
+/** The bounded number of pre-token frames held (role chunks, comments) before committing anyway. */
+const MAX_HEAD_FRAMES = 64
+
+export class Dispatcher extends Context.Service<Dispatcher, {
+  readonly stream: (
+    req: GatewayRequest,
+    candidates: ReadonlyArray<Backend>,
+    plan: Plan,
+    tracker: RequestTracker
+  ) => Effect.Effect<CommittedStream, BackendFailed | BackendsExhausted, Scope.Scope>
+  readonly unary: (
+    req: GatewayRequest,
+    candidates: ReadonlyArray<Backend>,
+    plan: Plan,
+    tracker: RequestTracker
+  ) => Effect.Effect<{ readonly backend: Backend; readonly result: UnaryResult }, BackendFailed | BackendsExhausted, Scope.Scope>
+}>()("sluice/dispatch/Dispatcher") {
+  static readonly layer = Layer.effect(
+    Dispatcher,
+    Effect.gen(function*() {
+      const retryBudget = yield* RetryBudget
+      const affinity = yield* Affinity
+
+      /** Runs `attempt` on each candidate in turn, each in its own child scope. */
+      const loop = <A>(
+        req: GatewayRequest,
+        candidates: ReadonlyArray<Backend>,
+        plan: Plan,
+        tracker: RequestTracker,
+        attempt: (backend: Backend) => Effect.Effect<A, FailureReason, Scope.Scope>
+      ): Effect.Effect<{ readonly backend: Backend; readonly value: A }, BackendFailed | BackendsExhausted, Scope.Scope> =>
+        Effect.gen(function*() {
+          const requestScope = yield* Effect.scope
+          let stoppedBy: "candidates" | "max_attempts" | "retry_budget" = "candidates"
+          let retryAfterMs: number | undefined
+          yield* retryBudget.deposit
+          for (let i = 0; i < candidates.length; i++) {
+            const backend = candidates[i]!
+            if (i >= plan.retries.maxAttempts) {
+              stoppedBy = "max_attempts"
+              break
+            }
+            if (i > 0 && !(yield* retryBudget.tryWithdraw)) {
+              stoppedBy = "retry_budget"
+              break
+            }
+            const attemptScope = yield* Scope.fork(requestScope, "sequential")
+            backend.stats.attempts++
+            const exit = yield* attempt(backend).pipe(Scope.provide(attemptScope), Effect.exit)
+            if (Exit.isSuccess(exit)) {
+              tracker.backend = backend.id
+              backend.stats.successes++
+              return { backend, value: exit.value }
+            }
+            yield* Scope.close(attemptScope, exit)
+            const failure = exit.cause.reasons.find((r) => r._tag === "Fail")
+            // No typed failure: a defect or an interruption, which propagates unchanged.
+            if (failure === undefined || failure._tag !== "Fail") return yield* Effect.failCause(exit.cause as Cause.Cause<never>)
+            const reason = failure.error
+            const now = yield* Clock.currentTimeMillis
+            const wasted = processedPrompt(reason) ? req.estimate.promptTokens : 0
+            backend.stats.recordFailure(reason._tag)
+            backend.stats.wastedPromptTokens += wasted
+            tracker.attempts.push({ backend: backend.id, reason: reason._tag, message: reason.message, wastedPromptTokens: wasted })
+            if ("retryAfterMs" in reason && reason.retryAfterMs !== undefined) {
+              backend.coolDownUntilMs = Math.max(backend.coolDownUntilMs, now + reason.retryAfterMs)
+              retryAfterMs = retryAfterMs === undefined ? reason.retryAfterMs : Math.min(retryAfterMs, reason.retryAfterMs)
+            }
+            if (!reason.isRetryable) return yield* new BackendFailed({ backend: backend.id, reason })
+          }
+          return yield* new BackendsExhausted({ model: req.model.id, attempts: tracker.attempts, stoppedBy, retryAfterMs })
+        })
+
+      const hold = (req: GatewayRequest, backend: Backend, plan: Plan) =>
+        Effect.gen(function*() {
+          yield* backend.slots.acquire(plan.timeouts.queueMs)
+          if (req.sessionKey !== undefined) yield* affinity.pin(req.sessionKey, backend.id)
+        })
+
+      const streamAttempt = (req: GatewayRequest, plan: Plan, tracker: RequestTracker) => (backend: Backend) =>
+        Effect.gen(function*() {
+          const started = yield* Clock.currentTimeMillis
+          yield* hold(req, backend, plan)
+          const deadline = started + plan.timeouts.firstTokenMs
+          const ttft = () => new TimeToFirstTokenExceeded({ afterMs: plan.timeouts.firstTokenMs })
+          const source = yield* backend.adapter.stream(callFor(req, backend)).pipe(
+            Effect.timeoutOrElse({ duration: plan.timeouts.firstTokenMs, orElse: () => Effect.fail(ttft()) })
+          )
+          const head: Array<Frame> = []
+          while (true) {
+            const remaining = Math.max(0, deadline - (yield* Clock.currentTimeMillis))
+            const frames = yield* source.next.pipe(
+              Effect.timeoutOrElse({ duration: remaining, orElse: () => Effect.fail(ttft()) })
+            )
+            if (frames === null) break
+            let committing = false
+            for (const frame of frames) {
+              for (const e of frame.events) if (e._tag === "Error") return yield* Effect.fail(e.failure)
+              head.push(frame)
+              if (isCommitting(frame)) committing = true
+            }
+            if (committing || head.length >= MAX_HEAD_FRAMES) break
+          }
+          const now = yield* Clock.currentTimeMillis
+          tracker.committedAtMs = now
+          backend.stats.ttftMs.observe(now - started)
+          for (const frame of head) tracker.observe(frame.events, now)
+          return { head, source }
+        })
+
+      const unaryAttempt = (req: GatewayRequest, plan: Plan) => (backend: Backend) =>
+        Effect.gen(function*() {
+          yield* hold(req, backend, plan)
+          return yield* backend.adapter.unary(callFor(req, backend))
+        })
+
+      return Dispatcher.of({
+        stream: (req, candidates, plan, tracker) =>
+          Effect.map(
+            loop(req, candidates, plan, tracker, streamAttempt(req, plan, tracker)),
+            ({ backend, value }) => ({ backend, head: value.head, source: value.source })
+          ),
+        unary: (req, candidates, plan, tracker) =>
+          Effect.map(
+            loop(req, candidates, plan, tracker, unaryAttempt(req, plan)),
+            ({ backend, value }) => ({ backend, result: value })
+          )
+      })
+    })
+  )
+}

@@ -1,0 +1,38 @@
+/**
+ * A decoded, admitted request as it travels through the phases. Immutable: what changes
+ * while the request runs lives in its `RequestTracker` (accounting/Tracker.ts).
+ */
+import type { CallKind } from "../backends/Contract.ts"
+import type { ModelPlan } from "../config/Plan.ts"
+import type { RequestId, TenantId } from "./Ids.ts"
+
+/** Token estimates computed once at admission and carried on the request. */
+export interface Estimate {
+  /** Prompt tokens from the tokenizer (exact for OpenAI encodings, approximate otherwise). */
+  readonly promptTokens: number
+  /** Output tokens the request may produce: `max_tokens` or the model's default. */
+  readonly maxOutputTokens: number
+  /** Tokens reserved against the tenant's budget. */
+  readonly reservationTokens: number
+}
+
+export interface GatewayRequest {
+  readonly id: RequestId
+  readonly kind: CallKind
+  readonly model: ModelPlan
+  /** The name the client used (may be an alias). */
+  readonly requestedModel: string
+  readonly body: Readonly<Record<string, unknown>>
+  readonly rawBody: Uint8Array
+  readonly stream: boolean
+  readonly clientWantsUsage: boolean
+  /** `max_tokens` / `max_completion_tokens` as sent, if any. */
+  readonly requestedMaxTokens: number | undefined
+  readonly estimate: Estimate
+  readonly tenant: TenantId
+  /** Session affinity key (`x-session-id` header or the `user` field). */
+  readonly sessionKey: string | undefined
+  /** Prompt text the estimate and the prefix key were computed from (bounded). */
+  readonly promptPrefix: string
+  readonly receivedAtMs: number
+}

@@ -1,0 +1,206 @@
+/**
+ * The request lifecycle of the public inference endpoints, phase by phase:
+ *
+ *   accept → decode → admit → route → dispatch → stream → account → release
+ *
+ * Everything the request holds is acquired in the server-provided request scope (never a
+ * nested `Effect.scoped`, which would release before the body is written): the log line
+ * (accept), the reservation whose release settles it (admit), and, through dispatch, the
+ * slot, the KV pin and the upstream request. Closing that scope (end of body, client
+ * disconnect, shutdown) releases all of it, in reverse order, with the `Exit`.
+ */
+import { Cause, Clock, Effect, Exit } from "effect"
+import { HttpServerRequest, HttpServerResponse } from "effect/http"
+import { Accounting } from "../accounting/Accounting.ts"
+import { RequestTracker } from "../accounting/Tracker.ts"
+import { TokenBudget } from "../admission/Budget.ts"
+import * as Estimate from "../admission/Estimate.ts"
+import type { CallKind } from "../backends/Contract.ts"
+import { GatewayConfig } from "../config/GatewayConfig.ts"
+import { RequestId, TenantId } from "../domain/Ids.ts"
+import type { GatewayRequest } from "../domain/Request.ts"
+import { Dispatcher } from "../dispatch/Dispatch.ts"
+import { relay } from "../dispatch/Relay.ts"
+import { RequestLog } from "../observability/RequestLog.ts"
+import { Router } from "../routing/Router.ts"
+import { readBody, parseJson, validate } from "./Body.ts"
+import * as ErrorResponse from "./ErrorResponse.ts"
+import { Lifecycle } from "./Lifecycle.ts"
+import { Draining, InvalidBody, UnknownModel } from "./RequestErrors.ts"
+
+const REQUEST_ID = /^[A-Za-z0-9._:@/+=-]{1,128}$/
+const PREFIX_CHARS = 4096
+
+export const requestIdOf = (request: HttpServerRequest.HttpServerRequest): RequestId => {
+  const given = request.headers["x-request-id"]
+  return RequestId(given !== undefined && REQUEST_ID.test(given) ? given : crypto.randomUUID())
+}
+
+const positiveInt = (v: unknown): number | undefined => typeof v === "number" && Number.isInteger(v) && v > 0 ? v : undefined
+
+const tenantOf = (_request: HttpServerRequest.HttpServerRequest) => TenantId("default")
+
+export const makeHandler = (kind: CallKind) =>
+  Effect.gen(function*() {
+    const config = yield* GatewayConfig
+    const budget = yield* TokenBudget
+    const accounting = yield* Accounting
+    const router = yield* Router
+    const dispatcher = yield* Dispatcher
+    const log = yield* RequestLog
+    const { state } = yield* Lifecycle
+
+    return Effect.fn(`Gateway.${kind}`)(function*(request: HttpServerRequest.HttpServerRequest) {
+      // accept
+      const receivedAtMs = yield* Clock.currentTimeMillis
+      const requestId = requestIdOf(request)
+      const tracker = new RequestTracker(receivedAtMs)
+      let model: string | undefined
+      let admitted = false
+      state.inFlight++
+      yield* Effect.addFinalizer((exit) =>
+        Effect.map(Clock.currentTimeMillis, (now) => {
+          state.inFlight--
+          if (!log.enabled) return
+          const outcome = tracker.outcome ?? (Exit.hasInterrupts(exit) ? "client_aborted" : "completed")
+          const usage = tracker.reported
+          log.write({
+            ts: new Date(now).toISOString(),
+            level: outcome === "error" ? "error" : tracker.status >= 500 || outcome === "partial" ? "warn" : "info",
+            msg: "request",
+            request_id: requestId,
+            method: request.method,
+            path: request.url,
+            model,
+            backend: tracker.backend,
+            status: Exit.hasInterrupts(exit) && tracker.status === 0 ? 499 : tracker.status,
+            outcome,
+            prompt_tokens: usage?.promptTokens ?? 0,
+            completion_tokens: usage?.completionTokens ?? tracker.countedCompletionTokens,
+            cached_tokens: usage?.cachedTokens ?? 0,
+            ttft_ms: tracker.ttftMs,
+            duration_ms: now - receivedAtMs,
+            attempts: tracker.attempts.map((a) => ({ backend: a.backend, reason: a.reason })),
+            error: tracker.failureAfterCommit?._tag ?? tracker.errorType
+          })
+        })
+      )
+
+      const serve = Effect.gen(function*() {
+        if (state.draining) return yield* new Draining()
+        const plan = yield* config.current
+
+        // decode
+        const rawBody = yield* readBody(request, plan.limits.maxBodyBytes)
+        const body = yield* parseJson(rawBody)
+        yield* validate(kind, body)
+        model = body["model"] as string
+        const modelId = plan.modelNames.get(model)
+        if (modelId === undefined) return yield* new UnknownModel({ model })
+        const modelPlan = plan.models.get(modelId)!
+        const stream = kind !== "embedding" && body["stream"] === true
+        const options = body["stream_options"]
+        const clientWantsUsage = typeof options === "object" && options !== null &&
+          (options as Record<string, unknown>)["include_usage"] === true
+        const requestedMaxTokens = positiveInt(body["max_completion_tokens"]) ?? positiveInt(body["max_tokens"])
+        if (requestedMaxTokens !== undefined && modelPlan.maxOutputTokens !== undefined && requestedMaxTokens > modelPlan.maxOutputTokens) {
+          return yield* new InvalidBody({
+            message: `max_tokens is too large: ${requestedMaxTokens}. This model supports at most ${modelPlan.maxOutputTokens} completion tokens.`,
+            param: body["max_completion_tokens"] !== undefined ? "max_completion_tokens" : "max_tokens"
+          })
+        }
+        const { estimate, prompt } = Estimate.estimate(
+          kind,
+          body,
+          modelPlan.tokenizer,
+          requestedMaxTokens ?? modelPlan.defaultMaxTokens
+        )
+        if (modelPlan.contextWindow !== undefined && estimate.promptTokens + (requestedMaxTokens ?? 0) > modelPlan.contextWindow) {
+          return yield* new InvalidBody({
+            message: `This model's maximum context length is ${modelPlan.contextWindow} tokens. However, you requested about ${estimate.promptTokens + (requestedMaxTokens ?? 0)} tokens (${estimate.promptTokens} in the messages, ${requestedMaxTokens ?? 0} in the completion).`,
+            param: "messages"
+          })
+        }
+        const sessionHeader = request.headers["x-session-id"]
+        const user = body["user"]
+        const req: GatewayRequest = {
+          id: requestId,
+          kind,
+          model: modelPlan,
+          requestedModel: model,
+          body,
+          rawBody,
+          stream,
+          clientWantsUsage,
+          requestedMaxTokens,
+          estimate,
+          tenant: tenantOf(request),
+          sessionKey: sessionHeader !== undefined && sessionHeader !== ""
+            ? `s:${sessionHeader}`
+            : typeof user === "string" && user !== "" ? `u:${user}` : undefined,
+          promptPrefix: prompt.text.slice(0, PREFIX_CHARS),
+          receivedAtMs
+        }
+
+        // admit: the reservation's release is the settlement (exactly once, with the Exit)
+        yield* Effect.acquireRelease(
+          budget.reserve(req.tenant, estimate.reservationTokens),
+          (reservation, exit) =>
+            Effect.flatMap(Clock.currentTimeMillis, (now) => accounting.settle(req, reservation, tracker, exit, now))
+        )
+        admitted = true
+
+        // route
+        const candidates = yield* router.candidates(req)
+
+        // dispatch → stream
+        if (stream) {
+          const committed = yield* dispatcher.stream(req, candidates, plan, tracker)
+          tracker.status = 200
+          return HttpServerResponse.stream(relay(req, committed, plan, tracker), {
+            contentType: "text/event-stream",
+            headers: {
+              "x-request-id": requestId,
+              "cache-control": "no-cache",
+              "x-sluice-backend": committed.backend.id
+            }
+          })
+        }
+        const { backend, result } = yield* dispatcher.unary(req, candidates, plan, tracker)
+        const now = yield* Clock.currentTimeMillis
+        tracker.firstTokenAtMs = now
+        tracker.reported = result.usage
+        tracker.finish = result.finish
+        tracker.outcome = "completed"
+        tracker.status = result.status
+        return HttpServerResponse.uint8Array(result.body, {
+          status: result.status,
+          contentType: result.contentType,
+          headers: { "x-request-id": requestId, "x-sluice-backend": backend.id }
+        })
+      })
+
+      return yield* serve.pipe(
+        Effect.catch((error) =>
+          Effect.sync(() => {
+            const wire = ErrorResponse.toWire(error)
+            tracker.status = wire.status
+            tracker.errorType = error._tag
+            tracker.outcome = admitted ? "failed" : "rejected"
+            return ErrorResponse.response(wire, requestId)
+          })
+        ),
+        Effect.catchCause((cause) => {
+          // A client abort (interruption) propagates; anything else is a defect: opaque 500.
+          if (Cause.hasInterrupts(cause)) return Effect.failCause(cause)
+          tracker.status = 500
+          tracker.outcome = "error"
+          tracker.errorType = "Defect"
+          return Effect.as(
+            Effect.logError("request defect", { requestId, cause: Cause.pretty(cause) }),
+            ErrorResponse.defect(requestId)
+          )
+        })
+      )
+    })
+  })

@@ -1,0 +1,93 @@
+/**
+ * The KV pin index: "this session (or prompt prefix) lives on backend B".
+ *
+ * A request holds a hard pin for as long as its scope is open; when the scope closes the
+ * pin becomes a soft hint that expires after `ttlMs`. Capacity is bounded: when full, the
+ * least recently used soft hint is evicted (hard pins are never evicted). The router
+ * reads hints; only the dispatcher takes pins, and only through `pin` (scoped).
+ */
+import { Clock, Context, Effect, Layer, Scope } from "effect"
+import type { BackendId } from "../domain/Ids.ts"
+
+interface Entry {
+  backend: BackendId
+  held: number
+  expiresAt: number
+}
+
+export interface AffinitySnapshot {
+  readonly entries: number
+  /** Pins held by open requests (must be 0 when the gateway is idle). */
+  readonly heldPins: number
+}
+
+export class Affinity extends Context.Service<Affinity, {
+  /** Pins `key` to `backend` until the current scope closes; then it is a soft hint. */
+  readonly pin: (key: string, backend: BackendId) => Effect.Effect<void, never, Scope.Scope>
+  /** The backend a key is pinned or hinted to, if any. */
+  readonly lookup: (key: string) => Effect.Effect<BackendId | undefined>
+  /** Drops every hint to a backend (it turned unhealthy). */
+  readonly forget: (backend: BackendId) => Effect.Effect<void>
+  readonly snapshot: Effect.Effect<AffinitySnapshot>
+}>()("sluice/routing/Affinity") {
+  static readonly layer = Layer.sync(Affinity, () => make(100_000, 10 * 60_000))
+}
+
+export const make = (capacity: number, ttlMs: number): Affinity["Service"] => {
+  // A Map iterates in insertion order: re-inserting on use keeps it in LRU order.
+  const entries = new Map<string, Entry>()
+  let heldPins = 0
+
+  const evict = (now: number) => {
+    if (entries.size < capacity) return
+    for (const [key, e] of entries) {
+      if (e.held === 0 || e.expiresAt <= now) {
+        entries.delete(key)
+        if (entries.size < capacity) return
+      }
+    }
+  }
+
+  return Affinity.of({
+    pin: (key, backend) =>
+      Effect.uninterruptible(Effect.flatMap(Clock.currentTimeMillis, (now) => {
+        let e = entries.get(key)
+        if (e === undefined) {
+          evict(now)
+          e = { backend, held: 0, expiresAt: now + ttlMs }
+        } else {
+          entries.delete(key)
+          if (e.backend !== backend) {
+            // The session moved (failover or rebalancing): the newest placement wins.
+            e.backend = backend
+          }
+        }
+        entries.set(key, e)
+        e.held++
+        heldPins++
+        const entry = e
+        return Effect.addFinalizer(() =>
+          Effect.map(Clock.currentTimeMillis, (at) => {
+            entry.held--
+            heldPins--
+            entry.expiresAt = at + ttlMs
+          })
+        )
+      })),
+    lookup: (key) =>
+      Effect.map(Clock.currentTimeMillis, (now) => {
+        const e = entries.get(key)
+        if (e === undefined) return undefined
+        if (e.held === 0 && e.expiresAt <= now) {
+          entries.delete(key)
+          return undefined
+        }
+        return e.backend
+      }),
+    forget: (backend) =>
+      Effect.sync(() => {
+        for (const [key, e] of entries) if (e.backend === backend && e.held === 0) entries.delete(key)
+      }),
+    snapshot: Effect.sync(() => ({ entries: entries.size, heldPins }))
+  })
+}

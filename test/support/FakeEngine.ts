@@ -1,0 +1,205 @@
+/**
+ * An in-test fake OpenAI-compatible engine on a real socket. Each request's behaviour is
+ * chosen by the test through `script` (by model name), so one engine can answer, stall,
+ * fail before the first token, fail mid-stream or stream slowly. It records what it saw
+ * (request bodies and headers, sockets opened and closed) so tests can assert that the
+ * gateway forwarded bytes and closed the upstream socket when the client left.
+ */
+import { type IncomingMessage, type Server, type ServerResponse, createServer } from "node:http"
+import type { AddressInfo, Socket } from "node:net"
+
+export interface Script {
+  /** HTTP status before any token (default 200). */
+  readonly status?: number
+  readonly errorBody?: string
+  readonly headers?: Record<string, string>
+  /** Text tokens to stream (default ["Hello", " world"]). */
+  readonly tokens?: ReadonlyArray<string>
+  /** Delay before the first token and between tokens, ms. */
+  readonly firstDelayMs?: number
+  readonly gapMs?: number
+  /** After this many tokens, send a vLLM-style error event (status stays 200). */
+  readonly errorAfter?: number
+  /** After this many tokens, go silent forever. */
+  readonly stallAfter?: number
+  /** After this many tokens, destroy the socket. */
+  readonly resetAfter?: number
+  /** Send a malformed chunk after this many tokens. */
+  readonly malformedAfter?: number
+  readonly finishReason?: string
+  readonly usage?: { readonly prompt_tokens: number; readonly completion_tokens: number; readonly cached_tokens?: number }
+  readonly toolCall?: { readonly name: string; readonly arguments: ReadonlyArray<string> }
+}
+
+export interface Seen {
+  readonly path: string
+  readonly headers: IncomingMessage["headers"]
+  readonly body: Record<string, unknown>
+}
+
+export interface FakeEngine {
+  readonly url: string
+  readonly seen: Array<Seen>
+  /** Sockets currently open to this engine. */
+  readonly openSockets: () => number
+  /** Upstream requests whose response was closed before it ended (the gateway aborted). */
+  readonly aborted: () => number
+  /** Resolves with the time (performance.now) of the next response close. */
+  readonly nextClose: () => Promise<number>
+  script: (model: string, body: Record<string, unknown>) => Script
+  readonly close: () => Promise<void>
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+const chunk = (id: string, model: string, delta: Record<string, unknown>, finish: string | null = null, usage: unknown = null) =>
+  `data: ${JSON.stringify({
+    id,
+    object: "chat.completion.chunk",
+    created: 1,
+    model,
+    choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }],
+    usage
+  })}\n\n`
+
+export const start = async (script: FakeEngine["script"] = () => ({})): Promise<FakeEngine> => {
+  const seen: Array<Seen> = []
+  const sockets = new Set<Socket>()
+  let aborted = 0
+  let closeWaiters: Array<(t: number) => void> = []
+  const engine: FakeEngine = {
+    url: "",
+    seen,
+    openSockets: () => sockets.size,
+    aborted: () => aborted,
+    nextClose: () => new Promise((resolve) => closeWaiters.push(resolve)),
+    script,
+    close: async () => {
+      for (const s of sockets) s.destroy()
+      await new Promise<void>((r) => server.close(() => r()))
+    }
+  }
+
+  const handle = async (req: IncomingMessage, res: ServerResponse) => {
+    const parts: Array<Buffer> = []
+    for await (const c of req) parts.push(c as Buffer)
+    const text = Buffer.concat(parts).toString("utf8")
+    const url = req.url ?? "/"
+    if (req.method === "GET" && url.endsWith("/models")) {
+      res.writeHead(200, { "content-type": "application/json" })
+      res.end(JSON.stringify({ object: "list", data: [{ id: "fake-model", object: "model" }] }))
+      return
+    }
+    const body = text === "" ? {} : JSON.parse(text) as Record<string, unknown>
+    seen.push({ path: url, headers: req.headers, body })
+    const model = String(body["model"] ?? "")
+    const s = engine.script(model, body)
+    let ended = false
+    res.on("close", () => {
+      if (!res.writableEnded) aborted++
+      ended = true
+      const t = performance.now()
+      const w = closeWaiters
+      closeWaiters = []
+      for (const f of w) f(t)
+    })
+    if ((s.status ?? 200) !== 200) {
+      if (s.firstDelayMs) await sleep(s.firstDelayMs)
+      res.writeHead(s.status!, { "content-type": "application/json", ...s.headers })
+      res.end(s.errorBody ?? JSON.stringify({ error: { message: `fake failure ${s.status}`, type: "server_error", param: null, code: null } }))
+      return
+    }
+    const tokens = s.tokens ?? ["Hello", " world"]
+    const usage = s.usage ?? { prompt_tokens: 11, completion_tokens: tokens.length }
+    const usageJson = {
+      prompt_tokens: usage.prompt_tokens,
+      completion_tokens: usage.completion_tokens,
+      total_tokens: usage.prompt_tokens + usage.completion_tokens,
+      prompt_tokens_details: { cached_tokens: usage.cached_tokens ?? 0 }
+    }
+    const id = `chatcmpl-${seen.length}`
+    if (url.endsWith("/embeddings")) {
+      const inputs = Array.isArray(body["input"]) ? body["input"] : [body["input"]]
+      res.writeHead(200, { "content-type": "application/json" })
+      res.end(JSON.stringify({
+        object: "list",
+        data: inputs.map((_, index) => ({ object: "embedding", index, embedding: [0.1, 0.2, 0.3] })),
+        model,
+        usage: { prompt_tokens: 5 * inputs.length, total_tokens: 5 * inputs.length }
+      }))
+      return
+    }
+    if (body["stream"] !== true) {
+      if (s.firstDelayMs) await sleep(s.firstDelayMs)
+      if (ended) return
+      const message: Record<string, unknown> = { role: "assistant", content: tokens.join("") }
+      if (s.toolCall) {
+        message["content"] = null
+        message["tool_calls"] = [{ id: "call_1", type: "function", function: { name: s.toolCall.name, arguments: s.toolCall.arguments.join("") } }]
+      }
+      res.writeHead(200, { "content-type": "application/json" })
+      res.end(JSON.stringify(
+        url.endsWith("/completions") && !url.endsWith("/chat/completions")
+          ? { id, object: "text_completion", created: 1, model, choices: [{ index: 0, text: tokens.join(""), finish_reason: s.finishReason ?? "stop" }], usage: usageJson }
+          : { id, object: "chat.completion", created: 1, model, choices: [{ index: 0, message, finish_reason: s.toolCall ? "tool_calls" : s.finishReason ?? "stop" }], usage: usageJson }
+      ))
+      return
+    }
+    res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" })
+    res.flushHeaders()
+    if (s.firstDelayMs) await sleep(s.firstDelayMs)
+    const legacy = url.endsWith("/completions") && !url.endsWith("/chat/completions")
+    const write = (data: string) => {
+      if (!ended) res.write(data)
+    }
+    if (s.toolCall) {
+      write(chunk(id, model, { role: "assistant", content: null, tool_calls: [{ index: 0, id: "call_1", type: "function", function: { name: s.toolCall.name, arguments: "" } }] }))
+      for (const a of s.toolCall.arguments) {
+        if (s.gapMs) await sleep(s.gapMs)
+        write(chunk(id, model, { tool_calls: [{ index: 0, function: { arguments: a } }] }))
+      }
+      write(chunk(id, model, {}, "tool_calls"))
+    } else {
+      for (let i = 0; i < tokens.length; i++) {
+        if (ended) return
+        if (i > 0 && s.gapMs) await sleep(s.gapMs)
+        if (s.errorAfter === i) {
+          write(`data: ${JSON.stringify({ error: { message: "engine died mid-stream", type: "InternalServerError", code: 500 } })}\n\n`)
+          res.end()
+          return
+        }
+        if (s.stallAfter === i) return
+        if (s.resetAfter === i) {
+          res.socket?.destroy()
+          return
+        }
+        if (s.malformedAfter === i) write("data: {not json\n\n")
+        write(legacy
+          ? `data: ${JSON.stringify({ id, object: "text_completion", created: 1, model, choices: [{ index: 0, text: tokens[i], finish_reason: null }] })}\n\n`
+          : chunk(id, model, i === 0 ? { role: "assistant", content: tokens[i] } : { content: tokens[i] }))
+      }
+      if (s.stallAfter === tokens.length) return
+      write(legacy
+        ? `data: ${JSON.stringify({ id, object: "text_completion", created: 1, model, choices: [{ index: 0, text: "", finish_reason: s.finishReason ?? "stop" }] })}\n\n`
+        : chunk(id, model, {}, s.finishReason ?? "stop"))
+    }
+    const so = body["stream_options"] as { include_usage?: boolean } | undefined
+    if (so?.include_usage) {
+      write(`data: ${JSON.stringify({ id, object: "chat.completion.chunk", created: 1, model, choices: [], usage: usageJson })}\n\n`)
+    }
+    write("data: [DONE]\n\n")
+    if (!ended) res.end()
+  }
+
+  const server: Server = createServer((req, res) => {
+    handle(req, res).catch(() => res.destroy())
+  })
+  server.on("connection", (socket: Socket) => {
+    sockets.add(socket)
+    socket.on("close", () => sockets.delete(socket))
+  })
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()))
+  const port = (server.address() as AddressInfo).port
+  ;(engine as { url: string }).url = `http://127.0.0.1:${port}/v1`
+  return engine
+}
