@@ -33,10 +33,12 @@ export const parse = (
   env: Readonly<Record<string, string | undefined>>
 ): Effect.Effect<Plan.Plan, ConfigError> =>
   Effect.gen(function*() {
-    const doc = Yaml.parseDocument(text, { prettyErrors: false, uniqueKeys: true })
+    const lineCounter = new Yaml.LineCounter()
+    const doc = Yaml.parseDocument(text, { prettyErrors: false, uniqueKeys: true, lineCounter })
     if (doc.errors.length > 0) {
       const e = doc.errors[0]!
-      const where = e.linePos?.[0] ? ` at line ${e.linePos[0].line}, column ${e.linePos[0].col}` : ""
+      const at = lineCounter.linePos(e.pos[0])
+      const where = ` at line ${at.line}, column ${at.col}`
       return yield* new ConfigError({ source, message: `YAML${where}: ${e.message}` })
     }
     const raw: unknown = doc.toJS()

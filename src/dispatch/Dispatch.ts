@@ -21,7 +21,7 @@ import { BackendFailed, BackendsExhausted } from "./Errors.ts"
 
 export interface CommittedStream {
   readonly backend: Backend
-  /** Frames read before and including the first token. */
+  /** Frames read up to the first token (and any that arrived with it), not yet observed. */
   readonly head: ReadonlyArray<Frame>
   readonly source: FrameSource
 }
@@ -152,18 +152,21 @@ export class Dispatcher extends Context.Service<Dispatcher, {
               Effect.timeoutOrElse({ duration: remaining, orElse: () => Effect.fail(ttft()) })
             )
             if (frames === null) break
-            let committing = false
+            let committed = false
             for (const frame of frames) {
-              for (const e of frame.events) if (e._tag === "Error") return yield* Effect.fail(e.failure)
+              // Frames after the first token belong to the committed stream, errors included:
+              // the relay reads them in order.
+              if (!committed) {
+                for (const e of frame.events) if (e._tag === "Error") return yield* Effect.fail(e.failure)
+                if (isCommitting(frame)) committed = true
+              }
               head.push(frame)
-              if (isCommitting(frame)) committing = true
             }
-            if (committing || head.length >= MAX_HEAD_FRAMES) break
+            if (committed || head.length >= MAX_HEAD_FRAMES) break
           }
           const now = yield* Clock.currentTimeMillis
           tracker.committedAtMs = now
           backend.stats.ttftMs.observe(now - started)
-          for (const frame of head) tracker.observe(frame.events, now)
           return { head, source }
         })
 

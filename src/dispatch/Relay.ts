@@ -38,16 +38,24 @@ export const relay = (
 ): Stream.Stream<Uint8Array> => {
   const source = committed.source
   const totalDeadline = req.receivedAtMs + plan.timeouts.totalMs
-  let pending: Array<Uint8Array> = []
-  for (const frame of committed.head) if (frame.bytes !== undefined) pending.push(frame.bytes)
   let ended = false
-
   const fail = (failure: FailureReason): Effect.Effect<Chunk> => {
     ended = true
     tracker.failureAfterCommit = failure
     tracker.outcome = "partial"
     committed.backend.stats.recordFailure(failure._tag)
     return Effect.succeed([streamErrorEvent(failure)])
+  }
+
+  // The frames read while waiting for the first token go out first, through the same rules.
+  const head = collect(committed.head, tracker, tracker.committedAtMs ?? req.receivedAtMs)
+  let pending: Array<Uint8Array> = head.out
+  if (head.failure !== undefined) {
+    ended = true
+    tracker.failureAfterCommit = head.failure
+    tracker.outcome = "partial"
+    committed.backend.stats.recordFailure(head.failure._tag)
+    pending.push(streamErrorEvent(head.failure))
   }
 
   const pull: Effect.Effect<Chunk, Cause.Done> = Effect.suspend(function loop(): Effect.Effect<Chunk, Cause.Done> {

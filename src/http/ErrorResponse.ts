@@ -65,7 +65,7 @@ export const reasonToWire = (reason: FailureReason): WireError => {
   }
 }
 
-const busy = new Set(["Overloaded", "SlotsExhausted", "BreakerOpen"])
+const busy = new Set(["Overloaded", "SlotsExhausted", "BreakerOpen", "Unavailable"])
 const slow = new Set(["ConnectTimeout", "TimeToFirstTokenExceeded", "TotalTimeout", "StreamStalled"])
 
 export const toWire = (error: GatewayError): WireError => {

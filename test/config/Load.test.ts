@@ -1,0 +1,111 @@
+import { Effect, Exit, Redacted } from "effect"
+import { describe, expect, it } from "vitest"
+import * as Load from "../../src/config/Load.ts"
+
+const parse = (yaml: string, env: Record<string, string> = {}) => Effect.runSyncExit(Load.parse(yaml, "sluice.yaml", env))
+
+const errorOf = (yaml: string, env: Record<string, string> = {}): string => {
+  const exit = parse(yaml, env)
+  if (Exit.isSuccess(exit)) throw new Error("expected a config error")
+  const reason = exit.cause.reasons[0]
+  if (reason?._tag !== "Fail") throw new Error("expected a typed failure")
+  return reason.error.toString()
+}
+
+const plan = (yaml: string, env: Record<string, string> = {}) => {
+  const exit = parse(yaml, env)
+  if (Exit.isFailure(exit)) throw new Error(String(exit.cause))
+  return exit.value
+}
+
+const base = `
+models:
+  - name: llama-3.1-8b
+    aliases: [llama3]
+backends:
+  - id: a
+    url: http://127.0.0.1:9001/v1
+    models: [llama-3.1-8b]
+    gpu: H100
+    quantization: fp8
+    max_concurrency: 8
+`
+
+describe("config", () => {
+  it("decodes a file into an immutable plan with defaults", () => {
+    const p = plan(base)
+    expect(p.server).toEqual({ host: "127.0.0.1", port: 8080 })
+    expect(p.modelNames.get("llama3")).toBe("llama-3.1-8b")
+    const b = p.backends[0]!
+    expect(b.maxConcurrency).toBe(8)
+    expect(b.gpu).toBe("H100")
+    expect(b.models.get("llama-3.1-8b" as never)).toBe("llama-3.1-8b")
+    expect(p.timeouts.firstTokenMs).toBe(60_000)
+    expect(p.limits.maxBodyBytes).toBe(4 * 1024 * 1024)
+  })
+
+  it("parses durations and sizes", () => {
+    const p = plan(`${base}
+timeouts: { connect: 250ms, first_token: 2s, idle: 1.5s, total: 5m }
+limits: { max_body_bytes: 512KiB }
+`)
+    expect(p.timeouts).toMatchObject({ connectMs: 250, firstTokenMs: 2000, idleMs: 1500, totalMs: 300_000 })
+    expect(p.limits.maxBodyBytes).toBe(512 * 1024)
+  })
+
+  it("rejects unknown keys naming the path", () => {
+    expect(errorOf(base.replace("max_concurrency: 8", "max_concurency: 8"))).toContain("backends[0].max_concurency")
+    expect(errorOf(`${base}\ntimeouts: { frist_token: 2s }`)).toContain("timeouts.frist_token")
+  })
+
+  it("rejects duplicate backend ids", () => {
+    const yaml = `${base}
+  - id: a
+    url: http://127.0.0.1:9002/v1
+    models: [llama-3.1-8b]
+`
+    expect(errorOf(yaml)).toContain("backends[1].id: duplicate backend id \"a\"")
+  })
+
+  it("rejects a model no backend serves", () => {
+    const yaml = base.replace("    aliases: [llama3]", "    aliases: [llama3]\n  - name: orphan")
+    expect(errorOf(yaml)).toContain("models[1]: model \"orphan\" is not served by any backend")
+  })
+
+  it("rejects a backend model that is not declared", () => {
+    expect(errorOf(base.replace("models: [llama-3.1-8b]", "models: [llama-3.1-8b, mistral]"))).toContain(
+      "backends[0].models[1]: model \"mistral\" is not declared"
+    )
+  })
+
+  it("rejects bad values with the path and the expectation", () => {
+    expect(errorOf(base.replace("max_concurrency: 8", "max_concurrency: -1"))).toContain("backends[0].max_concurrency")
+    expect(errorOf(`${base}\ntimeouts: { idle: soon }`)).toContain("timeouts.idle")
+    expect(errorOf(base.replace("http://127.0.0.1:9001/v1", "ftp://x"))).toContain("backends[0].url")
+  })
+
+  it("reports YAML syntax errors with a line", () => {
+    expect(errorOf("backends: [\n  - id: a\n")).toMatch(/YAML at line \d+/)
+  })
+
+  it("reads API keys from the environment as redacted values", () => {
+    const p = plan(base.replace("max_concurrency: 8", "max_concurrency: 8\n    api_key_env: UPSTREAM_KEY"), { UPSTREAM_KEY: "sk-secret" })
+    const key = p.backends[0]!.apiKey!
+    expect(Redacted.value(key)).toBe("sk-secret")
+    expect(String(key)).not.toContain("sk-secret")
+    expect(errorOf(base.replace("max_concurrency: 8", "max_concurrency: 8\n    api_key_env: MISSING_KEY"))).toContain(
+      "backends[0].api_key_env: environment variable MISSING_KEY is not set"
+    )
+  })
+
+  it("declares models implicitly when the file has no models section", () => {
+    const p = plan(`
+backends:
+  - id: a
+    url: http://127.0.0.1:9001/v1
+    models: [m1, { name: m2, upstream: org/model-2 }]
+`)
+    expect([...p.models.keys()]).toEqual(["m1", "m2"])
+    expect(p.backends[0]!.models.get("m2" as never)).toBe("org/model-2")
+  })
+})
