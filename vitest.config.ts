@@ -6,6 +6,8 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 30_000,
     // Integration tests bind real sockets and talk to the machine's Postgres and Redis.
-    pool: "forks"
+    pool: "forks",
+    // The JSON report feeds the plain "N passed, N failed" line printed by .ci/run.
+    reporters: ["default", ["json", { outputFile: "test-results/vitest.json" }]]
   }
 })
