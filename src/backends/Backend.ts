@@ -33,9 +33,33 @@ export class BackendStats {
   }
 }
 
+/**
+ * Endpoint health as judged by the backend actor from probes and token throughput:
+ * `cold` until the engine has answered (or while it loads a model), `degraded` while it
+ * answers but streams badly, `unhealthy` when it fails; recovery goes through half-open probing.
+ */
+export type Health = "cold" | "healthy" | "degraded" | "unhealthy"
+
+/** Load signals scraped from the engine's metrics endpoint (backends.md §1). */
+export interface EngineSignals {
+  readonly waiting: number
+  readonly running: number
+  /** KV-cache utilisation 0..1. */
+  readonly kvUsage: number | undefined
+  /** Prefix-cache hit rate 0..1 over the last scrape interval, when the engine reports it. */
+  readonly prefixHitRate: number | undefined
+  readonly blockSize: number | undefined
+  readonly numGpuBlocks: number | undefined
+  readonly scrapedAtMs: number
+}
+
 export class Backend {
   readonly slots: SlotPool
   readonly stats = new BackendStats()
+  health: Health = "healthy"
+  signals: EngineSignals | undefined = undefined
+  /** Estimated tokens (prompt + maximum output) of the requests holding a slot here. */
+  inFlightTokens = 0
   /** The backend asked for no new work before this time (retry-after). */
   coolDownUntilMs = 0
 

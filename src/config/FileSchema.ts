@@ -43,7 +43,13 @@ export const ModelEntry = Schema.Struct({
   /** Context window in tokens; longer prompts are rejected with 400 before dispatch. */
   context_window: Schema.optionalKey(PositiveInt),
   /** Prompt tokenizer: o200k / cl100k (BPE) or chars (bytes/4). Default: from the model name. */
-  tokenizer: Schema.optionalKey(Schema.Literals(["o200k", "cl100k", "chars"]))
+  tokenizer: Schema.optionalKey(Schema.Literals(["o200k", "cl100k", "chars"])),
+  /** Quantizations allowed to serve this model (its latency/quality target); default: any. */
+  allowed_quantizations: Schema.optionalKey(Schema.Array(Schema.String)),
+  /** GPU SKUs allowed to serve this model; default: any. */
+  allowed_gpus: Schema.optionalKey(Schema.Array(Schema.String)),
+  /** Time-to-first-token target; candidates predicted to miss it score lower. */
+  ttft_target: Schema.optionalKey(Duration)
 })
 
 /** A backend serves a model under the public name, or under another upstream name. */
@@ -81,7 +87,15 @@ export const BackendEntry = Schema.Struct({
   /** Relative routing weight (ordered fallback ignores it). */
   weight: Schema.optionalKey(Schema.Finite.check(Schema.isGreaterThan(0))),
   /** Upstream connections kept per backend (undici pool). */
-  connections: Schema.optionalKey(PositiveInt)
+  connections: Schema.optionalKey(PositiveInt),
+  /** Engine performance profile for GPU-second and TTFT estimates (a simulator profile name). */
+  profile: Schema.optionalKey(Schema.String),
+  /** Relative price of one GPU-second here (cost scorer). */
+  cost_per_gpu_second: Schema.optionalKey(Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0))),
+  /** Metrics endpoint flavour to scrape; default from the dialect; `none` disables scraping. */
+  metrics: Schema.optionalKey(Schema.Literals(["vllm", "sglang", "trtllm", "llamacpp", "nim", "tgi", "none"])),
+  /** Pool role for prefill/decode disaggregation. */
+  role: Schema.optionalKey(Schema.Literals(["mixed", "prefill", "decode"]))
 })
 
 export const Timeouts = Schema.Struct({
@@ -105,8 +119,56 @@ export const Retries = Schema.Struct({
   min_per_second: Schema.optionalKey(Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0)))
 })
 
+/** Filter → score → pick, every plugin chosen by name (see src/routing/plugins/). */
 export const Routing = Schema.Struct({
-  policy: Schema.optionalKey(Schema.String)
+  /** `inference` (filter/score/pick), or a baseline: `ordered`, `round_robin`, `least_outstanding`, `random`. */
+  policy: Schema.optionalKey(Schema.Literals(["inference", "ordered", "round_robin", "least_outstanding", "random"])),
+  filters: Schema.optionalKey(Schema.Array(Schema.String)),
+  /** Scorer name → weight. */
+  scorers: Schema.optionalKey(Schema.Record(Schema.String, Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0)))),
+  picker: Schema.optionalKey(Schema.Literals(["max_score", "p2c", "weighted_random"])),
+  /** Saturation filter thresholds. */
+  max_queue: Schema.optionalKey(Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))),
+  max_kv_usage: Schema.optionalKey(Ratio),
+  /** Approximate prefix index. */
+  prefix_block_chars: Schema.optionalKey(PositiveInt),
+  prefix_max_blocks: Schema.optionalKey(PositiveInt),
+  prefix_capacity: Schema.optionalKey(PositiveInt),
+  prefix_ttl: Schema.optionalKey(Duration),
+  session_ttl: Schema.optionalKey(Duration),
+  /** Seed of the pickers' random choices (reproducible benchmarks). */
+  seed: Schema.optionalKey(Schema.Int)
+})
+
+/** Backend health from probes and token throughput. */
+export const Health = Schema.Struct({
+  probe_interval: Schema.optionalKey(Duration),
+  probe_timeout: Schema.optionalKey(Duration),
+  scrape_interval: Schema.optionalKey(Duration),
+  /** Below this output rate (tokens/s, EWMA over streams) a backend is degraded. */
+  min_tokens_per_second: Schema.optionalKey(Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0))),
+  /** Consecutive failed probes before unhealthy. */
+  unhealthy_after: Schema.optionalKey(PositiveInt),
+  /** Repetition detector: a window of recent tokens and how many times an n-gram may repeat in it. */
+  repetition_window: Schema.optionalKey(PositiveInt),
+  repetition_ngram: Schema.optionalKey(PositiveInt),
+  repetition_max: Schema.optionalKey(PositiveInt)
+})
+
+/** Circuit breakers keyed by (model, GPU SKU). */
+export const Breakers = Schema.Struct({
+  window: Schema.optionalKey(Duration),
+  min_requests: Schema.optionalKey(PositiveInt),
+  /** Failure (or slow-token) rate above which the breaker degrades (lower routing weight). */
+  degrade_at: Schema.optionalKey(Ratio),
+  /** Failure rate above which it opens. */
+  open_at: Schema.optionalKey(Ratio),
+  open_for: Schema.optionalKey(Duration),
+  half_open_probes: Schema.optionalKey(PositiveInt),
+  /** A first token slower than this counts as a slow outcome. */
+  slow_ttft: Schema.optionalKey(Duration),
+  /** Routing weight multiplier while degraded. */
+  degraded_weight: Schema.optionalKey(Ratio)
 })
 
 export const Budgets = Schema.Struct({
@@ -128,7 +190,9 @@ export const ConfigFile = Schema.Struct({
   timeouts: Schema.optionalKey(Timeouts),
   limits: Schema.optionalKey(Limits),
   retries: Schema.optionalKey(Retries),
-  budgets: Schema.optionalKey(Budgets)
+  budgets: Schema.optionalKey(Budgets),
+  health: Schema.optionalKey(Health),
+  breakers: Schema.optionalKey(Breakers)
 })
 export type ConfigFile = typeof ConfigFile.Type
 

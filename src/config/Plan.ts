@@ -18,6 +18,9 @@ export interface ModelPlan {
   readonly maxOutputTokens: number | undefined
   readonly contextWindow: number | undefined
   readonly tokenizer: Tokenizer.Encoding
+  readonly allowedQuantizations: ReadonlyArray<string> | undefined
+  readonly allowedGpus: ReadonlyArray<string> | undefined
+  readonly ttftTargetMs: number | undefined
 }
 
 export interface SimulatedPlan {
@@ -42,6 +45,11 @@ export interface BackendPlan {
   readonly connections: number
   readonly apiKey: Redacted.Redacted<string> | undefined
   readonly weight: number
+  /** Engine performance profile name (GPU-second estimates), if known. */
+  readonly profile: string | undefined
+  readonly costPerGpuSecond: number
+  readonly metrics: "vllm" | "sglang" | "trtllm" | "llamacpp" | "nim" | "tgi" | "none"
+  readonly role: "mixed" | "prefill" | "decode"
 }
 
 export interface TimeoutsPlan {
@@ -53,13 +61,52 @@ export interface TimeoutsPlan {
   readonly drainMs: number
 }
 
+export interface RoutingPlan {
+  readonly policy: "inference" | "ordered" | "round_robin" | "least_outstanding" | "random"
+  readonly filters: ReadonlyArray<string>
+  readonly scorers: Readonly<Record<string, number>>
+  readonly picker: "max_score" | "p2c" | "weighted_random"
+  readonly maxQueue: number
+  readonly maxKvUsage: number
+  readonly prefixBlockChars: number
+  readonly prefixMaxBlocks: number
+  readonly prefixCapacity: number
+  readonly prefixTtlMs: number
+  readonly sessionTtlMs: number
+  readonly seed: number | undefined
+}
+
+export interface HealthPlan {
+  readonly probeIntervalMs: number
+  readonly probeTimeoutMs: number
+  readonly scrapeIntervalMs: number
+  readonly minTokensPerSecond: number
+  readonly unhealthyAfter: number
+  readonly repetitionWindow: number
+  readonly repetitionNgram: number
+  readonly repetitionMax: number
+}
+
+export interface BreakersPlan {
+  readonly windowMs: number
+  readonly minRequests: number
+  readonly degradeAt: number
+  readonly openAt: number
+  readonly openForMs: number
+  readonly halfOpenProbes: number
+  readonly slowTtftMs: number
+  readonly degradedWeight: number
+}
+
 export interface Plan {
   readonly server: { readonly host: string; readonly port: number }
   readonly models: ReadonlyMap<ModelId, ModelPlan>
   /** Every name a client may use (model ids and aliases) → the model id. */
   readonly modelNames: ReadonlyMap<string, ModelId>
   readonly backends: ReadonlyArray<BackendPlan>
-  readonly routing: { readonly policy: string }
+  readonly routing: RoutingPlan
+  readonly health: HealthPlan
+  readonly breakers: BreakersPlan
   readonly timeouts: TimeoutsPlan
   readonly limits: { readonly maxBodyBytes: number }
   readonly retries: { readonly maxAttempts: number; readonly budgetRatio: number; readonly minPerSecond: number }
@@ -84,8 +131,27 @@ export const defaults = {
   timeouts: { connect: "5s", first_token: "60s", idle: "30s", total: "10m", queue: "5s", drain: "30s" },
   maxBodyBytes: 4 * 1024 * 1024,
   retries: { maxAttempts: 3, budgetRatio: 0.2, minPerSecond: 5 },
-  budgetWindowMs: 60_000
+  budgetWindowMs: 60_000,
+  filters: ["model_served", "health", "breaker", "quantization", "sku", "saturation"],
+  scorers: { prefix_cache: 3, queue_depth: 2, kv_usage: 2, session_affinity: 2, predicted_ttft: 1, headroom: 1 }
 } as const
+
+/** Which metrics names a backend exposes, by dialect (simulated engines speak vLLM's names). */
+const defaultMetrics = (dialect: string, simulated: boolean): BackendPlan["metrics"] => {
+  switch (dialect) {
+    case "vllm":
+    case "sglang":
+    case "llamacpp":
+    case "nim":
+    case "tgi":
+      return dialect
+    case "openai":
+      // Hosted OpenAI has no metrics endpoint; a simulated or self-hosted "openai" engine is vLLM-like.
+      return simulated ? "vllm" : "none"
+    default:
+      return "none"
+  }
+}
 
 /** Validates a decoded file into a plan; the environment is passed in so tests control it. */
 export const fromFile = (
@@ -115,7 +181,10 @@ export const fromFile = (
       defaultMaxTokens: m.default_max_tokens ?? m.max_output_tokens ?? defaults.defaultMaxTokens,
       maxOutputTokens: m.max_output_tokens,
       contextWindow: m.context_window,
-      tokenizer: m.tokenizer ?? Tokenizer.encodingFor(m.name)
+      tokenizer: m.tokenizer ?? Tokenizer.encodingFor(m.name),
+      allowedQuantizations: m.allowed_quantizations,
+      allowedGpus: m.allowed_gpus,
+      ttftTargetMs: m.ttft_target === undefined ? undefined : durationMs(m.ttft_target)
     })
   })
   const declared = (file.models ?? []).length > 0
@@ -142,7 +211,10 @@ export const fromFile = (
           defaultMaxTokens: defaults.defaultMaxTokens,
           maxOutputTokens: undefined,
           contextWindow: undefined,
-          tokenizer: Tokenizer.encodingFor(name)
+          tokenizer: Tokenizer.encodingFor(name),
+          allowedQuantizations: undefined,
+          allowedGpus: undefined,
+          ttftTargetMs: undefined
         })
         modelNames.set(name, implicit)
         served.set(implicit, upstream)
@@ -177,7 +249,11 @@ export const fromFile = (
       maxConcurrency: b.max_concurrency ?? defaults.maxConcurrency,
       connections: b.connections ?? Math.min(b.max_concurrency ?? defaults.connections, defaults.connections),
       apiKey,
-      weight: b.weight ?? 1
+      weight: b.weight ?? 1,
+      profile: b.profile ?? simulate?.profile,
+      costPerGpuSecond: b.cost_per_gpu_second ?? 1,
+      metrics: b.metrics ?? defaultMetrics(b.dialect ?? simulate?.dialect ?? "openai", b.url === undefined),
+      role: b.role ?? "mixed"
     }
   })
 
@@ -189,13 +265,49 @@ export const fromFile = (
   }
 
   const t = { ...defaults.timeouts, ...file.timeouts }
+  const rt = file.routing ?? {}
+  const h = file.health ?? {}
+  const br = file.breakers ?? {}
   const r = file.retries ?? {}
   return {
     server: { host: file.server?.host ?? defaults.host, port: file.server?.port ?? defaults.port },
     models,
     modelNames,
     backends,
-    routing: { policy: file.routing?.policy ?? "ordered" },
+    routing: {
+      policy: rt.policy ?? "inference",
+      filters: rt.filters ?? defaults.filters,
+      scorers: rt.scorers ?? defaults.scorers,
+      picker: rt.picker ?? "max_score",
+      maxQueue: rt.max_queue ?? 128,
+      maxKvUsage: rt.max_kv_usage ?? 0.97,
+      prefixBlockChars: rt.prefix_block_chars ?? 64,
+      prefixMaxBlocks: rt.prefix_max_blocks ?? 256,
+      prefixCapacity: rt.prefix_capacity ?? 200_000,
+      prefixTtlMs: rt.prefix_ttl === undefined ? 10 * 60_000 : durationMs(rt.prefix_ttl),
+      sessionTtlMs: rt.session_ttl === undefined ? 10 * 60_000 : durationMs(rt.session_ttl),
+      seed: rt.seed
+    },
+    health: {
+      probeIntervalMs: h.probe_interval === undefined ? 10_000 : durationMs(h.probe_interval),
+      probeTimeoutMs: h.probe_timeout === undefined ? 5_000 : durationMs(h.probe_timeout),
+      scrapeIntervalMs: h.scrape_interval === undefined ? 1_000 : durationMs(h.scrape_interval),
+      minTokensPerSecond: h.min_tokens_per_second ?? 1,
+      unhealthyAfter: h.unhealthy_after ?? 3,
+      repetitionWindow: h.repetition_window ?? 256,
+      repetitionNgram: h.repetition_ngram ?? 8,
+      repetitionMax: h.repetition_max ?? 12
+    },
+    breakers: {
+      windowMs: br.window === undefined ? 30_000 : durationMs(br.window),
+      minRequests: br.min_requests ?? 10,
+      degradeAt: br.degrade_at ?? 0.2,
+      openAt: br.open_at ?? 0.5,
+      openForMs: br.open_for === undefined ? 10_000 : durationMs(br.open_for),
+      halfOpenProbes: br.half_open_probes ?? 2,
+      slowTtftMs: br.slow_ttft === undefined ? 10_000 : durationMs(br.slow_ttft),
+      degradedWeight: br.degraded_weight ?? 0.5
+    },
     timeouts: {
       connectMs: durationMs(t.connect),
       firstTokenMs: durationMs(t.first_token),
