@@ -21,6 +21,7 @@ import { Lifecycle } from "./http/Lifecycle.ts"
 import * as Routes from "./http/Routes.ts"
 import * as Logging from "./observability/Logging.ts"
 import type { RequestLog } from "./observability/RequestLog.ts"
+import { Breakers } from "./resilience/Breakers.ts"
 import { RetryBudget } from "./resilience/RetryBudget.ts"
 import { Affinity } from "./routing/Affinity.ts"
 import { Router } from "./routing/Router.ts"
@@ -65,7 +66,7 @@ const preloadTokenizers = Layer.effectDiscard(
 )
 
 export const make = <E>(parts: GatewayParts<E>) => {
-  const stores = Layer.mergeAll(TokenBudget.layer, UsageSink.memory(), RetryBudget.layer, Affinity.layer)
+  const stores = Layer.mergeAll(TokenBudget.layer, UsageSink.memory(), RetryBudget.layer, Affinity.layer, Breakers.layer)
   const backends = Fleet.layer.pipe(Layer.provide(parts.launcher))
   const core = Layer.mergeAll(Accounting.layer, Router.layer, Dispatcher.layer).pipe(
     Layer.provideMerge(Layer.mergeAll(stores, backends, Lifecycle.layer, preloadTokenizers))

@@ -12,9 +12,10 @@ import { type Cause, Clock, Context, Effect, Exit, Layer, Scope } from "effect"
 import type { RequestTracker } from "../accounting/Tracker.ts"
 import type { Backend } from "../backends/Backend.ts"
 import type { Frame, FrameSource, UnaryResult, UpstreamCall } from "../backends/Contract.ts"
-import { type FailureReason, TimeToFirstTokenExceeded } from "../backends/Failure.ts"
+import { BreakerOpen, type FailureReason, TimeToFirstTokenExceeded } from "../backends/Failure.ts"
 import type { Plan } from "../config/Plan.ts"
 import type { GatewayRequest } from "../domain/Request.ts"
+import { Breakers, keyOf } from "../resilience/Breakers.ts"
 import { RetryBudget } from "../resilience/RetryBudget.ts"
 import { Affinity } from "../routing/Affinity.ts"
 import { BackendFailed, BackendsExhausted } from "./Errors.ts"
@@ -79,6 +80,7 @@ export class Dispatcher extends Context.Service<Dispatcher, {
     Effect.gen(function*() {
       const retryBudget = yield* RetryBudget
       const affinity = yield* Affinity
+      const breakers = yield* Breakers
 
       /** Runs `attempt` on each candidate in turn, each in its own child scope. */
       const loop = <A>(
@@ -109,6 +111,8 @@ export class Dispatcher extends Context.Service<Dispatcher, {
             if (Exit.isSuccess(exit)) {
               tracker.backend = backend.id
               backend.stats.successes++
+              const ttft = tracker.committedAtMs === undefined ? 0 : tracker.committedAtMs - req.receivedAtMs
+              yield* breakers.record(req.model.id, backend.plan.gpu, ttft > plan.breakers.slowTtftMs ? "slow" : "ok")
               return { backend, value: exit.value }
             }
             yield* Scope.close(attemptScope, exit)
@@ -119,6 +123,7 @@ export class Dispatcher extends Context.Service<Dispatcher, {
             const now = yield* Clock.currentTimeMillis
             const wasted = processedPrompt(reason) ? req.estimate.promptTokens : 0
             backend.stats.recordFailure(reason._tag)
+            if (reason.tripsBreaker) yield* breakers.record(req.model.id, backend.plan.gpu, "failure")
             backend.stats.wastedPromptTokens += wasted
             tracker.attempts.push({ backend: backend.id, reason: reason._tag, message: reason.message, wastedPromptTokens: wasted })
             if ("retryAfterMs" in reason && reason.retryAfterMs !== undefined) {
@@ -132,7 +137,20 @@ export class Dispatcher extends Context.Service<Dispatcher, {
 
       const hold = (req: GatewayRequest, backend: Backend, plan: Plan) =>
         Effect.gen(function*() {
+          if (!(yield* breakers.admit(req.model.id, backend.plan.gpu))) {
+            return yield* new BreakerOpen({ key: keyOf(req.model.id, backend.plan.gpu) })
+          }
           yield* backend.slots.acquire(plan.timeouts.queueMs)
+          const tokens = req.estimate.reservationTokens
+          yield* Effect.acquireRelease(
+            Effect.sync(() => {
+              backend.inFlightTokens += tokens
+            }),
+            () =>
+              Effect.sync(() => {
+                backend.inFlightTokens -= tokens
+              })
+          )
           if (req.sessionKey !== undefined) yield* affinity.pin(req.sessionKey, backend.id)
         })
 

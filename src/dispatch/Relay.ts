@@ -5,7 +5,9 @@
  * more, so a slow client slows the backend read and memory stays at the frames of one
  * upstream read plus the scanner's bounded carry-over. Each pull waits under the idle-gap
  * deadline (and the total deadline). Once committed the gateway never switches backends:
- * a failure ends the stream with an OpenAI error event and marks the request partial.
+ * a failure ends the stream with an OpenAI error event, marks the request partial and
+ * counts against the (model, SKU) breaker. A clean end feeds the backend's token-rate
+ * statistics (a stream below the health floor counts as a slow outcome).
  */
 import { Cause, Clock, Effect, Stream } from "effect"
 import type { RequestTracker } from "../accounting/Tracker.ts"
@@ -13,8 +15,9 @@ import type { Frame } from "../backends/Contract.ts"
 import { type FailureReason, StreamStalled, TotalTimeout } from "../backends/Failure.ts"
 import type { Plan } from "../config/Plan.ts"
 import type { GatewayRequest } from "../domain/Request.ts"
-import type { CommittedStream } from "./Dispatch.ts"
 import { streamErrorEvent } from "../http/ErrorResponse.ts"
+import type { Breakers } from "../resilience/Breakers.ts"
+import type { CommittedStream } from "./Dispatch.ts"
 
 type Chunk = readonly [Uint8Array, ...Array<Uint8Array>]
 
@@ -34,31 +37,51 @@ export const relay = (
   req: GatewayRequest,
   committed: CommittedStream,
   plan: Plan,
-  tracker: RequestTracker
+  tracker: RequestTracker,
+  breakers: Breakers["Service"]
 ): Stream.Stream<Uint8Array> => {
-  const source = committed.source
+  const { source, backend } = committed
   const totalDeadline = req.receivedAtMs + plan.timeouts.totalMs
+  let pending: Array<Uint8Array> = []
+  let started = false
   let ended = false
-  const fail = (failure: FailureReason): Effect.Effect<Chunk> => {
+
+  /** Ends the stream with an error event after `out`. */
+  const fail = (failure: FailureReason, out: Array<Uint8Array>): Effect.Effect<Chunk> => {
     ended = true
     tracker.failureAfterCommit = failure
     tracker.outcome = "partial"
-    committed.backend.stats.recordFailure(failure._tag)
-    return Effect.succeed([streamErrorEvent(failure)])
+    backend.stats.recordFailure(failure._tag)
+    out.push(streamErrorEvent(failure))
+    const chunk = out as unknown as Chunk
+    return failure.tripsBreaker
+      ? Effect.as(breakers.record(req.model.id, backend.plan.gpu, "failure"), chunk)
+      : Effect.succeed(chunk)
   }
 
-  // The frames read while waiting for the first token go out first, through the same rules.
-  const head = collect(committed.head, tracker, tracker.committedAtMs ?? req.receivedAtMs)
-  let pending: Array<Uint8Array> = head.out
-  if (head.failure !== undefined) {
+  /** A clean end: token-rate statistics, and a slow outcome when below the health floor. */
+  const finish = (): Effect.Effect<void> => {
     ended = true
-    tracker.failureAfterCommit = head.failure
-    tracker.outcome = "partial"
-    committed.backend.stats.recordFailure(head.failure._tag)
-    pending.push(streamErrorEvent(head.failure))
+    tracker.outcome ??= "completed"
+    const first = tracker.firstTokenAtMs
+    const last = tracker.lastTokenAtMs
+    const tokens = tracker.reported?.completionTokens ?? tracker.countedCompletionTokens
+    if (first === undefined || last === undefined || tokens < 2 || last <= first) return Effect.void
+    const perToken = (last - first) / (tokens - 1)
+    const rate = 1000 / perToken
+    backend.stats.interTokenMs.observe(perToken)
+    backend.stats.tokensPerSecond.observe(rate)
+    return rate < plan.health.minTokensPerSecond ? breakers.record(req.model.id, backend.plan.gpu, "slow") : Effect.void
   }
 
   const pull: Effect.Effect<Chunk, Cause.Done> = Effect.suspend(function loop(): Effect.Effect<Chunk, Cause.Done> {
+    if (!started) {
+      // The frames read while waiting for the first token go out first, through the same rules.
+      started = true
+      const head = collect(committed.head, tracker, tracker.committedAtMs ?? req.receivedAtMs)
+      if (head.failure !== undefined) return fail(head.failure, head.out)
+      pending = head.out
+    }
     if (pending.length > 0) {
       const chunk = pending as unknown as Chunk
       pending = []
@@ -67,7 +90,7 @@ export const relay = (
     if (ended) return Effect.fail(Cause.Done())
     return Effect.flatMap(Clock.currentTimeMillis, (now) => {
       const untilTotal = totalDeadline - now
-      if (untilTotal <= 0) return fail(new TotalTimeout({ afterMs: plan.timeouts.totalMs }))
+      if (untilTotal <= 0) return fail(new TotalTimeout({ afterMs: plan.timeouts.totalMs }), [])
       const idle = plan.timeouts.idleMs
       const wait = Math.min(idle, untilTotal)
       return source.next.pipe(
@@ -79,26 +102,16 @@ export const relay = (
             )
         }),
         Effect.flatMap((frames): Effect.Effect<Chunk, Cause.Done> => {
-          if (frames === null) {
-            ended = true
-            tracker.outcome ??= "completed"
-            return loop()
-          }
+          if (frames === null) return Effect.flatMap(finish(), loop)
           return Effect.flatMap(Clock.currentTimeMillis, (at) => {
             const { out, failure } = collect(frames, tracker, at)
-            if (failure !== undefined) {
-              pending = out
-              return Effect.flatMap(fail(failure), (errorChunk) => {
-                pending.push(errorChunk[0])
-                return loop()
-              })
-            }
+            if (failure !== undefined) return fail(failure, out)
             pending = out
             return loop()
           })
         }),
         Effect.catch((failure: FailureReason | Cause.Done) =>
-          Cause.isDone(failure) ? Effect.fail(failure) : fail(failure)
+          Cause.isDone(failure) ? Effect.fail(failure) : fail(failure, [])
         )
       )
     })

@@ -22,6 +22,7 @@ import type { GatewayRequest } from "../domain/Request.ts"
 import { Dispatcher } from "../dispatch/Dispatch.ts"
 import { relay } from "../dispatch/Relay.ts"
 import { RequestLog } from "../observability/RequestLog.ts"
+import { Breakers } from "../resilience/Breakers.ts"
 import { Router } from "../routing/Router.ts"
 import { readBody, parseJson, validate } from "./Body.ts"
 import * as ErrorResponse from "./ErrorResponse.ts"
@@ -48,6 +49,7 @@ export const makeHandler = (kind: CallKind) =>
     const router = yield* Router
     const dispatcher = yield* Dispatcher
     const log = yield* RequestLog
+    const breakers = yield* Breakers
     const { state } = yield* Lifecycle
 
     return Effect.fn(`Gateway.${kind}`)(function*(request: HttpServerRequest.HttpServerRequest) {
@@ -157,7 +159,7 @@ export const makeHandler = (kind: CallKind) =>
         if (stream) {
           const committed = yield* dispatcher.stream(req, candidates, plan, tracker)
           tracker.status = 200
-          return HttpServerResponse.stream(relay(req, committed, plan, tracker), {
+          return HttpServerResponse.stream(relay(req, committed, plan, tracker, breakers), {
             contentType: "text/event-stream",
             headers: {
               "x-request-id": requestId,

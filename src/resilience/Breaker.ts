@@ -1,0 +1,133 @@
+/**
+ * One circuit breaker: closed → degraded → open → half-open, as a pure state machine.
+ *
+ * Outcomes arrive per attempt: `ok`, `slow` (a first token slower than the threshold, or
+ * a stream below the token-rate floor) or `failure` (a reason that trips breakers).
+ * Neutral outcomes (client errors, client aborts) are never recorded. Rates are over a
+ * sliding time window and only judged once `minRequests` outcomes are in it.
+ *
+ * - closed/degraded: failure rate ≥ openAt → open; failure or slow rate ≥ degradeAt →
+ *   degraded; both below half of degradeAt → closed (hysteresis).
+ * - open: rejects attempts for `openForMs`, then half-open.
+ * - half-open: lets `halfOpenProbes` trial attempts through at a time; that many
+ *   successes close it (with a clean window), one failure opens it again.
+ *
+ * No clocks: callers pass `now`. No I/O. Plain TypeScript: it runs on every attempt.
+ */
+import type { BreakersPlan } from "../config/Plan.ts"
+import type { BreakerState } from "../routing/Contract.ts"
+
+export type Outcome = "ok" | "slow" | "failure"
+
+export interface Transition {
+  readonly from: BreakerState
+  readonly to: BreakerState
+  readonly failureRate: number
+  readonly slowRate: number
+}
+
+export class Breaker {
+  private stateValue: BreakerState = "closed"
+  // Outcomes in the window, oldest first: parallel arrays keep this allocation-free.
+  private at: Array<number> = []
+  private kind: Array<Outcome> = []
+  private openedAt = 0
+  private probesInFlight = 0
+  private probeSuccesses = 0
+
+  constructor(private readonly config: BreakersPlan) {}
+
+  /** The state at `now` (an open breaker becomes half-open once its time is up). */
+  state(now: number): BreakerState {
+    if (this.stateValue === "open" && now - this.openedAt >= this.config.openForMs) {
+      this.stateValue = "half_open"
+      this.probesInFlight = 0
+      this.probeSuccesses = 0
+    }
+    return this.stateValue
+  }
+
+  /**
+   * Whether an attempt may go through now. In half-open it takes a probe permit that
+   * `release` must give back (the dispatcher ties it to the attempt's scope).
+   */
+  admit(now: number): "yes" | "probe" | "no" {
+    switch (this.state(now)) {
+      case "closed":
+      case "degraded":
+        return "yes"
+      case "open":
+        return "no"
+      case "half_open":
+        if (this.probesInFlight >= this.config.halfOpenProbes) return "no"
+        this.probesInFlight++
+        return "probe"
+    }
+  }
+
+  releaseProbe(): void {
+    if (this.probesInFlight > 0) this.probesInFlight--
+  }
+
+  record(outcome: Outcome, now: number): Transition | undefined {
+    const from = this.state(now)
+    if (from === "open") return undefined
+    if (from === "half_open") {
+      if (outcome === "failure") return this.move(from, "open", now, 1, 0)
+      this.probeSuccesses++
+      if (this.probeSuccesses >= this.config.halfOpenProbes) {
+        this.at = []
+        this.kind = []
+        return this.move(from, "closed", now, 0, 0)
+      }
+      return undefined
+    }
+    this.at.push(now)
+    this.kind.push(outcome)
+    this.trim(now)
+    const n = this.at.length
+    if (n < this.config.minRequests) return undefined
+    let failures = 0
+    let slow = 0
+    for (const k of this.kind) {
+      if (k === "failure") failures++
+      else if (k === "slow") slow++
+    }
+    const failureRate = failures / n
+    const slowRate = slow / n
+    if (failureRate >= this.config.openAt) return this.move(from, "open", now, failureRate, slowRate)
+    if (failureRate >= this.config.degradeAt || slowRate >= this.config.degradeAt) {
+      return from === "degraded" ? undefined : this.move(from, "degraded", now, failureRate, slowRate)
+    }
+    if (from === "degraded" && failureRate < this.config.degradeAt / 2 && slowRate < this.config.degradeAt / 2) {
+      return this.move(from, "closed", now, failureRate, slowRate)
+    }
+    return undefined
+  }
+
+  /** Outcomes currently in the window (for metrics and tests). */
+  windowSize(now: number): number {
+    this.trim(now)
+    return this.at.length
+  }
+
+  private trim(now: number): void {
+    const cutoff = now - this.config.windowMs
+    let drop = 0
+    while (drop < this.at.length && this.at[drop]! < cutoff) drop++
+    if (drop > 0) {
+      this.at.splice(0, drop)
+      this.kind.splice(0, drop)
+    }
+  }
+
+  private move(from: BreakerState, to: BreakerState, now: number, failureRate: number, slowRate: number): Transition {
+    this.stateValue = to
+    if (to === "open") {
+      this.openedAt = now
+      this.probesInFlight = 0
+      this.probeSuccesses = 0
+    }
+    return { from, to, failureRate, slowRate }
+  }
+}
