@@ -14,6 +14,7 @@ import { createServer } from "node:http"
 import { Accounting, UsageSink } from "./accounting/Accounting.ts"
 import { TokenBudget } from "./admission/Budget.ts"
 import * as Tokenizer from "./admission/Tokenizer.ts"
+import { HealthReports } from "./backends/Actor.ts"
 import { EngineLauncher, Fleet } from "./backends/Fleet.ts"
 import { GatewayConfig } from "./config/GatewayConfig.ts"
 import { Dispatcher } from "./dispatch/Dispatch.ts"
@@ -67,9 +68,10 @@ const preloadTokenizers = Layer.effectDiscard(
 
 export const make = <E>(parts: GatewayParts<E>) => {
   const stores = Layer.mergeAll(TokenBudget.layer, UsageSink.memory(), RetryBudget.layer, Affinity.layer, Breakers.layer)
-  const backends = Fleet.layer.pipe(Layer.provide(parts.launcher))
+  const backends = Fleet.layer.pipe(Layer.provideMerge(HealthReports.layer), Layer.provide(parts.launcher))
   const core = Layer.mergeAll(Accounting.layer, Router.layer, Dispatcher.layer).pipe(
-    Layer.provideMerge(Layer.mergeAll(stores, backends, Lifecycle.layer, preloadTokenizers))
+    Layer.provideMerge(backends),
+    Layer.provideMerge(Layer.mergeAll(stores, Lifecycle.layer, preloadTokenizers))
   )
   const http = HttpRouter.serve(Routes.layer, { disableLogger: true, disableListenLog: true }).pipe(
     Layer.provideMerge(parts.server ?? nodeServer)

@@ -6,6 +6,7 @@
 import type { BackendPlan } from "../config/Plan.ts"
 import type { Adapter } from "./Contract.ts"
 import type { FailureTag } from "./Failure.ts"
+import { type HealthConfig, HealthState } from "./Health.ts"
 import { SlotPool } from "./SlotPool.ts"
 import type { UpstreamPool } from "./Upstream.ts"
 
@@ -56,19 +57,30 @@ export interface EngineSignals {
 export class Backend {
   readonly slots: SlotPool
   readonly stats = new BackendStats()
-  health: Health = "healthy"
+  readonly healthState: HealthState
   signals: EngineSignals | undefined = undefined
   /** Estimated tokens (prompt + maximum output) of the requests holding a slot here. */
   inFlightTokens = 0
   /** The backend asked for no new work before this time (retry-after). */
   coolDownUntilMs = 0
 
+  /** When the last request through this backend succeeded (passive health: no probe needed while busy). */
+  lastSuccessAtMs = 0
+  /** Times a supervised loop of this backend crashed and was restarted. */
+  loopRestarts = 0
+
   constructor(
     readonly plan: BackendPlan,
     readonly pool: UpstreamPool,
-    readonly adapter: Adapter
+    readonly adapter: Adapter,
+    health: HealthConfig = { unhealthyAfter: 3, minTokensPerSecond: 0 }
   ) {
     this.slots = new SlotPool(plan.maxConcurrency)
+    this.healthState = new HealthState(health)
+  }
+
+  get health(): Health {
+    return this.healthState.state
   }
 
   get id() {

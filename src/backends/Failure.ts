@@ -23,6 +23,8 @@ export class Unavailable extends Data.TaggedError("Unavailable")<{
   readonly status: number | undefined
   readonly retryAfterMs?: number | undefined
   readonly message: string
+  /** The engine said it is still loading the model (a cold start, not a fault). */
+  readonly loading?: boolean | undefined
 }> {
   get isRetryable() { return true }
   get tripsBreaker() { return true }
@@ -195,7 +197,7 @@ export const fromStatus = (
   }
   if (status === 401 || status === 403) return new Unauthorized({ status, message })
   if (status === 502 || status === 503 || status === 504) {
-    return new Unavailable({ status, retryAfterMs: options.retryAfterMs, message })
+    return new Unavailable({ status, retryAfterMs: options.retryAfterMs, message, loading: /\bloading\b/i.test(message) })
   }
   if (status >= 500) {
     return /out of memory|OOM/i.test(message) ? new OutOfMemory({ message }) : new UpstreamError({ status, message })

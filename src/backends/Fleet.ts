@@ -3,10 +3,11 @@
  * starts and torn down (pools destroyed) when its scope closes. Simulated engines named
  * in the plan are started here, inside the same scope, so `npm start` needs nothing else.
  */
-import { Context, Data, Effect, Layer } from "effect"
+import { Context, Data, Effect, Layer, type Scope } from "effect"
 import { GatewayConfig } from "../config/GatewayConfig.ts"
 import type { BackendPlan, Plan } from "../config/Plan.ts"
 import type { BackendId, ModelId } from "../domain/Ids.ts"
+import { HealthReports, runLoops } from "./Actor.ts"
 import { Backend } from "./Backend.ts"
 import { adapterFor } from "./Dialects.ts"
 import * as Upstream from "./Upstream.ts"
@@ -15,7 +16,7 @@ export class FleetError extends Data.TaggedError("FleetError")<{ readonly backen
 
 /** Starts the engine behind a `simulate:` backend and returns its base URL (with /v1). */
 export class EngineLauncher extends Context.Service<EngineLauncher, {
-  readonly launch: (backend: BackendPlan) => Effect.Effect<string, FleetError, import("effect").Scope.Scope>
+  readonly launch: (backend: BackendPlan) => Effect.Effect<string, FleetError, Scope.Scope>
 }>()("sluice/backends/EngineLauncher") {
   /** No simulator available: `simulate:` backends are rejected at start. */
   static readonly none = Layer.succeed(EngineLauncher, EngineLauncher.of({
@@ -35,7 +36,11 @@ export class Fleet extends Context.Service<Fleet, {
     Effect.gen(function*() {
       const config = yield* GatewayConfig
       const launcher = yield* EngineLauncher
-      return yield* build(config.initial, launcher)
+      const reports = yield* HealthReports
+      const fleet = yield* build(config.initial, launcher)
+      // Each backend's supervised loops live in the fleet's scope: torn down with it.
+      for (const backend of fleet.all) yield* runLoops(backend, config.initial, reports)
+      return fleet
     })
   )
 }
@@ -56,7 +61,10 @@ const build = (plan: Plan, launcher: EngineLauncher["Service"]) =>
         try: () => adapterFor(resolved, pool, plan),
         catch: (e) => new FleetError({ backend: bp.id, message: e instanceof Error ? e.message : String(e) })
       })
-      backends.push(new Backend(resolved, pool, adapter))
+      backends.push(new Backend(resolved, pool, adapter, {
+        unhealthyAfter: plan.health.unhealthyAfter,
+        minTokensPerSecond: plan.health.minTokensPerSecond
+      }))
     }
     const byId = new Map(backends.map((b) => [b.id, b]))
     const byModel = new Map<ModelId, Array<Backend>>()

@@ -34,7 +34,8 @@ export interface UpstreamPool {
     headersTimeoutMs: number,
     onHeadersTimeout: () => FailureReason
   ) => Effect.Effect<UpstreamResponse, FailureReason, Scope.Scope>
-  readonly get: (path: string, timeoutMs: number) => Effect.Effect<UpstreamResponse, FailureReason, Scope.Scope>
+  /** A GET of a path on the backend's origin (not under the API prefix), e.g. `/metrics`. */
+  readonly getFromOrigin: (path: string, timeoutMs: number) => Effect.Effect<UpstreamResponse, FailureReason, Scope.Scope>
   readonly close: Effect.Effect<void>
   /** Requests currently open on the pool (for tests and metrics). */
   readonly open: () => number
@@ -83,10 +84,13 @@ export const make = (
     Effect.acquireRelease(
       Effect.tryPromise({
         try: (signal) => {
-          const h = auth === undefined ? headers : { authorization: auth, ...headers }
+          // A dialect that authenticates its own way (Anthropic's `x-api-key`) sets the header
+          // itself from `apiKey`; the pool's bearer is then left out rather than sent twice.
+          const own = headers["x-api-key"] !== undefined || headers["authorization"] !== undefined
+          const h = auth === undefined || own ? headers : { authorization: auth, ...headers }
           return pool.request({
             method,
-            path: basePath + path,
+            path: method === "GET" ? path : basePath + path,
             headers: h,
             body: body ?? null,
             signal,
@@ -118,7 +122,7 @@ export const make = (
     basePath,
     apiKey: options.apiKey,
     post: (path, body, headers, timeoutMs, onTimeout) => send("POST", path, body, headers, timeoutMs, onTimeout),
-    get: (path, timeoutMs) =>
+    getFromOrigin: (path, timeoutMs) =>
       send("GET", path, undefined, {}, timeoutMs, () => new Unavailable({ status: undefined, message: `GET ${path} timed out` })),
     close: Effect.promise(() => pool.destroy()).pipe(Effect.ignore),
     open: () => open

@@ -10,6 +10,7 @@
  */
 import { type Cause, Clock, Context, Effect, Exit, Layer, Scope } from "effect"
 import type { RequestTracker } from "../accounting/Tracker.ts"
+import { HealthReports } from "../backends/Actor.ts"
 import type { Backend } from "../backends/Backend.ts"
 import type { Frame, FrameSource, UnaryResult, UpstreamCall } from "../backends/Contract.ts"
 import { BreakerOpen, type FailureReason, TimeToFirstTokenExceeded } from "../backends/Failure.ts"
@@ -81,6 +82,7 @@ export class Dispatcher extends Context.Service<Dispatcher, {
       const retryBudget = yield* RetryBudget
       const affinity = yield* Affinity
       const breakers = yield* Breakers
+      const reports = yield* HealthReports
 
       /** Runs `attempt` on each candidate in turn, each in its own child scope. */
       const loop = <A>(
@@ -111,6 +113,7 @@ export class Dispatcher extends Context.Service<Dispatcher, {
             if (Exit.isSuccess(exit)) {
               tracker.backend = backend.id
               backend.stats.successes++
+              backend.lastSuccessAtMs = yield* Clock.currentTimeMillis
               const ttft = tracker.committedAtMs === undefined ? 0 : tracker.committedAtMs - req.receivedAtMs
               yield* breakers.record(req.model.id, backend.plan.gpu, ttft > plan.breakers.slowTtftMs ? "slow" : "ok")
               return { backend, value: exit.value }
@@ -124,6 +127,7 @@ export class Dispatcher extends Context.Service<Dispatcher, {
             const wasted = processedPrompt(reason) ? req.estimate.promptTokens : 0
             backend.stats.recordFailure(reason._tag)
             if (reason.tripsBreaker) yield* breakers.record(req.model.id, backend.plan.gpu, "failure")
+            yield* reports.failure(backend, reason)
             backend.stats.wastedPromptTokens += wasted
             tracker.attempts.push({ backend: backend.id, reason: reason._tag, message: reason.message, wastedPromptTokens: wasted })
             if ("retryAfterMs" in reason && reason.retryAfterMs !== undefined) {

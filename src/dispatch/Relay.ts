@@ -12,21 +12,28 @@
 import { Cause, Clock, Effect, Stream } from "effect"
 import type { RequestTracker } from "../accounting/Tracker.ts"
 import type { Frame } from "../backends/Contract.ts"
-import { type FailureReason, StreamStalled, TotalTimeout } from "../backends/Failure.ts"
+import { DegenerateOutput, type FailureReason, StreamStalled, TotalTimeout, Truncated } from "../backends/Failure.ts"
 import type { Plan } from "../config/Plan.ts"
 import type { GatewayRequest } from "../domain/Request.ts"
 import { streamErrorEvent } from "../http/ErrorResponse.ts"
+import type { HealthReports } from "../backends/Actor.ts"
 import type { Breakers } from "../resilience/Breakers.ts"
+import { RepetitionDetector } from "../resilience/Repetition.ts"
 import type { CommittedStream } from "./Dispatch.ts"
 
 type Chunk = readonly [Uint8Array, ...Array<Uint8Array>]
 
-const collect = (frames: ReadonlyArray<Frame>, tracker: RequestTracker, now: number) => {
+const collect = (frames: ReadonlyArray<Frame>, tracker: RequestTracker, now: number, loops: RepetitionDetector) => {
   const out: Array<Uint8Array> = []
   let failure: FailureReason | undefined
   for (const frame of frames) {
     tracker.observe(frame.events, now)
-    for (const e of frame.events) if (e._tag === "Error") failure ??= e.failure
+    for (const e of frame.events) {
+      if (e._tag === "Error") failure ??= e.failure
+      else if (e._tag === "Delta" && loops.push(e.text)) {
+        failure ??= new DegenerateOutput({ message: `the output repeats itself (after ${tracker.deltaChunks} tokens)` })
+      }
+    }
     if (failure !== undefined) break
     if (frame.bytes !== undefined) out.push(frame.bytes)
   }
@@ -38,13 +45,15 @@ export const relay = (
   committed: CommittedStream,
   plan: Plan,
   tracker: RequestTracker,
-  breakers: Breakers["Service"]
+  observers: { readonly breakers: Breakers["Service"]; readonly reports: HealthReports["Service"] }
 ): Stream.Stream<Uint8Array> => {
+  const { breakers, reports } = observers
   const { source, backend } = committed
   const totalDeadline = req.receivedAtMs + plan.timeouts.totalMs
   let pending: Array<Uint8Array> = []
   let started = false
   let ended = false
+  const loops = new RepetitionDetector(plan.health.repetitionWindow, plan.health.repetitionNgram, plan.health.repetitionMax)
 
   /** Ends the stream with an error event after `out`. */
   const fail = (failure: FailureReason, out: Array<Uint8Array>): Effect.Effect<Chunk> => {
@@ -54,31 +63,50 @@ export const relay = (
     backend.stats.recordFailure(failure._tag)
     out.push(streamErrorEvent(failure))
     const chunk = out as unknown as Chunk
+    const health = reports.failure(backend, failure)
     return failure.tripsBreaker
-      ? Effect.as(breakers.record(req.model.id, backend.plan.gpu, "failure"), chunk)
-      : Effect.succeed(chunk)
+      ? Effect.as(Effect.andThen(breakers.record(req.model.id, backend.plan.gpu, "failure"), health), chunk)
+      : Effect.as(health, chunk)
   }
 
-  /** A clean end: token-rate statistics, and a slow outcome when below the health floor. */
+  /**
+   * A clean end: token-rate statistics, and a slow outcome when below the health floor.
+   * `finish_reason: length` well below the requested maximum is a silent truncation: the
+   * client has its answer, but the backend is charged for it with the breaker.
+   */
   const finish = (): Effect.Effect<void> => {
     ended = true
     tracker.outcome ??= "completed"
+    const completion = tracker.reported?.completionTokens ?? tracker.countedCompletionTokens
+    if (
+      tracker.finish === "length" && req.requestedMaxTokens !== undefined && completion < req.requestedMaxTokens * 0.9
+    ) {
+      const truncated = new Truncated({ completionTokens: completion, requestedMax: req.requestedMaxTokens })
+      tracker.errorType = truncated._tag
+      backend.stats.recordFailure(truncated._tag)
+      return Effect.andThen(breakers.record(req.model.id, backend.plan.gpu, "failure"), reports.failure(backend, truncated))
+    }
     const first = tracker.firstTokenAtMs
     const last = tracker.lastTokenAtMs
-    const tokens = tracker.reported?.completionTokens ?? tracker.countedCompletionTokens
-    if (first === undefined || last === undefined || tokens < 2 || last <= first) return Effect.void
+    const tokens = completion
+    if (first === undefined || last === undefined || tokens < 2 || last <= first) {
+      return reports.report(backend, { _tag: "StreamOk", tokensPerSecond: undefined })
+    }
     const perToken = (last - first) / (tokens - 1)
     const rate = 1000 / perToken
     backend.stats.interTokenMs.observe(perToken)
     backend.stats.tokensPerSecond.observe(rate)
-    return rate < plan.health.minTokensPerSecond ? breakers.record(req.model.id, backend.plan.gpu, "slow") : Effect.void
+    const health = reports.report(backend, { _tag: "StreamOk", tokensPerSecond: rate })
+    return rate < plan.health.minTokensPerSecond
+      ? Effect.andThen(breakers.record(req.model.id, backend.plan.gpu, "slow"), health)
+      : health
   }
 
   const pull: Effect.Effect<Chunk, Cause.Done> = Effect.suspend(function loop(): Effect.Effect<Chunk, Cause.Done> {
     if (!started) {
       // The frames read while waiting for the first token go out first, through the same rules.
       started = true
-      const head = collect(committed.head, tracker, tracker.committedAtMs ?? req.receivedAtMs)
+      const head = collect(committed.head, tracker, tracker.committedAtMs ?? req.receivedAtMs, loops)
       if (head.failure !== undefined) return fail(head.failure, head.out)
       pending = head.out
     }
@@ -104,7 +132,7 @@ export const relay = (
         Effect.flatMap((frames): Effect.Effect<Chunk, Cause.Done> => {
           if (frames === null) return Effect.flatMap(finish(), loop)
           return Effect.flatMap(Clock.currentTimeMillis, (at) => {
-            const { out, failure } = collect(frames, tracker, at)
+            const { out, failure } = collect(frames, tracker, at, loops)
             if (failure !== undefined) return fail(failure, out)
             pending = out
             return loop()

@@ -23,6 +23,7 @@ import { Dispatcher } from "../dispatch/Dispatch.ts"
 import { relay } from "../dispatch/Relay.ts"
 import { RequestLog } from "../observability/RequestLog.ts"
 import { Breakers } from "../resilience/Breakers.ts"
+import { HealthReports } from "../backends/Actor.ts"
 import { Router } from "../routing/Router.ts"
 import { readBody, parseJson, validate } from "./Body.ts"
 import * as ErrorResponse from "./ErrorResponse.ts"
@@ -50,6 +51,7 @@ export const makeHandler = (kind: CallKind) =>
     const dispatcher = yield* Dispatcher
     const log = yield* RequestLog
     const breakers = yield* Breakers
+    const reports = yield* HealthReports
     const { state } = yield* Lifecycle
 
     return Effect.fn(`Gateway.${kind}`)(function*(request: HttpServerRequest.HttpServerRequest) {
@@ -159,7 +161,7 @@ export const makeHandler = (kind: CallKind) =>
         if (stream) {
           const committed = yield* dispatcher.stream(req, candidates, plan, tracker)
           tracker.status = 200
-          return HttpServerResponse.stream(relay(req, committed, plan, tracker, breakers), {
+          return HttpServerResponse.stream(relay(req, committed, plan, tracker, { breakers, reports }), {
             contentType: "text/event-stream",
             headers: {
               "x-request-id": requestId,

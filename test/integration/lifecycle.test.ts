@@ -191,8 +191,8 @@ backends:
   })
 
   it("queues for a slot and gives up after the queue deadline", async () => {
-    a.script = () => ({ tokens: Array.from({ length: 100 }, () => "x"), gapMs: 20 })
-    b.script = () => ({ tokens: Array.from({ length: 100 }, () => "x"), gapMs: 20 })
+    a.script = () => ({ tokens: Array.from({ length: 100 }, (_, i) => ` x${i}`), gapMs: 20 })
+    b.script = () => ({ tokens: Array.from({ length: 100 }, (_, i) => ` x${i}`), gapMs: 20 })
     // 8 slots in total: fill them, then one more request must wait and fail over/out.
     const holders = Array.from({ length: 8 }, () => streamChat(gw.url, body(), { abortAfterEvents: 40 }))
     await eventually(() => gw.held(), (h) => h.slots === 8)

@@ -21,10 +21,19 @@ export const planFromYaml = (yaml: string, env: Record<string, string> = {}): Pr
 
 export const startGateway = async (
   yaml: string,
-  options: { readonly env?: Record<string, string>; readonly launcher?: Layer.Layer<EngineLauncher> } = {}
+  options: {
+    readonly env?: Record<string, string>
+    readonly launcher?: Layer.Layer<EngineLauncher>
+    /** Keep the active probes on (off by default so probe requests don't mix with a test's own). */
+    readonly probes?: boolean
+  } = {}
 ) => {
   const parsed = await planFromYaml(yaml, options.env)
-  const plan: Plan = { ...parsed, server: { host: "127.0.0.1", port: 0 } }
+  const plan: Plan = {
+    ...parsed,
+    server: { host: "127.0.0.1", port: 0 },
+    health: options.probes === true ? parsed.health : { ...parsed.health, probeIntervalMs: 0 }
+  }
   const lines: Array<RequestLine> = []
   const runtime = ManagedRuntime.make(
     Gateway.make({

@@ -1,0 +1,141 @@
+/**
+ * The backend actor's behaviour: health evidence in, supervised background loops out.
+ *
+ * `HealthReports` is the one way to change a backend's health (probes, stream outcomes);
+ * every transition is logged, and a backend turning unhealthy loses its affinity hints.
+ * `runLoops` forks, into the fleet's scope, the loops each backend owns: scraping the
+ * engine's metrics (queue depth, running, KV use, prefix hit rate) and probing with a
+ * 1-token generation (an engine can answer 200 on /health while hung). A loop that dies
+ * is restarted with exponential backoff, logged and counted; closing the scope (reload,
+ * shutdown) interrupts them all.
+ */
+import { Cause, Clock, Context, Duration, Effect, Layer } from "effect"
+import type { Plan } from "../config/Plan.ts"
+import { RequestId } from "../domain/Ids.ts"
+import { Affinity } from "../routing/Affinity.ts"
+import type { Backend } from "./Backend.ts"
+import * as EngineMetrics from "./EngineMetrics.ts"
+import { type FailureReason, Unavailable } from "./Failure.ts"
+import type { Evidence } from "./Health.ts"
+import { readAll } from "./Upstream.ts"
+
+export class HealthReports extends Context.Service<HealthReports, {
+  readonly report: (backend: Backend, evidence: Evidence) => Effect.Effect<void>
+  /** Evidence from a failed attempt (before or after the first token). */
+  readonly failure: (backend: Backend, reason: FailureReason) => Effect.Effect<void>
+}>()("sluice/backends/HealthReports") {
+  static readonly layer = Layer.effect(
+    HealthReports,
+    Effect.gen(function*() {
+      const affinity = yield* Affinity
+      const report = (backend: Backend, evidence: Evidence): Effect.Effect<void> =>
+        Effect.suspend(() => {
+          const before = backend.health
+          const after = backend.healthState.observe(evidence)
+          if (after === undefined) return Effect.void
+          return Effect.andThen(
+            Effect.logWarning("backend health changed").pipe(
+              Effect.annotateLogs({ backend: backend.id, from: before, to: after, evidence: evidence._tag })
+            ),
+            after === "unhealthy" || after === "cold" ? affinity.forget(backend.id) : Effect.void
+          )
+        })
+      return HealthReports.of({
+        report,
+        failure: (backend, reason) =>
+          // Load shedding (429/529) and the gateway's own limits say nothing about health.
+          reason.tripsBreaker && reason._tag !== "Overloaded"
+            ? report(backend, { _tag: "StreamBad" })
+            : Effect.void
+      })
+    })
+  )
+}
+
+/** Runs `loop` forever; a crash is logged, counted and followed by a restart after a backoff. */
+export const supervise = (backend: Backend, name: string, loop: Effect.Effect<void>): Effect.Effect<never> =>
+  Effect.suspend(function restart(): Effect.Effect<never> {
+    return Effect.forever(loop).pipe(
+      Effect.catchCause((cause) => {
+        if (Cause.hasInterrupts(cause)) return Effect.failCause(cause)
+        backend.loopRestarts++
+        const delay = Math.min(30_000, 200 * 2 ** Math.min(8, backend.loopRestarts - 1))
+        return Effect.logError("backend loop crashed; restarting").pipe(
+          Effect.annotateLogs({ backend: backend.id, loop: name, restarts: backend.loopRestarts, delay_ms: delay, cause: Cause.pretty(cause) }),
+          Effect.andThen(Effect.sleep(Duration.millis(delay))),
+          Effect.andThen(restart)
+        )
+      })
+    )
+  })
+
+/** One scrape of the engine's metrics endpoint into `backend.signals`. */
+const scrapeOnce = (backend: Backend, plan: Plan, previous: { counters: EngineMetrics.Counters | undefined }) =>
+  Effect.gen(function*() {
+    const flavour = backend.plan.metrics
+    if (flavour === "none") return
+    const path = EngineMetrics.metricsPath(flavour)!
+    const text = yield* Effect.scoped(
+      Effect.flatMap(
+        backend.pool.getFromOrigin(path, plan.health.probeTimeoutMs),
+        (res) =>
+          res.status === 200
+            ? readAll(res.body, 4 * 1024 * 1024, (e) => new Unavailable({ status: undefined, message: String(e) }))
+            : Effect.succeed(undefined)
+      )
+    ).pipe(Effect.map((b) => b?.toString("utf8")), Effect.orElseSucceed(() => undefined))
+    if (text === undefined) return
+    const now = yield* Clock.currentTimeMillis
+    const result = EngineMetrics.signals(flavour, text, previous.counters, now)
+    previous.counters = result.counters
+    backend.signals = result.signals
+  })
+
+/** One active probe: a 1-token generation, unless real traffic proved the backend recently. */
+const probeOnce = (backend: Backend, plan: Plan, reports: HealthReports["Service"]) =>
+  Effect.gen(function*() {
+    const now = yield* Clock.currentTimeMillis
+    if (backend.health === "healthy" && now - backend.lastSuccessAtMs < plan.health.probeIntervalMs) return
+    if (!backend.adapter.capabilities.chat) return
+    const model = [...backend.plan.models.values()][0]
+    if (model === undefined) return
+    const body = { model, messages: [{ role: "user", content: "ping" }], max_tokens: 1, stream: false }
+    const outcome = yield* Effect.scoped(backend.adapter.unary({
+      kind: "chat",
+      requestId: RequestId(`probe-${backend.id}-${now}`),
+      body,
+      rawBody: new TextEncoder().encode(JSON.stringify(body)),
+      upstreamModel: model,
+      stream: false,
+      clientWantsUsage: false
+    })).pipe(
+      Effect.timeout(Duration.millis(plan.health.probeTimeoutMs)),
+      Effect.match({
+        onSuccess: (): Evidence => ({ _tag: "ProbeOk" }),
+        onFailure: (e): Evidence =>
+          e._tag === "Unavailable" && e.loading === true ? { _tag: "Loading" } : { _tag: "ProbeFailed" }
+      })
+    )
+    if (outcome._tag === "ProbeOk") backend.lastSuccessAtMs = yield* Clock.currentTimeMillis
+    yield* reports.report(backend, outcome)
+  })
+
+/** Forks the backend's loops into the current scope. */
+export const runLoops = (backend: Backend, plan: Plan, reports: HealthReports["Service"]) =>
+  Effect.gen(function*() {
+    const previous: { counters: EngineMetrics.Counters | undefined } = { counters: undefined }
+    if (backend.plan.metrics !== "none") {
+      yield* Effect.forkScoped(supervise(
+        backend,
+        "scrape",
+        Effect.andThen(scrapeOnce(backend, plan, previous), Effect.sleep(Duration.millis(plan.health.scrapeIntervalMs)))
+      ))
+    }
+    if (plan.health.probeIntervalMs > 0) {
+      yield* Effect.forkScoped(supervise(
+        backend,
+        "probe",
+        Effect.andThen(probeOnce(backend, plan, reports), Effect.sleep(Duration.millis(plan.health.probeIntervalMs)))
+      ))
+    }
+  })
