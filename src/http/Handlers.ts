@@ -21,6 +21,7 @@ import { RequestId, TenantId } from "../domain/Ids.ts"
 import type { GatewayRequest } from "../domain/Request.ts"
 import { Dispatcher } from "../dispatch/Dispatch.ts"
 import { relay } from "../dispatch/Relay.ts"
+import * as Metrics from "../observability/Metrics.ts"
 import { RequestLog } from "../observability/RequestLog.ts"
 import { Breakers } from "../resilience/Breakers.ts"
 import { HealthReports } from "../backends/Actor.ts"
@@ -62,12 +63,28 @@ export const makeHandler = (kind: CallKind) =>
       let model: string | undefined
       let admitted = false
       state.inFlight++
+      let modelLabel = "unknown"
       yield* Effect.addFinalizer((exit) =>
-        Effect.map(Clock.currentTimeMillis, (now) => {
+        Effect.flatMap(Clock.currentTimeMillis, (now) => {
           state.inFlight--
-          if (!log.enabled) return
           const outcome = tracker.outcome ?? (Exit.hasInterrupts(exit) ? "client_aborted" : "completed")
           const usage = tracker.reported
+          const first = tracker.firstTokenAtMs
+          const last = tracker.lastTokenAtMs
+          const n = tracker.deltaChunks + tracker.toolCallDeltas
+          const metrics = Metrics.recordRequest({
+            model: modelLabel,
+            backend: tracker.backend,
+            outcome,
+            durationMs: now - receivedAtMs,
+            ttftMs: tracker.ttftMs,
+            interTokenMs: first !== undefined && last !== undefined && n > 1 ? (last - first) / (n - 1) : undefined,
+            promptTokens: usage?.promptTokens ?? 0,
+            completionTokens: usage?.completionTokens ?? tracker.countedCompletionTokens,
+            cachedTokens: usage?.cachedTokens ?? 0,
+            failedAttempts: tracker.attempts.map((a) => ({ backend: a.backend, reason: a.reason, wasted: a.wastedPromptTokens }))
+          })
+          if (!log.enabled) return metrics
           log.write({
             ts: new Date(now).toISOString(),
             level: outcome === "error" ? "error" : tracker.status >= 500 || outcome === "partial" ? "warn" : "info",
@@ -87,6 +104,7 @@ export const makeHandler = (kind: CallKind) =>
             attempts: tracker.attempts.map((a) => ({ backend: a.backend, reason: a.reason })),
             error: tracker.failureAfterCommit?._tag ?? tracker.errorType
           })
+          return metrics
         })
       )
 
@@ -102,6 +120,7 @@ export const makeHandler = (kind: CallKind) =>
         const modelId = plan.modelNames.get(model)
         if (modelId === undefined) return yield* new UnknownModel({ model })
         const modelPlan = plan.models.get(modelId)!
+        modelLabel = modelId
         const stream = kind !== "embedding" && body["stream"] === true
         const options = body["stream_options"]
         const clientWantsUsage = typeof options === "object" && options !== null &&

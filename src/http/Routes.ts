@@ -8,6 +8,11 @@ import { envelope } from "../api/openai/ErrorEnvelope.ts"
 import { GatewayConfig } from "../config/GatewayConfig.ts"
 import { makeHandler } from "./Handlers.ts"
 import { Lifecycle } from "./Lifecycle.ts"
+import { UsageSink } from "../accounting/Accounting.ts"
+import { TokenBudget } from "../admission/Budget.ts"
+import { Fleet } from "../backends/Fleet.ts"
+import * as Metrics from "../observability/Metrics.ts"
+import { Breakers } from "../resilience/Breakers.ts"
 
 const json = (status: number, body: unknown, headers: Record<string, string> = {}) =>
   HttpServerResponse.text(typeof body === "string" ? body : JSON.stringify(body), {
@@ -69,6 +74,24 @@ const Health = HttpRouter.use((router) =>
   })
 )
 
+const Prometheus = HttpRouter.use((router) =>
+  Effect.gen(function*() {
+    const fleet = yield* Fleet
+    const breakers = yield* Breakers
+    const budget = yield* TokenBudget
+    const sink = yield* UsageSink
+    yield* router.add("GET", "/metrics", Effect.gen(function*() {
+      const text = yield* Metrics.render({
+        backends: fleet.all,
+        breakers: breakers.snapshot,
+        budget: yield* budget.snapshot,
+        accounting: yield* sink.snapshot
+      })
+      return HttpServerResponse.text(text, { contentType: "text/plain; version=0.0.4; charset=utf-8" })
+    }))
+  })
+)
+
 const Fallback = HttpRouter.add("*", "*", (request) => Effect.succeed(notFound(request.url)))
 
 export const layer = Layer.mergeAll(
@@ -77,5 +100,6 @@ export const layer = Layer.mergeAll(
   inference("/v1/embeddings", "embedding"),
   Models,
   Health,
+  Prometheus,
   Fallback
 )

@@ -120,6 +120,18 @@ budgets: { tokens_per_window: 100000, window: 1m }
     expect(a.seen.length + b.seen.length).toBe(seen + 1)
   })
 
+  it("exposes Prometheus metrics whose labels a client cannot invent", async () => {
+    const res = await fetch(`${gw.url}/metrics`)
+    expect(res.status).toBe(200)
+    const text = await res.text()
+    expect(text).toMatch(/sluice_requests_total\{[^}]*model="m"[^}]*outcome="failed"[^}]*\} \d+/)
+    expect(text).toMatch(/sluice_requests_total\{[^}]*model="unknown"[^}]*outcome="rejected"/)
+    expect(text).toMatch(/sluice_backend_attempt_failures_total\{[^}]*reason="Overloaded"/)
+    // Backend a failed a lot above: whatever its state, exactly one state gauge is 1.
+    expect(text.match(/sluice_backend_health\{backend="a",state="\w+"\} 1/g)?.length).toBe(1)
+    expect(text).not.toContain("gpt-9")
+  })
+
   it("leaves nothing held after all of it, and logs every request", async () => {
     a.script = () => ({})
     b.script = () => ({})

@@ -1,0 +1,111 @@
+/**
+ * Prometheus metrics built for tokens: requests by outcome, time to first token,
+ * inter-token latency, tokens by kind, attempt failures by reason, attempt waste, and the
+ * state of every backend and breaker. Label values are closed sets or config-defined
+ * names (models and backends from the plan, `FailureTag`, `RequestOutcome`): a client can
+ * never create a series. Per-request updates happen once, when the request's log line is
+ * written; gauges are refreshed from the actors' state when Prometheus scrapes.
+ */
+import { Clock, Effect, Metric } from "effect"
+import { PrometheusMetrics } from "effect/observability"
+import type { AccountingSnapshot } from "../accounting/Accounting.ts"
+import type { BudgetSnapshot } from "../admission/Budget.ts"
+import type { Backend } from "../backends/Backend.ts"
+import type { RequestOutcome } from "../domain/Outcome.ts"
+import type { BreakerState } from "../routing/Contract.ts"
+
+const latencyBuckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120]
+const tokenGapBuckets = [0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.15, 0.3, 0.6, 1.2, 2.5]
+
+const requests = Metric.counter("sluice_requests_total", { description: "Finished requests by model and outcome", incremental: true })
+const duration = Metric.histogram("sluice_request_duration_seconds", { description: "Request duration", boundaries: latencyBuckets })
+const ttft = Metric.histogram("sluice_time_to_first_token_seconds", { description: "Time to first token", boundaries: latencyBuckets })
+const itl = Metric.histogram("sluice_inter_token_latency_seconds", {
+  description: "Mean gap between tokens per stream",
+  boundaries: tokenGapBuckets
+})
+const tokens = Metric.counter("sluice_tokens_total", { description: "Tokens by kind (prompt, completion, cached)", incremental: true })
+const failures = Metric.counter("sluice_backend_attempt_failures_total", { description: "Failed attempts by backend and reason", incremental: true })
+const waste = Metric.counter("sluice_attempt_waste_prompt_tokens_total", {
+  description: "Prompt tokens processed by attempts that failed (not charged to tenants)",
+  incremental: true
+})
+
+const backendHealth = Metric.gauge("sluice_backend_health", { description: "1 for the backend's current health state" })
+const breakerState = Metric.gauge("sluice_breaker_state", { description: "1 for the (model, GPU SKU) breaker's current state" })
+const inFlight = Metric.gauge("sluice_backend_in_flight", { description: "Requests holding a slot on the backend" })
+const queueDepth = Metric.gauge("sluice_backend_queue_depth", { description: "Engine waiting queue (scraped)" })
+const kvUsage = Metric.gauge("sluice_backend_kv_cache_usage", { description: "Engine KV-cache use 0..1 (scraped)" })
+const tokensPerSecond = Metric.gauge("sluice_backend_tokens_per_second", { description: "Output tokens/s per stream (EWMA)" })
+const loopRestarts = Metric.gauge("sluice_backend_loop_restarts", { description: "Supervised loop restarts" })
+const reserved = Metric.gauge("sluice_reserved_tokens", { description: "Tokens held by open reservations" })
+const charged = Metric.gauge("sluice_charged_tokens", { description: "Tokens charged to tenants since start" })
+const records = Metric.gauge("sluice_accounting_records", { description: "Accounting records written since start" })
+
+export interface RequestSample {
+  readonly model: string
+  readonly backend: string | undefined
+  readonly outcome: RequestOutcome
+  readonly durationMs: number
+  readonly ttftMs: number | undefined
+  readonly interTokenMs: number | undefined
+  readonly promptTokens: number
+  readonly completionTokens: number
+  readonly cachedTokens: number
+  readonly failedAttempts: ReadonlyArray<{ readonly backend: string; readonly reason: string; readonly wasted: number }>
+}
+
+/** Records one finished request. */
+export const recordRequest = (s: RequestSample): Effect.Effect<void> =>
+  Effect.gen(function*() {
+    const backend = s.backend ?? "none"
+    yield* Metric.update(Metric.withAttributes(requests, { model: s.model, outcome: s.outcome }), 1)
+    yield* Metric.update(Metric.withAttributes(duration, { model: s.model }), s.durationMs / 1000)
+    if (s.ttftMs !== undefined) yield* Metric.update(Metric.withAttributes(ttft, { model: s.model, backend }), s.ttftMs / 1000)
+    if (s.interTokenMs !== undefined) yield* Metric.update(Metric.withAttributes(itl, { model: s.model, backend }), s.interTokenMs / 1000)
+    if (s.promptTokens > 0) yield* Metric.update(Metric.withAttributes(tokens, { model: s.model, backend, kind: "prompt" }), s.promptTokens)
+    if (s.completionTokens > 0) {
+      yield* Metric.update(Metric.withAttributes(tokens, { model: s.model, backend, kind: "completion" }), s.completionTokens)
+    }
+    if (s.cachedTokens > 0) yield* Metric.update(Metric.withAttributes(tokens, { model: s.model, backend, kind: "cached" }), s.cachedTokens)
+    for (const f of s.failedAttempts) {
+      yield* Metric.update(Metric.withAttributes(failures, { backend: f.backend, reason: f.reason }), 1)
+      if (f.wasted > 0) yield* Metric.update(Metric.withAttributes(waste, { backend: f.backend }), f.wasted)
+    }
+  })
+
+const HEALTH = ["cold", "healthy", "degraded", "unhealthy"] as const
+const BREAKER: ReadonlyArray<BreakerState> = ["closed", "degraded", "open", "half_open"]
+
+/** Refreshes the gauges from the actors' state and renders the exposition text. */
+export const render = (state: {
+  readonly backends: ReadonlyArray<Backend>
+  readonly breakers: (now: number) => ReadonlyArray<{ readonly key: string; readonly state: BreakerState }>
+  readonly budget: BudgetSnapshot
+  readonly accounting: AccountingSnapshot
+}): Effect.Effect<string> =>
+  Effect.gen(function*() {
+    const now = yield* Clock.currentTimeMillis
+    for (const b of state.backends) {
+      const id = { backend: b.id }
+      for (const h of HEALTH) yield* Metric.update(Metric.withAttributes(backendHealth, { ...id, state: h }), b.health === h ? 1 : 0)
+      yield* Metric.update(Metric.withAttributes(inFlight, id), b.slots.inUse)
+      yield* Metric.update(Metric.withAttributes(loopRestarts, id), b.loopRestarts)
+      if (b.signals !== undefined) {
+        yield* Metric.update(Metric.withAttributes(queueDepth, id), b.signals.waiting)
+        if (b.signals.kvUsage !== undefined) yield* Metric.update(Metric.withAttributes(kvUsage, id), b.signals.kvUsage)
+      }
+      const rate = b.stats.tokensPerSecond.value
+      if (rate !== undefined) yield* Metric.update(Metric.withAttributes(tokensPerSecond, id), rate)
+    }
+    for (const { key, state: s } of state.breakers(now)) {
+      const [model, gpu] = key.split("|")
+      for (const st of BREAKER) {
+        yield* Metric.update(Metric.withAttributes(breakerState, { model: model ?? "", gpu: gpu ?? "", state: st }), s === st ? 1 : 0)
+      }
+    }
+    yield* Metric.update(reserved, state.budget.reservedTokens)
+    yield* Metric.update(charged, state.budget.chargedTokens)
+    yield* Metric.update(records, state.accounting.records)
+    return yield* PrometheusMetrics.format()
+  })
