@@ -116,9 +116,11 @@ export const makeHandler = (kind: CallKind) =>
         const rawBody = yield* readBody(request, plan.limits.maxBodyBytes)
         const body = yield* parseJson(rawBody)
         yield* validate(kind, body)
-        model = body["model"] as string
-        const modelId = plan.modelNames.get(model)
-        if (modelId === undefined) return yield* new UnknownModel({ model })
+        const requested = body["model"] as string
+        model = requested
+        const modelId = plan.modelNames.get(requested)
+        if (modelId === undefined) return yield* new UnknownModel({ model: requested })
+        model = modelId
         const modelPlan = plan.models.get(modelId)!
         modelLabel = modelId
         const stream = kind !== "embedding" && body["stream"] === true
@@ -150,7 +152,7 @@ export const makeHandler = (kind: CallKind) =>
           id: requestId,
           kind,
           model: modelPlan,
-          requestedModel: model,
+          requestedModel: requested,
           body,
           rawBody,
           stream,
