@@ -9,13 +9,14 @@
  */
 import { NodeHttpServer } from "@effect/platform-node"
 import { Effect, Layer } from "effect"
-import { HttpRouter, type HttpServer } from "effect/http"
+import { HttpRouter, HttpServer } from "effect/http"
 import { createServer } from "node:http"
 import { Accounting, UsageSink } from "./accounting/Accounting.ts"
-import { TokenBudget } from "./admission/Budget.ts"
+import * as Stores from "./admission/Stores.ts"
 import * as Tokenizer from "./admission/Tokenizer.ts"
 import { HealthReports } from "./backends/Actor.ts"
-import { EngineLauncher, Fleet } from "./backends/Fleet.ts"
+import { type EngineLauncher, Fleet } from "./backends/Fleet.ts"
+import * as SimulatedEngines from "./backends/SimulatedEngines.ts"
 import { GatewayConfig } from "./config/GatewayConfig.ts"
 import { Dispatcher } from "./dispatch/Dispatch.ts"
 import { Lifecycle } from "./http/Lifecycle.ts"
@@ -57,6 +58,23 @@ const drainOnShutdown = Layer.effectDiscard(
   })
 )
 
+/** One line at start: where Sluice listens and what it fronts. */
+const announce = Layer.effectDiscard(
+  Effect.gen(function*() {
+    const server = yield* HttpServer.HttpServer
+    const fleet = yield* Fleet
+    const { initial } = yield* GatewayConfig
+    yield* Effect.logInfo("sluice listening").pipe(
+      Effect.annotateLogs({
+        address: HttpServer.formatAddress(server.address),
+        models: [...initial.models.keys()].join(","),
+        backends: fleet.all.map((b) => `${b.id}=${b.plan.url}`).join(","),
+        routing: initial.routing.policy
+      })
+    )
+  })
+)
+
 /** Loads the tokenizers the configured models use, in the background. */
 const preloadTokenizers = Layer.effectDiscard(
   Effect.gen(function*() {
@@ -67,7 +85,7 @@ const preloadTokenizers = Layer.effectDiscard(
 )
 
 export const make = <E>(parts: GatewayParts<E>) => {
-  const stores = Layer.mergeAll(TokenBudget.layer, UsageSink.memory(), RetryBudget.layer, Affinity.layer, Breakers.layer)
+  const stores = Layer.mergeAll(Stores.budgetLayer, UsageSink.memory(), RetryBudget.layer, Affinity.layer, Breakers.layer)
   const backends = Fleet.layer.pipe(Layer.provideMerge(HealthReports.layer), Layer.provide(parts.launcher))
   const core = Layer.mergeAll(Accounting.layer, Router.layer, Dispatcher.layer).pipe(
     Layer.provideMerge(backends),
@@ -76,7 +94,7 @@ export const make = <E>(parts: GatewayParts<E>) => {
   const http = HttpRouter.serve(Routes.layer, { disableLogger: true, disableListenLog: true }).pipe(
     Layer.provideMerge(parts.server ?? nodeServer)
   )
-  return drainOnShutdown.pipe(
+  return Layer.merge(drainOnShutdown, announce).pipe(
     Layer.provideMerge(http),
     Layer.provideMerge(core),
     Layer.provideMerge(parts.requestLog),
@@ -88,6 +106,6 @@ export const make = <E>(parts: GatewayParts<E>) => {
 export const main = (argv: ReadonlyArray<string>) =>
   make({
     config: GatewayConfig.fromEnvironment(argv),
-    launcher: EngineLauncher.none,
+    launcher: SimulatedEngines.layer,
     requestLog: Logging.layer(argv)
   })
