@@ -26,6 +26,7 @@ import type { RequestLog } from "./observability/RequestLog.ts"
 import { Breakers } from "./resilience/Breakers.ts"
 import { RetryBudget } from "./resilience/RetryBudget.ts"
 import { Affinity } from "./routing/Affinity.ts"
+import { Placement } from "./routing/Placement.ts"
 import { Router } from "./routing/Router.ts"
 
 export interface GatewayParts<E> {
@@ -85,7 +86,7 @@ const preloadTokenizers = Layer.effectDiscard(
 )
 
 export const make = <E>(parts: GatewayParts<E>) => {
-  const stores = Layer.mergeAll(Stores.budgetLayer, UsageSink.memory(), RetryBudget.layer, Affinity.layer, Breakers.layer)
+  const stores = Layer.mergeAll(Stores.budgetLayer, UsageSink.memory(), RetryBudget.layer, Affinity.layer, Breakers.layer, Placement.layer)
   const backends = Fleet.layer.pipe(Layer.provideMerge(HealthReports.layer), Layer.provide(parts.launcher))
   const core = Layer.mergeAll(Accounting.layer, Router.layer, Dispatcher.layer).pipe(
     Layer.provideMerge(backends),
@@ -102,6 +103,9 @@ export const make = <E>(parts: GatewayParts<E>) => {
   )
 }
 
+/** The service binary's logging: JSON lines on stdout at the configured level. */
+export const logging = (argv: ReadonlyArray<string>) => Logging.layer(argv)
+
 /** The service binary's graph: config from flags and environment, JSON logs on stdout. */
 export const main = (argv: ReadonlyArray<string>) =>
   make({
@@ -109,3 +113,18 @@ export const main = (argv: ReadonlyArray<string>) =>
     launcher: SimulatedEngines.layer,
     requestLog: Logging.layer(argv)
   })
+
+/**
+ * Starts the `simulate:` engines of the configured plan in the current scope and returns
+ * their URLs by backend id (the cluster primary shares one fleet with all its workers).
+ */
+export const launchSimulatedFleet = (argv: ReadonlyArray<string>) =>
+  Effect.gen(function*() {
+    const { initial } = yield* GatewayConfig
+    const launcher = yield* SimulatedEngines.EngineLauncherService
+    const urls: Record<string, string> = {}
+    for (const b of initial.backends) {
+      if (b.simulate !== undefined) urls[b.id] = yield* launcher.launch(b)
+    }
+    return urls
+  }).pipe(Effect.provide(Layer.merge(GatewayConfig.fromEnvironment(argv), SimulatedEngines.layer)))

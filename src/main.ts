@@ -1,5 +1,3 @@
-import { NodeRuntime } from "@effect/platform-node"
-import { Layer } from "effect"
-import * as Gateway from "./Gateway.ts"
+import * as Cluster from "./Cluster.ts"
 
-Layer.launch(Gateway.main(process.argv.slice(2))).pipe(NodeRuntime.runMain)
+Cluster.main(process.argv.slice(2))

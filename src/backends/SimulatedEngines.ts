@@ -1,0 +1,51 @@
+/**
+ * Starts the engine simulator for `simulate:` backends, in process and in the fleet's
+ * scope (stopped with it). This is what lets `npm start` run a whole gateway in front of
+ * a realistic fleet with no GPU and no external service.
+ */
+import { Effect, Layer } from "effect"
+import * as Simulator from "../simulator/Simulator.ts"
+import { isProfileName, PROFILE_NAMES } from "../simulator/profiles.ts"
+import { EngineLauncher, FleetError } from "./Fleet.ts"
+
+export { EngineLauncher as EngineLauncherService }
+
+/** Engines a cluster primary already started for this worker: backend id → base URL. */
+const shared = (): Readonly<Record<string, string>> => {
+  const raw = process.env["SLUICE_SIMULATED_URLS"]
+  if (raw === undefined || raw === "") return {}
+  const parsed: unknown = JSON.parse(raw)
+  return typeof parsed === "object" && parsed !== null ? (parsed as Record<string, string>) : {}
+}
+
+export const layer = Layer.succeed(
+  EngineLauncher,
+  EngineLauncher.of({
+    launch: (backend) =>
+      Effect.gen(function*() {
+        const already = shared()[backend.id]
+        if (already !== undefined) return already
+        const sim = backend.simulate
+        if (sim === undefined) {
+          return yield* new FleetError({ backend: backend.id, message: "no simulate section" })
+        }
+        if (!isProfileName(sim.profile)) {
+          return yield* new FleetError({
+            backend: backend.id,
+            message: `unknown simulator profile "${sim.profile}" (one of ${PROFILE_NAMES.join(", ")})`
+          })
+        }
+        const model = [...backend.models.values()][0]!
+        const running = yield* Simulator.start({
+          profile: sim.profile,
+          model,
+          dialect: sim.dialect,
+          timeScale: sim.timeScale,
+          ...(sim.jitter !== undefined ? { jitter: sim.jitter } : {}),
+          ...(sim.seed !== undefined ? { seed: sim.seed } : {})
+        }).pipe(Effect.mapError((e) => new FleetError({ backend: backend.id, message: e.message })))
+        // Ollama's native API lives at the origin; the others under /v1.
+        return sim.dialect === "ollama" ? running.url : `${running.url}/v1`
+      })
+  })
+)
