@@ -4,11 +4,16 @@
  */
 import type { BackendPlan, Plan } from "../config/Plan.ts"
 import type { Adapter } from "./Contract.ts"
+import * as Anthropic from "./dialects/anthropic/Client.ts"
+import * as Ollama from "./dialects/ollama/Client.ts"
 import * as OpenAI from "./dialects/openai/Client.ts"
+import * as Sglang from "./dialects/sglang/Client.ts"
 import type { UpstreamPool } from "./Upstream.ts"
 
 export const MAX_EVENT_BYTES = 1024 * 1024
 export const MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+/** Bound on SGLang's `/abort_request` call in the attempt's finalizer. */
+export const ABORT_TIMEOUT_MS = 1000
 
 export const adapterFor = (backend: BackendPlan, pool: UpstreamPool, plan: Plan): Adapter => {
   const common = {
@@ -20,14 +25,15 @@ export const adapterFor = (backend: BackendPlan, pool: UpstreamPool, plan: Plan)
   switch (backend.dialect) {
     case "openai":
     case "vllm":
-    case "sglang":
     case "llamacpp":
     case "nim":
     case "tgi":
       return OpenAI.make(pool, { dialect: backend.dialect, ...common })
+    case "sglang":
+      return Sglang.make(pool, { ...common, abortTimeoutMs: ABORT_TIMEOUT_MS })
     case "anthropic":
+      return Anthropic.make(pool, common)
     case "ollama":
-      // Native dialects arrive with their own adapters; until then they are rejected at start.
-      throw new Error(`dialect ${backend.dialect} is not supported yet`)
+      return Ollama.make(pool, common)
   }
 }

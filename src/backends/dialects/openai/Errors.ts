@@ -4,7 +4,13 @@
  * `{error: "text", error_type}`, `{object: "error", message}`, `{detail}`).
  * Reading a message to find "context length" happens here, at the boundary, once.
  */
-import { type FailureReason, fromStatus, parseRetryAfter } from "../../Failure.ts"
+import {
+  ContextLengthExceeded,
+  type FailureReason,
+  fromStatus,
+  parseRetryAfter,
+  UpstreamError
+} from "../../Failure.ts"
 
 interface Parsed {
   readonly message: string
@@ -37,6 +43,23 @@ export const parseErrorBody = (text: string): Parsed => {
   return { message, param: null, code: asString(o["code"]) ?? asString(o["type"]) }
 }
 
+/**
+ * Engine quirks the status alone misreads: llama.cpp's `exceed_context_size_error` ("the
+ * request exceeds the available context size") and TGI's validation wording ("`inputs`
+ * tokens + `max_new_tokens` must be <= N") are context-length errors; TGI's 424
+ * `error_type: generation` is the engine failing, not the client's request.
+ */
+const quirk = (status: number, parsed: Parsed): FailureReason | undefined => {
+  if (
+    parsed.code === "exceed_context_size_error" ||
+    /exceeds the available context size|`inputs` tokens \+ `max_new_tokens` must be/.test(parsed.message)
+  ) {
+    return new ContextLengthExceeded({ message: parsed.message })
+  }
+  if (status === 424 || parsed.code === "generation") return new UpstreamError({ status, message: parsed.message })
+  return undefined
+}
+
 export const fromResponse = (
   status: number,
   retryAfter: string | undefined,
@@ -44,6 +67,8 @@ export const fromResponse = (
   nowMs: number
 ): FailureReason => {
   const parsed = parseErrorBody(bodyText)
+  const special = quirk(status, parsed)
+  if (special !== undefined) return special
   return fromStatus(status, parsed.message, {
     retryAfterMs: parseRetryAfter(retryAfter, nowMs),
     param: parsed.param,

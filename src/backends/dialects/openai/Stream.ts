@@ -61,7 +61,8 @@ export const chunkEvents = (chunk: Record<string, unknown>): Array<TokenEvent> =
   return events
 }
 
-const errorEvent = (err: unknown): FailureReason => {
+/** `code` is the sibling `error_type` of TGI's `{"error": "text", "error_type": ...}`. */
+const errorEvent = (err: unknown, code?: string): FailureReason => {
   if (typeof err === "object" && err !== null) {
     const e = err as Record<string, unknown>
     return new MidStreamError({
@@ -69,7 +70,7 @@ const errorEvent = (err: unknown): FailureReason => {
       code: asString(e["code"]) ?? asString(e["type"])
     })
   }
-  return new MidStreamError({ message: String(err), code: undefined })
+  return new MidStreamError({ message: String(err), code })
 }
 
 /** Interprets one SSE event. `done` is set for `[DONE]`. */
@@ -110,7 +111,8 @@ export const toFrame = (
   }
   const chunk = json as Record<string, unknown>
   if (chunk["error"] !== undefined && chunk["error"] !== null) {
-    return { frame: { bytes: undefined, events: [{ _tag: "Error", failure: errorEvent(chunk["error"]) }] }, done: false }
+    const failure = errorEvent(chunk["error"], asString(chunk["error_type"]))
+    return { frame: { bytes: undefined, events: [{ _tag: "Error", failure }] }, done: false }
   }
   const events = chunkEvents(chunk)
   // The usage-only chunk (choices: []) exists because the gateway asked for it: hide it

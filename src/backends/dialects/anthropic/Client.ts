@@ -1,0 +1,131 @@
+/**
+ * The Anthropic Messages adapter: `POST {base}/messages` (base like
+ * `https://api.anthropic.com/v1`) with `x-api-key` (the backend's key) and
+ * `anthropic-version`, translating OpenAI chat requests and answers both ways.
+ *
+ * Chat only: legacy completions and embeddings have no Anthropic equivalent, so the
+ * capabilities say so and such a call fails with a non-retryable 400 `InvalidRequest`
+ * (no breaker trip). Owns nothing beyond the attempt's scope.
+ */
+import { Clock, Effect, Redacted } from "effect"
+import type { Adapter, UpstreamCall } from "../../Contract.ts"
+import {
+  type FailureReason,
+  InvalidRequest,
+  MalformedChunk,
+  TimeToFirstTokenExceeded,
+  TotalTimeout,
+  Unavailable
+} from "../../Failure.ts"
+import { header, readAll, type UpstreamPool, type UpstreamResponse } from "../../Upstream.ts"
+import { bytes, parseObject, str, Untranslatable } from "../openai/Wire.ts"
+import * as Errors from "./Errors.ts"
+import * as Translate from "./openai_anthropic.ts"
+import * as AnthropicStream from "./Stream.ts"
+
+export interface Options {
+  readonly firstTokenMs: number
+  readonly totalMs: number
+  readonly maxEventBytes: number
+  readonly maxResponseBytes: number
+}
+
+const readFailure = (e: unknown): FailureReason =>
+  new Unavailable({ status: undefined, message: `upstream read failed: ${String(e)}` })
+
+const failureOf = (res: UpstreamResponse) =>
+  Effect.gen(function*() {
+    const text = yield* readAll(res.body, 64 * 1024, readFailure).pipe(
+      Effect.map((b) => b.toString("utf8")),
+      Effect.orElseSucceed(() => "")
+    )
+    const now = yield* Clock.currentTimeMillis
+    return yield* Effect.fail(Errors.fromResponse(res.status, header(res.headers, "retry-after"), text, now))
+  })
+
+const headersFor = (pool: UpstreamPool, call: UpstreamCall, stream: boolean): Record<string, string> => {
+  const h: Record<string, string> = {
+    "content-type": "application/json",
+    accept: stream ? "text/event-stream" : "application/json",
+    "anthropic-version": Translate.ANTHROPIC_VERSION,
+    "x-request-id": call.requestId
+  }
+  if (pool.apiKey !== undefined) h["x-api-key"] = Redacted.value(pool.apiKey)
+  return h
+}
+
+const unsupported = (call: UpstreamCall) =>
+  new InvalidRequest({
+    status: 400,
+    message: `the anthropic backend does not support ${call.kind === "completion" ? "legacy completions" : "embeddings"}`,
+    param: null,
+    code: "unsupported_by_backend"
+  })
+
+/** The translated body, or the 400 for a request Anthropic cannot express. */
+const bodyFor = (call: UpstreamCall) =>
+  call.kind !== "chat"
+    ? Effect.fail(unsupported(call))
+    : Effect.try({
+      try: () => Translate.requestBody(call),
+      catch: (e) =>
+        new InvalidRequest({
+          status: 400,
+          message: e instanceof Error ? e.message : String(e),
+          param: e instanceof Untranslatable ? e.param : null,
+          code: "unsupported_by_backend"
+        })
+    })
+
+const clientModel = (call: UpstreamCall): string => str(call.body["model"]) ?? call.upstreamModel
+
+export const make = (pool: UpstreamPool, options: Options): Adapter => ({
+  dialect: "anthropic",
+  capabilities: { chat: true, completion: false, embedding: false },
+  stream: (call) =>
+    Effect.gen(function*() {
+      const body = yield* bodyFor(call)
+      const res = yield* pool.post(
+        "/messages",
+        body,
+        headersFor(pool, call, true),
+        options.firstTokenMs,
+        () => new TimeToFirstTokenExceeded({ afterMs: options.firstTokenMs })
+      )
+      if (res.status < 200 || res.status >= 300) return yield* failureOf(res)
+      const now = yield* Clock.currentTimeMillis
+      return AnthropicStream.frames(res.status, res.body, {
+        model: clientModel(call),
+        created: Math.floor(now / 1000),
+        clientWantsUsage: call.clientWantsUsage,
+        maxEventBytes: options.maxEventBytes
+      })
+    }),
+  unary: (call) =>
+    Effect.gen(function*() {
+      const body = yield* bodyFor(call)
+      const res = yield* pool.post(
+        "/messages",
+        body,
+        headersFor(pool, call, false),
+        options.totalMs,
+        () => new TotalTimeout({ afterMs: options.totalMs })
+      )
+      if (res.status < 200 || res.status >= 300) return yield* failureOf(res)
+      const raw = yield* readAll(res.body, options.maxResponseBytes, readFailure)
+      const json = parseObject(raw.toString("utf8"))
+      if (json === undefined) return yield* new MalformedChunk({ message: "the backend answered with invalid JSON" })
+      const now = yield* Clock.currentTimeMillis
+      if (json["type"] === "error") {
+        return yield* Effect.fail(Errors.fromResponse(500, undefined, raw.toString("utf8"), now))
+      }
+      const translated = Translate.completionOf(json, clientModel(call), Math.floor(now / 1000))
+      return {
+        status: 200,
+        body: bytes(JSON.stringify(translated.body)),
+        contentType: "application/json",
+        usage: translated.usage,
+        finish: translated.finish
+      }
+    })
+})

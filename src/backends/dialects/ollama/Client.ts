@@ -1,0 +1,127 @@
+/**
+ * The Ollama native adapter (base URL like `http://host:11434`, no /v1): chat over
+ * `/api/chat`, legacy completions over `/api/generate`, embeddings over `/api/embed`,
+ * each translated from and to the OpenAI dialect. Streams are NDJSON.
+ *
+ * Ollama has no explicit abort: closing the attempt's scope closes the connection, which
+ * is the only signal it reads (and only when it next writes a token, backends.md §3).
+ * Owns nothing beyond the attempt's scope.
+ */
+import { Clock, Effect } from "effect"
+import type { Adapter, UpstreamCall } from "../../Contract.ts"
+import {
+  type FailureReason,
+  InvalidRequest,
+  MalformedChunk,
+  TimeToFirstTokenExceeded,
+  TotalTimeout,
+  Unavailable
+} from "../../Failure.ts"
+import { header, readAll, type UpstreamPool, type UpstreamResponse } from "../../Upstream.ts"
+import { bytes, type ChunkHead, parseObject, str, Untranslatable } from "../openai/Wire.ts"
+import * as Errors from "./Errors.ts"
+import * as Translate from "./openai_ollama.ts"
+import * as OllamaStream from "./Stream.ts"
+
+export interface Options {
+  readonly firstTokenMs: number
+  readonly totalMs: number
+  readonly maxEventBytes: number
+  readonly maxResponseBytes: number
+}
+
+const readFailure = (e: unknown): FailureReason =>
+  new Unavailable({ status: undefined, message: `upstream read failed: ${String(e)}` })
+
+const failureOf = (res: UpstreamResponse) =>
+  Effect.gen(function*() {
+    const text = yield* readAll(res.body, 64 * 1024, readFailure).pipe(
+      Effect.map((b) => b.toString("utf8")),
+      Effect.orElseSucceed(() => "")
+    )
+    const now = yield* Clock.currentTimeMillis
+    return yield* Effect.fail(Errors.fromResponse(res.status, header(res.headers, "retry-after"), text, now))
+  })
+
+const headersFor = (call: UpstreamCall, stream: boolean): Record<string, string> => ({
+  "content-type": "application/json",
+  accept: stream ? "application/x-ndjson" : "application/json",
+  "x-request-id": call.requestId
+})
+
+const bodyFor = (call: UpstreamCall) =>
+  Effect.try({
+    try: () => Translate.requestBody(call),
+    catch: (e) =>
+      new InvalidRequest({
+        status: 400,
+        message: e instanceof Error ? e.message : String(e),
+        param: e instanceof Untranslatable ? e.param : null,
+        code: "unsupported_by_backend"
+      })
+  })
+
+const clientModel = (call: UpstreamCall): string => str(call.body["model"]) ?? call.upstreamModel
+
+export const make = (pool: UpstreamPool, options: Options): Adapter => ({
+  dialect: "ollama",
+  capabilities: { chat: true, completion: true, embedding: true },
+  stream: (call) =>
+    Effect.gen(function*() {
+      if (call.kind === "embedding") {
+        return yield* new InvalidRequest({ status: 400, message: "embeddings cannot stream", param: "stream", code: null })
+      }
+      const kind = call.kind
+      const body = yield* bodyFor(call)
+      const res = yield* pool.post(
+        Translate.path(kind),
+        body,
+        headersFor(call, true),
+        options.firstTokenMs,
+        () => new TimeToFirstTokenExceeded({ afterMs: options.firstTokenMs })
+      )
+      if (res.status < 200 || res.status >= 300) return yield* failureOf(res)
+      const now = yield* Clock.currentTimeMillis
+      return OllamaStream.frames(res.status, res.body, {
+        kind,
+        model: clientModel(call),
+        created: Math.floor(now / 1000),
+        requestId: call.requestId,
+        clientWantsUsage: call.clientWantsUsage,
+        maxLineBytes: options.maxEventBytes
+      })
+    }),
+  unary: (call) =>
+    Effect.gen(function*() {
+      const body = yield* bodyFor(call)
+      const res = yield* pool.post(
+        Translate.path(call.kind),
+        body,
+        headersFor(call, false),
+        options.totalMs,
+        () => new TotalTimeout({ afterMs: options.totalMs })
+      )
+      if (res.status < 200 || res.status >= 300) return yield* failureOf(res)
+      const raw = yield* readAll(res.body, options.maxResponseBytes, readFailure)
+      const json = parseObject(raw.toString("utf8"))
+      if (json === undefined) return yield* new MalformedChunk({ message: "the backend answered with invalid JSON" })
+      const now = yield* Clock.currentTimeMillis
+      if (json["error"] !== undefined && json["error"] !== null) {
+        return yield* Effect.fail(Errors.fromResponse(500, undefined, raw.toString("utf8"), now))
+      }
+      const created = Math.floor(now / 1000)
+      const model = clientModel(call)
+      const translated = call.kind === "chat"
+        ? Translate.chatCompletionOf(json, { id: `chatcmpl-${call.requestId}`, created, model } satisfies ChunkHead, call.requestId)
+        : call.kind === "completion"
+        ? Translate.textCompletionOf(json, { id: `cmpl-${call.requestId}`, created, model })
+        : { ...Translate.embeddingsOf(json, model, call.body["encoding_format"] === "base64"), finish: undefined }
+      return {
+        status: 200,
+        body: bytes(JSON.stringify(translated.body)),
+        contentType: "application/json",
+        usage: translated.usage,
+        finish: translated.finish
+      }
+    })
+})
