@@ -81,40 +81,47 @@ export const make = (
     timeoutMs: number,
     onHeadersTimeout: () => FailureReason
   ): Effect.Effect<UpstreamResponse, FailureReason, Scope.Scope> =>
-    Effect.acquireRelease(
-      Effect.tryPromise({
-        try: (signal) => {
-          // A dialect that authenticates its own way (Anthropic's `x-api-key`) sets the header
-          // itself from `apiKey`; the pool's bearer is then left out rather than sent twice.
-          const own = headers["x-api-key"] !== undefined || headers["authorization"] !== undefined
-          const h = auth === undefined || own ? headers : { authorization: auth, ...headers }
-          return pool.request({
-            method,
-            path: method === "GET" ? path : basePath + path,
-            headers: h,
-            body: body ?? null,
-            signal,
-            headersTimeout: timeoutMs
-          })
-        },
-        catch: (e): FailureReason => {
-          const code = codeOf(e)
-          if (code === "UND_ERR_HEADERS_TIMEOUT") return onHeadersTimeout()
-          if (code === "UND_ERR_CONNECT_TIMEOUT") return new ConnectTimeout({ afterMs: options.connectTimeoutMs })
-          return new Unavailable({ status: undefined, message: `${url.origin}: ${describe(e)}` })
-        }
-      }).pipe(
-        Effect.map((res) => {
-          open++
-          return { status: res.statusCode, headers: res.headers, body: res.body as unknown as Readable }
-        })
-      ),
-      (res, exit) =>
-        Effect.sync(() => {
-          open--
-          // An unfinished body is destroyed: undici then closes that socket.
-          if (!res.body.readableEnded || Exit.isFailure(exit)) res.body.destroy()
-        })
+    Effect.uninterruptibleMask((restore) =>
+      Effect.gen(function*() {
+        const scope = yield* Effect.scope
+        const controller = new AbortController()
+        let response: UpstreamResponse | undefined
+        open++
+        // Registered before the request leaves, so whatever ends the attempt (client gone,
+        // first-token deadline, failover, shutdown) aborts it, whether it is still waiting
+        // for headers or streaming: an unfinished body is destroyed and undici closes that
+        // socket, which is how the engine learns to stop.
+        yield* Scope.addFinalizerExit(scope, (exit) =>
+          Effect.sync(() => {
+            open--
+            if (response === undefined) controller.abort()
+            else if (!response.body.readableEnded || Exit.isFailure(exit)) response.body.destroy()
+          }))
+        const res = yield* restore(Effect.tryPromise({
+          try: () => {
+            // A dialect that authenticates its own way (Anthropic's `x-api-key`) sets the header
+            // itself from `apiKey`; the pool's bearer is then left out rather than sent twice.
+            const own = headers["x-api-key"] !== undefined || headers["authorization"] !== undefined
+            const h = auth === undefined || own ? headers : { authorization: auth, ...headers }
+            return pool.request({
+              method,
+              path: method === "GET" ? path : basePath + path,
+              headers: h,
+              body: body ?? null,
+              signal: controller.signal,
+              headersTimeout: timeoutMs
+            })
+          },
+          catch: (e): FailureReason => {
+            const code = codeOf(e)
+            if (code === "UND_ERR_HEADERS_TIMEOUT") return onHeadersTimeout()
+            if (code === "UND_ERR_CONNECT_TIMEOUT") return new ConnectTimeout({ afterMs: options.connectTimeoutMs })
+            return new Unavailable({ status: undefined, message: `${url.origin}: ${describe(e)}` })
+          }
+        }))
+        response = { status: res.statusCode, headers: res.headers, body: res.body as unknown as Readable }
+        return response
+      })
     )
 
   return {

@@ -38,6 +38,8 @@ backends:
     max_concurrency: 4
 timeouts: { first_token: 400ms, idle: 300ms, queue: 200ms }
 retries: { max_attempts: 3, budget_ratio: 1, min_per_second: 100 }
+# These tests script backend "a" and expect it tried first: config order, not inference scoring.
+routing: { policy: ordered }
 `)
   })
   afterAll(async () => {
@@ -85,6 +87,26 @@ retries: { max_attempts: 3, budget_ratio: 1, min_per_second: 100 }
     const pending = fetch(`${gw.url}/v1/chat/completions`, {
       method: "POST",
       body: JSON.stringify(body()),
+      headers: { "content-type": "application/json" },
+      signal: controller.signal
+    }).catch(() => undefined)
+    await eventually(async () => a.openSockets(), (n) => n > 0)
+    await new Promise((r) => setTimeout(r, 50))
+    const t0 = performance.now()
+    controller.abort()
+    await pending
+    const t1 = await closed
+    expect(t1 - t0).toBeLessThan(50)
+    expect(await settled(gw)).toEqual(idle)
+  })
+
+  it("closes the upstream when the client leaves a non-streaming request whose answer has no headers yet", async () => {
+    a.script = () => ({ firstDelayMs: 5000 })
+    const closed = a.nextClose()
+    const controller = new AbortController()
+    const pending = fetch(`${gw.url}/v1/chat/completions`, {
+      method: "POST",
+      body: JSON.stringify({ ...body(), stream: false }),
       headers: { "content-type": "application/json" },
       signal: controller.signal
     }).catch(() => undefined)
