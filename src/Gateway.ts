@@ -8,9 +8,9 @@
  * where request lines go, the listener); everything else is fixed here.
  */
 import { NodeHttpServer } from "@effect/platform-node"
-import { Effect, Layer } from "effect"
+import { Context, Effect, Layer } from "effect"
 import { HttpRouter, HttpServer } from "effect/http"
-import { createServer } from "node:http"
+import { createServer, type Server } from "node:http"
 import { Accounting, UsageSink } from "./accounting/Accounting.ts"
 import * as Stores from "./admission/Stores.ts"
 import * as Tokenizer from "./admission/Tokenizer.ts"
@@ -34,26 +34,44 @@ export interface GatewayParts<E> {
   readonly launcher: Layer.Layer<EngineLauncher>
   readonly requestLog: Layer.Layer<RequestLog>
   /** The listener; default: node:http on the plan's host and port. */
-  readonly server?: Layer.Layer<HttpServer.HttpServer, unknown, GatewayConfig> | undefined
+  readonly server?: Layer.Layer<HttpServer.HttpServer | Listener, unknown, GatewayConfig> | undefined
+}
+
+/** The node:http server under the listener, so draining can close connections as they go idle. */
+export class Listener extends Context.Service<Listener, { readonly server: Server | undefined }>()("sluice/Gateway/Listener") {
+  static readonly none = Layer.succeed(Listener, Listener.of({ server: undefined }))
 }
 
 /** node:http on the plan's address, draining in-flight requests for up to `timeouts.drain` on shutdown. */
-export const nodeServer: Layer.Layer<HttpServer.HttpServer, unknown, GatewayConfig> = Layer.unwrap(
-  Effect.map(GatewayConfig, ({ initial }) =>
-    NodeHttpServer.layer(() => createServer({ keepAliveTimeout: 65_000 }), {
+export const nodeServer: Layer.Layer<HttpServer.HttpServer | Listener, unknown, GatewayConfig> = Layer.unwrap(
+  Effect.map(GatewayConfig, ({ initial }) => {
+    const server = createServer({ keepAliveTimeout: 65_000 })
+    return NodeHttpServer.layer(() => server, {
       host: initial.server.host,
       port: initial.server.port,
       gracefulShutdownTimeout: initial.timeouts.drainMs
-    }))
+    }).pipe(Layer.merge(Layer.succeed(Listener, Listener.of({ server }))))
+  })
 )
 
-/** Marks the gateway draining before the listener closes (built after it, so torn down first). */
+/**
+ * Draining, before the listener closes (built after it, so torn down first): new requests
+ * get 503 `draining` and readiness fails, while in-flight streams may finish. Node's
+ * `server.close()` only closes connections idle at that moment; a keep-alive connection
+ * whose last response ends during the drain would hold shutdown for the whole drain
+ * time, so idle connections are closed every 50 ms until the server is closed.
+ */
 const drainOnShutdown = Layer.effectDiscard(
   Effect.gen(function*() {
     const { state } = yield* Lifecycle
+    const { server } = yield* Listener
     yield* Effect.addFinalizer(() =>
       Effect.sync(() => {
         state.draining = true
+        if (server === undefined) return
+        const timer = setInterval(() => server.closeIdleConnections(), 50)
+        timer.unref()
+        server.once("close", () => clearInterval(timer))
       })
     )
   })
