@@ -11,7 +11,8 @@ import { NodeHttpServer } from "@effect/platform-node"
 import { Context, Effect, Layer } from "effect"
 import { HttpRouter, HttpServer } from "effect/http"
 import { createServer, type Server } from "node:http"
-import { Accounting, UsageSink } from "./accounting/Accounting.ts"
+import { Accounting } from "./accounting/Accounting.ts"
+import * as PgSink from "./accounting/PgSink.ts"
 import * as Stores from "./admission/Stores.ts"
 import * as Tokenizer from "./admission/Tokenizer.ts"
 import { HealthReports } from "./backends/Actor.ts"
@@ -22,6 +23,7 @@ import { Dispatcher } from "./dispatch/Dispatch.ts"
 import { Lifecycle } from "./http/Lifecycle.ts"
 import * as Routes from "./http/Routes.ts"
 import * as Logging from "./observability/Logging.ts"
+import * as Tracing from "./observability/Tracing.ts"
 import type { RequestLog } from "./observability/RequestLog.ts"
 import { Breakers } from "./resilience/Breakers.ts"
 import { RetryBudget } from "./resilience/RetryBudget.ts"
@@ -104,7 +106,8 @@ const preloadTokenizers = Layer.effectDiscard(
 )
 
 export const make = <E>(parts: GatewayParts<E>) => {
-  const stores = Layer.mergeAll(Stores.budgetLayer, UsageSink.memory(), RetryBudget.layer, Affinity.layer, Breakers.layer, Placement.layer)
+  const usage = Layer.unwrap(Effect.map(GatewayConfig, ({ initial }) => PgSink.fromEnvironment(initial.timeouts.drainMs)))
+  const stores = Layer.mergeAll(Stores.budgetLayer, usage, RetryBudget.layer, Affinity.layer, Breakers.layer, Placement.layer)
   const backends = Fleet.layer.pipe(Layer.provideMerge(HealthReports.layer), Layer.provide(parts.launcher))
   const core = Layer.mergeAll(Accounting.layer, Router.layer, Dispatcher.layer).pipe(
     Layer.provideMerge(backends),
@@ -129,7 +132,7 @@ export const main = (argv: ReadonlyArray<string>) =>
   make({
     config: GatewayConfig.fromEnvironment(argv),
     launcher: SimulatedEngines.layer,
-    requestLog: Logging.layer(argv)
+    requestLog: Layer.merge(Logging.layer(argv), Tracing.layer)
   })
 
 /**

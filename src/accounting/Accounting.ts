@@ -46,6 +46,8 @@ export interface AccountingSnapshot {
 export class UsageSink extends Context.Service<UsageSink, {
   readonly write: (record: AccountingRecord) => Effect.Effect<void>
   readonly snapshot: Effect.Effect<AccountingSnapshot>
+  /** Resolves once every record written so far is durable in the sink's store. */
+  readonly flushed: Effect.Effect<void>
 }>()("sluice/accounting/UsageSink") {
   /** Keeps counts and the last `keep` records in memory. */
   static readonly memory = (keep = 1000) => Layer.sync(UsageSink, () => makeMemorySink(keep))
@@ -63,7 +65,8 @@ export const makeMemorySink = (keep: number): UsageSink["Service"] => {
         recent.push(record)
         if (recent.length > keep) recent.splice(0, recent.length - keep)
       }),
-    snapshot: Effect.sync(() => ({ records, byOutcome: { ...byOutcome }, recent: [...recent] }))
+    snapshot: Effect.sync(() => ({ records, byOutcome: { ...byOutcome }, recent: [...recent] })),
+    flushed: Effect.void
   })
 }
 
