@@ -12,9 +12,8 @@ import { Context, Effect, Layer } from "effect"
 import { HttpRouter, HttpServer } from "effect/http"
 import { createServer, type Server } from "node:http"
 import { Accounting } from "./accounting/Accounting.ts"
-import * as PgSink from "./accounting/PgSink.ts"
+import * as Sinks from "./accounting/Sinks.ts"
 import * as Stores from "./admission/Stores.ts"
-import * as Tokenizer from "./admission/Tokenizer.ts"
 import { HealthReports } from "./backends/Actor.ts"
 import { type EngineLauncher, Fleet } from "./backends/Fleet.ts"
 import * as SimulatedEngines from "./backends/SimulatedEngines.ts"
@@ -96,22 +95,13 @@ const announce = Layer.effectDiscard(
   })
 )
 
-/** Loads the tokenizers the configured models use, in the background. */
-const preloadTokenizers = Layer.effectDiscard(
-  Effect.gen(function*() {
-    const { initial } = yield* GatewayConfig
-    const encodings = new Set([...initial.models.values()].map((m) => m.tokenizer))
-    yield* Effect.forkScoped(Effect.forEach(encodings, Tokenizer.load, { discard: true }))
-  })
-)
-
 export const make = <E>(parts: GatewayParts<E>) => {
-  const usage = Layer.unwrap(Effect.map(GatewayConfig, ({ initial }) => PgSink.fromEnvironment(initial.timeouts.drainMs)))
+  const usage = Layer.unwrap(Effect.map(GatewayConfig, ({ initial }) => Sinks.fromEnvironment(initial.timeouts.drainMs)))
   const stores = Layer.mergeAll(Stores.budgetLayer, usage, RetryBudget.layer, Affinity.layer, Breakers.layer, Placement.layer)
   const backends = Fleet.layer.pipe(Layer.provideMerge(HealthReports.layer), Layer.provide(parts.launcher))
   const core = Layer.mergeAll(Accounting.layer, Router.layer, Dispatcher.layer).pipe(
     Layer.provideMerge(backends),
-    Layer.provideMerge(Layer.mergeAll(stores, Lifecycle.layer, preloadTokenizers))
+    Layer.provideMerge(Layer.mergeAll(stores, Lifecycle.layer))
   )
   const http = HttpRouter.serve(Routes.layer, { disableLogger: true, disableListenLog: true }).pipe(
     Layer.provideMerge(parts.server ?? nodeServer)

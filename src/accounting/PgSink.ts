@@ -7,7 +7,7 @@
  */
 import { PgClient, PgMigrator } from "@effect/sql-pg"
 import { NodeServices } from "@effect/platform-node"
-import { Array as Arr, Config, Effect, Layer, Option, type Redacted } from "effect"
+import { Array as Arr, Effect, Layer, type Redacted } from "effect"
 import { SqlClient } from "effect/sql"
 import { type AccountingRecord, makeMemorySink, UsageSink } from "./Accounting.ts"
 import * as Batcher from "./Batcher.ts"
@@ -91,15 +91,4 @@ export const layer = (url: Redacted.Redacted<string>, options: { readonly drainM
   ).pipe(
     Layer.provide(migrations),
     Layer.provideMerge(PgClient.layer({ url, maxConnections: 4, connectTimeout: "5 seconds" }))
-  )
-
-/** Postgres when `DATABASE_URL` is set, otherwise the in-memory sink. */
-export const fromEnvironment = (drainMs: number) =>
-  Layer.unwrap(
-    Effect.gen(function*() {
-      const url = yield* Config.option(Config.Redacted("DATABASE_URL")).pipe(Effect.orElseSucceed(() => Option.none()))
-      if (Option.isNone(url)) return UsageSink.memory()
-      yield* Effect.logInfo("audit ledger in postgres")
-      return layer(url.value, { drainMs })
-    })
   )

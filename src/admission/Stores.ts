@@ -4,15 +4,14 @@
  * budgets. The Redis connection is scoped to the graph: closed on shutdown.
  */
 import { Config, Effect, Layer, Option, Redacted } from "effect"
-import { Redis } from "ioredis"
 import { GatewayConfig } from "../config/GatewayConfig.ts"
 import { makeInMemory, TokenBudget } from "./Budget.ts"
-import * as RedisBudget from "./RedisBudget.ts"
 
 /** A connected ioredis client that fails commands fast instead of queueing them while Redis is down. */
 export const connect = (url: string) =>
   Effect.acquireRelease(
-    Effect.sync(() =>
+    // ioredis is loaded only when Redis is configured.
+    Effect.promise(() => import("ioredis")).pipe(Effect.map(({ Redis }) =>
       new Redis(url, {
         lazyConnect: false,
         enableOfflineQueue: false,
@@ -20,7 +19,7 @@ export const connect = (url: string) =>
         commandTimeout: 250,
         connectTimeout: 2000
       })
-    ),
+    )),
     (redis) => Effect.promise(() => redis.quit().catch(() => "OK"))
   )
 
@@ -32,6 +31,7 @@ export const budgetLayer: Layer.Layer<TokenBudget, never, GatewayConfig> = Layer
     const { tokensPerWindow, windowMs } = initial.budgets
     if (Option.isNone(url)) return makeInMemory(tokensPerWindow, windowMs)
     const redis = yield* connect(Redacted.value(url.value))
+    const RedisBudget = yield* Effect.promise(() => import("./RedisBudget.ts"))
     yield* Effect.logInfo("token budgets shared through redis")
     return RedisBudget.make(redis, { limit: tokensPerWindow, windowMs })
   })

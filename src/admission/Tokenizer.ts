@@ -4,9 +4,9 @@
  * `o200k` is exact for current OpenAI models (gpt-4o, gpt-4.1, gpt-5, o-series); `cl100k`
  * is exact for gpt-3.5/gpt-4 and the documented approximation for open models (Llama 3's
  * tiktoken-derived vocabulary counts within a few percent of cl100k on English text);
- * `chars` is bytes/4 for when no tokenizer is wanted. Encodings are loaded lazily (each
- * costs tens of MB and up to 0.2 s), preloaded in the background at start for the
- * configured models; until one is ready the count falls back to `chars`.
+ * `chars` is bytes/4 for when no tokenizer is wanted. Encodings are loaded on first use
+ * (each costs tens of MB and up to 0.2 s, so a gateway at rest does not carry them); the
+ * admission phase awaits the load, so every estimate uses the real tokenizer.
  */
 import { Effect } from "effect"
 

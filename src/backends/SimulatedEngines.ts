@@ -4,8 +4,6 @@
  * a realistic fleet with no GPU and no external service.
  */
 import { Effect, Layer } from "effect"
-import * as Simulator from "../simulator/Simulator.ts"
-import { isProfileName, PROFILE_NAMES } from "../simulator/profiles.ts"
 import { EngineLauncher, FleetError } from "./Fleet.ts"
 
 export { EngineLauncher as EngineLauncherService }
@@ -29,10 +27,16 @@ export const layer = Layer.succeed(
         if (sim === undefined) {
           return yield* new FleetError({ backend: backend.id, message: "no simulate section" })
         }
-        if (!isProfileName(sim.profile)) {
+        // Loaded on first use: a gateway that fronts real engines never loads the simulator
+        // (nor the tokenizer tables it brings).
+        const { Simulator, profiles } = yield* Effect.promise(async () => ({
+          Simulator: await import("../simulator/Simulator.ts"),
+          profiles: await import("../simulator/profiles.ts")
+        }))
+        if (!profiles.isProfileName(sim.profile)) {
           return yield* new FleetError({
             backend: backend.id,
-            message: `unknown simulator profile "${sim.profile}" (one of ${PROFILE_NAMES.join(", ")})`
+            message: `unknown simulator profile "${sim.profile}" (one of ${profiles.PROFILE_NAMES.join(", ")})`
           })
         }
         const model = [...backend.models.values()][0]!
