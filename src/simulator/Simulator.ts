@@ -41,6 +41,8 @@ export interface SimulatorOptions {
   /** Default 1. */
   readonly seed?: number
   readonly faults?: Partial<Faults>
+  /** P/D disaggregation: bandwidth of KV transfers pulled by this instance, GB/s (default 25). */
+  readonly kvTransferGBps?: number
 }
 
 export interface RunningSimulator {
@@ -96,6 +98,7 @@ export const validateOptions = (o: SimulatorOptions): Effect.Effect<void, Simula
     if (o.timeScale !== undefined && !(o.timeScale > 0)) return yield* invalid("timeScale must be > 0")
     if (o.jitter !== undefined && !(o.jitter >= 0 && o.jitter < 1)) return yield* invalid("jitter must be in [0, 1)")
     if (o.seed !== undefined && !Number.isInteger(o.seed)) return yield* invalid("seed must be an integer")
+    if (o.kvTransferGBps !== undefined && !(o.kvTransferGBps > 0)) return yield* invalid("kvTransferGBps must be > 0")
     if (o.port !== undefined && !(Number.isInteger(o.port) && o.port >= 0 && o.port < 65536)) {
       return yield* invalid("port must be an integer in [0, 65535]")
     }
@@ -160,6 +163,8 @@ export const startWith = Effect.fn("Simulator.start")(function*(options: Simulat
     nextId: (prefix) => `${prefix}${idTag}${(ids++).toString(16).padStart(6, "0")}`,
     connections: new Set(),
     byRid: new Map<string, Sequence<SequenceSink>>(),
+    transfers: new Map(),
+    kvTransferGBps: options.kvTransferGBps ?? 25,
     crash: (mode, spare) => {
       for (const socket of ctx.connections) if (socket !== spare) socket.resetAndDestroy()
       engine.reset()

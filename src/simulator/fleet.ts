@@ -26,7 +26,8 @@ const InstanceFields = {
   timeScale: Schema.optionalKey(Schema.Number),
   jitter: Schema.optionalKey(Schema.Number),
   seed: Schema.optionalKey(Schema.Int),
-  faults: Schema.optionalKey(FaultsPatchSchema)
+  faults: Schema.optionalKey(FaultsPatchSchema),
+  kvTransferGBps: Schema.optionalKey(Schema.Number)
 }
 
 export const FleetFileSchema = Schema.Struct({

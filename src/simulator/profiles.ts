@@ -39,6 +39,11 @@ export interface Profile extends EngineConfig {
   readonly parameterSizeB: number
   /** Weight bytes on the GPU(s) (Ollama `/api/ps` size). */
   readonly weightBytes: number
+  /**
+   * KV-cache bytes per token, `2 × layers × kv_heads × head_dim × bytes per element` (backends.md §5.1): what a
+   * prefill/decode transfer moves per prompt token.
+   */
+  readonly kvBytesPerToken: number
 }
 
 const GIB = 1024 * 1024 * 1024
@@ -67,6 +72,7 @@ const llama8bFp8H100: Profile = {
   hiddenSize: 4096,
   parameterSizeB: 8,
   weightBytes: 8.5 * GIB,
+  kvBytesPerToken: 64 * 1024,
   c0Ms: 4.5,
   prefillMsPerToken: 0.0165,
   decodeMsPerSeq: 0.02,
@@ -89,6 +95,7 @@ const llama8bBf16H100: Profile = {
   quantization: "bf16",
   kvCacheDtype: "auto",
   weightBytes: 15 * GIB,
+  kvBytesPerToken: 128 * 1024,
   c0Ms: 6.5,
   prefillMsPerToken: 0.04,
   decodeMsPerSeq: 0.03,
@@ -139,6 +146,7 @@ const llama70bFp8: Profile = {
   hiddenSize: 8192,
   parameterSizeB: 70,
   weightBytes: 70 * GIB,
+  kvBytesPerToken: 160 * 1024,
   c0Ms: 18.5,
   prefillMsPerToken: 0.0775,
   decodeMsPerSeq: 0.02,

@@ -34,6 +34,13 @@ export interface EngineStats {
   readonly lagSeconds: number
   /** True during a cold start. */
   readonly loading: boolean
+  /** P/D: KV transfers offered to decode engines (prefill side), pulled in and missed (decode side). */
+  readonly kvTransfersOut: number
+  readonly kvTransfersIn: number
+  readonly kvTransferMisses: number
+  readonly kvTransferBytes: number
+  /** P/D: prompt tokens admitted with their KV transferred in (not prefilled here). */
+  readonly kvTransferTokens: number
 }
 
 export const engineStats = (engine: Engine<unknown>, openConnections: number, loading: boolean): EngineStats => {
@@ -56,6 +63,11 @@ export const engineStats = (engine: Engine<unknown>, openConnections: number, lo
     openConnections,
     simulatedSeconds: engine.now / 1000,
     lagSeconds: c.lagMs / 1000,
-    loading
+    loading,
+    kvTransfersOut: c.kvTransfersOut,
+    kvTransfersIn: c.kvTransfersIn,
+    kvTransferMisses: c.kvTransferMisses,
+    kvTransferBytes: c.kvTransferBytes,
+    kvTransferTokens: c.kvTransferTokens
   }
 }

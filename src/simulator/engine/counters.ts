@@ -50,6 +50,13 @@ export class EngineCounters {
   aborted = 0
   failed = 0
   steps = 0
+  /** P/D: transfers served to decode engines (prefill side) and received (decode side), and their size. */
+  kvTransfersOut = 0
+  kvTransfersIn = 0
+  kvTransferMisses = 0
+  kvTransferBytes = 0
+  /** Prompt tokens admitted as already computed because their KV was transferred in. */
+  kvTransferTokens = 0
   /**
    * Simulated ms the real-time driver added because it fell behind the wall clock (the host could not keep up
    * with the time scale). 0 under the virtual-time driver.

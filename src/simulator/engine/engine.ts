@@ -250,16 +250,23 @@ export class Engine<S> {
         const seq = this.waiting.peekFront()!
         const hitBlocks = this.kv.prefixHitBlocks(seq)
         const hitTokens = hitBlocks * cfg.blockSize
-        const numNew = Math.min(seq.numTokens - hitTokens, budget)
-        if (!this.kv.allocate(seq, numNew, hitBlocks)) break // head-of-line blocking (FCFS)
+        // KV transferred from a prefill engine counts as computed (full blocks, leaving ≥ 1 token to compute).
+        const transferred = seq.transferPending
+          ? Math.floor(Math.min(seq.spec.transferredTokens ?? 0, seq.numTokens - 1) / cfg.blockSize) * cfg.blockSize
+          : 0
+        const ready = Math.max(hitTokens, transferred)
+        const numNew = Math.min(seq.numTokens - ready, budget)
+        if (!this.kv.allocate(seq, ready - hitTokens + numNew, hitBlocks)) break // head-of-line blocking (FCFS)
         this.waiting.popFront()
         seq.status = "running"
-        seq.numComputed = hitTokens
+        seq.numComputed = ready
+        seq.transferPending = false
         this.running.push(seq)
         this.counters.prefixQueries += seq.numTokens
         this.counters.prefixHits += hitTokens
+        if (ready > hitTokens) this.counters.kvTransferTokens += ready - hitTokens
         if (seq.cachedPromptTokens < 0) {
-          seq.cachedPromptTokens = Math.min(hitTokens, seq.promptLength)
+          seq.cachedPromptTokens = Math.min(ready, seq.promptLength)
           this.counters.promptTokens += seq.promptLength
         }
         this.schedule(seq, numNew)

@@ -21,6 +21,11 @@ export interface SequenceSpec {
   readonly outputIds?: ArrayLike<number> | undefined
   /** Reported when `outputTokens` is reached: "length" if max_tokens was the limit, else "stop". */
   readonly finish: FinishKind
+  /**
+   * Prompt tokens whose KV arrived from a prefill engine (P/D disaggregation): at first admission they are
+   * placed in fresh blocks as already computed, without prefill cost. Lost on preemption (recomputed).
+   */
+  readonly transferredTokens?: number | undefined
 }
 
 export class Sequence<S> {
@@ -38,6 +43,8 @@ export class Sequence<S> {
   cachedBlocks = 0
   /** Prompt tokens served from the prefix cache at first admission (reported as cached_tokens). */
   cachedPromptTokens = -1
+  /** True until the first admission consumed `spec.transferredTokens`. */
+  transferPending: boolean
   preemptions = 0
   firstTokenMs = -1
   lastTokenMs = -1
@@ -51,6 +58,7 @@ export class Sequence<S> {
     readonly arrivalMs: number
   ) {
     this.promptLength = spec.prompt.length
+    this.transferPending = (spec.transferredTokens ?? 0) > 0
     this.hashes = new Float64Array(Math.ceil((spec.prompt.length + spec.outputTokens) / 16) + 1)
   }
 

@@ -8,6 +8,7 @@
 import type { ServerResponse } from "node:http"
 import { DEFAULT_MAX_TOKENS, planOutput, type ToolChoice } from "../outputs.ts"
 import { type Encoder, Generation } from "./generation.ts"
+import { pull, type TransferRequest } from "./transfer.ts"
 import type { SimContext } from "./wire.ts"
 
 export type ErrorKind = "invalid_request" | "not_found" | "rate_limit" | "overloaded" | "server" | "loading"
@@ -32,6 +33,9 @@ export interface GenerationRequest {
   readonly stream: boolean
   readonly includeUsage: boolean
   readonly rid: string | undefined
+  /** P/D: the request's `kv_transfer_params` (OpenAI dialect), and the Host it was sent to. */
+  readonly transfer?: TransferRequest | undefined
+  readonly host?: string | undefined
 }
 
 export interface AdmitOptions {
@@ -108,5 +112,11 @@ export const admitGeneration = (
     },
     faults
   )
-  generation.submit()
+  const transfer = request.transfer
+  if (transfer?._tag === "RemoteDecode") generation.remoteDecode = { host: request.host }
+  if (transfer?._tag !== "RemotePrefill") return generation.submit()
+  // Decode leg of a disaggregated request: pull the KV first, then admit with it already computed.
+  pull(ctx, res, transfer, (tokens) => {
+    if (!res.destroyed && !res.writableEnded) generation.submit(tokens)
+  })
 }

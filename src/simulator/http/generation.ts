@@ -12,6 +12,7 @@ import type { ServerResponse } from "node:http"
 import type { Sequence } from "../engine/sequence.ts"
 import type { RequestFaults } from "../faults.ts"
 import type { OutputPlan } from "../outputs.ts"
+import { offer } from "./transfer.ts"
 import { sendJson, type SequenceSink, type SimContext } from "./wire.ts"
 
 export type FailureKind = "midstream" | "oom" | "crash"
@@ -55,6 +56,10 @@ export interface Encoder {
 
 export class Generation implements SequenceSink {
   seq: Sequence<SequenceSink> | undefined
+  /** P/D prefill leg: offer the prompt's KV for transfer when done (`Host` header of the request). */
+  remoteDecode: { readonly host: string | undefined } | undefined = undefined
+  /** P/D prefill leg: the `kv_transfer_params` of the answer, once offered. */
+  transferOut: Readonly<Record<string, unknown>> | undefined = undefined
   /** Chunks the socket has not accepted yet (or held by a stall); `queueHead` is the next to write. */
   private readonly queue: Array<string> = []
   private queueHead = 0
@@ -112,10 +117,10 @@ export class Generation implements SequenceSink {
   }
 
   /** Queues the request in the engine and watches the client connection. */
-  submit(): void {
+  submit(transferredTokens = 0): void {
     const { plan, prompt } = this.meta
     const seq = this.ctx.engine.submit(
-      { prompt, outputTokens: plan.ids.length, outputIds: plan.ids, finish: plan.finish },
+      { prompt, outputTokens: plan.ids.length, outputIds: plan.ids, finish: plan.finish, transferredTokens },
       this,
       this.ctx.virtualNow()
     )
@@ -191,6 +196,9 @@ export class Generation implements SequenceSink {
   }
 
   private completeBody(): void {
+    if (this.remoteDecode !== undefined && this.transferOut === undefined && !this.serverAborted) {
+      this.transferOut = offer(this.ctx, this.meta.id, this.promptTokens, this.remoteDecode.host)
+    }
     const body = JSON.stringify(this.encoder.complete(this))
     const malformed = this.faults.malformedAt >= 0 && this.faults.malformedAt < this.completionTokens
     const text = malformed ? body.slice(0, Math.max(1, Math.floor(body.length / 2))) : body

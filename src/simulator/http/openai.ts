@@ -11,6 +11,7 @@ import type { ToolChoice } from "../outputs.ts"
 import { chatPromptTokens, completionPromptTokens, type TemplateMessage } from "../tokens.ts"
 import { admitGeneration, type ErrorKind, type ErrorSender } from "./admit.ts"
 import type { Encoder, FailureKind, Generation } from "./generation.ts"
+import { transferRequest } from "./transfer.ts"
 import { bool, contentText, isRecord, type Json, num, readJson, requestRid, sendJson, type SimContext, str } from "./wire.ts"
 
 const ERROR_TYPES: Readonly<Record<ErrorKind, string>> = {
@@ -98,7 +99,8 @@ const chatEncoder: Encoder = {
       model: g.meta.model,
       choices: [{ index: 0, message, logprobs: null, finish_reason: g.finishReason, stop_reason: null }],
       usage: usageJson(g),
-      prompt_logprobs: null
+      prompt_logprobs: null,
+      ...(g.transferOut === undefined ? {} : { kv_transfer_params: g.transferOut })
     }
   },
   failure: (_g, kind) => ({
@@ -123,7 +125,8 @@ const completionEncoder: Encoder = {
     created: g.meta.createdSec,
     model: g.meta.model,
     choices: [{ index: 0, text: g.text(), logprobs: null, finish_reason: g.finishReason, stop_reason: null }],
-    usage: usageJson(g)
+    usage: usageJson(g),
+    ...(g.transferOut === undefined ? {} : { kv_transfer_params: g.transferOut })
   })
 }
 
@@ -145,7 +148,8 @@ const commonParams = (ctx: SimContext, res: ServerResponse, body: Json) => {
     forcedTokens: num(body, "sim_output_tokens"),
     requestSeed: num(body, "seed"),
     stream: bool(body, "stream") ?? false,
-    includeUsage: isRecord(streamOptions) && streamOptions["include_usage"] === true
+    includeUsage: isRecord(streamOptions) && streamOptions["include_usage"] === true,
+    transfer: transferRequest(body)
   }
 }
 
@@ -184,7 +188,7 @@ export const handleChat = (ctx: SimContext, req: IncomingMessage, res: ServerRes
       chatMessages(raw["messages"]),
       Array.isArray(tools) && tools.length > 0 ? JSON.stringify(tools) : undefined
     )
-    admitGeneration(ctx, res, { ...p, prompt, tool: forcedTool(tools, raw["tool_choice"]), rid: requestRid(req, raw) }, {
+    admitGeneration(ctx, res, { ...p, prompt, tool: forcedTool(tools, raw["tool_choice"]), rid: requestRid(req, raw), host: req.headers.host }, {
       idPrefix: "chatcmpl-",
       toolIdPrefix: "chatcmpl-tool-",
       encoder: chatEncoder,
@@ -212,7 +216,8 @@ export const handleCompletion = (ctx: SimContext, req: IncomingMessage, res: Ser
       ...p,
       prompt: completionPromptTokens(prompt),
       tool: undefined,
-      rid: requestRid(req, raw)
+      rid: requestRid(req, raw),
+      host: req.headers.host
     }, { idPrefix: "cmpl-", toolIdPrefix: "", encoder: completionEncoder, errors: openaiErrors, tooLong: tooLongMessage })
   })
 

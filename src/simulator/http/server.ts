@@ -15,6 +15,7 @@ import { handleEmbeddings } from "./embeddings.ts"
 import { renderSglangMetrics, renderVllmMetrics } from "./metrics.ts"
 import { handleOllamaChat, handleOllamaEmbed, handleOllamaGenerate, handlePs, handleTags, ollamaErrors } from "./ollama.ts"
 import { handleChat, handleCompletion, handleModels, openaiErrors } from "./openai.ts"
+import { handlePull } from "./transfer.ts"
 import { sendJson, sendText, type SimContext } from "./wire.ts"
 
 const errorsFor = (ctx: SimContext): ErrorSender =>
@@ -98,6 +99,10 @@ export const createSimServer = (ctx: SimContext): Server => {
     const path = q < 0 ? url : url.slice(0, q)
     const key = `${req.method ?? "GET"} ${path}`
     if (key === "GET /health") return health(ctx, res)
+    if (req.method === "POST" && path.startsWith("/kv_transfer/")) {
+      req.resume()
+      return handlePull(ctx, res, decodeURIComponent(path.slice("/kv_transfer/".length)))
+    }
     if (path.startsWith("/admin/") && handleAdmin(ctx, req, res, path)) return
     if (!dialectRoutes(ctx, req, res, key)) {
       req.resume()

@@ -15,6 +15,7 @@ import type { Engine } from "../engine/engine.ts"
 import type { Sequence } from "../engine/sequence.ts"
 import type { FaultState } from "../faults.ts"
 import type { Profile } from "../profiles.ts"
+import type { TransferEntry } from "./transfer.ts"
 
 export type Dialect = "openai" | "anthropic" | "ollama" | "sglang"
 
@@ -50,6 +51,10 @@ export interface SimContext {
   readonly byRid: Map<string, Sequence<SequenceSink>>
   /** Resets every connection but `spare` and the engine ("reset"), or stops serving ("exit"). */
   readonly crash: (mode: "reset" | "exit", spare?: Socket) => void
+  /** P/D: finished prefills waiting to be pulled by a decode engine, by transfer id (http/transfer.ts). */
+  readonly transfers: Map<string, TransferEntry>
+  /** P/D: KV transfer bandwidth, GB/s. */
+  readonly kvTransferGBps: number
 }
 
 const MAX_BODY = 64 * 1024 * 1024
