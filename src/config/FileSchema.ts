@@ -49,7 +49,9 @@ export const ModelEntry = Schema.Struct({
   /** GPU SKUs allowed to serve this model; default: any. */
   allowed_gpus: Schema.optionalKey(Schema.Array(Schema.String)),
   /** Time-to-first-token target; candidates predicted to miss it score lower. */
-  ttft_target: Schema.optionalKey(Duration)
+  ttft_target: Schema.optionalKey(Duration),
+  /** Inter-token latency target (headroom scorer); default 100ms. */
+  itl_target: Schema.optionalKey(Duration)
 })
 
 /** A backend serves a model under the public name, or under another upstream name. */
@@ -119,6 +121,12 @@ export const Retries = Schema.Struct({
   min_per_second: Schema.optionalKey(Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0)))
 })
 
+/** A tenant's routing policy: backends it may use (default: all) and backends it must not. */
+export const TenantRouting = Schema.Struct({
+  allowed_backends: Schema.optionalKey(Schema.Array(Name)),
+  denied_backends: Schema.optionalKey(Schema.Array(Name))
+})
+
 /** Filter → score → pick, every plugin chosen by name (see src/routing/plugins/). */
 export const Routing = Schema.Struct({
   /** `inference` (filter/score/pick), or a baseline: `ordered`, `round_robin`, `least_outstanding`, `random`. */
@@ -137,7 +145,11 @@ export const Routing = Schema.Struct({
   prefix_ttl: Schema.optionalKey(Duration),
   session_ttl: Schema.optionalKey(Duration),
   /** Seed of the pickers' random choices (reproducible benchmarks). */
-  seed: Schema.optionalKey(Schema.Int)
+  seed: Schema.optionalKey(Schema.Int),
+  /** Tenant policy (the `tenant` filter): tenant id → the backends it may or may not use. */
+  tenants: Schema.optionalKey(Schema.Record(Schema.String, TenantRouting)),
+  /** Prefill/decode pools: prompts shorter than this are served by one engine, not split in two legs. */
+  pd_min_prompt_tokens: Schema.optionalKey(Schema.Int.check(Schema.isGreaterThanOrEqualTo(0)))
 })
 
 /** Backend health from probes and token throughput. */

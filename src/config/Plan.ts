@@ -9,6 +9,7 @@
 import { Data, Redacted } from "effect"
 import * as Tokenizer from "../admission/Tokenizer.ts"
 import { BackendId, GpuSku, ModelId } from "../domain/Ids.ts"
+import { FILTERS, SCORERS } from "../routing/plugins/Names.ts"
 import { byteCount, type ConfigFile, type Dialect, durationMs } from "./FileSchema.ts"
 
 export interface ModelPlan {
@@ -21,6 +22,7 @@ export interface ModelPlan {
   readonly allowedQuantizations: ReadonlyArray<string> | undefined
   readonly allowedGpus: ReadonlyArray<string> | undefined
   readonly ttftTargetMs: number | undefined
+  readonly itlTargetMs: number | undefined
 }
 
 export interface SimulatedPlan {
@@ -61,6 +63,13 @@ export interface TimeoutsPlan {
   readonly drainMs: number
 }
 
+/** A tenant's routing policy (the `tenant` filter). */
+export interface TenantRoutingPlan {
+  /** Backends the tenant may use; undefined: all. */
+  readonly allowedBackends: ReadonlySet<BackendId> | undefined
+  readonly deniedBackends: ReadonlySet<BackendId>
+}
+
 export interface RoutingPlan {
   readonly policy: "inference" | "ordered" | "round_robin" | "least_outstanding" | "random"
   readonly filters: ReadonlyArray<string>
@@ -69,11 +78,16 @@ export interface RoutingPlan {
   readonly maxQueue: number
   readonly maxKvUsage: number
   readonly prefixBlockChars: number
+  /** Blocks hashed per prompt: `prefixBlockChars × prefixMaxBlocks` characters are matchable. */
   readonly prefixMaxBlocks: number
+  /** Prefix-index entries per backend, at most (fewer when the engine's KV cache holds less). */
   readonly prefixCapacity: number
   readonly prefixTtlMs: number
   readonly sessionTtlMs: number
   readonly seed: number | undefined
+  /** Tenant id → policy; a tenant not listed may use every backend. */
+  readonly tenants: ReadonlyMap<string, TenantRoutingPlan>
+  readonly pdMinPromptTokens: number
 }
 
 export interface HealthPlan {
@@ -132,7 +146,9 @@ export const defaults = {
   maxBodyBytes: 4 * 1024 * 1024,
   retries: { maxAttempts: 3, budgetRatio: 0.2, minPerSecond: 5 },
   budgetWindowMs: 60_000,
-  filters: ["model_served", "health", "breaker", "quantization", "sku", "saturation"],
+  filters: ["model_served", "health", "breaker", "quantization", "sku", "saturation", "tenant"],
+  /** 512 blocks × 64 chars ≈ 32K characters ≈ 8K tokens of prompt are matchable (e.g. a 6K-token system prompt). */
+  prefixMaxBlocks: 512,
   scorers: { prefix_cache: 3, queue_depth: 2, kv_usage: 2, session_affinity: 2, predicted_ttft: 1, headroom: 1 }
 } as const
 
@@ -184,7 +200,8 @@ export const fromFile = (
       tokenizer: m.tokenizer ?? Tokenizer.encodingFor(m.name),
       allowedQuantizations: m.allowed_quantizations,
       allowedGpus: m.allowed_gpus,
-      ttftTargetMs: m.ttft_target === undefined ? undefined : durationMs(m.ttft_target)
+      ttftTargetMs: m.ttft_target === undefined ? undefined : durationMs(m.ttft_target),
+      itlTargetMs: m.itl_target === undefined ? undefined : durationMs(m.itl_target)
     })
   })
   const declared = (file.models ?? []).length > 0
@@ -214,7 +231,8 @@ export const fromFile = (
           tokenizer: Tokenizer.encodingFor(name),
           allowedQuantizations: undefined,
           allowedGpus: undefined,
-          ttftTargetMs: undefined
+          ttftTargetMs: undefined,
+          itlTargetMs: undefined
         })
         modelNames.set(name, implicit)
         served.set(implicit, upstream)
@@ -266,6 +284,29 @@ export const fromFile = (
 
   const t = { ...defaults.timeouts, ...file.timeouts }
   const rt = file.routing ?? {}
+  ;(rt.filters ?? []).forEach((name, i) => {
+    if (!(FILTERS as ReadonlyArray<string>).includes(name)) {
+      fail(`routing.filters[${i}]`, `unknown filter "${name}" (known: ${FILTERS.join(", ")})`)
+    }
+  })
+  for (const name of Object.keys(rt.scorers ?? {})) {
+    if (!(SCORERS as ReadonlyArray<string>).includes(name)) {
+      fail(`routing.scorers.${name}`, `unknown scorer "${name}" (known: ${SCORERS.join(", ")})`)
+    }
+  }
+  const tenants = new Map<string, TenantRoutingPlan>()
+  for (const [tenant, policy] of Object.entries(rt.tenants ?? {})) {
+    const check = (list: ReadonlyArray<string> | undefined, key: string) =>
+      (list ?? []).forEach((id, i) => {
+        if (!ids.has(id)) fail(`routing.tenants.${tenant}.${key}[${i}]`, `unknown backend "${id}"`)
+      })
+    check(policy.allowed_backends, "allowed_backends")
+    check(policy.denied_backends, "denied_backends")
+    tenants.set(tenant, {
+      allowedBackends: policy.allowed_backends === undefined ? undefined : new Set(policy.allowed_backends.map(BackendId)),
+      deniedBackends: new Set((policy.denied_backends ?? []).map(BackendId))
+    })
+  }
   const h = file.health ?? {}
   const br = file.breakers ?? {}
   const r = file.retries ?? {}
@@ -282,11 +323,13 @@ export const fromFile = (
       maxQueue: rt.max_queue ?? 128,
       maxKvUsage: rt.max_kv_usage ?? 0.97,
       prefixBlockChars: rt.prefix_block_chars ?? 64,
-      prefixMaxBlocks: rt.prefix_max_blocks ?? 256,
+      prefixMaxBlocks: rt.prefix_max_blocks ?? defaults.prefixMaxBlocks,
       prefixCapacity: rt.prefix_capacity ?? 200_000,
       prefixTtlMs: rt.prefix_ttl === undefined ? 10 * 60_000 : durationMs(rt.prefix_ttl),
       sessionTtlMs: rt.session_ttl === undefined ? 10 * 60_000 : durationMs(rt.session_ttl),
-      seed: rt.seed
+      seed: rt.seed,
+      tenants,
+      pdMinPromptTokens: rt.pd_min_prompt_tokens ?? 256
     },
     health: {
       probeIntervalMs: h.probe_interval === undefined ? 10_000 : durationMs(h.probe_interval),

@@ -19,6 +19,7 @@ import type { GatewayRequest } from "../domain/Request.ts"
 import { Breakers, keyOf } from "../resilience/Breakers.ts"
 import { RetryBudget } from "../resilience/RetryBudget.ts"
 import { Affinity } from "../routing/Affinity.ts"
+import { Placement } from "../routing/Placement.ts"
 import { BackendFailed, BackendsExhausted } from "./Errors.ts"
 
 export interface CommittedStream {
@@ -83,6 +84,7 @@ export class Dispatcher extends Context.Service<Dispatcher, {
       const affinity = yield* Affinity
       const breakers = yield* Breakers
       const reports = yield* HealthReports
+      const placement = yield* Placement
 
       /** Runs `attempt` on each candidate in turn, each in its own child scope. */
       const loop = <A>(
@@ -97,19 +99,36 @@ export class Dispatcher extends Context.Service<Dispatcher, {
           let stoppedBy: "candidates" | "max_attempts" | "retry_budget" = "candidates"
           let retryAfterMs: number | undefined
           yield* retryBudget.deposit
-          for (let i = 0; i < candidates.length; i++) {
-            const backend = candidates[i]!
-            if (i >= plan.retries.maxAttempts) {
+          let made = 0
+          for (const backend of candidates) {
+            if (made >= plan.retries.maxAttempts) {
               stoppedBy = "max_attempts"
               break
             }
-            if (i > 0 && !(yield* retryBudget.tryWithdraw)) {
+            const attemptScope = yield* Scope.fork(requestScope, "sequential")
+            // An open breaker (or a half-open one with no probe permit left) skips the
+            // candidate without spending an attempt or the retry budget; a probe permit,
+            // when taken, lives in the attempt's scope.
+            if (!(yield* breakers.admit(req.model.id, backend.plan.gpu).pipe(Scope.provide(attemptScope)))) {
+              yield* Scope.close(attemptScope, Exit.void)
+              const open = new BreakerOpen({ key: keyOf(req.model.id, backend.plan.gpu) })
+              tracker.attempts.push({ backend: backend.id, reason: open._tag, message: open.message, wastedPromptTokens: 0 })
+              continue
+            }
+            if (made > 0 && !(yield* retryBudget.tryWithdraw)) {
+              yield* Scope.close(attemptScope, Exit.void)
               stoppedBy = "retry_budget"
               break
             }
-            const attemptScope = yield* Scope.fork(requestScope, "sequential")
+            made++
             backend.stats.attempts++
-            const exit = yield* attempt(backend).pipe(Scope.provide(attemptScope), Effect.exit)
+            const exit = yield* attempt(backend).pipe(
+              Scope.provide(attemptScope),
+              Effect.withSpan("Dispatch.attempt", {
+                attributes: { "sluice.backend": backend.id, "sluice.gpu": backend.plan.gpu, "sluice.attempt": made }
+              }),
+              Effect.exit
+            )
             if (Exit.isSuccess(exit)) {
               tracker.backend = backend.id
               backend.stats.successes++
@@ -139,11 +158,8 @@ export class Dispatcher extends Context.Service<Dispatcher, {
           return yield* new BackendsExhausted({ model: req.model.id, attempts: tracker.attempts, stoppedBy, retryAfterMs })
         })
 
-      const hold = (req: GatewayRequest, backend: Backend, plan: Plan) =>
+      const hold = (req: GatewayRequest, backend: Backend, plan: Plan, tracker: RequestTracker) =>
         Effect.gen(function*() {
-          if (!(yield* breakers.admit(req.model.id, backend.plan.gpu))) {
-            return yield* new BreakerOpen({ key: keyOf(req.model.id, backend.plan.gpu) })
-          }
           yield* backend.slots.acquire(plan.timeouts.queueMs)
           const tokens = req.estimate.reservationTokens
           yield* Effect.acquireRelease(
@@ -156,15 +172,19 @@ export class Dispatcher extends Context.Service<Dispatcher, {
               })
           )
           if (req.sessionKey !== undefined) yield* affinity.pin(req.sessionKey, backend.id)
+          // Routing state: prefix blocks recorded for this backend, in-flight work until the scope closes.
+          yield* placement.dispatched(req, backend, tracker)
         })
 
       const streamAttempt = (req: GatewayRequest, plan: Plan, tracker: RequestTracker) => (backend: Backend) =>
         Effect.gen(function*() {
           const started = yield* Clock.currentTimeMillis
-          yield* hold(req, backend, plan)
+          yield* hold(req, backend, plan, tracker)
           const deadline = started + plan.timeouts.firstTokenMs
           const ttft = () => new TimeToFirstTokenExceeded({ afterMs: plan.timeouts.firstTokenMs })
-          const source = yield* backend.adapter.stream(callFor(req, backend)).pipe(
+          // A disaggregated request runs its prefill leg first, under the same first-token deadline.
+          const upstream = placement.upstreamCall(req, backend, callFor(req, backend), plan)
+          const source = yield* Effect.flatMap(upstream, (call) => backend.adapter.stream(call)).pipe(
             Effect.timeoutOrElse({ duration: plan.timeouts.firstTokenMs, orElse: () => Effect.fail(ttft()) })
           )
           const head: Array<Frame> = []
@@ -192,10 +212,11 @@ export class Dispatcher extends Context.Service<Dispatcher, {
           return { head, source }
         })
 
-      const unaryAttempt = (req: GatewayRequest, plan: Plan) => (backend: Backend) =>
+      const unaryAttempt = (req: GatewayRequest, plan: Plan, tracker: RequestTracker) => (backend: Backend) =>
         Effect.gen(function*() {
-          yield* hold(req, backend, plan)
-          return yield* backend.adapter.unary(callFor(req, backend))
+          yield* hold(req, backend, plan, tracker)
+          const call = yield* placement.upstreamCall(req, backend, callFor(req, backend), plan)
+          return yield* backend.adapter.unary(call)
         })
 
       return Dispatcher.of({
@@ -206,7 +227,7 @@ export class Dispatcher extends Context.Service<Dispatcher, {
           ),
         unary: (req, candidates, plan, tracker) =>
           Effect.map(
-            loop(req, candidates, plan, tracker, unaryAttempt(req, plan)),
+            loop(req, candidates, plan, tracker, unaryAttempt(req, plan, tracker)),
             ({ backend, value }) => ({ backend, result: value })
           )
       })

@@ -14,6 +14,15 @@ export interface Estimate {
   readonly maxOutputTokens: number
   /** Tokens reserved against the tenant's budget. */
   readonly reservationTokens: number
+  /** Characters of prompt text the token count and the prefix hashes were computed from. */
+  readonly promptChars: number
+  /**
+   * Chained hashes of the prompt's leading text blocks (routing/PrefixHash.ts), computed once
+   * here and read by the router's prefix index. Bounded by `routing.prefix_max_blocks`.
+   */
+  readonly prefixHashes: Uint32Array
+  /** Characters per hashed block (`routing.prefix_block_chars`). */
+  readonly prefixBlockChars: number
 }
 
 export interface GatewayRequest {

@@ -15,6 +15,7 @@ import { Accounting } from "../accounting/Accounting.ts"
 import { RequestTracker } from "../accounting/Tracker.ts"
 import { TokenBudget } from "../admission/Budget.ts"
 import * as Estimate from "../admission/Estimate.ts"
+import * as Tokenizer from "../admission/Tokenizer.ts"
 import type { CallKind } from "../backends/Contract.ts"
 import { GatewayConfig } from "../config/GatewayConfig.ts"
 import { RequestId, TenantId } from "../domain/Ids.ts"
@@ -59,6 +60,7 @@ export const makeHandler = (kind: CallKind) =>
       // accept
       const receivedAtMs = yield* Clock.currentTimeMillis
       const requestId = requestIdOf(request)
+      yield* Effect.annotateCurrentSpan("sluice.request_id", requestId)
       const tracker = new RequestTracker(receivedAtMs)
       let model: string | undefined
       let admitted = false
@@ -123,6 +125,7 @@ export const makeHandler = (kind: CallKind) =>
         model = modelId
         const modelPlan = plan.models.get(modelId)!
         modelLabel = modelId
+        yield* Effect.annotateCurrentSpan("sluice.model", modelId)
         const stream = kind !== "embedding" && body["stream"] === true
         const options = body["stream_options"]
         const clientWantsUsage = typeof options === "object" && options !== null &&
@@ -134,11 +137,15 @@ export const makeHandler = (kind: CallKind) =>
             param: body["max_completion_tokens"] !== undefined ? "max_completion_tokens" : "max_tokens"
           })
         }
+        // The model's tokenizer tables load on first use (tens of MB the gateway does not
+        // carry until a request needs them); only the first request waits for them.
+        if (!Tokenizer.isLoaded(modelPlan.tokenizer)) yield* Tokenizer.load(modelPlan.tokenizer)
         const { estimate, prompt } = Estimate.estimate(
           kind,
           body,
           modelPlan.tokenizer,
-          requestedMaxTokens ?? modelPlan.defaultMaxTokens
+          requestedMaxTokens ?? modelPlan.defaultMaxTokens,
+          { blockChars: plan.routing.prefixBlockChars, maxBlocks: plan.routing.prefixMaxBlocks, salt: modelId }
         )
         if (modelPlan.contextWindow !== undefined && estimate.promptTokens + (requestedMaxTokens ?? 0) > modelPlan.contextWindow) {
           return yield* new InvalidBody({

@@ -7,7 +7,11 @@
  * reads hints; only the dispatcher takes pins, and only through `pin` (scoped).
  */
 import { Clock, Context, Effect, Layer, Scope } from "effect"
+import { GatewayConfig } from "../config/GatewayConfig.ts"
 import type { BackendId } from "../domain/Ids.ts"
+
+/** Sessions and prefixes remembered at most (soft hints; held pins are never evicted). */
+const CAPACITY = 100_000
 
 interface Entry {
   backend: BackendId
@@ -26,11 +30,17 @@ export class Affinity extends Context.Service<Affinity, {
   readonly pin: (key: string, backend: BackendId) => Effect.Effect<void, never, Scope.Scope>
   /** The backend a key is pinned or hinted to, if any. */
   readonly lookup: (key: string) => Effect.Effect<BackendId | undefined>
+  /** `lookup` at a given time, synchronously (the router's hot path reads it once per request). */
+  readonly peek: (key: string, now: number) => BackendId | undefined
   /** Drops every hint to a backend (it turned unhealthy). */
   readonly forget: (backend: BackendId) => Effect.Effect<void>
   readonly snapshot: Effect.Effect<AffinitySnapshot>
 }>()("sluice/routing/Affinity") {
-  static readonly layer = Layer.sync(Affinity, () => make(100_000, 10 * 60_000))
+  /** Hints live for `routing.session_ttl` after their last request ends. */
+  static readonly layer = Layer.effect(
+    Affinity,
+    Effect.map(GatewayConfig, ({ initial }) => make(CAPACITY, initial.routing.sessionTtlMs))
+  )
 }
 
 export const make = (capacity: number, ttlMs: number): Affinity["Service"] => {
@@ -46,6 +56,16 @@ export const make = (capacity: number, ttlMs: number): Affinity["Service"] => {
         if (entries.size < capacity) return
       }
     }
+  }
+
+  const peek = (key: string, now: number): BackendId | undefined => {
+    const e = entries.get(key)
+    if (e === undefined) return undefined
+    if (e.held === 0 && e.expiresAt <= now) {
+      entries.delete(key)
+      return undefined
+    }
+    return e.backend
   }
 
   return Affinity.of({
@@ -74,16 +94,8 @@ export const make = (capacity: number, ttlMs: number): Affinity["Service"] => {
           })
         )
       })),
-    lookup: (key) =>
-      Effect.map(Clock.currentTimeMillis, (now) => {
-        const e = entries.get(key)
-        if (e === undefined) return undefined
-        if (e.held === 0 && e.expiresAt <= now) {
-          entries.delete(key)
-          return undefined
-        }
-        return e.backend
-      }),
+    lookup: (key) => Effect.map(Clock.currentTimeMillis, (now) => peek(key, now)),
+    peek,
     forget: (backend) =>
       Effect.sync(() => {
         for (const [key, e] of entries) if (e.backend === backend && e.held === 0) entries.delete(key)

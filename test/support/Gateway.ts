@@ -14,6 +14,7 @@ import * as Gateway from "../../src/Gateway.ts"
 import { Lifecycle } from "../../src/http/Lifecycle.ts"
 import { RequestLog, type RequestLine } from "../../src/observability/RequestLog.ts"
 import { RetryBudget } from "../../src/resilience/RetryBudget.ts"
+import { Breakers } from "../../src/resilience/Breakers.ts"
 import { Affinity } from "../../src/routing/Affinity.ts"
 
 export const planFromYaml = (yaml: string, env: Record<string, string> = {}): Promise<Plan> =>
@@ -26,6 +27,8 @@ export const startGateway = async (
     readonly launcher?: Layer.Layer<EngineLauncher>
     /** Keep the active probes on (off by default so probe requests don't mix with a test's own). */
     readonly probes?: boolean
+    /** Extra layers under the graph (e.g. tracing). */
+    readonly extra?: Layer.Layer<never>
   } = {}
 ) => {
   const parsed = await planFromYaml(yaml, options.env)
@@ -39,7 +42,7 @@ export const startGateway = async (
     Gateway.make({
       config: GatewayConfig.fromPlan(plan),
       launcher: options.launcher ?? EngineLauncher.none,
-      requestLog: RequestLog.memory(lines)
+      requestLog: options.extra === undefined ? RequestLog.memory(lines) : Layer.merge(RequestLog.memory(lines), options.extra)
     })
   )
   const services = await runtime.runPromise(Effect.gen(function*() {
@@ -49,6 +52,7 @@ export const startGateway = async (
       sink: yield* UsageSink,
       fleet: yield* Fleet,
       affinity: yield* Affinity,
+      breakers: yield* Breakers,
       retryBudget: yield* RetryBudget,
       lifecycle: yield* Lifecycle
     }

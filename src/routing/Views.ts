@@ -1,0 +1,108 @@
+/**
+ * Builds the `BackendView`s of one request: a snapshot, per candidate, of everything the
+ * plugins may read, with the per-candidate estimates (predicted TTFT and ITL, GPU-seconds)
+ * evaluated once here from the admission estimate and the backend's GPU profile.
+ *
+ * Signals from the engine are used when fresh (younger than twice the scrape interval);
+ * otherwise every figure falls back to gateway-local numbers (in-flight work placed by this
+ * gateway, EWMAs of observed streams). Plain TypeScript on the hot path: one object per
+ * candidate, no Effect. Must never: mutate a backend (it only clears the prefix index of a
+ * backend seen cold or unhealthy, whose engine cache is presumed lost).
+ */
+import * as Estimate from "../admission/Estimate.ts"
+import type { Backend } from "../backends/Backend.ts"
+import type { BackendId } from "../domain/Ids.ts"
+import type { GatewayRequest } from "../domain/Request.ts"
+import type { Breakers } from "../resilience/Breakers.ts"
+import type { BackendView } from "./Contract.ts"
+import type { RoutingState } from "./Placement.ts"
+import { profileOf } from "./Profiles.ts"
+
+export interface ViewDeps {
+  readonly breakers: Breakers["Service"]
+  readonly state: RoutingState
+  readonly degradedWeight: number
+  /** Signals older than this are ignored. */
+  readonly maxSignalAgeMs: number
+}
+
+export const view = (
+  req: GatewayRequest,
+  backend: Backend,
+  index: number,
+  now: number,
+  hinted: BackendId | undefined,
+  deps: ViewDeps
+): BackendView => {
+  const { state } = deps
+  const health = backend.health
+  if (health === "cold" || health === "unhealthy") state.index.clear(backend.id)
+  const breaker = deps.breakers.state(req.model.id, backend.plan.gpu, now)
+  const scraped = backend.signals
+  const age = scraped === undefined ? undefined : now - scraped.scrapedAtMs
+  const signals = age !== undefined && age <= deps.maxSignalAgeMs ? scraped : undefined
+  const profile = profileOf(backend.plan)
+  const local = state.load(backend)
+  const e = req.estimate
+
+  const matched = state.index.match(backend.id, e.prefixHashes, now)
+  const trust = state.trust(backend)
+  const cached = Math.floor(Estimate.cachedTokens(e, matched) * trust)
+
+  // Engine signals include other gateways' traffic: take the larger of theirs and ours.
+  const waitingElsewhere = signals === undefined ? 0 : Math.max(0, signals.waiting - local.pendingRequests)
+  const pendingPrefillTokens = local.pendingPrefillTokens + waitingElsewhere * e.promptTokens
+  const decoding = Math.max(local.decoding, signals?.running ?? 0)
+  const load: Estimate.CandidateLoad = {
+    pendingPrefillTokens,
+    decoding,
+    contextTokens: backend.inFlightTokens
+  }
+  const kvUsage = signals?.kvUsage ?? Math.min(1, local.kvTokens / profile.kvCapacityTokens)
+  const gpu = Estimate.gpuSeconds(e, profile, cached, load)
+  let weight = backend.plan.weight
+  if (breaker === "degraded" || breaker === "half_open") weight *= deps.degradedWeight
+  if (health === "degraded") weight *= deps.degradedWeight
+
+  return {
+    backend,
+    index,
+    health,
+    breaker,
+    signals,
+    signalsAgeMs: age,
+    inFlight: backend.slots.inUse,
+    inFlightTokens: backend.inFlightTokens,
+    slotsFree: backend.slots.free,
+    coolingDown: backend.coolDownUntilMs > now,
+    ttftMs: backend.stats.ttftMs.value,
+    tokensPerSecond: backend.stats.tokensPerSecond.value,
+    profile,
+    prefixMatchedBlocks: matched,
+    prefixTotalBlocks: e.prefixHashes.length,
+    prefixTrust: trust,
+    cachedPrefixTokens: cached,
+    sessionAffine: hinted !== undefined && hinted === backend.id,
+    pendingRequests: local.pendingRequests + waitingElsewhere,
+    pendingPrefillTokens,
+    decodingRequests: decoding,
+    kvUsage,
+    predictedTtftMs: Estimate.predictTtftMs(e, profile, cached, load),
+    predictedItlMs: Estimate.predictItlMs(e, profile, load),
+    prefillGpuSeconds: gpu.prefill,
+    decodeGpuSeconds: gpu.decode,
+    weight
+  }
+}
+
+export const views = (
+  req: GatewayRequest,
+  backends: ReadonlyArray<Backend>,
+  now: number,
+  hinted: BackendId | undefined,
+  deps: ViewDeps
+): Array<BackendView> => {
+  const out = new Array<BackendView>(backends.length)
+  for (let i = 0; i < backends.length; i++) out[i] = view(req, backends[i]!, i, now, hinted, deps)
+  return out
+}

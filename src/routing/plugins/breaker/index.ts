@@ -1,0 +1,12 @@
+/**
+ * Filter `breaker`: excludes backends whose (model, GPU SKU) circuit breaker is open.
+ * Half-open and degraded breakers stay, at a lower weight (Views.ts). See README.md.
+ */
+import type { FilterFactory } from "../../Contract.ts"
+import { keep } from "../support.ts"
+
+export const breaker: FilterFactory = () => ({
+  name: "breaker",
+  failOpen: false,
+  apply: (_ctx, views) => keep(views, (v) => v.breaker !== "open")
+})

@@ -1,0 +1,174 @@
+/**
+ * The router's policies over a fake fleet: the `ordered` foundation policy, the three
+ * baselines, and `inference` (prefix reuse, load, heterogeneous SKUs, filters, session
+ * affinity, engine-corrected trust, prefill/decode plans).
+ */
+import { Effect, Scope } from "effect"
+import { afterEach, describe, expect, it } from "vitest"
+import type { Backend } from "../../src/backends/Backend.ts"
+import { GpuSku } from "../../src/domain/Ids.ts"
+import { routerFor } from "./harness.ts"
+import { backend, request, text } from "./support.ts"
+
+let close: (() => Promise<void>) | undefined
+afterEach(async () => {
+  await close?.()
+  close = undefined
+})
+const make = async (backends: ReadonlyArray<Backend>, routing: Parameters<typeof routerFor>[1] = {}) => {
+  const r = await routerFor(backends, routing)
+  close = r.close
+  return r
+}
+/** Takes one of `b`'s slots until the returned scope is closed. */
+const holdSlot = (b: Backend) =>
+  Effect.runPromise(Effect.gen(function*() {
+    const scope = yield* Scope.make()
+    yield* b.slots.acquire(0).pipe(Scope.provide(scope))
+    return scope
+  }))
+
+const A100 = { gpu: GpuSku("A100-80GB"), profile: "llama-3.1-8b-bf16-a100", quantization: "bf16" }
+
+describe("ordered (the foundation's policy)", () => {
+  it("keeps config order, puts the session's backend first, cooling-down and slot-full ones last", async () => {
+    const [a, b, c, d] = [backend("a"), backend("b"), backend("c", { maxConcurrency: 1 }), backend("d")]
+    const r = await make([a, b, c, d], { policy: "ordered" })
+    expect(await r.order(request("hi"))).toEqual(["a", "b", "c", "d"])
+    a.coolDownUntilMs = Date.now() + 60_000
+    await holdSlot(c)
+    const s = request("hi", { sessionKey: "s:1" })
+    await (await r.dispatch(s, d)).end()
+    expect(await r.order(s)).toEqual(["d", "b", "c", "a"])
+  })
+})
+
+describe("baselines", () => {
+  it("round_robin rotates the first choice and keeps everyone as fallback", async () => {
+    const r = await make([backend("a"), backend("b"), backend("c")], { policy: "round_robin" })
+    const firsts = []
+    for (let i = 0; i < 6; i++) {
+      const order = await r.order(request("hi"))
+      expect([...order].sort()).toEqual(["a", "b", "c"])
+      firsts.push(order[0])
+    }
+    expect(firsts).toEqual(["a", "b", "c", "a", "b", "c"])
+  })
+
+  it("least_outstanding prefers the backend with the fewest requests in flight", async () => {
+    const [a, b, c] = [backend("a"), backend("b"), backend("c")]
+    const r = await make([a, b, c], { policy: "least_outstanding" })
+    await holdSlot(a)
+    await holdSlot(a)
+    await holdSlot(c)
+    expect(await r.order(request("hi"))).toEqual(["b", "c", "a"])
+  })
+
+  it("random permutes all candidates and still honours the hard filters", async () => {
+    const [a, b, c] = [backend("a"), backend("b"), backend("c")]
+    b.healthState.observe({ _tag: "ProbeFailed" })
+    b.healthState.observe({ _tag: "ProbeFailed" })
+    b.healthState.observe({ _tag: "ProbeFailed" })
+    expect(b.health).toBe("unhealthy")
+    const r = await make([a, b, c], { policy: "random" })
+    const seen = new Set<string>()
+    for (let i = 0; i < 20; i++) {
+      const order = await r.order(request("hi"))
+      expect([...order].sort()).toEqual(["a", "c"])
+      seen.add(order[0]!)
+    }
+    expect(seen.size).toBe(2)
+  })
+})
+
+describe("inference", () => {
+  const system = text(6000, 11)
+
+  it("sends a request to the backend that holds its prefix", async () => {
+    const [a, b, c] = [backend("a"), backend("b"), backend("c")]
+    const r = await make([a, b, c])
+    const first = request(system + " first question")
+    const chosen = (await r.order(first))[0]!
+    const done = await r.dispatch(first, [a, b, c].find((x) => x.id === chosen)!)
+    await done.end()
+    // Another user behind the same system prompt: same backend, though every backend is idle.
+    expect((await r.order(request(system + " a different question")))[0]).toBe(chosen)
+    // An unrelated prompt has no reason to go there first (config order among equals).
+    expect((await r.order(request(text(6000, 99))))[0]).toBe("a")
+  })
+
+  it("leaves a prefix's backend when its prefill queue makes another backend faster", async () => {
+    const [a, b] = [backend("a"), backend("b")]
+    const r = await make([a, b])
+    const warm = await r.dispatch(request(system + " q0"), a)
+    await warm.end()
+    // Forty long uncached prompts queued on a: its predicted TTFT dwarfs a cold prefill on b.
+    for (let i = 0; i < 40; i++) await r.dispatch(request(text(30_000, 100 + i)), a, false)
+    expect((await r.order(request(system + " q1")))[0]).toBe("b")
+  })
+
+  it("prefers the faster SKU for a long uncached prompt, and ranks every candidate", async () => {
+    const r = await make([backend("a100", A100), backend("h100")])
+    expect(await r.order(request(text(20_000, 3)))).toEqual(["h100", "a100"])
+  })
+
+  it("never returns a filtered-out backend, fails with the filter's name when none is left", async () => {
+    const [a, b] = [backend("a"), backend("b")]
+    const r = await make([a, b])
+    for (let i = 0; i < 3; i++) a.healthState.observe({ _tag: "ProbeFailed" })
+    expect(await r.order(request("hi"))).toEqual(["b"])
+    for (let i = 0; i < 3; i++) b.healthState.observe({ _tag: "ProbeFailed" })
+    await expect(r.order(request("hi"))).rejects.toMatchObject({ _tag: "NoBackendAvailable", message: expect.stringContaining("health") })
+  })
+
+  it("saturation fails open: when every backend is cooling down they are all still candidates", async () => {
+    const [a, b] = [backend("a"), backend("b")]
+    const r = await make([a, b])
+    a.coolDownUntilMs = b.coolDownUntilMs = Date.now() + 60_000
+    expect((await r.order(request("hi"))).sort()).toEqual(["a", "b"])
+    b.coolDownUntilMs = 0
+    expect(await r.order(request("hi"))).toEqual(["b"])
+  })
+
+  it("keeps a session on its backend while it is healthy, and moves it when it is not", async () => {
+    const [a, b, c] = [backend("a"), backend("b"), backend("c")]
+    const r = await make([a, b, c])
+    let history = "You are a helpful assistant."
+    const turn = async () => {
+      history += " " + text(400, history.length)
+      const req = request(history, { sessionKey: "s:42" })
+      const order = await r.order(req)
+      const target = [a, b, c].find((x) => x.id === order[0])!
+      await (await r.dispatch(req, target)).end()
+      return order[0]!
+    }
+    const home = await turn()
+    for (let i = 0; i < 5; i++) expect(await turn()).toBe(home)
+    const homeBackend = [a, b, c].find((x) => x.id === home)!
+    for (let i = 0; i < 3; i++) homeBackend.healthState.observe({ _tag: "ProbeFailed" })
+    expect(await turn()).not.toBe(home)
+  })
+
+  it("lowers its trust in a backend whose engine reports fewer cached tokens than predicted", async () => {
+    const [a] = [backend("a")]
+    const r = await make([a, backend("b")])
+    const req = request(system + " q")
+    await (await r.dispatch(req, a)).end()
+    expect(r.placement.trust(a)).toBe(1)
+    for (let i = 0; i < 10; i++) await (await r.dispatch(request(system + ` q${i}`), a)).end(0)
+    expect(r.placement.trust(a)).toBeLessThan(0.4)
+  })
+
+  it("plans prefill and decode legs for a long prompt on a P/D pool, one engine for a short one", async () => {
+    const p1 = backend("p1", { role: "prefill" })
+    const d1 = backend("d1", { role: "decode" })
+    const d2 = backend("d2", { role: "decode" })
+    const r = await make([p1, d1, d2], { pdMinPromptTokens: 256 })
+    const long = request(text(8000, 5))
+    expect((await r.order(long)).sort()).toEqual(["d1", "d2"])
+    expect(r.placement.prefillPlan(long)?.map((b) => b.id)).toEqual(["p1"])
+    const short = request("a short prompt")
+    expect((await r.order(short)).sort()).toEqual(["d1", "d2"])
+    expect(r.placement.prefillPlan(short)).toBeUndefined()
+  })
+})
