@@ -3,10 +3,9 @@
  * gateway leaves its audit row in the machine's PostgreSQL and its budget window in the
  * machine's Redis. Fails, not skips, when either service is missing.
  */
-import { ConfigProvider, Effect } from "effect"
+import { ConfigProvider } from "effect"
 import { Redis } from "ioredis"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { UsageSink } from "../../src/accounting/Accounting.ts"
 import * as Fake from "../support/FakeEngine.ts"
 import { eventually, startGateway, type TestGateway } from "../support/Gateway.ts"
 
@@ -42,7 +41,7 @@ budgets: { tokens_per_window: 1000000, window: 1m }
     })
     await res.text()
     await eventually(() => gw.run(gw.sink.snapshot), (s) => s.recent.some((r) => r.requestId === requestId))
-    await gw.run(Effect.flatMap(UsageSink, (s) => s.flushed))
+    await gw.run(gw.sink.flushed)
     const { execFileSync } = await import("node:child_process")
     const out = execFileSync("psql", [databaseUrl, "-tA", "-c",
       `SELECT outcome, prompt_tokens, completion_tokens FROM sluice_usage WHERE request_id = '${requestId}'`]).toString().trim()
