@@ -107,7 +107,8 @@ const probeOnce = (backend: Backend, plan: Plan, reports: HealthReports["Service
       rawBody: new TextEncoder().encode(JSON.stringify(body)),
       upstreamModel: model,
       stream: false,
-      clientWantsUsage: false
+      clientWantsUsage: false,
+      maxOutputTokens: 1
     })).pipe(
       Effect.timeout(Duration.millis(plan.health.probeTimeoutMs)),
       Effect.match({

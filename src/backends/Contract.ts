@@ -82,6 +82,12 @@ export interface UpstreamCall {
   readonly stream: boolean
   /** Whether the client asked for the usage chunk (`stream_options.include_usage`). */
   readonly clientWantsUsage: boolean
+  /**
+   * The output cap the gateway reserved for: the client's `max_tokens`, else the model's
+   * default. Dialects whose API requires a cap (Anthropic) send this one, so the backend
+   * never generates more than the reservation covers.
+   */
+  readonly maxOutputTokens: number
 }
 
 export interface Capabilities {

@@ -57,7 +57,8 @@ const callFor = (req: GatewayRequest, backend: Backend): UpstreamCall => ({
   rawBody: req.rawBody,
   upstreamModel: backend.plan.models.get(req.model.id) ?? req.model.id,
   stream: req.stream,
-  clientWantsUsage: req.clientWantsUsage
+  clientWantsUsage: req.clientWantsUsage,
+  maxOutputTokens: req.estimate.maxOutputTokens
 })
 
 /** The bounded number of pre-token frames held (role chunks, comments) before committing anyway. */

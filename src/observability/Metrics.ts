@@ -42,6 +42,28 @@ const reserved = Metric.gauge("sluice_reserved_tokens", { description: "Tokens h
 const charged = Metric.gauge("sluice_charged_tokens", { description: "Tokens charged to tenants since start" })
 const records = Metric.gauge("sluice_accounting_records", { description: "Accounting records written since start" })
 
+/**
+ * `Metric.withAttributes` builds a new metric whose series key (a sorted JSON of its
+ * attributes) is computed on every update; the per-request path instead reuses one tagged
+ * metric per label set. Label sets are bounded (plan names × closed unions), so is the cache.
+ */
+const taggedCache = new WeakMap<object, Map<string, unknown>>()
+const tagged = <M extends Metric.Metric<number, unknown>>(metric: M, labels: Readonly<Record<string, string>>): M => {
+  let byLabels = taggedCache.get(metric) as Map<string, M> | undefined
+  if (byLabels === undefined) {
+    byLabels = new Map()
+    taggedCache.set(metric, byLabels)
+  }
+  let key = ""
+  for (const k in labels) key += `${labels[k]}\u0000`
+  let m = byLabels.get(key)
+  if (m === undefined) {
+    m = Metric.withAttributes(metric, labels) as M
+    byLabels.set(key, m)
+  }
+  return m
+}
+
 export interface RequestSample {
   readonly model: string
   readonly backend: string | undefined
@@ -59,18 +81,18 @@ export interface RequestSample {
 export const recordRequest = (s: RequestSample): Effect.Effect<void> =>
   Effect.gen(function*() {
     const backend = s.backend ?? "none"
-    yield* Metric.update(Metric.withAttributes(requests, { model: s.model, outcome: s.outcome }), 1)
-    yield* Metric.update(Metric.withAttributes(duration, { model: s.model }), s.durationMs / 1000)
-    if (s.ttftMs !== undefined) yield* Metric.update(Metric.withAttributes(ttft, { model: s.model, backend }), s.ttftMs / 1000)
-    if (s.interTokenMs !== undefined) yield* Metric.update(Metric.withAttributes(itl, { model: s.model, backend }), s.interTokenMs / 1000)
-    if (s.promptTokens > 0) yield* Metric.update(Metric.withAttributes(tokens, { model: s.model, backend, kind: "prompt" }), s.promptTokens)
+    yield* Metric.update(tagged(requests, { model: s.model, outcome: s.outcome }), 1)
+    yield* Metric.update(tagged(duration, { model: s.model }), s.durationMs / 1000)
+    if (s.ttftMs !== undefined) yield* Metric.update(tagged(ttft, { model: s.model, backend }), s.ttftMs / 1000)
+    if (s.interTokenMs !== undefined) yield* Metric.update(tagged(itl, { model: s.model, backend }), s.interTokenMs / 1000)
+    if (s.promptTokens > 0) yield* Metric.update(tagged(tokens, { model: s.model, backend, kind: "prompt" }), s.promptTokens)
     if (s.completionTokens > 0) {
-      yield* Metric.update(Metric.withAttributes(tokens, { model: s.model, backend, kind: "completion" }), s.completionTokens)
+      yield* Metric.update(tagged(tokens, { model: s.model, backend, kind: "completion" }), s.completionTokens)
     }
-    if (s.cachedTokens > 0) yield* Metric.update(Metric.withAttributes(tokens, { model: s.model, backend, kind: "cached" }), s.cachedTokens)
+    if (s.cachedTokens > 0) yield* Metric.update(tagged(tokens, { model: s.model, backend, kind: "cached" }), s.cachedTokens)
     for (const f of s.failedAttempts) {
-      yield* Metric.update(Metric.withAttributes(failures, { backend: f.backend, reason: f.reason }), 1)
-      if (f.wasted > 0) yield* Metric.update(Metric.withAttributes(waste, { backend: f.backend }), f.wasted)
+      yield* Metric.update(tagged(failures, { backend: f.backend, reason: f.reason }), 1)
+      if (f.wasted > 0) yield* Metric.update(tagged(waste, { backend: f.backend }), f.wasted)
     }
   })
 

@@ -47,7 +47,8 @@ const prefillCall = (req: GatewayRequest, p: Backend, call: UpstreamCall): Upstr
     rawBody: encoder.encode(JSON.stringify(body)),
     upstreamModel,
     stream: false,
-    clientWantsUsage: false
+    clientWantsUsage: false,
+    maxOutputTokens: 1
   }
 }
 

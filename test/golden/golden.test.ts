@@ -51,7 +51,9 @@ const callOf = (kind: CallKind, body: Record<string, unknown>, upstreamModel: st
     rawBody: new TextEncoder().encode(JSON.stringify(body)),
     upstreamModel,
     stream: body["stream"] === true,
-    clientWantsUsage: typeof options === "object" && options !== null && (options as Record<string, unknown>)["include_usage"] === true
+    clientWantsUsage: typeof options === "object" && options !== null && (options as Record<string, unknown>)["include_usage"] === true,
+    // The gateway's reservation cap when the client sent none (the model's default_max_tokens).
+    maxOutputTokens: 4096
   }
 }
 

@@ -87,10 +87,14 @@ describe("anthropic request translation", () => {
     expect(reject({ messages: [{ role: "user", content: [{ type: "input_audio", input_audio: {} }] }] })).toThrow(/input_audio/)
   })
 
-  it("keeps the default max_tokens and the upstream model", () => {
+  it("sends the reserved output cap as max_tokens when the client gave none, and the upstream model", () => {
     const out = JSON.parse(Translate.requestBody(callOf("chat", { model: "c", messages: user }, { upstreamModel: "claude-x" })))
-    expect(out).toMatchObject({ model: "claude-x", max_tokens: Translate.DEFAULT_MAX_TOKENS })
+    expect(out).toMatchObject({ model: "claude-x", max_tokens: 4096 })
     expect(out.stream).toBeUndefined()
+    const capped = JSON.parse(Translate.requestBody({ ...callOf("chat", { model: "c", messages: user }), maxOutputTokens: 300 }))
+    expect(capped.max_tokens).toBe(300)
+    const own = JSON.parse(Translate.requestBody({ ...callOf("chat", { model: "c", messages: user, max_tokens: 77 }), maxOutputTokens: 300 }))
+    expect(own.max_tokens).toBe(77)
   })
 })
 

@@ -65,6 +65,8 @@ export const callOf = (
     rawBody: new TextEncoder().encode(JSON.stringify(body)),
     upstreamModel: options.upstreamModel ?? "upstream-model",
     stream: body["stream"] === true,
-    clientWantsUsage: typeof so === "object" && so !== null && (so as Record<string, unknown>)["include_usage"] === true
+    clientWantsUsage: typeof so === "object" && so !== null && (so as Record<string, unknown>)["include_usage"] === true,
+    // The gateway's reservation cap when the client sent none (the model's default_max_tokens).
+    maxOutputTokens: 4096
   }
 }

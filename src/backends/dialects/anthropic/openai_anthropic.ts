@@ -11,7 +11,8 @@
  * - role "tool" → a tool_result block in a user turn; consecutive same-role turns merge,
  *   with tool_result blocks first, as Anthropic requires;
  * - `max_tokens` is required by Anthropic: the client's `max_completion_tokens` or
- *   `max_tokens`, else DEFAULT_MAX_TOKENS;
+ *   `max_tokens`, else the cap the gateway reserved for (`call.maxOutputTokens`, the
+ *   model's `default_max_tokens`);
  * - `stop` → `stop_sequences`; temperature is clamped to Anthropic's 0..1; top_p and
  *   top_k pass; `user` → `metadata.user_id`; tools → `{name, description, input_schema}`;
  *   tool_choice auto/none/required/{function} → auto/none/any/tool; parallel_tool_calls
@@ -40,7 +41,6 @@ import {
 } from "../openai/Wire.ts"
 
 /** Used when the client sets no limit (Anthropic requires one). */
-export const DEFAULT_MAX_TOKENS = 4096
 
 export const ANTHROPIC_VERSION = "2023-06-01"
 
@@ -196,7 +196,7 @@ export const requestBody = (call: UpstreamCall): string => {
   const { system, turns } = messagesOf(body)
   const out: Record<string, unknown> = {
     model: call.upstreamModel,
-    max_tokens: maxTokens(body) ?? DEFAULT_MAX_TOKENS
+    max_tokens: maxTokens(body) ?? call.maxOutputTokens
   }
   if (system !== undefined) out["system"] = system
   out["messages"] = turns
