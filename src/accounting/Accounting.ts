@@ -79,7 +79,7 @@ export const charge = (
   if (tracker.reported !== undefined && (outcome === "completed" || outcome === "partial" || outcome === "client_aborted")) {
     return { usage: tracker.reported, reported: true }
   }
-  const produced = tracker.firstTokenAtMs !== undefined || (outcome === "completed" && req.kind === "embedding")
+  const produced = tracker.firstTokenAtMs !== undefined || (outcome === "completed" && (req.kind === "embedding" || req.kind === "rerank"))
   if (!produced || outcome === "failed" || outcome === "rejected" || outcome === "error") {
     return { usage: { promptTokens: 0, completionTokens: 0, cachedTokens: 0 }, reported: false }
   }

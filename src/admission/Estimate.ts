@@ -56,6 +56,14 @@ export const promptText = (kind: CallKind, body: Readonly<Record<string, unknown
     if (Array.isArray(body["tools"])) text += JSON.stringify(body["tools"])
     return { text, extraTokens: messages.length * PER_MESSAGE + REPLY_PRIMING + images.n * PER_IMAGE }
   }
+  if (kind === "rerank") {
+    // Each document is scored against the query: the engine reads the query once per document.
+    const documents = Array.isArray(body["documents"]) ? body["documents"] : []
+    const query = typeof body["query"] === "string" ? body["query"] : ""
+    let text = ""
+    for (const d of documents) text += `${query}\n${typeof d === "string" ? d : JSON.stringify(d)}\n`
+    return { text, extraTokens: 0 }
+  }
   const input = kind === "completion" ? body["prompt"] : body["input"]
   if (typeof input === "string") return { text: input, extraTokens: 0 }
   if (Array.isArray(input)) {
@@ -90,14 +98,14 @@ export const estimate = (
 ): { readonly estimate: Estimate; readonly prompt: PromptText } => {
   const prompt = promptText(kind, body)
   const promptTokens = Tokenizer.count(encoding, prompt.text) + prompt.extraTokens
-  const output = kind === "embedding" ? 0 : maxOutputTokens
+  const output = kind === "embedding" || kind === "rerank" ? 0 : maxOutputTokens
   return {
     estimate: {
       promptTokens,
       maxOutputTokens: output,
       reservationTokens: promptTokens + output,
       promptChars: prompt.text.length,
-      prefixHashes: kind === "embedding"
+      prefixHashes: kind === "embedding" || kind === "rerank"
         ? PrefixHash.empty
         : PrefixHash.chain(prompt.text, prefix.blockChars, prefix.maxBlocks, prefix.salt),
       prefixBlockChars: prefix.blockChars

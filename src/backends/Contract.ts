@@ -68,7 +68,7 @@ export interface UnaryResult {
   readonly finish: FinishReason | undefined
 }
 
-export type CallKind = "chat" | "completion" | "embedding"
+export type CallKind = "chat" | "completion" | "embedding" | "rerank"
 
 /** One attempt's request, in the public (OpenAI) dialect. */
 export interface UpstreamCall {
@@ -94,6 +94,8 @@ export interface Capabilities {
   readonly chat: boolean
   readonly completion: boolean
   readonly embedding: boolean
+  /** `/rerank` (query + documents → relevance scores), passed through untouched. */
+  readonly rerank: boolean
 }
 
 /** A dialect adapter bound to one backend endpoint. */

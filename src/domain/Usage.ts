@@ -18,7 +18,8 @@ export const total = (u: Usage): number => u.promptTokens + u.completionTokens
 export const fromOpenAI = (raw: unknown): Usage | undefined => {
   if (typeof raw !== "object" || raw === null) return undefined
   const u = raw as Record<string, unknown>
-  const prompt = u["prompt_tokens"]
+  // Rerank and some embedding servers report only `total_tokens` (all of it input).
+  const prompt = typeof u["prompt_tokens"] === "number" ? u["prompt_tokens"] : u["total_tokens"]
   if (typeof prompt !== "number") return undefined
   const completion = typeof u["completion_tokens"] === "number" ? u["completion_tokens"] : 0
   const details = u["prompt_tokens_details"]

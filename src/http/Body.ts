@@ -5,7 +5,7 @@
  */
 import { ByteSize, Effect, Schema } from "effect"
 import { HttpIncomingMessage, type HttpServerRequest } from "effect/http"
-import { ChatCompletionRequest, CompletionRequest, EmbeddingRequest } from "../api/openai/Requests.ts"
+import { ChatCompletionRequest, CompletionRequest, EmbeddingRequest, RerankRequest } from "../api/openai/Requests.ts"
 import type { CallKind } from "../backends/Contract.ts"
 import { summarize } from "../domain/SchemaIssues.ts"
 import { BodyTooLarge, InvalidBody, InvalidJson } from "./RequestErrors.ts"
@@ -42,7 +42,8 @@ export const parseJson = (bytes: Uint8Array): Effect.Effect<Record<string, unkno
 const validators = {
   chat: Schema.decodeUnknownExit(ChatCompletionRequest),
   completion: Schema.decodeUnknownExit(CompletionRequest),
-  embedding: Schema.decodeUnknownExit(EmbeddingRequest)
+  embedding: Schema.decodeUnknownExit(EmbeddingRequest),
+  rerank: Schema.decodeUnknownExit(RerankRequest)
 } as const
 
 /** Validates the parsed body; the parsed object itself is what gets forwarded. */

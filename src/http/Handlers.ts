@@ -126,7 +126,7 @@ export const makeHandler = (kind: CallKind) =>
         const modelPlan = plan.models.get(modelId)!
         modelLabel = modelId
         yield* Effect.annotateCurrentSpan("sluice.model", modelId)
-        const stream = kind !== "embedding" && body["stream"] === true
+        const stream = (kind === "chat" || kind === "completion") && body["stream"] === true
         const options = body["stream_options"]
         const clientWantsUsage = typeof options === "object" && options !== null &&
           (options as Record<string, unknown>)["include_usage"] === true

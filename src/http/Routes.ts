@@ -6,6 +6,7 @@ import { Effect, Layer } from "effect"
 import { HttpRouter, HttpServerResponse } from "effect/http"
 import { envelope } from "../api/openai/ErrorEnvelope.ts"
 import { GatewayConfig } from "../config/GatewayConfig.ts"
+import type { CallKind } from "../backends/Contract.ts"
 import { makeHandler } from "./Handlers.ts"
 import { Lifecycle } from "./Lifecycle.ts"
 import { UsageSink } from "../accounting/Accounting.ts"
@@ -31,7 +32,7 @@ const methodNotAllowed = (method: string, path: string, allow: string) =>
     { allow }
   )
 
-const inference = (path: `/${string}`, kind: "chat" | "completion" | "embedding") =>
+const inference = (path: `/${string}`, kind: CallKind) =>
   Layer.mergeAll(
     HttpRouter.use((router) => Effect.flatMap(makeHandler(kind), (handler) => router.add("POST", path, handler))),
     ...(["GET", "PUT", "PATCH", "DELETE"] as const).map((method) =>
@@ -98,6 +99,7 @@ export const layer = Layer.mergeAll(
   inference("/v1/chat/completions", "chat"),
   inference("/v1/completions", "completion"),
   inference("/v1/embeddings", "embedding"),
+  inference("/v1/rerank", "rerank"),
   Models,
   Health,
   Prometheus,

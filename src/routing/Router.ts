@@ -89,7 +89,7 @@ export class Router extends Context.Service<Router, {
           else if (b.plan.role === "prefill") prefill.push(b)
           else decode.push(b)
         }
-        const disaggregate = prefill.length > 0 && decode.length > 0 && req.kind !== "embedding" &&
+        const disaggregate = prefill.length > 0 && decode.length > 0 && req.kind !== "embedding" && req.kind !== "rerank" &&
           req.estimate.promptTokens >= routing.pdMinPromptTokens && decode.every(supportsTransfer) &&
           prefill.every(supportsTransfer)
         if (disaggregate) {

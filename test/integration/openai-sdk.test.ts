@@ -20,7 +20,12 @@ models:
     aliases: [llama3]
     max_output_tokens: 4096
   - name: embed-small
+  - name: rerank-small
 backends:
+  - id: vllm-rerank
+    url: ${engine.url}
+    dialect: vllm
+    models: [rerank-small]
   - id: engine-a
     url: ${engine.url}
     models: [{ name: llama-3.1-8b, upstream: meta-llama/Llama-3.1-8B-Instruct }, embed-small]
@@ -157,9 +162,30 @@ budgets:
     expect(res.usage.prompt_tokens).toBe(10)
   })
 
+  it("passes rerank through to an engine that serves it, and accounts its tokens", async () => {
+    const res = await fetch(`${gw.url}/v1/rerank`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: "rerank-small", query: "gpu", documents: ["a100", "h100", "tpu"], top_n: 2 })
+    })
+    expect(res.status).toBe(200)
+    const json = await res.json() as { results: Array<{ index: number }>; usage: { total_tokens: number } }
+    expect(json.results.map((r) => r.index)).toEqual([0, 1, 2])
+    expect(engine.seen.at(-1)).toMatchObject({ path: "/v1/rerank", body: { query: "gpu", top_n: 2 } })
+    const record = await eventually(() => gw.run(gw.sink.snapshot), (s) => s.recent.at(-1)?.model === "rerank-small")
+    expect(record.recent.at(-1)!.charged).toMatchObject({ promptTokens: 21, completionTokens: 0 })
+    // A model whose only backend cannot rerank is refused, not sent.
+    const refused = await fetch(`${gw.url}/v1/rerank`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: "embed-small", query: "gpu", documents: ["a"] })
+    })
+    expect(refused.status).toBe(503)
+  })
+
   it("lists and retrieves models from the plan", async () => {
     const list = await client.models.list()
-    expect(list.data.map((m) => m.id).sort()).toEqual(["embed-small", "llama-3.1-8b"])
+    expect(list.data.map((m) => m.id).sort()).toEqual(["embed-small", "llama-3.1-8b", "rerank-small"])
     const one = await client.models.retrieve("llama3")
     expect(one.id).toBe("llama-3.1-8b")
     await expect(client.models.retrieve("nope")).rejects.toBeInstanceOf(OpenAI.NotFoundError)

@@ -118,6 +118,17 @@ export const start = async (script: FakeEngine["script"] = () => ({})): Promise<
       prompt_tokens_details: { cached_tokens: usage.cached_tokens ?? 0 }
     }
     const id = `chatcmpl-${seen.length}`
+    if (url.endsWith("/rerank")) {
+      const docs = Array.isArray(body["documents"]) ? body["documents"] : []
+      res.writeHead(200, { "content-type": "application/json" })
+      res.end(JSON.stringify({
+        id: `rerank-${seen.length}`,
+        model,
+        usage: { total_tokens: 7 * docs.length },
+        results: docs.map((_, index) => ({ index, relevance_score: 1 / (index + 1) }))
+      }))
+      return
+    }
     if (url.endsWith("/embeddings")) {
       const inputs = Array.isArray(body["input"]) ? body["input"] : [body["input"]]
       res.writeHead(200, { "content-type": "application/json" })

@@ -82,3 +82,15 @@ export const EmbeddingRequest = open({
   user: opt(Schema.String)
 })
 export type EmbeddingRequest = typeof EmbeddingRequest.Type
+
+/** Rerank (Jina/Cohere style, as vLLM, SGLang and llama.cpp serve it): passed through. */
+export const RerankRequest = open({
+  model: Schema.String,
+  query: Schema.String,
+  documents: Schema.Array(Schema.Union([Schema.String, Schema.Record(Schema.String, Schema.Unknown)])).check(
+    Schema.isMinLength(1)
+  ),
+  top_n: opt(PositiveInt),
+  return_documents: opt(Schema.Boolean)
+})
+export type RerankRequest = typeof RerankRequest.Type

@@ -81,7 +81,7 @@ const clientModel = (call: UpstreamCall): string => str(call.body["model"]) ?? c
 
 export const make = (pool: UpstreamPool, options: Options): Adapter => ({
   dialect: "anthropic",
-  capabilities: { chat: true, completion: false, embedding: false },
+  capabilities: { chat: true, completion: false, embedding: false, rerank: false },
   stream: (call) =>
     Effect.gen(function*() {
       const body = yield* bodyFor(call)

@@ -65,11 +65,11 @@ const clientModel = (call: UpstreamCall): string => str(call.body["model"]) ?? c
 
 export const make = (pool: UpstreamPool, options: Options): Adapter => ({
   dialect: "ollama",
-  capabilities: { chat: true, completion: true, embedding: true },
+  capabilities: { chat: true, completion: true, embedding: true, rerank: false },
   stream: (call) =>
     Effect.gen(function*() {
-      if (call.kind === "embedding") {
-        return yield* new InvalidRequest({ status: 400, message: "embeddings cannot stream", param: "stream", code: null })
+      if (call.kind === "embedding" || call.kind === "rerank") {
+        return yield* new InvalidRequest({ status: 400, message: `${call.kind} cannot stream`, param: "stream", code: null })
       }
       const kind = call.kind
       const body = yield* bodyFor(call)

@@ -46,6 +46,9 @@ export const path = (kind: UpstreamCall["kind"]): string => {
       return "/api/generate"
     case "embedding":
       return "/api/embed"
+    case "rerank":
+      // Ollama has no rerank API; requestBody refuses the call before this path is used.
+      return "/api/rerank"
   }
 }
 
@@ -196,6 +199,8 @@ export const requestBody = (call: UpstreamCall): string => {
       if (suffix !== undefined) out["suffix"] = suffix
       return JSON.stringify(out)
     }
+    case "rerank":
+      throw new Untranslatable("the ollama dialect has no rerank API", null)
     case "embedding": {
       const out: Record<string, unknown> = { model: call.upstreamModel, input: embedInput(body) }
       const dimensions = num(body["dimensions"])

@@ -49,7 +49,13 @@ const headersFor = (call: UpstreamCall, stream: boolean): Record<string, string>
 
 export const make = (pool: UpstreamPool, options: Options): Adapter => ({
   dialect: options.dialect,
-  capabilities: { chat: true, completion: true, embedding: true },
+  // Rerank is served by vLLM, SGLang and llama.cpp (--reranking); not by NIM, TGI or OpenAI.
+  capabilities: {
+    chat: true,
+    completion: true,
+    embedding: true,
+    rerank: options.dialect === "vllm" || options.dialect === "sglang" || options.dialect === "llamacpp"
+  },
   stream: (call) =>
     Effect.gen(function*() {
       const res = yield* pool.post(

@@ -28,5 +28,7 @@ export const path = (kind: UpstreamCall["kind"]): string => {
       return "/completions"
     case "embedding":
       return "/embeddings"
+    case "rerank":
+      return "/rerank"
   }
 }

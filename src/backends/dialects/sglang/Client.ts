@@ -90,7 +90,7 @@ export const make = (pool: UpstreamPool, options: Options): Adapter => {
       }),
     unary: (call) =>
       Effect.gen(function*() {
-        if (call.kind === "embedding") return yield* inner.unary(call)
+        if (call.kind === "embedding" || call.kind === "rerank") return yield* inner.unary(call)
         const held = yield* abortOnClose(pool, call.requestId, options.abortTimeoutMs)
         const result = yield* inner.unary(withRid(call)).pipe(Effect.tapError(settle(held)))
         held.state = "over"

@@ -10,7 +10,7 @@ const encoder = new TextEncoder()
 
 /** The call with `rid` set in its body (and its raw bytes re-encoded to match). */
 export const withRid = (call: UpstreamCall): UpstreamCall => {
-  if (call.kind === "embedding") return call
+  if (call.kind === "embedding" || call.kind === "rerank") return call
   const body = { ...call.body, rid: call.requestId }
   return { ...call, body, rawBody: encoder.encode(JSON.stringify(body)) }
 }
