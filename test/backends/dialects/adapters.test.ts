@@ -75,11 +75,11 @@ describe("anthropic adapter", () => {
     }
   })
 
-  it("refuses completions and embeddings with a non-retryable 400 before any I/O", async () => {
-    expect(adapter.capabilities).toEqual({ chat: true, completion: false, embedding: false })
+  it("refuses completions, embeddings and rerank with a non-retryable 400 before any I/O", async () => {
+    expect(adapter.capabilities).toEqual({ chat: true, completion: false, embedding: false, rerank: false })
     const before = fake.requests.length
-    for (const kind of ["completion", "embedding"] as const) {
-      const failure = failureOf(await run(adapter.unary(callOf(kind, { model: "claude", prompt: "x", input: "x" }))))
+    for (const kind of ["completion", "embedding", "rerank"] as const) {
+      const failure = failureOf(await run(adapter.unary(callOf(kind, { model: "claude", prompt: "x", input: "x", query: "q", documents: ["d"] }))))
       expect(failure?._tag).toBe("InvalidRequest")
       expect(failure?._tag === "InvalidRequest" && failure.status).toBe(400)
       expect(failure?.isRetryable).toBe(false)
