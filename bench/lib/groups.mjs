@@ -1,0 +1,358 @@
+/**
+ * The figure groups: each starts the targets it needs (fresh processes, so `--only X`
+ * measures exactly what a full run measures), runs its repeats interleaved across targets
+ * (repeat-major, so drift on a shared machine hits every target alike), stops them, and
+ * returns raw per-run results. figures.mjs turns those into figures; nothing here judges.
+ *
+ *   startup       start-up time to the first 200 on GET /v1/models; RSS 2 s later (idle)
+ *   latency       open-loop non-streaming at each rate; added latency and CPU per request
+ *   saturation    closed-loop on one core: the most each target completes per second
+ *   streaming     open-loop streams: time to first token, gaps between chunks, coalescing
+ *   abort         100 streams, every client socket destroyed at once → upstream close
+ *   open-streams  RSS with 1k / 5k / 9k open streams
+ *
+ * A run is repeated (up to `retries` times, within the run's time budget) when the
+ * generator fell behind its schedule (sent < 95% of the offered rate) or other work on the
+ * machine disturbed it (see `disturbed`); the least disturbed attempt is kept, flagged when
+ * still disturbed, and the discarded ones are recorded.
+ */
+import { performance } from "node:perf_hooks"
+import { requestBytes } from "./client.mjs"
+import { fixedRate, saturate } from "./load.mjs"
+import { abortStreams, holdStreams, streams } from "./streams.mjs"
+import { MODEL } from "./mock.mjs"
+import { fdCount, rssBytes, waitForQuiet } from "./procs.mjs"
+import { startTarget } from "./targets.mjs"
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+
+const HEADERS = [
+  "content-type: application/json",
+  "accept: application/json",
+  "user-agent: sluice-bench/1",
+  "authorization: Bearer sk-bench-0000000000000000"
+]
+
+const messages = [
+  { role: "system", content: "You are a concise assistant." },
+  { role: "user", content: "Write one short sentence about rivers and the sea." }
+]
+
+const USERS = 16
+
+/** Non-streaming request bytes, one variant per user (session affinity keys). */
+const unaryBytes = (target) =>
+  Array.from({ length: USERS }, (_, u) =>
+    requestBytes("POST", "/v1/chat/completions", `${target.host}:${target.port}`,
+      JSON.stringify({ model: MODEL, messages, max_tokens: 32, temperature: 0.2, user: `bench-user-${u}` }), HEADERS))
+
+/** Streaming request bytes; `id` becomes the x-request-id the mock records. */
+const streamBytes = (target) => {
+  const body = JSON.stringify({ model: MODEL, messages, max_tokens: 64, stream: true, user: "bench-stream" })
+  const headers = HEADERS.map((h) => (h.startsWith("accept:") ? "accept: text/event-stream" : h))
+  return (id) => requestBytes("POST", "/v1/chat/completions", `${target.host}:${target.port}`, body, [...headers, `x-request-id: ${id}`])
+}
+
+/** Round robin over the byte variants. */
+const rotating = (variants) => {
+  let i = 0
+  return () => variants[i++ % variants.length]
+}
+
+/**
+ * Other work disturbed a run where it matters: more than `maxForeign` of a core on the
+ * target's CPU (not for direct, which does not use it) or the harness's; the hypervisor
+ * stole more than `maxSteal` of one of our CPUs; or the harness's main thread waited for
+ * its CPU more than `maxWait` of the window. A throughput figure
+ * tolerates more on the harness side: only a harness near a full core, or waiting more
+ * than 5× `maxWait`, can starve the target.
+ */
+const disturbed = (cpu, o, direct, throughput) => {
+  if (cpu === undefined) return false
+  // steal: the hypervisor gave our virtual CPU to another guest; it slows whoever runs there
+  const stealT = cpu.stealOnTargetCpu ?? cpu.stealCores
+  const stealH = cpu.stealOnHarnessCpu ?? cpu.stealCores
+  const stolen = (direct ? stealH : throughput ? stealT : Math.max(stealT, stealH)) > o.maxSteal
+  const onTarget = stolen || (!direct && (cpu.foreignOnTargetCpu ?? cpu.foreignCores) > o.maxForeign)
+  // The harness's main thread waiting for its CPU is the generator being late (short
+  // bursts of other work average out in CPU shares but not here). The target's own wait
+  // is not used: on one core it also waits behind its own GC and libuv threads.
+  const harnessWait = cpu.harnessWaitMs / cpu.windowMs
+  const onHarness = throughput && !direct
+    ? (cpu.foreignOnHarnessCpu ?? 0) + cpu.harnessCpuShare + stealH > 0.9 || harnessWait > 5 * o.maxWait
+    : (cpu.foreignOnHarnessCpu ?? 0) > o.maxForeign || harnessWait > o.maxWait
+  return onTarget || onHarness
+}
+
+/** Waits for a quiet machine, bounded by `quietWaitMs` and by what is left of the run's budget. */
+const quiet = async (o, direct) => {
+  if (o.retryBudget.left <= 0) return { waitedMs: 0 }
+  const q = await waitForQuiet(o.plan, o.maxForeign, Math.min(o.d.quietWaitMs, o.retryBudget.left * 1000), 300, direct)
+  o.retryBudget.left -= q.waitedMs / 1000
+  return q
+}
+
+/**
+ * Runs `fn` until it is valid or out of retries; keeps the least disturbed attempt. Each
+ * attempt first waits (bounded) for the machine to be quiet. Waits and repeats draw on one
+ * budget of seconds for the whole run (`o.retryBudget`), so a busy machine cannot stretch
+ * a full run without bound: once it is spent, disturbed runs are kept and flagged.
+ */
+const withRetries = async (o, label, fn, isBehind, direct = false, throughput = false) => {
+  const attempts = []
+  for (let a = 0; a <= o.retries; a++) {
+    const q = await quiet(o, direct)
+    const started = performance.now()
+    const r = await fn()
+    r.quietWaitMs = q.waitedMs
+    attempts.push(r)
+    const behind = isBehind?.(r) ?? false
+    const noisy = disturbed(r.cpu, o, direct, throughput)
+    r.generatorBehind = behind
+    r.disturbed = noisy
+    if (!behind && !noisy) break
+    const cost = (performance.now() - started) / 1000
+    const again = a < o.retries && o.retryBudget.left >= cost
+    if (again) o.retryBudget.left -= cost
+    o.log(`    ${label}: ${behind ? "generator fell behind" : "disturbed by other work"}` +
+      ` (foreign ${fmtForeign(r.cpu)}), ${again ? "repeating" : a < o.retries ? "retry budget spent, keeping it" : "keeping the least disturbed"}`)
+    if (!again) break
+    await sleep(300)
+  }
+  const score = (r) =>
+    (r.generatorBehind ? 10 : 0) + (direct ? 0 : r.cpu?.foreignOnTargetCpu ?? r.cpu?.foreignCores ?? 0) +
+    (r.cpu?.foreignOnHarnessCpu ?? 0) + (r.cpu ? r.cpu.harnessWaitMs / r.cpu.windowMs + r.cpu.stealCores : 0)
+  const best = attempts.reduce((a, b) => (score(b) < score(a) ? b : a))
+  best.attempts = attempts.length
+  best.discarded = attempts.filter((r) => r !== best).map((r) => ({ generatorBehind: r.generatorBehind, cpu: r.cpu }))
+  return best
+}
+
+const fmtForeign = (cpu) =>
+  cpu === undefined ? "?" : (cpu.foreignOnTargetCpu !== undefined
+    ? `target CPU ${cpu.foreignOnTargetCpu.toFixed(2)}, harness CPU ${cpu.foreignOnHarnessCpu.toFixed(2)}`
+    : `${cpu.foreignCores.toFixed(2)} cores`) + `; steal ${cpu.stealCores.toFixed(2)}; waited for CPU: target ${cpu.targetWaitMs.toFixed(0)} ms, harness ${cpu.harnessWaitMs.toFixed(0)} ms`
+
+const startAll = async (names, ctx, label) => {
+  const out = {}
+  for (const n of names) out[n] = await startTarget(n, { ...ctx, label })
+  return out
+}
+
+const stopAll = async (targets) => {
+  for (const t of Object.values(targets)) await t.stop()
+}
+
+const checkAlive = (t) => {
+  if (t.alive !== undefined && !t.alive()) throw new Error(`${t.name} exited unexpectedly:\n${t.logTail()}`)
+}
+
+// ---------------------------------------------------------------------------------------
+
+export const startupGroup = async (o, ctx) => {
+  const names = o.processTargets
+  const runs = Object.fromEntries(names.map((n) => [n, []]))
+  const heaps = []
+  for (let rep = 0; rep < o.repeats; rep++) {
+    for (const n of names) {
+      await quiet(o, false)
+      const t = await startTarget(n, { ...ctx, label: "startup" })
+      await sleep(o.d.idleWaitMs)
+      const rss = rssBytes(t.pid)
+      const fds = fdCount(t.pid)
+      if (o.heap && rep === o.repeats - 1 && n !== "floor") {
+        const file = await t.heapSnapshot()
+        if (file) heaps.push({ target: n, when: "idle", file })
+      }
+      await t.stop()
+      runs[n].push({ startupMs: t.startupMs, idleRssBytes: rss, fds })
+      o.log(`  startup ${n} #${rep + 1}: ${t.startupMs.toFixed(0)} ms to first 200, idle RSS ${(rss / 2 ** 20).toFixed(1)} MiB`)
+    }
+  }
+  return { runs, heaps }
+}
+
+export const latencyGroup = async (o, ctx) => {
+  const names = ["direct", ...o.processTargets, ...(o.logOn ? ["sluice-info"] : [])]
+  const targets = await startAll(names, ctx, "latency")
+  const bytes = Object.fromEntries(names.map((n) => [n, unaryBytes(targets[n])]))
+  const runs = Object.fromEntries(names.map((n) => [n, Object.fromEntries(o.rates.map((r) => [r, []]))]))
+  try {
+    // JIT warm-up: a few seconds at a moderate rate, discarded
+    for (const n of names) {
+      if (n === "direct" && names.length > 1) continue
+      await fixedRate({ host: targets[n].host, port: targets[n].port, pick: rotating(bytes[n]), rate: 500, warmupMs: 0, durationMs: o.d.targetWarmupMs, pid: targets[n].pid, plan: o.plan })
+    }
+    for (let rep = 0; rep < o.repeats; rep++) {
+      for (const rate of o.rates) {
+        for (const n of names) {
+          if (n === "sluice-info" && rate !== o.logRate) continue
+          const t = targets[n]
+          checkAlive(t)
+          const r = await withRetries(o, `${n} ${rate}/s`, () =>
+            fixedRate({
+              host: t.host,
+              port: t.port,
+              pick: rotating(bytes[n]),
+              rate,
+              warmupMs: o.d.latencyWarmupMs,
+              // at least `latencySamples` requests per window, so p99 rests on enough of them
+              durationMs: Math.max(o.d.latencyMs, (1000 * o.d.latencySamples) / rate),
+              pid: t.pid,
+              plan: o.plan
+            }), (r) => r.sentRate < 0.95 * r.offeredRate, n === "direct")
+          runs[n][rate].push(r)
+          o.log(`  latency ${n} ${rate}/s #${rep + 1}: p50 ${r.latency.p50.toFixed(3)} p99 ${r.latency.p99.toFixed(3)} ms` +
+            `, done ${r.completedRate.toFixed(0)}/s, errors ${r.errors}, CPU ${r.cpu ? ((r.cpu.targetCpuTicks / o.hz) * 1e6 / r.measured).toFixed(0) : "-"} µs/req` +
+            `, send lag p99 ${r.sendLag.p99.toFixed(2)} ms; waited for CPU: target ${r.cpu?.targetWaitMs.toFixed(0)}, harness ${r.cpu?.harnessWaitMs.toFixed(0)} ms`)
+          await sleep(200)
+        }
+      }
+    }
+  } finally {
+    for (const n of names) if (n === "sluice-info") runs[n].logLines = targets[n].logLines()
+    await stopAll(targets)
+  }
+  return { runs }
+}
+
+export const saturationGroup = async (o, ctx) => {
+  const names = ["direct", ...o.processTargets, ...(o.logOn ? ["sluice-info"] : [])]
+  const targets = await startAll(names, ctx, "saturation")
+  const runs = Object.fromEntries(names.map((n) => [n, []]))
+  try {
+    for (const n of names) {
+      if (n === "direct") continue
+      await saturate({ host: targets[n].host, port: targets[n].port, pick: rotating(unaryBytes(targets[n])), concurrency: o.d.satConcurrency, warmupMs: 0, durationMs: o.d.targetWarmupMs, pid: targets[n].pid, plan: o.plan })
+    }
+    for (let rep = 0; rep < o.repeats; rep++) {
+      for (const n of names) {
+        const t = targets[n]
+        checkAlive(t)
+        const r = await withRetries(o, `${n} saturation`, () =>
+          saturate({ host: t.host, port: t.port, pick: rotating(unaryBytes(t)), concurrency: o.d.satConcurrency, warmupMs: o.d.satWarmupMs, durationMs: o.d.satMs, pid: t.pid, plan: o.plan }), undefined, n === "direct", true)
+        runs[n].push(r)
+        o.log(`  saturation ${n} #${rep + 1}: ${r.rps.toFixed(0)} req/s (target CPU ${r.cpu?.targetCpuShare.toFixed(2)}, harness CPU ${r.cpu?.harnessCpuShare.toFixed(2)}), errors ${r.errors}`)
+        await sleep(300)
+      }
+    }
+  } finally {
+    await stopAll(targets)
+  }
+  return { runs }
+}
+
+export const streamingGroup = async (o, ctx) => {
+  const names = ["direct", ...o.processTargets]
+  const targets = await startAll(names, ctx, "streaming")
+  const runs = Object.fromEntries(names.map((n) => [n, []]))
+  ctx.mock.setMode({ kind: "finite", chunks: o.d.chunks, intervalMs: o.d.chunkIntervalMs })
+  let seq = 0
+  try {
+    for (const n of names) {
+      if (n === "direct") continue
+      const make = streamBytes(targets[n])
+      await streams({ host: targets[n].host, port: targets[n].port, makeBytes: (i) => make(`warm-${seq++}-${i}`), rate: o.d.streamRate, warmupMs: 0, durationMs: Math.min(2000, o.d.targetWarmupMs), chunks: o.d.chunks, pid: targets[n].pid, plan: o.plan })
+    }
+    for (let rep = 0; rep < o.repeats; rep++) {
+      for (const n of names) {
+        const t = targets[n]
+        checkAlive(t)
+        const make = streamBytes(t)
+        const r = await withRetries(o, `${n} streaming`, () =>
+          streams({ host: t.host, port: t.port, makeBytes: (i) => make(`st-${seq++}-${i}`), rate: o.d.streamRate, warmupMs: o.d.streamWarmupMs, durationMs: o.d.streamMs, chunks: o.d.chunks, pid: t.pid, plan: o.plan }), undefined, n === "direct")
+        runs[n].push(r)
+        o.log(`  streaming ${n} #${rep + 1}: TTFT p50 ${r.ttft.p50.toFixed(2)} ms, gap p99 ${r.gap.p99.toFixed(2)} ms, coalesced reads ${r.coalescedReads}, usage leaks ${r.usageLeaks}, incomplete ${r.incomplete}`)
+        await sleep(300)
+      }
+    }
+  } finally {
+    await stopAll(targets)
+  }
+  return { runs }
+}
+
+export const abortGroup = async (o, ctx) => {
+  const names = ["direct", ...o.processTargets]
+  const targets = await startAll(names, ctx, "abort")
+  const runs = Object.fromEntries(names.map((n) => [n, []]))
+  ctx.mock.setMode({ kind: "endless", intervalMs: o.d.chunkIntervalMs })
+  try {
+    // one small discarded round per target: the first abort in a process pays for lazy
+    // loading (error classes, DOMException) once, which is not what this figure is about
+    for (const n of names) {
+      ctx.mock.track = true
+      await abortStreams({ host: targets[n].host, port: targets[n].port, makeBytes: streamBytes(targets[n]), n: 10, mock: ctx.mock, tag: `abort-warm-${n}` })
+      ctx.mock.track = false
+      ctx.mock.streams.clear()
+    }
+    for (let rep = 0; rep < o.repeats; rep++) {
+      for (const n of names) {
+        const t = targets[n]
+        checkAlive(t)
+        ctx.mock.streams.clear()
+        await quiet(o, n === "direct")
+        ctx.mock.track = true
+        const make = streamBytes(t)
+        const r = await abortStreams({ host: t.host, port: t.port, makeBytes: make, n: o.d.aborts, mock: ctx.mock, tag: `abort-${n}-${rep}` })
+        ctx.mock.track = false
+        runs[n].push(r)
+        o.log(`  abort ${n} #${rep + 1}: destroy → upstream close p50 ${r.latency.p50.toFixed(2)} p99 ${r.latency.p99.toFixed(2)} max ${r.latency.max.toFixed(2)} ms, unclosed ${r.unclosed}`)
+        await sleep(500)
+      }
+    }
+  } finally {
+    ctx.mock.track = false
+    ctx.mock.streams.clear()
+    await stopAll(targets)
+  }
+  return { runs }
+}
+
+export const openStreamsGroup = async (o, ctx) => {
+  const names = o.processTargets
+  const runs = Object.fromEntries(names.map((n) => [n, []]))
+  const heaps = []
+  ctx.mock.setMode({ kind: "hold", holdIntervalMs: o.d.holdIntervalMs })
+  const reps = o.rssRepeats
+  for (let rep = 0; rep < reps; rep++) {
+    for (const n of names) {
+      const t = await startTarget(n, { ...ctx, label: "open-streams" })
+      try {
+        await sleep(o.d.baseWaitMs)
+        const baseRss = rssBytes(t.pid)
+        const make = streamBytes(t)
+        const started = performance.now()
+        const r = await holdStreams({
+          host: t.host,
+          port: t.port,
+          makeBytes: (k) => make(`hold-${n}-${rep}-${k}`),
+          levels: o.d.levels,
+          openRate: o.d.openRate,
+          settleMs: o.d.settleMs,
+          mock: ctx.mock,
+          atLevel: async (level, state) => {
+            const rss = rssBytes(t.pid)
+            const fds = fdCount(t.pid)
+            o.log(`  open-streams ${n}: ${state.open} open (${state.failed} failed, upstream ${state.upstreamOpen}) → RSS ${(rss / 2 ** 20).toFixed(1)} MiB, ${fds} fds` +
+              (state.failed > 0 ? `; failures: ${Object.entries(state.reasons).map(([k, v]) => `${v}× ${k}`).join(", ")}` : ""))
+            let heap
+            if (o.heap && n !== "floor" && level === o.d.levels[o.d.levels.length - 1] && rep === reps - 1) {
+              heap = await t.heapSnapshot()
+              if (heap) heaps.push({ target: n, when: `${level} open streams`, file: heap })
+            }
+            return { rssBytes: rss, fds }
+          }
+        })
+        await sleep(o.d.afterCloseMs)
+        const afterRss = rssBytes(t.pid)
+        runs[n].push({ baseRssBytes: baseRss, afterCloseRssBytes: afterRss, totalMs: performance.now() - started, ...r })
+        o.log(`  open-streams ${n}: closed all in ${r.closeMs.toFixed(0)} ms (upstream left open ${r.leftOpen}), RSS after close ${(afterRss / 2 ** 20).toFixed(1)} MiB`)
+      } finally {
+        await t.stop()
+      }
+      await sleep(300)
+    }
+  }
+  return { runs, heaps }
+}

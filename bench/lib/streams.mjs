@@ -1,0 +1,248 @@
+/**
+ * Streaming load shapes, driven from the harness process through client.mjs:
+ *
+ *   streams      open loop of streaming requests; per stream: time to first token, the gaps
+ *                between content events, and how many content events each socket read
+ *                carried (more than one = coalesced).
+ *   holdStreams  ramps long-lived streams to given levels at a fixed opening rate.
+ *   abortStreams opens N streams, then destroys every client socket at once.
+ *
+ * Content events are recognized by the mock's `"content":"t<i>"` payload. Never starts
+ * processes and never judges results.
+ */
+import { performance } from "node:perf_hooks"
+import { Connection, Pool } from "./client.mjs"
+import { pace, sleep, waitFor } from "./load.mjs"
+import { cpuWindow } from "./procs.mjs"
+import { summary } from "./stats.mjs"
+
+const CONTENT_RE = /"content":"t(\d+)"/
+
+/** Parses SSE events out of decoded body bytes as they arrive; calls onEvent(text, t, readId). */
+const sseReader = (onEvent) => {
+  let carry = ""
+  return (buf, t, readId) => {
+    const text = carry + buf.toString("latin1")
+    let start = 0
+    let end
+    while ((end = text.indexOf("\n\n", start)) >= 0) {
+      onEvent(text.slice(start, end), t, readId)
+      start = end + 2
+    }
+    carry = text.slice(start)
+  }
+}
+
+/** One streaming request's observer: first token, gaps, events per read, usage leak, [DONE]. */
+const streamObserver = (due) => {
+  const s = {
+    due,
+    firstAt: undefined,
+    lastAt: undefined,
+    contents: 0,
+    gaps: [],
+    coalescedReads: 0,
+    maxPerRead: 0,
+    usageSeen: false,
+    done: false,
+    lastRead: -1,
+    inRead: 0
+  }
+  s.onEvent = (ev, t, readId) => {
+    if (ev.includes("[DONE]")) {
+      s.done = true
+      return
+    }
+    if (CONTENT_RE.test(ev)) {
+      if (s.firstAt === undefined) s.firstAt = t
+      else s.gaps.push(t - s.lastAt)
+      s.lastAt = t
+      s.contents++
+      if (readId === s.lastRead) {
+        s.inRead++
+        if (s.inRead === 2) s.coalescedReads++
+      } else {
+        s.lastRead = readId
+        s.inRead = 1
+      }
+      if (s.inRead > s.maxPerRead) s.maxPerRead = s.inRead
+      return
+    }
+    if (ev.includes('"usage"') && ev.includes('"choices":[]')) s.usageSeen = true
+  }
+  return s
+}
+
+/** Open-loop streaming load (the mock must be in `finite` mode). */
+export const streams = async ({ host, port, makeBytes, rate, warmupMs, durationMs, chunks, pid, plan }) => {
+  const pool = new Pool(host, port, 4000)
+  await pool.prewarm(Math.min(200, Math.ceil(rate / 2)))
+  const warm = Math.round((rate * warmupMs) / 1000)
+  const measured = Math.round((rate * durationMs) / 1000)
+  const observed = []
+  let finished = 0
+  let errors = 0
+  let cpu
+  const w = cpuWindow(pid, plan)
+  const fire = (i, due) => {
+    const k = i - warm
+    const s = streamObserver(due)
+    if (k >= 0) observed.push(s)
+    const read = sseReader(s.onEvent)
+    pool.request(makeBytes(i), {
+      wantsBody: true,
+      onData: read,
+      onEnd: (t, status) => {
+        if (k < 0) return
+        finished++
+        if (status !== 200) s.error = `status ${status}`
+      },
+      onError: (e) => {
+        if (k < 0) return
+        finished++
+        errors++
+        s.error = String(e?.message ?? e)
+      }
+    })
+  }
+  await pace(rate, warm + measured, fire, [
+    { offsetMs: warmupMs, fn: () => w.begin() },
+    { offsetMs: warmupMs + durationMs, fn: () => (cpu = w.end()) }
+  ])
+  await waitFor(() => finished >= measured, 10_000)
+  pool.close()
+  const ttft = []
+  const gaps = []
+  let coalescedReads = 0
+  let contentEvents = 0
+  let maxPerRead = 0
+  let usageLeaks = 0
+  let incomplete = 0
+  for (const s of observed) {
+    if (s.firstAt !== undefined) ttft.push(s.firstAt - s.due)
+    for (const g of s.gaps) gaps.push(g)
+    coalescedReads += s.coalescedReads
+    contentEvents += s.contents
+    maxPerRead = Math.max(maxPerRead, s.maxPerRead)
+    if (s.usageSeen) usageLeaks++
+    if (s.error !== undefined || !s.done || s.contents !== chunks) incomplete++
+  }
+  return {
+    rate,
+    streams: measured,
+    ttft: summary(ttft),
+    gap: summary(gaps),
+    contentEvents,
+    coalescedReads,
+    maxEventsPerRead: maxPerRead,
+    usageLeaks,
+    incomplete,
+    errors,
+    cpu
+  }
+}
+
+/**
+ * Ramps held streams (mock in `hold` mode) to each level at `openRate`/s; at each level,
+ * once every stream has its first event, waits `settleMs` and calls `atLevel(level, open)`.
+ * Then destroys every client socket and waits for the mock to see them all close.
+ */
+export const holdStreams = async ({ host, port, makeBytes, levels, openRate, settleMs, mock, atLevel, firstTimeoutMs = 30_000 }) => {
+  const conns = []
+  let firsts = 0
+  let alive = 0
+  let failed = 0
+  let opened = 0
+  const results = []
+  /** Why streams ended early: "status 503", "connection closed", ... → count. */
+  const reasons = {}
+  for (const level of levels) {
+    const n = level - opened
+    if (n > 0) {
+      await pace(openRate, n, (i) => {
+        const k = opened + i
+        let got = false
+        const conn = new Connection(host, port, () => {}, () => {})
+        conns.push(conn)
+        const read = sseReader((ev) => {
+          if (!got && CONTENT_RE.test(ev)) {
+            got = true
+            firsts++
+            alive++
+          }
+        })
+        const gone = (why) => {
+          failed++
+          if (got) alive--
+          const key = `${got ? "after" : "before"} first chunk: ${why}`
+          reasons[key] = (reasons[key] ?? 0) + 1
+        }
+        conn.send(makeBytes(k), {
+          wantsBody: true,
+          onData: read,
+          onEnd: (_t, status) => gone(`ended, status ${status}`),
+          onError: (e) => gone(String(e?.code ?? e?.message ?? e))
+        })
+      })
+      opened = level
+    }
+    const allFirst = await waitFor(() => firsts + failed >= opened, firstTimeoutMs, 20)
+    await sleep(settleMs)
+    const r = { level, open: alive, failed, reasons: { ...reasons }, allFirst, upstreamOpen: mock.openStreams }
+    r.measured = await atLevel(level, r)
+    results.push(r)
+    if (failed > 0 && failed >= opened / 2) break
+  }
+  const before = performance.now()
+  for (const c of conns) c.destroy()
+  const drained = await waitFor(() => mock.openStreams === 0, 15_000, 10)
+  return { levels: results, closeMs: performance.now() - before, drained, leftOpen: mock.openStreams }
+}
+
+/**
+ * Opens `n` endless streams (mock in `endless` mode with `track` on), waits for every
+ * first event, destroys all client sockets in one synchronous loop, and returns per stream
+ * the time from its destroy to the mock's first sign that its upstream request is gone.
+ */
+export const abortStreams = async ({ host, port, makeBytes, n, mock, tag, spreadMs = 200, waitMs = 5000 }) => {
+  const conns = []
+  let firsts = 0
+  let errors = 0
+  // opened over `spreadMs` so the streams' chunk timers are not in phase: the abort then
+  // lands at every point of a chunk interval, as a crashing client's would
+  await pace((n * 1000) / spreadMs, n, (k) => {
+    const id = `${tag}-${k}`
+    let got = false
+    const conn = new Connection(host, port, () => {}, () => {})
+    const read = sseReader((ev) => {
+      if (!got && CONTENT_RE.test(ev)) {
+        got = true
+        firsts++
+      }
+    })
+    conn.send(makeBytes(id), { wantsBody: true, onData: read, onEnd: () => errors++, onError: () => errors++ })
+    conns.push({ id, conn })
+  })
+  const ready = await waitFor(() => firsts + errors >= n, 15_000)
+  await sleep(50)
+  const destroyedAt = new Map()
+  for (const { id, conn } of conns) {
+    destroyedAt.set(id, performance.now())
+    conn.destroy()
+  }
+  await waitFor(() => [...destroyedAt.keys()].every((id) => mock.streams.get(id)?.closeAt !== undefined), waitMs)
+  const latencies = []
+  let unclosed = 0
+  let completed = 0
+  for (const [id, at] of destroyedAt) {
+    const rec = mock.streams.get(id)
+    if (rec?.closeAt === undefined) {
+      unclosed++
+      latencies.push(Infinity)
+    } else {
+      if (rec.completed) completed++
+      latencies.push(rec.closeAt - at)
+    }
+  }
+  return { n, ready, firsts, errors, unclosed, completedUpstream: completed, latency: summary(latencies) }
+}

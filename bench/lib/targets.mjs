@@ -1,0 +1,214 @@
+/**
+ * The targets under test, each a way to get from the load generator to the mock:
+ *
+ *   direct       no proxy: the generator talks to the mock (the baseline every "added" is against)
+ *   floor        bench/floor-proxy.mjs: raw node:http + undici pass-through (the runtime floor)
+ *   sluice       dist/main.mjs (the production bundle) with bench/config/overhead.yaml,
+ *                SLUICE_LOG_LEVEL=warn
+ *   sluice-info  the same at SLUICE_LOG_LEVEL=info (one JSON line per request): the log line's cost
+ *
+ * `start()` spawns the process pinned to the target CPU, polls GET /v1/models every 5 ms
+ * until it answers 200, and returns a handle with the time that took (start-up), the pid
+ * (CPU and RSS are read over its process tree, so "sluice with N workers" later is one more
+ * entry here with more CPUs), and `stop()`. Profiling flags (--cpu-prof, heap snapshots on
+ * SIGUSR2) are added here and nowhere else.
+ */
+import { mkdirSync, readFileSync, writeFileSync, existsSync, statSync, readdirSync } from "node:fs"
+import YAML from "yaml"
+import net from "node:net"
+import { join, resolve } from "node:path"
+import { performance } from "node:perf_hooks"
+import { fileURLToPath } from "node:url"
+import { probe } from "./client.mjs"
+import { exited, spawnNode, stop } from "./procs.mjs"
+
+const benchDir = fileURLToPath(new URL("..", import.meta.url))
+export const repoDir = resolve(benchDir, "..")
+export const bundlePath = join(repoDir, "dist", "main.mjs")
+const floorPath = join(benchDir, "floor-proxy.mjs")
+const configTemplate = join(benchDir, "config", "overhead.yaml")
+
+export const HOST = "127.0.0.1"
+
+export const freePort = () =>
+  new Promise((resolve, reject) => {
+    const s = net.createServer()
+    s.on("error", reject)
+    s.listen(0, HOST, () => {
+      const { port } = s.address()
+      s.close(() => resolve(port))
+    })
+  })
+
+/** Writes the bench config with the mock's URL filled in; returns its path. */
+export const writeSluiceConfig = (workDir, mockUrl) => {
+  const text = readFileSync(configTemplate, "utf8").replaceAll("${MOCK_URL}", mockUrl)
+  const path = join(workDir, "overhead.yaml")
+  writeFileSync(path, text)
+  return path
+}
+
+/** "routing.filters[3]" → ["routing", "filters"]; "backends[1].metrics" → ["backends", 1, "metrics"]. */
+const configPath = (path) => {
+  const parts = []
+  for (const m of path.matchAll(/([^.[\]]+)|\[(\d+)\]/g)) parts.push(m[2] !== undefined ? Number(m[2]) : m[1])
+  while (parts.length > 0 && typeof parts[parts.length - 1] === "number") parts.pop()
+  return parts
+}
+
+/**
+ * Starts Sluice once with the bench config; when the build rejects keys it does not know
+ * (an older commit in a before/after comparison), removes each rejected key from the
+ * config file and tries again. Returns the removed paths. Throws on any other failure.
+ */
+export const fitSluiceConfig = async (ctx) => {
+  const removed = []
+  for (let attempt = 0; attempt < 10; attempt++) {
+    try {
+      const t = await startTarget("sluice", { ...ctx, label: "config-check", profile: undefined, traceGc: false })
+      await t.stop()
+      return removed
+    } catch (e) {
+      const m = /ConfigError: ([^\n]*)/.exec(String(e?.message ?? e))
+      if (m === null) throw e
+      const paths = m[1].split("; ").map((p) => p.slice(0, p.indexOf(": "))).filter((p) => p !== "")
+      if (paths.length === 0) throw e
+      const doc = YAML.parseDocument(readFileSync(ctx.configPath, "utf8"))
+      let changed = false
+      for (const p of paths) {
+        const parts = configPath(p)
+        if (parts.length === 0 || !doc.hasIn(parts)) continue
+        doc.deleteIn(parts)
+        removed.push(`${parts.join(".")} (${m[1].split("; ").find((x) => x.startsWith(p))?.slice(p.length + 2)})`)
+        changed = true
+      }
+      if (!changed) throw e
+      writeFileSync(ctx.configPath, doc.toString())
+    }
+  }
+  throw new Error("the bench config still fails after removing 10 keys")
+}
+
+/** Sums the pauses of a `--trace-gc` log (Node 24 format: "..., 1.23 / 0.00 ms ..."). */
+export const gcPauses = (text) => {
+  const out = { scavenges: 0, markCompacts: 0, maxScavengeMs: 0, maxMarkCompactMs: 0, totalPauseMs: 0 }
+  const re = /: (Scavenge|Minor Mark-Sweep|Mark-Compact|Mark-Sweep)\b[^\n]*?, ([\d.]+) \/ ([\d.]+) ms/g
+  for (const m of text.matchAll(re)) {
+    const ms = Number(m[2])
+    out.totalPauseMs += ms
+    if (m[1] === "Scavenge" || m[1] === "Minor Mark-Sweep") {
+      out.scavenges++
+      out.maxScavengeMs = Math.max(out.maxScavengeMs, ms)
+    } else {
+      out.markCompacts++
+      out.maxMarkCompactMs = Math.max(out.maxMarkCompactMs, ms)
+    }
+  }
+  out.totalPauseMs = Math.round(out.totalPauseMs)
+  return out
+}
+
+/** The descriptions every report prints. */
+export const TARGETS = {
+  direct: { name: "direct", process: false, what: "generator → mock, no proxy" },
+  floor: { name: "floor", process: true, what: "bench/floor-proxy.mjs (node:http + undici)" },
+  sluice: { name: "sluice", process: true, what: "dist/main.mjs, bench/config/overhead.yaml, log level warn" },
+  "sluice-info": { name: "sluice-info", process: true, what: "as sluice, SLUICE_LOG_LEVEL=info" }
+}
+
+/**
+ * ctx: { mock, workDir, configPath, cpus (target CPU list or undefined), profile: { cpu, heap, dir }, label }
+ */
+export const startTarget = async (name, ctx) => {
+  if (name === "direct") {
+    return { name, host: HOST, port: ctx.mock.port, pid: undefined, startupMs: 0, stop: async () => {} }
+  }
+  const port = await freePort()
+  const logFile = join(ctx.workDir, `${name}-${ctx.label}-${port}.log`)
+  const nodeFlags = []
+  if (ctx.profile?.cpu && name !== "floor") {
+    mkdirSync(ctx.profile.dir, { recursive: true })
+    nodeFlags.push("--cpu-prof", `--cpu-prof-dir=${ctx.profile.dir}`, `--cpu-prof-name=${name}-${ctx.label}-${ctx.stamp}.cpuprofile`)
+  }
+  if (ctx.profile?.heap && name !== "floor") {
+    mkdirSync(ctx.profile.dir, { recursive: true })
+    nodeFlags.push("--heapsnapshot-signal=SIGUSR2", `--diagnostic-dir=${ctx.profile.dir}`)
+  }
+  if (ctx.traceGc && name !== "floor") nodeFlags.push("--trace-gc")
+  if (name !== "floor") nodeFlags.push(...(ctx.nodeOptions ?? []))
+  let args
+  let env
+  if (name === "floor") {
+    args = [...nodeFlags, floorPath]
+    env = { FLOOR_UPSTREAM: ctx.mock.url, HOST, PORT: String(port) }
+  } else {
+    args = [...nodeFlags, ctx.bundle ?? bundlePath, "--config", ctx.configPath]
+    env = {
+      HOST,
+      PORT: String(port),
+      SLUICE_LOG_LEVEL: name === "sluice-info" ? "info" : "warn",
+      // nothing inherited from the shell may change what is measured (undefined = unset)
+      SLUICE_CONFIG: undefined,
+      SLUICE_UPSTREAM: undefined,
+      LOG_LEVEL: undefined,
+      // tracing only with --otel, to the mock's OTLP sink
+      OTEL_EXPORTER_OTLP_ENDPOINT: ctx.otel ? ctx.mock.url : undefined,
+      OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: undefined,
+      OTEL_SERVICE_NAME: undefined
+    }
+  }
+  const t0 = performance.now()
+  const child = spawnNode(args, { cpus: ctx.cpus, env, logFile, cwd: repoDir })
+  let status
+  while (true) {
+    if (child.exitCode !== null || child.signalCode !== null) break
+    status = await probe(HOST, port, "/v1/models", 500)
+    if (status === 200) break
+    if (performance.now() - t0 > 30_000) break
+    await new Promise((r) => setTimeout(r, 5))
+  }
+  const startupMs = performance.now() - t0
+  if (status !== 200) {
+    await stop(child, 2000)
+    const log = existsSync(logFile) ? readFileSync(logFile, "utf8").slice(-3000) : ""
+    throw new Error(`${name} did not answer 200 on /v1/models (status ${status}, exit ${child.exitCode ?? child.signalCode}).\n${log}`)
+  }
+  return {
+    name,
+    host: HOST,
+    port,
+    pid: child.pid,
+    child,
+    startupMs,
+    logFile,
+    alive: () => child.exitCode === null && child.signalCode === null,
+    logTail: () => (existsSync(logFile) ? readFileSync(logFile, "utf8").slice(-3000) : ""),
+    logLines: () => (existsSync(logFile) ? readFileSync(logFile, "utf8").split("\n").length - 1 : 0),
+    /** Writes a heap snapshot (needs profile.heap); resolves its path once the file stops growing. */
+    heapSnapshot: async () => {
+      if (!ctx.profile?.heap) return undefined
+      const before = new Set(readdirSync(ctx.profile.dir))
+      child.kill("SIGUSR2")
+      let file
+      for (let i = 0; i < 600 && file === undefined; i++) {
+        await new Promise((r) => setTimeout(r, 100))
+        file = readdirSync(ctx.profile.dir).find((f) => f.endsWith(".heapsnapshot") && !before.has(f))
+      }
+      if (file === undefined) return undefined
+      const path = join(ctx.profile.dir, file)
+      let last = -1
+      for (let i = 0; i < 600; i++) {
+        await new Promise((r) => setTimeout(r, 250))
+        const size = statSync(path).size
+        if (size === last && size > 0) break
+        last = size
+      }
+      return path
+    },
+    stop: async () => {
+      await stop(child, 10_000)
+      await exited(child)
+      if (ctx.traceGc && name !== "floor" && existsSync(logFile)) ctx.gc?.push({ target: name, label: ctx.label, ...gcPauses(readFileSync(logFile, "utf8")) })
+    }
+  }
+}
