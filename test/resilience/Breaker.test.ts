@@ -1,7 +1,7 @@
 import * as fc from "fast-check"
 import { describe, expect, it } from "vitest"
 import type { BreakersPlan } from "../../src/config/Plan.ts"
-import { Breaker, type Outcome } from "../../src/resilience/Breaker.ts"
+import { Breaker, BUCKETS, type Outcome } from "../../src/resilience/Breaker.ts"
 
 const config: BreakersPlan = {
   windowMs: 10_000,
@@ -64,8 +64,18 @@ describe("Breaker", () => {
   it("forgets outcomes older than the window", () => {
     const b = new Breaker(config)
     for (let i = 0; i < 3; i++) b.record("failure", i)
+    expect(b.windowSize(9_000)).toBe(3)
     expect(b.windowSize(20_000)).toBe(0)
     expect(b.record("failure", 20_000)).toBeUndefined()
+  })
+
+  it("keeps running totals right across many outcomes and bucket turnovers", () => {
+    const b = new Breaker({ ...config, minRequests: 1_000_000 })
+    for (let i = 0; i < 200_000; i++) b.record(i % 10 === 0 ? "failure" : "ok", i / 20)
+    // All 200k are within the window at t = 9.999 s; the first bucket (1/30 of it) leaves at 10 s.
+    expect(b.windowSize(9_999)).toBe(200_000)
+    expect(b.windowSize(10_000)).toBe(200_000 - Math.ceil((10_000 / BUCKETS) * 20))
+    expect(b.windowSize(30_000)).toBe(0)
   })
 
   // Random outcome streams: the state is always one of the four, open never admits,
@@ -93,7 +103,10 @@ describe("Breaker", () => {
         const transition = b.record(s.outcome, t)
         if (before !== "open" && before !== "half_open") {
           recent.push([t, s.outcome])
-          while (recent.length > 0 && recent[0]![0] < t - config.windowMs) recent.shift()
+          // The window slides one bucket (window / BUCKETS) at a time.
+          const width = config.windowMs / BUCKETS
+          const oldest = Math.floor(t / width) - BUCKETS + 1
+          while (recent.length > 0 && Math.floor(recent[0]![0] / width) < oldest) recent.shift()
         }
         const now = b.state(t)
         expect(["closed", "degraded", "open", "half_open"]).toContain(now)
