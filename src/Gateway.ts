@@ -8,8 +8,8 @@
  * where request lines go, the listener); everything else is fixed here.
  */
 import { NodeHttpServer } from "@effect/platform-node"
-import { Context, Effect, Layer } from "effect"
-import { HttpRouter, HttpServer } from "effect/http"
+import { ByteSize, Context, Effect, Layer } from "effect"
+import { HttpIncomingMessage, HttpRouter, HttpServer } from "effect/http"
 import { createServer, type Server } from "node:http"
 import { Accounting } from "./accounting/Accounting.ts"
 import * as Sinks from "./accounting/Sinks.ts"
@@ -103,7 +103,11 @@ export const make = <E>(parts: GatewayParts<E>) => {
     Layer.provideMerge(backends),
     Layer.provideMerge(Layer.mergeAll(stores, Lifecycle.layer))
   )
+  // The body cap while reading (the content-length check uses the current plan per request).
+  const maxBody = Layer.unwrap(Effect.map(GatewayConfig, ({ initial }) =>
+    Layer.succeed(HttpIncomingMessage.MaxBodySize, ByteSize.bytes(initial.limits.maxBodyBytes))))
   const http = HttpRouter.serve(Routes.layer, { disableLogger: true, disableListenLog: true }).pipe(
+    Layer.provide(maxBody),
     Layer.provideMerge(parts.server ?? nodeServer)
   )
   return Layer.merge(drainOnShutdown, announce).pipe(

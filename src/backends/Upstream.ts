@@ -173,22 +173,42 @@ export const pullBody = (body: Readable, onError: (e: unknown) => FailureReason)
   return next
 }
 
-/** Reads a whole body, failing when it exceeds `limit` bytes. */
+/**
+ * Reads a whole body, failing when it exceeds `limit` bytes. One callback for the whole
+ * body rather than a pull per chunk: a unary answer resumes its fiber once.
+ */
 export const readAll = (body: Readable, limit: number, onError: (e: unknown) => FailureReason) =>
-  Effect.gen(function*() {
-    const next = pullBody(body, onError)
+  Effect.callback<Buffer, FailureReason>((resume) => {
     const parts: Array<Buffer> = []
     let size = 0
-    while (true) {
-      const chunk = yield* next
-      if (chunk === null) break
+    const onData = (chunk: Buffer) => {
       size += chunk.length
       if (size > limit) {
-        return yield* Effect.fail(onError(new Error(`response body exceeded ${limit} bytes`)))
+        cleanup()
+        body.destroy()
+        resume(Effect.fail(onError(new Error(`response body exceeded ${limit} bytes`))))
+        return
       }
       parts.push(chunk)
     }
-    return parts.length === 1 ? parts[0]! : Buffer.concat(parts)
+    const onEnd = () => {
+      cleanup()
+      resume(Effect.succeed(parts.length === 1 ? parts[0]! : Buffer.concat(parts)))
+    }
+    const onFail = (e: unknown) => {
+      cleanup()
+      resume(Effect.fail(onError(e)))
+    }
+    const cleanup = () => {
+      body.off("data", onData)
+      body.off("end", onEnd)
+      body.off("error", onFail)
+    }
+    if (body.readableEnded) return resume(Effect.succeed(Buffer.alloc(0)))
+    body.on("data", onData)
+    body.once("end", onEnd)
+    body.once("error", onFail)
+    return Effect.sync(cleanup)
   })
 
 export const header = (

@@ -8,7 +8,7 @@
  * awaited under the time-to-first-token deadline; after that nothing here runs again for
  * this request: a later failure belongs to the relay and ends the stream.
  */
-import { type Cause, Clock, Context, Effect, Exit, Layer, Scope } from "effect"
+import { type Cause, Clock, Context, Effect, Exit, identity, Layer, References, Scope } from "effect"
 import type { RequestTracker } from "../accounting/Tracker.ts"
 import { HealthReports } from "../backends/Actor.ts"
 import type { Backend } from "../backends/Backend.ts"
@@ -84,6 +84,7 @@ export class Dispatcher extends Context.Service<Dispatcher, {
       const retryBudget = yield* RetryBudget
       const affinity = yield* Affinity
       const breakers = yield* Breakers
+      const tracing = yield* References.TracerEnabled
       const reports = yield* HealthReports
       const placement = yield* Placement
 
@@ -125,9 +126,11 @@ export class Dispatcher extends Context.Service<Dispatcher, {
             backend.stats.attempts++
             const exit = yield* attempt(backend).pipe(
               Scope.provide(attemptScope),
-              Effect.withSpan("Dispatch.attempt", {
-                attributes: { "sluice.backend": backend.id, "sluice.gpu": backend.plan.gpu, "sluice.attempt": made }
-              }),
+              tracing
+                ? Effect.withSpan("Dispatch.attempt", {
+                  attributes: { "sluice.backend": backend.id, "sluice.gpu": backend.plan.gpu, "sluice.attempt": made }
+                }, { captureStackTrace: false })
+                : identity,
               Effect.exit
             )
             if (Exit.isSuccess(exit)) {

@@ -3,8 +3,8 @@
  * wire schema of the endpoint. Every failure is the client's (400/413) and names what is
  * wrong; nothing here can produce a 500.
  */
-import { ByteSize, Effect, Schema } from "effect"
-import { HttpIncomingMessage, type HttpServerRequest } from "effect/http"
+import { Effect, Schema } from "effect"
+import type { HttpServerRequest } from "effect/http"
 import { ChatCompletionRequest, CompletionRequest, EmbeddingRequest, RerankRequest } from "../api/openai/Requests.ts"
 import type { CallKind } from "../backends/Contract.ts"
 import { summarize } from "../domain/SchemaIssues.ts"
@@ -14,8 +14,9 @@ export const readBody = (request: HttpServerRequest.HttpServerRequest, limit: nu
   Effect.suspend(() => {
     const declared = Number(request.headers["content-length"])
     if (Number.isFinite(declared) && declared > limit) return Effect.fail(new BodyTooLarge({ limit }))
+    // The byte cap while reading is the graph-wide `MaxBodySize` (set from the plan at start,
+    // see Gateway.ts): providing it per request would copy the fiber's context every time.
     return request.arrayBuffer.pipe(
-      Effect.provideService(HttpIncomingMessage.MaxBodySize, ByteSize.bytes(limit)),
       Effect.map((ab) => new Uint8Array(ab)),
       Effect.mapError((e) =>
         e.reason._tag === "RequestParseError" && e.reason.reason === "BodyTooLarge"

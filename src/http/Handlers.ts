@@ -9,7 +9,7 @@
  * slot, the KV pin and the upstream request. Closing that scope (end of body, client
  * disconnect, shutdown) releases all of it, in reverse order, with the `Exit`.
  */
-import { Cause, Clock, Effect, Exit } from "effect"
+import { Cause, Clock, Effect, Exit, References } from "effect"
 import { HttpServerRequest, HttpServerResponse } from "effect/http"
 import { Accounting } from "../accounting/Accounting.ts"
 import { RequestTracker } from "../accounting/Tracker.ts"
@@ -55,8 +55,12 @@ export const makeHandler = (kind: CallKind) =>
     const breakers = yield* Breakers
     const reports = yield* HealthReports
     const { state } = yield* Lifecycle
+    const tracing = yield* References.TracerEnabled
 
-    return Effect.fn(`Gateway.${kind}`)(function*(request: HttpServerRequest.HttpServerRequest) {
+    const spanName = `Gateway.${kind}`
+    // The request span is opened without capturing a stack trace: an Error per request
+    // costs more than the rest of the span.
+    const handle = Effect.fnUntraced(function*(request: HttpServerRequest.HttpServerRequest) {
       // accept
       const receivedAtMs = yield* Clock.currentTimeMillis
       const requestId = requestIdOf(request)
@@ -235,4 +239,9 @@ export const makeHandler = (kind: CallKind) =>
         })
       )
     })
+    // Without a trace exporter there is no request span at all (not even a no-op one).
+    return tracing
+      ? (request: HttpServerRequest.HttpServerRequest) =>
+        Effect.withSpan(handle(request), spanName, { kind: "server", captureStackTrace: false })
+      : handle
   })

@@ -77,23 +77,27 @@ export interface RequestSample {
   readonly failedAttempts: ReadonlyArray<{ readonly backend: string; readonly reason: string; readonly wasted: number }>
 }
 
-/** Records one finished request. */
+/**
+ * Records one finished request: a single effect (the updates themselves are synchronous),
+ * since this runs for every request.
+ */
 export const recordRequest = (s: RequestSample): Effect.Effect<void> =>
-  Effect.gen(function*() {
+  Effect.contextWith((context) => {
     const backend = s.backend ?? "none"
-    yield* Metric.update(tagged(requests, { model: s.model, outcome: s.outcome }), 1)
-    yield* Metric.update(tagged(duration, { model: s.model }), s.durationMs / 1000)
-    if (s.ttftMs !== undefined) yield* Metric.update(tagged(ttft, { model: s.model, backend }), s.ttftMs / 1000)
-    if (s.interTokenMs !== undefined) yield* Metric.update(tagged(itl, { model: s.model, backend }), s.interTokenMs / 1000)
-    if (s.promptTokens > 0) yield* Metric.update(tagged(tokens, { model: s.model, backend, kind: "prompt" }), s.promptTokens)
+    tagged(requests, { model: s.model, outcome: s.outcome }).updateUnsafe(1, context)
+    tagged(duration, { model: s.model }).updateUnsafe(s.durationMs / 1000, context)
+    if (s.ttftMs !== undefined) tagged(ttft, { model: s.model, backend }).updateUnsafe(s.ttftMs / 1000, context)
+    if (s.interTokenMs !== undefined) tagged(itl, { model: s.model, backend }).updateUnsafe(s.interTokenMs / 1000, context)
+    if (s.promptTokens > 0) tagged(tokens, { model: s.model, backend, kind: "prompt" }).updateUnsafe(s.promptTokens, context)
     if (s.completionTokens > 0) {
-      yield* Metric.update(tagged(tokens, { model: s.model, backend, kind: "completion" }), s.completionTokens)
+      tagged(tokens, { model: s.model, backend, kind: "completion" }).updateUnsafe(s.completionTokens, context)
     }
-    if (s.cachedTokens > 0) yield* Metric.update(tagged(tokens, { model: s.model, backend, kind: "cached" }), s.cachedTokens)
+    if (s.cachedTokens > 0) tagged(tokens, { model: s.model, backend, kind: "cached" }).updateUnsafe(s.cachedTokens, context)
     for (const f of s.failedAttempts) {
-      yield* Metric.update(tagged(failures, { backend: f.backend, reason: f.reason }), 1)
-      if (f.wasted > 0) yield* Metric.update(tagged(waste, { backend: f.backend }), f.wasted)
+      tagged(failures, { backend: f.backend, reason: f.reason }).updateUnsafe(1, context)
+      if (f.wasted > 0) tagged(waste, { backend: f.backend }).updateUnsafe(f.wasted, context)
     }
+    return Effect.void
   })
 
 const HEALTH = ["cold", "healthy", "degraded", "unhealthy"] as const

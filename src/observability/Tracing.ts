@@ -6,7 +6,7 @@
  * outcome and tokens as attributes) and each dispatch attempt a child span; the server
  * span continues an incoming `traceparent`. Off, tracing costs nothing on the hot path.
  */
-import { Config, Effect, Layer, Option } from "effect"
+import { Config, Effect, Layer, Option, References } from "effect"
 import { FetchHttpClient } from "effect/http"
 import { OtlpSerialization, OtlpTracer } from "effect/observability"
 
@@ -20,12 +20,13 @@ export const layer = Layer.unwrap(
       : Option.isSome(base)
       ? `${base.value.replace(/\/+$/, "")}/v1/traces`
       : undefined
-    if (url === undefined) return Layer.empty
+    // Without an exporter spans go nowhere: turn them off so they cost nothing.
+    if (url === undefined) return Layer.succeed(References.TracerEnabled, false)
     yield* Effect.logInfo("tracing to OTLP").pipe(Effect.annotateLogs({ url }))
     return OtlpTracer.layer({
       url,
       resource: { serviceName: Option.getOrElse(service, () => "sluice"), serviceVersion: "0.1.0" },
       exportInterval: "2 seconds"
     }).pipe(Layer.provide(OtlpSerialization.layerJson), Layer.provide(FetchHttpClient.layer))
-  }).pipe(Effect.orElseSucceed(() => Layer.empty))
+  }).pipe(Effect.orElseSucceed(() => Layer.succeed(References.TracerEnabled, false)))
 )

@@ -79,6 +79,22 @@ budgets: { tokens_per_window: 100000, window: 1m }
     await expectEnvelope(await post(`${gw.url}/v1/chat/completions`, big), 413, "request_too_large")
   })
 
+  it("413 for a chunked body that grows past the limit while it is read", async () => {
+    const { request } = await import("node:http")
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = request(`${gw.url}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" } }, (res) => {
+        res.resume()
+        resolve(res.statusCode ?? 0)
+      })
+      req.on("error", reject)
+      // No content-length: the limit must hold while reading.
+      req.write(chat("m", { padding: "" }).slice(0, -1))
+      for (let i = 0; i < 8; i++) req.write(`,"p${i}":"${"x".repeat(1000)}"`)
+      req.end("}")
+    })
+    expect(status).toBe(413)
+  })
+
   it("429 with retry-after when the token budget is spent", async () => {
     const res = await post(`${gw.url}/v1/chat/completions`, chat("m", { max_tokens: 200_000 }))
     await expectEnvelope(res, 429, "token_budget_exceeded")
