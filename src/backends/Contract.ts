@@ -52,10 +52,20 @@ export interface Frame {
   readonly events: ReadonlyArray<TokenEvent>
 }
 
+/**
+ * How long a read may wait for bytes, and the failure when it does not get them (the
+ * first-token deadline before commit, the idle gap after it). A timer armed only while
+ * a read actually waits: cheaper than racing every read against a sleeping fiber.
+ */
+export interface ReadDeadline {
+  readonly ms: number
+  readonly onTimeout: () => FailureReason
+}
+
 /** One upstream streaming response: `next` yields the frames of the next upstream read, or null at the end. */
 export interface FrameSource {
   readonly status: number
-  readonly next: Effect.Effect<ReadonlyArray<Frame> | null, FailureReason>
+  readonly next: (within?: ReadDeadline) => Effect.Effect<ReadonlyArray<Frame> | null, FailureReason>
   /** Bytes held waiting for the rest of an event (the bounded stream buffer). */
   readonly buffered: () => number
 }

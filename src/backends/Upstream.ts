@@ -9,6 +9,7 @@
 import { Effect, Exit, Redacted, Scope } from "effect"
 import type { Readable } from "node:stream"
 import { Pool } from "undici"
+import type { ReadDeadline } from "./Contract.ts"
 import { ConnectTimeout, type FailureReason, Unavailable } from "./Failure.ts"
 
 export interface UpstreamResponse {
@@ -136,7 +137,11 @@ export const make = (
   }
 }
 
-/** A pull over a Node readable: the next chunk, or null at the end. */
+/**
+ * A pull over a Node readable: the next chunk, or null at the end. With `within`, a read
+ * that has to wait fails with `within.onTimeout()` after `within.ms` (one timer, armed
+ * only while waiting).
+ */
 export const pullBody = (body: Readable, onError: (e: unknown) => FailureReason) => {
   let ended = body.readableEnded
   let failure: unknown = undefined
@@ -155,21 +160,33 @@ export const pullBody = (body: Readable, onError: (e: unknown) => FailureReason)
     failure = e
     signal()
   })
-  const next: Effect.Effect<Buffer | null, FailureReason> = Effect.suspend(() => {
-    const chunk = body.read() as Buffer | null
-    if (chunk !== null) return Effect.succeed(chunk)
-    if (failure !== undefined) return Effect.fail(onError(failure))
-    if (ended || body.readableEnded) return Effect.succeed(null)
-    return Effect.flatMap(
-      Effect.callback<void>((resume) => {
-        wake = () => resume(Effect.void)
-        return Effect.sync(() => {
-          wake = undefined
-        })
-      }),
-      () => next
-    )
-  })
+  const next = (within?: ReadDeadline): Effect.Effect<Buffer | null, FailureReason> =>
+    Effect.suspend(() => {
+      const chunk = body.read() as Buffer | null
+      if (chunk !== null) return Effect.succeed(chunk)
+      if (failure !== undefined) return Effect.fail(onError(failure))
+      if (ended || body.readableEnded) return Effect.succeed(null)
+      return Effect.flatMap(
+        Effect.callback<void, FailureReason>((resume) => {
+          let timer: NodeJS.Timeout | undefined
+          wake = () => {
+            if (timer !== undefined) clearTimeout(timer)
+            resume(Effect.void)
+          }
+          if (within !== undefined) {
+            timer = setTimeout(() => {
+              wake = undefined
+              resume(Effect.fail(within.onTimeout()))
+            }, Math.max(0, within.ms))
+          }
+          return Effect.sync(() => {
+            wake = undefined
+            if (timer !== undefined) clearTimeout(timer)
+          })
+        }),
+        () => next(within)
+      )
+    })
   return next
 }
 

@@ -194,9 +194,7 @@ export class Dispatcher extends Context.Service<Dispatcher, {
           const head: Array<Frame> = []
           while (true) {
             const remaining = Math.max(0, deadline - (yield* Clock.currentTimeMillis))
-            const frames = yield* source.next.pipe(
-              Effect.timeoutOrElse({ duration: remaining, orElse: () => Effect.fail(ttft()) })
-            )
+            const frames = yield* source.next({ ms: remaining, onTimeout: ttft })
             if (frames === null) break
             let committed = false
             for (const frame of frames) {

@@ -54,6 +54,8 @@ export const relay = (
   let started = false
   let ended = false
   const loops = new RepetitionDetector(plan.health.repetitionWindow, plan.health.repetitionNgram, plan.health.repetitionMax)
+  const stalled = (): FailureReason => new StreamStalled({ afterMs: plan.timeouts.idleMs })
+  const overTime = (): FailureReason => new TotalTimeout({ afterMs: plan.timeouts.totalMs })
 
   /** Ends the stream with an error event after `out`. */
   const fail = (failure: FailureReason, out: Array<Uint8Array>): Effect.Effect<Chunk> => {
@@ -121,14 +123,7 @@ export const relay = (
       if (untilTotal <= 0) return fail(new TotalTimeout({ afterMs: plan.timeouts.totalMs }), [])
       const idle = plan.timeouts.idleMs
       const wait = Math.min(idle, untilTotal)
-      return source.next.pipe(
-        Effect.timeoutOrElse({
-          duration: wait,
-          orElse: () =>
-            Effect.fail<FailureReason>(
-              wait === idle ? new StreamStalled({ afterMs: idle }) : new TotalTimeout({ afterMs: plan.timeouts.totalMs })
-            )
-        }),
+      return source.next({ ms: wait, onTimeout: wait === idle ? stalled : overTime }).pipe(
         Effect.flatMap((frames): Effect.Effect<Chunk, Cause.Done> => {
           if (frames === null) return Effect.flatMap(finish(), loop)
           return Effect.flatMap(Clock.currentTimeMillis, (at) => {

@@ -26,7 +26,7 @@ const readAll = (source: FrameSource) =>
   Effect.gen(function*() {
     const frames = []
     while (true) {
-      const batch = yield* source.next
+      const batch = yield* source.next()
       if (batch === null) return flatten(frames)
       frames.push(...batch)
     }
@@ -200,7 +200,7 @@ describe("sglang adapter: explicit abort", () => {
   })
 
   it("aborts by rid when the attempt's scope closes mid-stream", async () => {
-    const exit = await run(Effect.flatMap(adapter.stream(callWith("hold", "rid-left")), (s) => s.next))
+    const exit = await run(Effect.flatMap(adapter.stream(callWith("hold", "rid-left")), (s) => s.next()))
     expect(Exit.isSuccess(exit)).toBe(true)
     expect(aborts()).toContainEqual({ rid: "rid-left" })
   })
@@ -225,7 +225,7 @@ describe("sglang adapter: explicit abort", () => {
   it("a hanging abort endpoint is bounded and never fails the finalizer", async () => {
     fake.route("POST", "/abort_request", { headersDelayMs: 5000 })
     const started = performance.now()
-    const exit = await run(Effect.flatMap(adapter.stream(callWith("hold", "rid-hang")), (s) => s.next))
+    const exit = await run(Effect.flatMap(adapter.stream(callWith("hold", "rid-hang")), (s) => s.next()))
     expect(Exit.isSuccess(exit)).toBe(true)
     expect(performance.now() - started).toBeLessThan(1500)
     fake.route("POST", "/abort_request", { chunks: ["{}"] })

@@ -41,7 +41,7 @@ export const drain = async (source: FrameSource) => {
   const frames: Array<Frame> = []
   const exit = await Effect.runPromiseExit(Effect.gen(function*() {
     while (true) {
-      const batch = yield* source.next
+      const batch = yield* source.next()
       if (batch === null) return
       frames.push(...batch)
     }

@@ -15,7 +15,7 @@
 import { Effect } from "effect"
 import type { Readable } from "node:stream"
 import type * as Usage from "../../../domain/Usage.ts"
-import type { FinishReason, Frame, FrameSource, TokenEvent } from "../../Contract.ts"
+import type { FinishReason, Frame, FrameSource, ReadDeadline, TokenEvent } from "../../Contract.ts"
 import { type FailureReason, MalformedChunk, MidStreamError, Unavailable } from "../../Failure.ts"
 import { EventTooLarge, type SseEvent, SseScanner } from "../../SseScanner.ts"
 import { pullBody } from "../../Upstream.ts"
@@ -204,8 +204,8 @@ export const frames = (
     }
     return out
   }
-  const next: Effect.Effect<ReadonlyArray<Frame> | null, FailureReason> = Effect.flatMap(
-    read,
+  const next = (within?: ReadDeadline): Effect.Effect<ReadonlyArray<Frame> | null, FailureReason> =>
+    Effect.flatMap(read(within),
     (chunk): Effect.Effect<ReadonlyArray<Frame> | null, FailureReason> => {
       if (chunk === null) {
         const last = scanner.flush()

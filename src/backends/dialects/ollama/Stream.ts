@@ -11,7 +11,7 @@
  */
 import { Effect } from "effect"
 import type { Readable } from "node:stream"
-import type { Frame, FrameSource, TokenEvent } from "../../Contract.ts"
+import type { Frame, FrameSource, ReadDeadline, TokenEvent } from "../../Contract.ts"
 import { type FailureReason, MalformedChunk, MidStreamError, Unavailable } from "../../Failure.ts"
 import { pullBody } from "../../Upstream.ts"
 import {
@@ -144,8 +144,8 @@ export const frames = (
   const scanner = new NdjsonScanner(options.maxLineBytes)
   const translator = new Translator(options)
   const read = pullBody(body, (e) => new Unavailable({ status: undefined, message: `upstream read failed: ${String(e)}` }))
-  const next: Effect.Effect<ReadonlyArray<Frame> | null, FailureReason> = Effect.flatMap(
-    read,
+  const next = (within?: ReadDeadline): Effect.Effect<ReadonlyArray<Frame> | null, FailureReason> =>
+    Effect.flatMap(read(within),
     (chunk): Effect.Effect<ReadonlyArray<Frame> | null, FailureReason> => {
       if (chunk === null) {
         const last = scanner.flush()

@@ -10,7 +10,7 @@
 import { Effect } from "effect"
 import type { Readable } from "node:stream"
 import * as Usage from "../../../domain/Usage.ts"
-import { type Frame, finishReason, type FrameSource, type TokenEvent } from "../../Contract.ts"
+import { type Frame, finishReason, type FrameSource, type ReadDeadline, type TokenEvent } from "../../Contract.ts"
 import { type FailureReason, MalformedChunk, MidStreamError, Unavailable } from "../../Failure.ts"
 import { EventTooLarge, type SseEvent, SseScanner } from "../../SseScanner.ts"
 import { pullBody } from "../../Upstream.ts"
@@ -143,7 +143,8 @@ export const frames = (
     }
     return out
   }
-  const next: Effect.Effect<ReadonlyArray<Frame> | null, FailureReason> = Effect.flatMap(read, (chunk): Effect.Effect<
+  const next = (within?: ReadDeadline): Effect.Effect<ReadonlyArray<Frame> | null, FailureReason> =>
+    Effect.flatMap(read(within), (chunk): Effect.Effect<
     ReadonlyArray<Frame> | null,
     FailureReason
   > => {

@@ -82,7 +82,7 @@ export const make = (pool: UpstreamPool, options: Options): Adapter => {
         held.state = "streaming"
         return {
           ...source,
-          next: Effect.tap(source.next, (frames) =>
+          next: (within) => Effect.tap(source.next(within), (frames) =>
             Effect.sync(() => {
               if (frames === null) held.state = "over"
             }))
