@@ -186,11 +186,17 @@ export class Dispatcher extends Context.Service<Dispatcher, {
           yield* hold(req, backend, plan, tracker)
           const deadline = started + plan.timeouts.firstTokenMs
           const ttft = () => new TimeToFirstTokenExceeded({ afterMs: plan.timeouts.firstTokenMs })
-          // A disaggregated request runs its prefill leg first, under the same first-token deadline.
-          const upstream = placement.upstreamCall(req, backend, callFor(req, backend), plan)
-          const source = yield* Effect.flatMap(upstream, (call) => backend.adapter.stream(call)).pipe(
-            Effect.timeoutOrElse({ duration: plan.timeouts.firstTokenMs, orElse: () => Effect.fail(ttft()) })
+          // The wait for the response headers is bounded by the pool's headers timeout (set to
+          // the first-token deadline); a disaggregated request also runs its prefill leg first,
+          // so only then does the whole of it race the deadline (a race forks a fiber).
+          const twoLegs = placement.prefillPlan(req) !== undefined && backend.plan.role === "decode"
+          const upstream = Effect.flatMap(
+            placement.upstreamCall(req, backend, callFor(req, backend), plan),
+            (call) => backend.adapter.stream(call)
           )
+          const source = yield* (twoLegs
+            ? upstream.pipe(Effect.timeoutOrElse({ duration: plan.timeouts.firstTokenMs, orElse: () => Effect.fail(ttft()) }))
+            : upstream)
           const head: Array<Frame> = []
           while (true) {
             const remaining = Math.max(0, deadline - (yield* Clock.currentTimeMillis))

@@ -64,7 +64,8 @@ export const relay = (
     tracker.outcome = "partial"
     backend.stats.recordFailure(failure._tag)
     out.push(streamErrorEvent(failure))
-    const chunk = out as unknown as Chunk
+    pending = out
+    const chunk: Chunk = [pending.shift()!]
     const health = reports.failure(backend, failure)
     return failure.tripsBreaker
       ? Effect.as(Effect.andThen(breakers.record(req.model.id, backend.plan.gpu, "failure"), health), chunk)
@@ -112,11 +113,9 @@ export const relay = (
       if (head.failure !== undefined) return fail(head.failure, head.out)
       pending = head.out
     }
-    if (pending.length > 0) {
-      const chunk = pending as unknown as Chunk
-      pending = []
-      return Effect.succeed(chunk)
-    }
+    // One event per pull, so one write per event: events that arrived in one upstream read
+    // still leave as separate writes (the client sees the engine's pacing, not ours).
+    if (pending.length > 0) return Effect.succeed([pending.shift()!] as const)
     if (ended) return Effect.fail(Cause.Done())
     return Effect.flatMap(Clock.currentTimeMillis, (now) => {
       const untilTotal = totalDeadline - now
