@@ -108,6 +108,14 @@ export interface Capabilities {
   readonly rerank: boolean
 }
 
+/** What every adapter is built with (from the plan's timeouts and the gateway's bounds). */
+export interface AdapterOptions {
+  readonly firstTokenMs: number
+  readonly totalMs: number
+  readonly maxEventBytes: number
+  readonly maxResponseBytes: number
+}
+
 /** A dialect adapter bound to one backend endpoint. */
 export interface Adapter {
   readonly dialect: Dialect

@@ -6,7 +6,7 @@
  * which makes undici close that connection, so the engine sees the client leave. It
  * never interprets bodies: dialect files do that.
  */
-import { Effect, Exit, Redacted, Scope } from "effect"
+import { Clock, Effect, Exit, Redacted, Scope } from "effect"
 import type { Readable } from "node:stream"
 import { Pool } from "undici"
 import type { ReadDeadline } from "./Contract.ts"
@@ -226,6 +226,27 @@ export const readAll = (body: Readable, limit: number, onError: (e: unknown) => 
     body.once("end", onEnd)
     body.once("error", onFail)
     return Effect.sync(cleanup)
+  })
+
+/** A socket-level failure while reading a response body. */
+export const readFailure = (e: unknown): FailureReason =>
+  new Unavailable({ status: undefined, message: `upstream read failed: ${String(e)}` })
+
+/**
+ * Reads a non-2xx answer's body (at most 64 KiB) and fails with the reason the dialect's
+ * Errors file makes of it (status, `retry-after`, body text, now).
+ */
+export const failWith = (
+  res: UpstreamResponse,
+  classify: (status: number, retryAfter: string | undefined, text: string, nowMs: number) => FailureReason
+): Effect.Effect<never, FailureReason> =>
+  Effect.gen(function*() {
+    const text = yield* readAll(res.body, 64 * 1024, readFailure).pipe(
+      Effect.map((b) => b.toString("utf8")),
+      Effect.orElseSucceed(() => "")
+    )
+    const now = yield* Clock.currentTimeMillis
+    return yield* Effect.fail(classify(res.status, header(res.headers, "retry-after"), text, now))
   })
 
 export const header = (

@@ -44,9 +44,9 @@ export const ModelEntry = Schema.Struct({
   context_window: Schema.optionalKey(PositiveInt),
   /** Prompt tokenizer: o200k / cl100k (BPE) or chars (bytes/4). Default: from the model name. */
   tokenizer: Schema.optionalKey(Schema.Literals(["o200k", "cl100k", "chars"])),
-  /** Quantizations allowed to serve this model (its latency/quality target); default: any. */
+  /** Quantizations allowed to serve this model (its latency/quality target); default: all. */
   allowed_quantizations: Schema.optionalKey(Schema.Array(Schema.String)),
-  /** GPU SKUs allowed to serve this model; default: any. */
+  /** GPU SKUs allowed to serve this model; default: all. */
   allowed_gpus: Schema.optionalKey(Schema.Array(Schema.String)),
   /** Time-to-first-token target; candidates predicted to miss it score lower. */
   ttft_target: Schema.optionalKey(Duration),

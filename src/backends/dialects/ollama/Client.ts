@@ -8,40 +8,18 @@
  * Owns nothing beyond the attempt's scope.
  */
 import { Clock, Effect } from "effect"
-import type { Adapter, UpstreamCall } from "../../Contract.ts"
-import {
-  type FailureReason,
-  InvalidRequest,
-  MalformedChunk,
-  TimeToFirstTokenExceeded,
-  TotalTimeout,
-  Unavailable
-} from "../../Failure.ts"
-import { header, readAll, type UpstreamPool, type UpstreamResponse } from "../../Upstream.ts"
-import { bytes, type ChunkHead, parseObject, str, Untranslatable } from "../openai/Wire.ts"
+import type { Adapter, AdapterOptions, UpstreamCall } from "../../Contract.ts"
+import { InvalidRequest, MalformedChunk, TimeToFirstTokenExceeded, TotalTimeout } from "../../Failure.ts"
+import { failWith, readAll, readFailure, type UpstreamPool, type UpstreamResponse } from "../../Upstream.ts"
+import { bytes, type ChunkHead, clientModel, parseObject, translated } from "../openai/Wire.ts"
 import * as Errors from "./Errors.ts"
 import * as Translate from "./openai_ollama.ts"
 import * as OllamaStream from "./Stream.ts"
 
-export interface Options {
-  readonly firstTokenMs: number
-  readonly totalMs: number
-  readonly maxEventBytes: number
-  readonly maxResponseBytes: number
-}
+export type Options = AdapterOptions
 
-const readFailure = (e: unknown): FailureReason =>
-  new Unavailable({ status: undefined, message: `upstream read failed: ${String(e)}` })
-
-const failureOf = (res: UpstreamResponse) =>
-  Effect.gen(function*() {
-    const text = yield* readAll(res.body, 64 * 1024, readFailure).pipe(
-      Effect.map((b) => b.toString("utf8")),
-      Effect.orElseSucceed(() => "")
-    )
-    const now = yield* Clock.currentTimeMillis
-    return yield* Effect.fail(Errors.fromResponse(res.status, header(res.headers, "retry-after"), text, now))
-  })
+/** Turns a non-2xx answer into its failure reason. */
+const failureOf = (res: UpstreamResponse) => failWith(res, Errors.fromResponse)
 
 const headersFor = (call: UpstreamCall, stream: boolean): Record<string, string> => ({
   "content-type": "application/json",
@@ -49,19 +27,7 @@ const headersFor = (call: UpstreamCall, stream: boolean): Record<string, string>
   "x-request-id": call.requestId
 })
 
-const bodyFor = (call: UpstreamCall) =>
-  Effect.try({
-    try: () => Translate.requestBody(call),
-    catch: (e) =>
-      new InvalidRequest({
-        status: 400,
-        message: e instanceof Error ? e.message : String(e),
-        param: e instanceof Untranslatable ? e.param : null,
-        code: "unsupported_by_backend"
-      })
-  })
-
-const clientModel = (call: UpstreamCall): string => str(call.body["model"]) ?? call.upstreamModel
+const bodyFor = (call: UpstreamCall) => translated(call, Translate.requestBody)
 
 export const make = (pool: UpstreamPool, options: Options): Adapter => ({
   dialect: "ollama",

@@ -6,40 +6,19 @@
 import { Clock, Effect } from "effect"
 import type { Dialect } from "../../../config/FileSchema.ts"
 import * as Usage from "../../../domain/Usage.ts"
-import { type Adapter, finishReason, type UpstreamCall } from "../../Contract.ts"
-import {
-  type FailureReason,
-  MalformedChunk,
-  TimeToFirstTokenExceeded,
-  TotalTimeout,
-  Unavailable
-} from "../../Failure.ts"
-import { header, readAll, type UpstreamPool, type UpstreamResponse } from "../../Upstream.ts"
+import { type Adapter, type AdapterOptions, finishReason, type UpstreamCall } from "../../Contract.ts"
+import { MalformedChunk, TimeToFirstTokenExceeded, TotalTimeout } from "../../Failure.ts"
+import { failWith, header, readAll, readFailure, type UpstreamPool, type UpstreamResponse } from "../../Upstream.ts"
 import * as Errors from "./Errors.ts"
 import * as Translate from "./openai_openai.ts"
 import * as OpenAIStream from "./Stream.ts"
 
-export interface Options {
+export interface Options extends AdapterOptions {
   readonly dialect: Dialect
-  readonly firstTokenMs: number
-  readonly totalMs: number
-  readonly maxEventBytes: number
-  readonly maxResponseBytes: number
 }
 
-const readFailure = (e: unknown): FailureReason =>
-  new Unavailable({ status: undefined, message: `upstream read failed: ${String(e)}` })
-
 /** Turns a non-2xx answer into its failure reason. */
-export const failureOf = (res: UpstreamResponse) =>
-  Effect.gen(function*() {
-    const text = yield* readAll(res.body, 64 * 1024, readFailure).pipe(
-      Effect.map((b) => b.toString("utf8")),
-      Effect.orElseSucceed(() => "")
-    )
-    const now = yield* Clock.currentTimeMillis
-    return yield* Effect.fail(Errors.fromResponse(res.status, header(res.headers, "retry-after"), text, now))
-  })
+export const failureOf = (res: UpstreamResponse) => failWith(res, Errors.fromResponse)
 
 const headersFor = (call: UpstreamCall, stream: boolean): Record<string, string> => ({
   "content-type": "application/json",

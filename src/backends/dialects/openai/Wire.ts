@@ -7,8 +7,10 @@
  * Plain functions on the hot path (one call per translated token). Owns shapes only: it
  * never reads upstream bytes and never decides what a backend's field means.
  */
+import { Effect } from "effect"
 import * as Usage from "../../../domain/Usage.ts"
-import type { FinishReason } from "../../Contract.ts"
+import type { FinishReason, UpstreamCall } from "../../Contract.ts"
+import { InvalidRequest } from "../../Failure.ts"
 
 /** A request field the backend's dialect cannot carry; the adapter answers 400 with it. */
 export class Untranslatable extends Error {
@@ -180,3 +182,19 @@ export const dataUrl = (url: string): { readonly mediaType: string; readonly dat
   const m = /^data:([^;,]+);base64,(.*)$/s.exec(url)
   return m === null ? undefined : { mediaType: m[1]!, data: m[2]! }
 }
+
+/** The model name the client asked for (translated answers carry it, as OpenAI's do). */
+export const clientModel = (call: UpstreamCall): string => str(call.body["model"]) ?? call.upstreamModel
+
+/** Runs a dialect's request translation; what it cannot express is the client's 400. */
+export const translated = (call: UpstreamCall, requestBody: (call: UpstreamCall) => string) =>
+  Effect.try({
+    try: () => requestBody(call),
+    catch: (e) =>
+      new InvalidRequest({
+        status: 400,
+        message: e instanceof Error ? e.message : String(e),
+        param: e instanceof Untranslatable ? e.param : null,
+        code: "unsupported_by_backend"
+      })
+  })
