@@ -34,6 +34,8 @@ export interface GatewayParts<E> {
   readonly config: Layer.Layer<GatewayConfig, E>
   readonly launcher: Layer.Layer<EngineLauncher>
   readonly requestLog: Layer.Layer<RequestLog>
+  /** Where the embedded audit ledger is written when no database is configured (none: memory only). */
+  readonly dataDir?: string | undefined
   /** The listener; default: node:http on the plan's host and port. */
   readonly server?: Layer.Layer<HttpServer.HttpServer | Listener, unknown, GatewayConfig> | undefined
 }
@@ -96,7 +98,7 @@ const announce = Layer.effectDiscard(
 )
 
 export const make = <E>(parts: GatewayParts<E>) => {
-  const usage = Layer.unwrap(Effect.map(GatewayConfig, ({ initial }) => Sinks.fromEnvironment(initial.timeouts.drainMs)))
+  const usage = Layer.unwrap(Effect.map(GatewayConfig, ({ initial }) => Sinks.fromEnvironment(initial.timeouts.drainMs, parts.dataDir)))
   const stores = Layer.mergeAll(Stores.budgetLayer, usage, RetryBudget.layer, Affinity.layer, Breakers.layer, Placement.layer)
   const backends = Fleet.layer.pipe(Layer.provideMerge(HealthReports.layer), Layer.provide(parts.launcher))
   const core = Layer.mergeAll(Accounting.layer, Router.layer, Dispatcher.layer).pipe(
@@ -126,7 +128,8 @@ export const main = (argv: ReadonlyArray<string>) =>
   make({
     config: GatewayConfig.fromEnvironment(argv),
     launcher: SimulatedEngines.layer,
-    requestLog: Layer.merge(Logging.layer(argv), Tracing.layer)
+    requestLog: Layer.merge(Logging.layer(argv), Tracing.layer),
+    dataDir: "data"
   })
 
 /**
