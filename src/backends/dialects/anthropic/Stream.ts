@@ -12,13 +12,12 @@
  * is a `MidStreamError` keeping the Anthropic error type as its code; a stream that ends
  * before message_stop is a `MidStreamError`. Plain TypeScript: it runs once per event.
  */
-import { Effect } from "effect"
 import type { Readable } from "node:stream"
 import type * as Usage from "../../../domain/Usage.ts"
-import type { FinishReason, Frame, FrameSource, ReadDeadline, TokenEvent } from "../../Contract.ts"
-import { type FailureReason, MalformedChunk, MidStreamError, Unavailable } from "../../Failure.ts"
+import type { FinishReason, Frame, FrameSource, TokenEvent } from "../../Contract.ts"
+import { type FailureReason, MalformedChunk, MidStreamError } from "../../Failure.ts"
+import { scanned } from "../../ScannedSource.ts"
 import { EventTooLarge, type SseEvent, SseScanner } from "../../SseScanner.ts"
-import { pullBody } from "../../Upstream.ts"
 import { bytes, chatChunk, type ChunkHead, DONE, isRecord, num, sse, str, usageChunk } from "../openai/Wire.ts"
 import { finishOf } from "./openai_anthropic.ts"
 
@@ -193,9 +192,7 @@ export const frames = (
   body: Readable,
   options: TranslateOptions & { readonly maxEventBytes: number }
 ): FrameSource => {
-  const scanner = new SseScanner(options.maxEventBytes)
   const translator = new Translator(options)
-  const read = pullBody(body, (e) => new Unavailable({ status: undefined, message: `upstream read failed: ${String(e)}` }))
   const convert = (events: ReadonlyArray<SseEvent>): Array<Frame> => {
     const out: Array<Frame> = []
     for (const ev of events) {
@@ -204,28 +201,14 @@ export const frames = (
     }
     return out
   }
-  const next = (within?: ReadDeadline): Effect.Effect<ReadonlyArray<Frame> | null, FailureReason> =>
-    Effect.flatMap(read(within),
-    (chunk): Effect.Effect<ReadonlyArray<Frame> | null, FailureReason> => {
-      if (chunk === null) {
-        const last = scanner.flush()
-        const tail = last === undefined ? [] : convert([last])
-        if (tail.length > 0) return Effect.succeed(tail)
-        if (translator.done) return Effect.succeed(null)
-        return Effect.fail(new MidStreamError({ message: "the backend closed the stream before message_stop", code: undefined }))
-      }
-      if (translator.done) return Effect.succeed([])
-      let events: Array<SseEvent>
-      try {
-        events = scanner.feed(chunk)
-      } catch (e) {
-        return Effect.fail(
-          new MalformedChunk({ message: e instanceof EventTooLarge ? e.message : `unreadable SSE: ${String(e)}` })
-        )
-      }
-      return Effect.succeed(convert(events))
-    }
-  )
-  return { status, next, buffered: () => scanner.buffered }
+  return scanned({
+    status,
+    body,
+    scanner: new SseScanner(options.maxEventBytes),
+    convert,
+    done: () => translator.done,
+    complete: () => translator.done,
+    endMarker: "message_stop",
+    malformed: (e) => e instanceof EventTooLarge ? e.message : `unreadable SSE: ${String(e)}`
+  })
 }
-

@@ -9,11 +9,10 @@
  * `MidStreamError`; a line that is not a JSON object is a `MalformedChunk`; a stream that
  * ends without `done: true` is a `MidStreamError`. Plain TypeScript: it runs once per line.
  */
-import { Effect } from "effect"
 import type { Readable } from "node:stream"
-import type { Frame, FrameSource, ReadDeadline, TokenEvent } from "../../Contract.ts"
-import { type FailureReason, MalformedChunk, MidStreamError, Unavailable } from "../../Failure.ts"
-import { pullBody } from "../../Upstream.ts"
+import type { Frame, FrameSource, TokenEvent } from "../../Contract.ts"
+import { type FailureReason, MalformedChunk, MidStreamError } from "../../Failure.ts"
+import { scanned } from "../../ScannedSource.ts"
 import {
   bytes,
   chatChunk,
@@ -141,32 +140,15 @@ export const frames = (
   body: Readable,
   options: TranslateOptions & { readonly maxLineBytes: number }
 ): FrameSource => {
-  const scanner = new NdjsonScanner(options.maxLineBytes)
   const translator = new Translator(options)
-  const read = pullBody(body, (e) => new Unavailable({ status: undefined, message: `upstream read failed: ${String(e)}` }))
-  const next = (within?: ReadDeadline): Effect.Effect<ReadonlyArray<Frame> | null, FailureReason> =>
-    Effect.flatMap(read(within),
-    (chunk): Effect.Effect<ReadonlyArray<Frame> | null, FailureReason> => {
-      if (chunk === null) {
-        const last = scanner.flush()
-        const tail = last === undefined ? [] : translator.line(last)
-        if (tail.length > 0) return Effect.succeed(tail)
-        if (translator.done) return Effect.succeed(null)
-        return Effect.fail(new MidStreamError({ message: "the backend closed the stream before done: true", code: undefined }))
-      }
-      if (translator.done) return Effect.succeed([])
-      let lines: Array<string>
-      try {
-        lines = scanner.feed(chunk)
-      } catch (e) {
-        return Effect.fail(
-          new MalformedChunk({ message: e instanceof LineTooLong ? e.message : `unreadable NDJSON: ${String(e)}` })
-        )
-      }
-      const out: Array<Frame> = []
-      for (const line of lines) out.push(...translator.line(line))
-      return Effect.succeed(out)
-    }
-  )
-  return { status, next, buffered: () => scanner.buffered }
+  return scanned({
+    status,
+    body,
+    scanner: new NdjsonScanner(options.maxLineBytes),
+    convert: (lines) => lines.flatMap((line) => translator.line(line)),
+    done: () => translator.done,
+    complete: () => translator.done,
+    endMarker: "done: true",
+    malformed: (e) => e instanceof LineTooLong ? e.message : `unreadable NDJSON: ${String(e)}`
+  })
 }

@@ -7,13 +7,12 @@
  * `error` key is a `MidStreamError` even after HTTP 200 (vLLM does this); bad JSON or an
  * event past the size bound is a `MalformedChunk`.
  */
-import { Effect } from "effect"
 import type { Readable } from "node:stream"
 import * as Usage from "../../../domain/Usage.ts"
-import { type Frame, finishReason, type FrameSource, type ReadDeadline, type TokenEvent } from "../../Contract.ts"
-import { type FailureReason, MalformedChunk, MidStreamError, Unavailable } from "../../Failure.ts"
+import { type Frame, finishReason, type FrameSource, type TokenEvent } from "../../Contract.ts"
+import { type FailureReason, MalformedChunk, MidStreamError } from "../../Failure.ts"
+import { scanned } from "../../ScannedSource.ts"
 import { EventTooLarge, type SseEvent, SseScanner } from "../../SseScanner.ts"
-import { pullBody } from "../../Upstream.ts"
 
 const asString = (v: unknown): string | undefined => typeof v === "string" ? v : undefined
 
@@ -128,8 +127,6 @@ export const frames = (
   body: Readable,
   options: { readonly clientWantsUsage: boolean; readonly maxEventBytes: number }
 ): FrameSource => {
-  const scanner = new SseScanner(options.maxEventBytes)
-  const read = pullBody(body, (e) => new Unavailable({ status: undefined, message: `upstream read failed: ${String(e)}` }))
   let done = false
   let finished = false
   const convert = (events: ReadonlyArray<SseEvent>): Array<Frame> => {
@@ -143,28 +140,14 @@ export const frames = (
     }
     return out
   }
-  const next = (within?: ReadDeadline): Effect.Effect<ReadonlyArray<Frame> | null, FailureReason> =>
-    Effect.flatMap(read(within), (chunk): Effect.Effect<
-    ReadonlyArray<Frame> | null,
-    FailureReason
-  > => {
-    if (chunk === null) {
-      const last = scanner.flush()
-      const tail = last === undefined ? [] : convert([last])
-      if (tail.length > 0) return Effect.succeed(tail)
-      if (done || finished) return Effect.succeed(null)
-      return Effect.fail(new MidStreamError({ message: "the backend closed the stream before [DONE]", code: undefined }))
-    }
-    if (done) return Effect.succeed([])
-    let events: Array<SseEvent>
-    try {
-      events = scanner.feed(chunk)
-    } catch (e) {
-      return Effect.fail(
-        new MalformedChunk({ message: e instanceof EventTooLarge ? e.message : `unreadable SSE: ${String(e)}` })
-      )
-    }
-    return Effect.succeed(convert(events))
+  return scanned({
+    status,
+    body,
+    scanner: new SseScanner(options.maxEventBytes),
+    convert,
+    done: () => done,
+    complete: () => done || finished,
+    endMarker: "[DONE]",
+    malformed: (e) => e instanceof EventTooLarge ? e.message : `unreadable SSE: ${String(e)}`
   })
-  return { status, next, buffered: () => scanner.buffered }
 }
