@@ -21,6 +21,7 @@
  * milliseconds. Deterministic for a seed: every policy replays the same requests.
  */
 import { MODEL_70B, MODEL_8B } from "./fleet.ts"
+import { makeRng } from "../../src/domain/Random.ts"
 
 export interface Message {
   readonly role: "system" | "user" | "assistant"
@@ -50,16 +51,7 @@ export interface Workload {
 
 // ---- deterministic randomness and text ----
 
-export const rng = (seed: number): (() => number) => {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+export const rng = makeRng
 
 const WORDS = (
   "the of and to in is that for it as with was on be by at this from or have an they which one you were all we " +

@@ -13,6 +13,7 @@
 import type { Backend } from "../backends/Backend.ts"
 import type { BackendId } from "../domain/Ids.ts"
 import type { BackendView } from "./Contract.ts"
+import { makeRng } from "../domain/Random.ts"
 
 export const ordered = (serving: ReadonlyArray<Backend>, now: number, pinned: BackendId | undefined): ReadonlyArray<Backend> => {
   if (serving.length === 1) return serving
@@ -55,14 +56,5 @@ export const random = (views: ReadonlyArray<BackendView>, rng: () => number): Ar
   return coolingLast(out)
 }
 
-/** A small seeded PRNG (mulberry32): reproducible pickers and baselines with `routing.seed`. */
-export const rng = (seed: number): (() => number) => {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+/** A small seeded PRNG: reproducible pickers and baselines with `routing.seed`. */
+export const rng = makeRng

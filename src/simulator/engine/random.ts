@@ -7,20 +7,8 @@
  * its seed, so a run is reproducible.
  */
 
-/** A PRNG returning uniforms in [0, 1). */
-export type Rng = () => number
-
-/** mulberry32: tiny, fast, good enough for simulation (not for cryptography). */
-export const makeRng = (seed: number): Rng => {
-  let state = seed >>> 0
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0
-    let t = state
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+/** The PRNG (mulberry32) lives with the domain; the simulator draws from it too. */
+export { makeRng, type Rng } from "../../domain/Random.ts"
 
 /** 32-bit finaliser (murmur3 fmix32). */
 const fmix32 = (h0: number): number => {
