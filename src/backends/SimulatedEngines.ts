@@ -31,7 +31,7 @@ export const layer = Layer.succeed(
         // (nor the tokenizer tables it brings).
         const { Simulator, profiles } = yield* Effect.promise(async () => ({
           Simulator: await import("../simulator/Simulator.ts"),
-          profiles: await import("../simulator/profiles.ts")
+          profiles: await import("../profiles/Profiles.ts")
         }))
         if (!profiles.isProfileName(sim.profile)) {
           return yield* new FleetError({

@@ -14,7 +14,7 @@ import type { Socket } from "node:net"
 import type { Engine } from "../engine/engine.ts"
 import type { Sequence } from "../engine/sequence.ts"
 import type { FaultState } from "../faults.ts"
-import type { Profile } from "../profiles.ts"
+import type { Profile } from "../../profiles/Profiles.ts"
 import type { TransferEntry } from "./transfer.ts"
 
 export type Dialect = "openai" | "anthropic" | "ollama" | "sglang"

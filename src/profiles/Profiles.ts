@@ -2,6 +2,9 @@
  * Named engine profiles: one model on one GPU setup, with the cost-model coefficients, KV capacity and batch
  * limits the simulated engine runs with.
  *
+ * Shared data: the simulator runs its engines with these, and production routing reads the same
+ * coefficients for its GPU-second and time-to-first-token estimates (src/routing/Profiles.ts). Imports nothing.
+ *
  * Owns: the numbers (and the record of where each comes from: backends.md §5.1–§5.4 and the calibration
  * described next to each profile). Must never: hold behaviour; the engine reads these, the wire reports them.
  *
@@ -11,7 +14,22 @@
  * of every sequence in the step. Units below: ms, ms/token, ms/sequence, ms/token (c_kv is stored in ms; the
  * comments give µs).
  */
-import type { EngineConfig } from "./engine/engine.ts"
+/** The engine's cost-model coefficients and limits (the simulator's engine runs with exactly these). */
+export interface EngineConfig {
+  /** Fixed cost of one engine step (ms). */
+  readonly c0Ms: number
+  /** Cost per prefill token scheduled in the step (ms/token). */
+  readonly prefillMsPerToken: number
+  /** Cost per decoding sequence in the step (ms/sequence). */
+  readonly decodeMsPerSeq: number
+  /** Cost per context token read in the step, over all scheduled sequences (ms/token). */
+  readonly kvMsPerContextToken: number
+  readonly numGpuBlocks: number
+  readonly blockSize: number
+  readonly maxNumBatchedTokens: number
+  readonly maxNumSeqs: number
+  readonly maxModelLen: number
+}
 
 export const PROFILE_NAMES = [
   "llama-3.1-8b-fp8-h100",
