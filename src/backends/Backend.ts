@@ -34,12 +34,8 @@ export class BackendStats {
   }
 }
 
-/**
- * Endpoint health as judged by the backend actor from probes and token throughput:
- * `cold` until the engine has answered (or while it loads a model), `degraded` while it
- * answers but streams badly, `unhealthy` when it fails; recovery goes through half-open probing.
- */
-export type Health = "cold" | "healthy" | "degraded" | "unhealthy"
+export type { Health } from "../domain/States.ts"
+import type { Health } from "../domain/States.ts"
 
 /** Load signals scraped from the engine's metrics endpoint (backends.md §1). */
 export interface EngineSignals {

@@ -17,7 +17,7 @@ export interface Estimate {
   /** Characters of prompt text the token count and the prefix hashes were computed from. */
   readonly promptChars: number
   /**
-   * Chained hashes of the prompt's leading text blocks (routing/PrefixHash.ts), computed once
+   * Chained hashes of the prompt's leading text blocks (admission/PrefixHash.ts), computed once
    * here and read by the router's prefix index. Bounded by `routing.prefix_max_blocks`.
    */
   readonly prefixHashes: Uint32Array

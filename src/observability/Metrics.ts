@@ -12,7 +12,7 @@ import type { AccountingSnapshot } from "../accounting/Accounting.ts"
 import type { BudgetSnapshot } from "../admission/Budget.ts"
 import type { Backend } from "../backends/Backend.ts"
 import type { RequestOutcome } from "../domain/Outcome.ts"
-import type { BreakerState } from "../routing/Contract.ts"
+import type { BreakerState } from "../domain/States.ts"
 
 const latencyBuckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120]
 const tokenGapBuckets = [0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.15, 0.3, 0.6, 1.2, 2.5]

@@ -16,7 +16,7 @@
  * that never committed un-records the blocks it had added (the engine never prefilled them).
  */
 import { Clock, Context, Effect, Layer, type Scope } from "effect"
-import * as Estimate from "../admission/Estimate.ts"
+import * as Predict from "./Predict.ts"
 import type { RequestTracker } from "../accounting/Tracker.ts"
 import type { Backend } from "../backends/Backend.ts"
 import type { UpstreamCall } from "../backends/Contract.ts"
@@ -132,7 +132,7 @@ export const make = (initial: Plan): RoutingState => {
         const s = stateOf(backend)
         const e = req.estimate
         const matched = record(req, backend, now)
-        const predicted = Math.floor(Estimate.cachedTokens(e, matched) * s.trust)
+        const predicted = Math.floor(Predict.cachedTokens(e, matched) * s.trust)
         const uncached = Math.max(1, e.promptTokens - predicted)
         const ticket: Ticket = { tracker, uncachedTokens: uncached, kvTokens: uncached + e.maxOutputTokens }
         s.tickets.add(ticket)
@@ -144,7 +144,7 @@ export const make = (initial: Plan): RoutingState => {
               return
             }
             const reported = tracker.reported?.cachedTokens
-            const expected = Estimate.cachedTokens(e, matched)
+            const expected = Predict.cachedTokens(e, matched)
             if (reported !== undefined && expected >= MIN_PREDICTED_TOKENS) {
               const ratio = Math.min(1, reported / expected)
               s.trust += TRUST_ALPHA * (ratio - s.trust)

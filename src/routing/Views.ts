@@ -9,7 +9,7 @@
  * candidate, no Effect. Must never: mutate a backend (it only clears the prefix index of a
  * backend seen cold or unhealthy, whose engine cache is presumed lost).
  */
-import * as Estimate from "../admission/Estimate.ts"
+import * as Predict from "./Predict.ts"
 import type { Backend } from "../backends/Backend.ts"
 import type { BackendId } from "../domain/Ids.ts"
 import type { GatewayRequest } from "../domain/Request.ts"
@@ -47,19 +47,19 @@ export const view = (
 
   const matched = state.index.match(backend.id, e.prefixHashes, now)
   const trust = state.trust(backend)
-  const cached = Math.floor(Estimate.cachedTokens(e, matched) * trust)
+  const cached = Math.floor(Predict.cachedTokens(e, matched) * trust)
 
   // Engine signals include other gateways' traffic: take the larger of theirs and ours.
   const waitingElsewhere = signals === undefined ? 0 : Math.max(0, signals.waiting - local.pendingRequests)
   const pendingPrefillTokens = local.pendingPrefillTokens + waitingElsewhere * e.promptTokens
   const decoding = Math.max(local.decoding, signals?.running ?? 0)
-  const load: Estimate.CandidateLoad = {
+  const load: Predict.CandidateLoad = {
     pendingPrefillTokens,
     decoding,
     contextTokens: backend.inFlightTokens
   }
   const kvUsage = signals?.kvUsage ?? Math.min(1, local.kvTokens / profile.kvCapacityTokens)
-  const gpu = Estimate.gpuSeconds(e, profile, cached, load)
+  const gpu = Predict.gpuSeconds(e, profile, cached, load)
   let weight = backend.plan.weight
   if (breaker === "degraded" || breaker === "half_open") weight *= deps.degradedWeight
   if (health === "degraded") weight *= deps.degradedWeight
@@ -87,8 +87,8 @@ export const view = (
     pendingPrefillTokens,
     decodingRequests: decoding,
     kvUsage,
-    predictedTtftMs: Estimate.predictTtftMs(e, profile, cached, load),
-    predictedItlMs: Estimate.predictItlMs(e, profile, load),
+    predictedTtftMs: Predict.predictTtftMs(e, profile, cached, load),
+    predictedItlMs: Predict.predictItlMs(e, profile, load),
     prefillGpuSeconds: gpu.prefill,
     decodeGpuSeconds: gpu.decode,
     weight
