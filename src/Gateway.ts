@@ -17,6 +17,7 @@ import * as Stores from "./admission/Stores.ts"
 import { HealthReports } from "./backends/Actor.ts"
 import { type EngineLauncher, Fleet } from "./backends/Fleet.ts"
 import * as SimulatedEngines from "./backends/SimulatedEngines.ts"
+import { PlanChecks, verify } from "./config/Checks.ts"
 import { GatewayConfig } from "./config/GatewayConfig.ts"
 import { Dispatcher } from "./dispatch/Dispatch.ts"
 import { Lifecycle } from "./http/Lifecycle.ts"
@@ -28,7 +29,13 @@ import { Breakers } from "./resilience/Breakers.ts"
 import { RetryBudget } from "./resilience/RetryBudget.ts"
 import { Affinity } from "./routing/Affinity.ts"
 import { Placement } from "./routing/Placement.ts"
+import { RoutingPlugins } from "./routing/Registry.ts"
 import { Router } from "./routing/Router.ts"
+
+/** The registries extensions add to. */
+export type Registries = RoutingPlugins | PlanChecks
+
+const registries = Layer.mergeAll(RoutingPlugins.layer, PlanChecks.layer)
 
 export interface GatewayParts<E> {
   readonly config: Layer.Layer<GatewayConfig, E>
@@ -36,6 +43,11 @@ export interface GatewayParts<E> {
   readonly requestLog: Layer.Layer<RequestLog>
   /** Where the embedded audit ledger is written when no database is configured (none: memory only). */
   readonly dataDir?: string | undefined
+  /**
+   * Extensions: layers that add entries to the registries (routing plugins, ...). Built
+   * after the config and before anything reads a registry.
+   */
+  readonly extensions?: Layer.Layer<never, unknown, Registries | GatewayConfig> | undefined
   /** The listener; default: node:http on the plan's host and port. */
   readonly server?: Layer.Layer<HttpServer.HttpServer | Listener, unknown, GatewayConfig> | undefined
 }
@@ -97,13 +109,24 @@ const announce = Layer.effectDiscard(
   })
 )
 
+/** Runs every registry's checks on the initial plan: unknown names stop the start, with their paths. */
+const verifyPlan = Layer.effectDiscard(Effect.gen(function*() {
+  const { initial } = yield* GatewayConfig
+  const checks = yield* PlanChecks
+  yield* verify(initial, checks.run(initial), "config")
+}))
+
 export const make = <E>(parts: GatewayParts<E>) => {
   const usage = Layer.unwrap(Effect.map(GatewayConfig, ({ initial }) => Sinks.fromEnvironment(initial.timeouts.drainMs, parts.dataDir)))
   const stores = Layer.mergeAll(Stores.budgetLayer, usage, RetryBudget.layer, Affinity.layer, Breakers.layer, Placement.layer)
   const backends = Fleet.layer.pipe(Layer.provideMerge(HealthReports.layer), Layer.provide(parts.launcher))
-  const core = Layer.mergeAll(Accounting.layer, Router.layer, Dispatcher.layer).pipe(
+  const extended = parts.extensions === undefined
+    ? registries
+    : parts.extensions.pipe(Layer.provideMerge(registries))
+  const core = verifyPlan.pipe(
+    Layer.provideMerge(Layer.mergeAll(Accounting.layer, Router.layer, Dispatcher.layer)),
     Layer.provideMerge(backends),
-    Layer.provideMerge(Layer.mergeAll(stores, Lifecycle.layer))
+    Layer.provideMerge(Layer.mergeAll(stores, Lifecycle.layer, extended))
   )
   // The body cap while reading (the content-length check uses the current plan per request).
   const maxBody = Layer.unwrap(Effect.map(GatewayConfig, ({ initial }) =>

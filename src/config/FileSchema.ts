@@ -134,7 +134,8 @@ export const Routing = Schema.Struct({
   filters: Schema.optionalKey(Schema.Array(Schema.String)),
   /** Scorer name → weight. */
   scorers: Schema.optionalKey(Schema.Record(Schema.String, Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0)))),
-  picker: Schema.optionalKey(Schema.Literals(["max_score", "p2c", "weighted_random"])),
+  /** A registered picker: `max_score`, `p2c`, `weighted_random` or one an extension adds. */
+  picker: Schema.optionalKey(Schema.String),
   /** Saturation filter thresholds. */
   max_queue: Schema.optionalKey(Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))),
   max_kv_usage: Schema.optionalKey(Ratio),

@@ -12,11 +12,12 @@
  * engine spends), independent of the gateway's clock; token counts are the admission
  * estimate's (Estimate.ts).
  */
-import type { Backend, EngineSignals, Health } from "../backends/Backend.ts"
+import type { Backend, EngineSignals } from "../backends/Backend.ts"
+import type { BreakerState, Health } from "../domain/States.ts"
 import type { RoutingPlan } from "../config/Plan.ts"
 import type { GatewayRequest } from "../domain/Request.ts"
 
-export type BreakerState = "closed" | "degraded" | "open" | "half_open"
+export type { BreakerState } from "../domain/States.ts"
 
 /**
  * GPU cost profile of a (model, SKU) pair, for GPU-second and TTFT estimates: the engine
@@ -110,6 +111,8 @@ export interface Filter {
 
 export interface Scorer {
   readonly name: string
+  /** Whether the score matters for a prefill-only leg (P/D plans rank prefill engines with these). */
+  readonly prefill?: boolean
   /** A score in [0, 1]; higher is better. May look at all candidates to normalise. */
   readonly score: (ctx: RoutingContext, view: BackendView, all: ReadonlyArray<BackendView>) => number
 }

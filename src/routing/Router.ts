@@ -26,6 +26,8 @@ import * as Baselines from "./Baselines.ts"
 import type { BackendView, RoutingContext } from "./Contract.ts"
 import { supportsTransfer } from "./Disaggregation.ts"
 import * as Pipeline from "./Pipeline.ts"
+import { check, RoutingPlugins } from "./Registry.ts"
+import { PlanChecks } from "../config/Checks.ts"
 import { Placement } from "./Placement.ts"
 import * as Views from "./Views.ts"
 
@@ -43,6 +45,12 @@ export class Router extends Context.Service<Router, {
       const breakers = yield* Breakers
       const state = yield* Placement
       const config = yield* GatewayConfig
+      const plugins = yield* RoutingPlugins
+      // Every plugin name a plan uses must be registered: checked at start and on reload.
+      const checks = yield* PlanChecks
+      checks.add((plan) => check(plugins, plan.routing).map((u) => ({ path: u.path, message: u.message })))
+      plugins.seal()
+      const compile = Pipeline.compiler(plugins)
       const random = Baselines.rng(config.initial.routing.seed ?? Math.floor(Math.random() * 2 ** 32))
       const turns = new Map<string, number>()
 
@@ -61,7 +69,7 @@ export class Router extends Context.Service<Router, {
           maxSignalAgeMs: SIGNAL_AGE_INTERVALS * plan.health.scrapeIntervalMs
         }
         const ctx: RoutingContext = { req, nowMs: now, plan: routing }
-        const compiled = Pipeline.compile(routing)
+        const compiled = compile(routing)
         const rejected = (filter: string) => none(`every backend for ${req.model.id} was excluded by the ${filter} filter`)
         const toBackends = (views: ReadonlyArray<BackendView>) => views.map((v) => v.backend)
 

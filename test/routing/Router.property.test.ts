@@ -11,8 +11,9 @@ import { describe, it } from "vitest"
 import type { Backend } from "../../src/backends/Backend.ts"
 import { GpuSku } from "../../src/domain/Ids.ts"
 import type { BreakerState, RoutingContext } from "../../src/routing/Contract.ts"
-import { scorers } from "../../src/routing/plugins/index.ts"
-import { SCORERS } from "../../src/routing/plugins/Names.ts"
+import { builtinScorers as scorers } from "../../src/routing/plugins/index.ts"
+
+const SCORERS = Object.keys(scorers)
 import { routerFor } from "./harness.ts"
 import { backend, modelPlan, request, routingPlan, text, view } from "./support.ts"
 
@@ -44,7 +45,7 @@ describe("routing properties", () => {
           view(`b${i}`, { ...over, index: i }, known ? {} : { profile: undefined })
         )
         const ctx: RoutingContext = { req: request("x", { model: modelPlan({ ttftTargetMs: 500 }) }), nowMs: 0, plan: routingPlan() }
-        const s = scorers[name](routingPlan())
+        const s = scorers[name]!(routingPlan())
         return views.every((v) => {
           const x = s.score(ctx, v, views)
           return x >= 0 && x <= 1

@@ -12,6 +12,8 @@ import type { GatewayRequest } from "../../src/domain/Request.ts"
 import { Breakers } from "../../src/resilience/Breakers.ts"
 import { Affinity } from "../../src/routing/Affinity.ts"
 import { Placement } from "../../src/routing/Placement.ts"
+import { RoutingPlugins } from "../../src/routing/Registry.ts"
+import { PlanChecks } from "../../src/config/Checks.ts"
 import { Router } from "../../src/routing/Router.ts"
 import { planFromYaml } from "../support/Gateway.ts"
 import { MODEL } from "./support.ts"
@@ -35,7 +37,11 @@ export const routerFor = async (backends: ReadonlyArray<Backend>, routing: Parti
   }))
   const stores = Layer.mergeAll(Affinity.layer, Breakers.layer, Placement.layer, fleet)
   const runtime = ManagedRuntime.make(
-    Layer.mergeAll(Router.layer).pipe(Layer.provideMerge(stores), Layer.provideMerge(GatewayConfig.fromPlan(plan)))
+    Layer.mergeAll(Router.layer).pipe(
+      Layer.provideMerge(stores),
+      Layer.provideMerge(Layer.mergeAll(RoutingPlugins.layer, PlanChecks.layer)),
+      Layer.provideMerge(GatewayConfig.fromPlan(plan))
+    )
   )
   const services = await runtime.runPromise(Effect.gen(function*() {
     return { router: yield* Router, affinity: yield* Affinity, placement: yield* Placement, breakers: yield* Breakers }

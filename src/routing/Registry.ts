@@ -1,0 +1,106 @@
+/**
+ * The routing plugin registry: every filter, scorer and picker the config may name
+ * (`routing.filters`, `routing.scorers`, `routing.picker`), as a service of the gateway's
+ * graph. It starts with the built-ins (plugins/<name>/) and extension layers add entries
+ * (`RoutingPlugins.addScorer("region", ...)`); a factory may depend on other services, which
+ * its layer resolves when the graph is built. The registry is sealed the first time the
+ * router reads it, so an entry added later is a defect, never a silently ignored plugin.
+ *
+ * Owns the names and factories only. Must never: run a plugin (the router does), or be a
+ * process-wide global (each graph has its own).
+ */
+import { Context, Data, Effect, Layer } from "effect"
+import type { RoutingPlan } from "../config/Plan.ts"
+import type { FilterFactory, PickerFactory, ScorerFactory } from "./Contract.ts"
+import { builtinFilters, builtinPickers, builtinScorers } from "./plugins/index.ts"
+
+export type PluginKind = "filter" | "scorer" | "picker"
+
+/** A name in the config that no registered plugin answers to. */
+export class UnknownPlugin extends Data.TaggedError("UnknownPlugin")<{
+  readonly path: string
+  readonly kind: PluginKind
+  readonly name: string
+  readonly known: ReadonlyArray<string>
+}> {
+  override get message() {
+    return `unknown ${this.kind} "${this.name}" (known: ${this.known.join(", ")})`
+  }
+}
+
+export interface RoutingPluginsShape {
+  readonly filters: ReadonlyMap<string, FilterFactory>
+  readonly scorers: ReadonlyMap<string, ScorerFactory>
+  readonly pickers: ReadonlyMap<string, PickerFactory>
+  /** Adds an entry; a defect once the registry is sealed or when the name is taken. */
+  readonly add: (kind: PluginKind, name: string, factory: FilterFactory | ScorerFactory | PickerFactory) => void
+  /** Seals the registry (the router does this when it is built). */
+  readonly seal: () => void
+}
+
+export class RoutingPlugins extends Context.Service<RoutingPlugins, RoutingPluginsShape>()("sluice/routing/RoutingPlugins") {
+  /** The built-in plugins; extension layers built before the router add to it. */
+  static readonly layer: Layer.Layer<RoutingPlugins> = Layer.sync(RoutingPlugins, () => make())
+
+  /** A layer that registers a filter (its factory may need services: `factory` is an Effect). */
+  static addFilter<E, R>(name: string, factory: Effect.Effect<FilterFactory, E, R>) {
+    return register("filter", name, factory)
+  }
+  static addScorer<E, R>(name: string, factory: Effect.Effect<ScorerFactory, E, R>) {
+    return register("scorer", name, factory)
+  }
+  static addPicker<E, R>(name: string, factory: Effect.Effect<PickerFactory, E, R>) {
+    return register("picker", name, factory)
+  }
+}
+
+const register = <E, R>(
+  kind: PluginKind,
+  name: string,
+  factory: Effect.Effect<FilterFactory | ScorerFactory | PickerFactory, E, R>
+): Layer.Layer<never, E, R | RoutingPlugins> =>
+  Layer.effectDiscard(Effect.gen(function*() {
+    const registry = yield* RoutingPlugins
+    registry.add(kind, name, yield* factory)
+  }))
+
+export const make = (): RoutingPluginsShape => {
+  const filters = new Map<string, FilterFactory>(Object.entries(builtinFilters))
+  const scorers = new Map<string, ScorerFactory>(Object.entries(builtinScorers))
+  const pickers = new Map<string, PickerFactory>(Object.entries(builtinPickers))
+  let sealed = false
+  return {
+    filters,
+    scorers,
+    pickers,
+    add: (kind, name, factory) => {
+      if (sealed) throw new Error(`routing plugin ${kind} "${name}" registered after the router was built`)
+      const table: Map<string, typeof factory> = kind === "filter" ? filters : kind === "scorer" ? scorers : pickers
+      if (table.has(name)) throw new Error(`routing plugin ${kind} "${name}" is already registered`)
+      table.set(name, factory)
+    },
+    seal: () => {
+      sealed = true
+    }
+  }
+}
+
+/** Every name the routing plan uses that the registry does not know, with its config path. */
+export const check = (registry: RoutingPluginsShape, plan: RoutingPlan): ReadonlyArray<UnknownPlugin> => {
+  const out: Array<UnknownPlugin> = []
+  const known = (m: ReadonlyMap<string, unknown>) => [...m.keys()]
+  plan.filters.forEach((name, i) => {
+    if (!registry.filters.has(name)) {
+      out.push(new UnknownPlugin({ path: `routing.filters[${i}]`, kind: "filter", name, known: known(registry.filters) }))
+    }
+  })
+  for (const name of Object.keys(plan.scorers)) {
+    if (!registry.scorers.has(name)) {
+      out.push(new UnknownPlugin({ path: `routing.scorers.${name}`, kind: "scorer", name, known: known(registry.scorers) }))
+    }
+  }
+  if (!registry.pickers.has(plan.picker)) {
+    out.push(new UnknownPlugin({ path: "routing.picker", kind: "picker", name: plan.picker, known: known(registry.pickers) }))
+  }
+  return out
+}
