@@ -10,19 +10,15 @@
  */
 import { Effect } from "effect"
 
-export type Encoding = "o200k" | "cl100k" | "chars"
+import type { Encoding } from "../domain/Encodings.ts"
+
+export type { Encoding } from "../domain/Encodings.ts"
+export { encodingFor } from "../domain/Encodings.ts"
 
 type Counter = (text: string) => number
 
 const counters: Partial<Record<Encoding, Counter>> = {
   chars: (text) => Math.ceil(Buffer.byteLength(text, "utf8") / 4)
-}
-
-/** The encoding a model name implies when the config does not say. */
-export const encodingFor = (model: string): Encoding => {
-  const m = model.toLowerCase().replace(/^.*\//, "")
-  if (/^(gpt-4o|gpt-4\.1|gpt-4\.5|gpt-5|o[1-9]|chatgpt|gpt-oss|codex)/.test(m)) return "o200k"
-  return "cl100k"
 }
 
 /** Loads an encoding (idempotent). */

@@ -2,7 +2,7 @@
  * The backend actor's behaviour: health evidence in, supervised background loops out.
  *
  * `HealthReports` is the one way to change a backend's health (probes, stream outcomes);
- * every transition is logged, and a backend turning unhealthy loses its affinity hints.
+ * every transition is logged (the router ignores session hints to a cold or unhealthy backend).
  * `runLoops` forks, into the fleet's scope, the loops each backend owns: scraping the
  * engine's metrics (queue depth, running, KV use, prefix hit rate) and probing with a
  * 1-token generation (an engine can answer 200 on /health while hung). A loop that dies
@@ -12,7 +12,6 @@
 import { Cause, Clock, Context, Duration, Effect, Layer } from "effect"
 import type { Plan } from "../config/Plan.ts"
 import { RequestId } from "../domain/Ids.ts"
-import { Affinity } from "../routing/Affinity.ts"
 import type { Backend } from "./Backend.ts"
 import * as EngineMetrics from "./EngineMetrics.ts"
 import { type FailureReason, Unavailable } from "./Failure.ts"
@@ -27,17 +26,13 @@ export class HealthReports extends Context.Service<HealthReports, {
   static readonly layer = Layer.effect(
     HealthReports,
     Effect.gen(function*() {
-      const affinity = yield* Affinity
       const report = (backend: Backend, evidence: Evidence): Effect.Effect<void> =>
         Effect.suspend(() => {
           const before = backend.health
           const after = backend.healthState.observe(evidence)
           if (after === undefined) return Effect.void
-          return Effect.andThen(
-            Effect.logWarning("backend health changed").pipe(
-              Effect.annotateLogs({ backend: backend.id, from: before, to: after, evidence: evidence._tag })
-            ),
-            after === "unhealthy" || after === "cold" ? affinity.forget(backend.id) : Effect.void
+          return Effect.logWarning("backend health changed").pipe(
+            Effect.annotateLogs({ backend: backend.id, from: before, to: after, evidence: evidence._tag })
           )
         })
       return HealthReports.of({

@@ -14,7 +14,7 @@
  * Unhealthy and cold backends are excluded by the router; degraded ones get a lower
  * weight. Callers pass time; nothing here does I/O.
  */
-import type { Health } from "./Backend.ts"
+import type { Health } from "../domain/States.ts"
 
 export type Evidence =
   | { readonly _tag: "ProbeOk" }

@@ -7,7 +7,7 @@
  * This module does no I/O except reading the API-key environment variables it is given.
  */
 import { Data, Redacted } from "effect"
-import * as Tokenizer from "../admission/Tokenizer.ts"
+import * as Encodings from "../domain/Encodings.ts"
 import { BackendId, GpuSku, ModelId } from "../domain/Ids.ts"
 import { byteCount, type ConfigFile, type Dialect, durationMs } from "./FileSchema.ts"
 
@@ -17,7 +17,7 @@ export interface ModelPlan {
   readonly defaultMaxTokens: number
   readonly maxOutputTokens: number | undefined
   readonly contextWindow: number | undefined
-  readonly tokenizer: Tokenizer.Encoding
+  readonly tokenizer: Encodings.Encoding
   readonly allowedQuantizations: ReadonlyArray<string> | undefined
   readonly allowedGpus: ReadonlyArray<string> | undefined
   readonly ttftTargetMs: number | undefined
@@ -196,7 +196,7 @@ export const fromFile = (
       defaultMaxTokens: m.default_max_tokens ?? m.max_output_tokens ?? defaults.defaultMaxTokens,
       maxOutputTokens: m.max_output_tokens,
       contextWindow: m.context_window,
-      tokenizer: m.tokenizer ?? Tokenizer.encodingFor(m.name),
+      tokenizer: m.tokenizer ?? Encodings.encodingFor(m.name),
       allowedQuantizations: m.allowed_quantizations,
       allowedGpus: m.allowed_gpus,
       ttftTargetMs: m.ttft_target === undefined ? undefined : durationMs(m.ttft_target),
@@ -227,7 +227,7 @@ export const fromFile = (
           defaultMaxTokens: defaults.defaultMaxTokens,
           maxOutputTokens: undefined,
           contextWindow: undefined,
-          tokenizer: Tokenizer.encodingFor(name),
+          tokenizer: Encodings.encodingFor(name),
           allowedQuantizations: undefined,
           allowedGpus: undefined,
           ttftTargetMs: undefined,

@@ -82,7 +82,8 @@ export const view = (
     prefixTotalBlocks: e.prefixHashes.length,
     prefixTrust: trust,
     cachedPrefixTokens: cached,
-    sessionAffine: hinted !== undefined && hinted === backend.id,
+    // A hint to an engine that lost its cache (cold, unhealthy) is no reason to go back there.
+    sessionAffine: hinted !== undefined && hinted === backend.id && health !== "cold" && health !== "unhealthy",
     pendingRequests: local.pendingRequests + waitingElsewhere,
     pendingPrefillTokens,
     decodingRequests: decoding,
