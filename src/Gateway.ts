@@ -29,13 +29,14 @@ import { Breakers } from "./resilience/Breakers.ts"
 import { RetryBudget } from "./resilience/RetryBudget.ts"
 import { Affinity } from "./routing/Affinity.ts"
 import { Placement } from "./routing/Placement.ts"
+import { Dialects } from "./backends/Dialects.ts"
 import { RoutingPlugins } from "./routing/Registry.ts"
 import { Router } from "./routing/Router.ts"
 
 /** The registries extensions add to. */
-export type Registries = RoutingPlugins | PlanChecks
+export type Registries = RoutingPlugins | Dialects | PlanChecks
 
-const registries = Layer.mergeAll(RoutingPlugins.layer, PlanChecks.layer)
+const registries = Layer.mergeAll(RoutingPlugins.layer, Dialects.layer).pipe(Layer.provideMerge(PlanChecks.layer))
 
 export interface GatewayParts<E> {
   readonly config: Layer.Layer<GatewayConfig, E>
@@ -123,10 +124,13 @@ export const make = <E>(parts: GatewayParts<E>) => {
   const extended = parts.extensions === undefined
     ? registries
     : parts.extensions.pipe(Layer.provideMerge(registries))
-  const core = verifyPlan.pipe(
-    Layer.provideMerge(Layer.mergeAll(Accounting.layer, Router.layer, Dispatcher.layer)),
+  // The plan is checked against the registries once every extension has registered,
+  // before any backend, engine or listener starts.
+  const core = Layer.mergeAll(Accounting.layer, Router.layer, Dispatcher.layer).pipe(
     Layer.provideMerge(backends),
-    Layer.provideMerge(Layer.mergeAll(stores, Lifecycle.layer, extended))
+    Layer.provideMerge(Layer.mergeAll(stores, Lifecycle.layer)),
+    Layer.provideMerge(verifyPlan),
+    Layer.provideMerge(extended)
   )
   // The body cap while reading (the content-length check uses the current plan per request).
   const maxBody = Layer.unwrap(Effect.map(GatewayConfig, ({ initial }) =>

@@ -67,7 +67,7 @@ export const supervise = (backend: Backend, name: string, loop: Effect.Effect<vo
 /** One scrape of the engine's metrics endpoint into `backend.signals`. */
 const scrapeOnce = (backend: Backend, plan: Plan, previous: { counters: EngineMetrics.Counters | undefined }) =>
   Effect.gen(function*() {
-    const flavour = backend.plan.metrics
+    const flavour = backend.plan.metrics ?? "none"
     if (flavour === "none") return
     const path = EngineMetrics.metricsPath(flavour)!
     const text = yield* Effect.scoped(
@@ -120,7 +120,7 @@ const probeOnce = (backend: Backend, plan: Plan, reports: HealthReports["Service
 export const runLoops = (backend: Backend, plan: Plan, reports: HealthReports["Service"]) =>
   Effect.gen(function*() {
     const previous: { counters: EngineMetrics.Counters | undefined } = { counters: undefined }
-    if (backend.plan.metrics !== "none") {
+    if ((backend.plan.metrics ?? "none") !== "none") {
       yield* Effect.forkScoped(supervise(
         backend,
         "scrape",

@@ -8,7 +8,6 @@
  * state beyond the attempt's scope: closing the scope closes the upstream socket.
  */
 import type { Effect, Scope } from "effect"
-import type { Dialect } from "../config/FileSchema.ts"
 import type { RequestId } from "../domain/Ids.ts"
 import type { Usage } from "../domain/Usage.ts"
 import type { FailureReason } from "./Failure.ts"
@@ -118,7 +117,10 @@ export interface AdapterOptions {
 
 /** A dialect adapter bound to one backend endpoint. */
 export interface Adapter {
-  readonly dialect: Dialect
+  /** The registered dialect name. */
+  readonly dialect: string
+  /** Its engines speak vLLM's `kv_transfer_params` (prefill/decode disaggregation). */
+  readonly kvTransfer?: boolean
   readonly capabilities: Capabilities
   /** Sends a streaming request; resolves once the response headers are in and say success. */
   readonly stream: (call: UpstreamCall) => Effect.Effect<FrameSource, FailureReason, Scope.Scope>

@@ -9,7 +9,7 @@ import type { BackendPlan, Plan } from "../config/Plan.ts"
 import type { BackendId, ModelId } from "../domain/Ids.ts"
 import { HealthReports, runLoops } from "./Actor.ts"
 import { Backend } from "./Backend.ts"
-import { adapterFor } from "./Dialects.ts"
+import { adapterOptions, Dialects, type DialectsShape } from "./Dialects.ts"
 import * as Upstream from "./Upstream.ts"
 
 export class FleetError extends Data.TaggedError("FleetError")<{ readonly backend: string; readonly message: string }> {}
@@ -37,7 +37,9 @@ export class Fleet extends Context.Service<Fleet, {
       const config = yield* GatewayConfig
       const launcher = yield* EngineLauncher
       const reports = yield* HealthReports
-      const fleet = yield* build(config.initial, launcher)
+      const dialects = yield* Dialects
+      dialects.seal()
+      const fleet = yield* build(config.initial, launcher, dialects)
       // Each backend's supervised loops live in the fleet's scope: torn down with it.
       for (const backend of fleet.all) yield* runLoops(backend, config.initial, reports)
       return fleet
@@ -45,12 +47,16 @@ export class Fleet extends Context.Service<Fleet, {
   )
 }
 
-const build = (plan: Plan, launcher: EngineLauncher["Service"]) =>
+const build = (plan: Plan, launcher: EngineLauncher["Service"], dialects: DialectsShape) =>
   Effect.gen(function*() {
     const backends: Array<Backend> = []
     for (const bp of plan.backends) {
+      const dialect = dialects.get(bp.dialect)
+      if (dialect === undefined) {
+        return yield* new FleetError({ backend: bp.id, message: `unknown dialect "${bp.dialect}" (known: ${dialects.names().join(", ")})` })
+      }
       const url = bp.url ?? (yield* launcher.launch(bp))
-      const resolved: BackendPlan = { ...bp, url }
+      const resolved: BackendPlan = { ...bp, url, metrics: bp.metrics ?? dialect.metrics }
       const pool = Upstream.make(url, {
         connections: bp.connections,
         apiKey: bp.apiKey,
@@ -58,7 +64,7 @@ const build = (plan: Plan, launcher: EngineLauncher["Service"]) =>
       })
       yield* Effect.addFinalizer(() => pool.close)
       const adapter = yield* Effect.try({
-        try: () => adapterFor(resolved, pool, plan),
+        try: () => dialect.make({ backend: resolved, pool, options: adapterOptions(plan.timeouts) }),
         catch: (e) => new FleetError({ backend: bp.id, message: e instanceof Error ? e.message : String(e) })
       })
       backends.push(new Backend(resolved, pool, adapter, {

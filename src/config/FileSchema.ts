@@ -30,8 +30,11 @@ const Name = Schema.String.check(Schema.isPattern(/^[A-Za-z0-9][A-Za-z0-9._:/@+-
 const PositiveInt = Schema.Int.check(Schema.isGreaterThan(0))
 const Ratio = Schema.Finite.check(Schema.isBetween({ minimum: 0, maximum: 1 }))
 
-export const Dialect = Schema.Literals(["openai", "vllm", "sglang", "llamacpp", "nim", "tgi", "anthropic", "ollama"])
-export type Dialect = typeof Dialect.Type
+/**
+ * A registered dialect: `openai`, `vllm`, `sglang`, `llamacpp`, `nim`, `tgi`, `anthropic`,
+ * `ollama`, or one an extension adds (checked against the dialect registry at start).
+ */
+export const Dialect = Name
 
 export const ModelEntry = Schema.Struct({
   name: Name,

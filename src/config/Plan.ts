@@ -9,7 +9,7 @@
 import { Data, Redacted } from "effect"
 import * as Encodings from "../domain/Encodings.ts"
 import { BackendId, GpuSku, ModelId } from "../domain/Ids.ts"
-import { byteCount, type ConfigFile, type Dialect, durationMs } from "./FileSchema.ts"
+import { byteCount, type ConfigFile, durationMs } from "./FileSchema.ts"
 
 export interface ModelPlan {
   readonly id: ModelId
@@ -34,7 +34,8 @@ export interface SimulatedPlan {
 
 export interface BackendPlan {
   readonly id: BackendId
-  readonly dialect: Dialect
+  /** A name in the dialect registry (checked at start). */
+  readonly dialect: string
   /** Base URL with the API prefix (".../v1"); undefined until a simulated engine is started. */
   readonly url: string | undefined
   readonly simulate: SimulatedPlan | undefined
@@ -49,9 +50,13 @@ export interface BackendPlan {
   /** Engine performance profile name (GPU-second estimates), if known. */
   readonly profile: string | undefined
   readonly costPerGpuSecond: number
-  readonly metrics: "vllm" | "sglang" | "trtllm" | "llamacpp" | "nim" | "tgi" | "none"
+  /** Which engine metrics to scrape; undefined: the dialect's default (the fleet resolves it). */
+  readonly metrics: MetricsFlavour | undefined
   readonly role: "mixed" | "prefill" | "decode"
 }
+
+/** The engine metrics names a scrape understands (backends/EngineMetrics.ts). */
+export type MetricsFlavour = "vllm" | "sglang" | "trtllm" | "llamacpp" | "nim" | "tgi" | "none"
 
 export interface TimeoutsPlan {
   readonly connectMs: number
@@ -151,22 +156,9 @@ export const defaults = {
   scorers: { prefix_cache: 3, queue_depth: 2, kv_usage: 2, session_affinity: 2, predicted_ttft: 1, headroom: 1 }
 } as const
 
-/** Which metrics names a backend exposes, by dialect (simulated engines speak vLLM's names). */
-const defaultMetrics = (dialect: string, simulated: boolean): BackendPlan["metrics"] => {
-  switch (dialect) {
-    case "vllm":
-    case "sglang":
-    case "llamacpp":
-    case "nim":
-    case "tgi":
-      return dialect
-    case "openai":
-      // Hosted OpenAI has no metrics endpoint; a simulated or self-hosted "openai" engine is vLLM-like.
-      return simulated ? "vllm" : "none"
-    default:
-      return "none"
-  }
-}
+/** The metrics of a simulated engine: it serves vLLM's names, or SGLang's, or none. */
+const simulatedMetrics = (dialect: string): MetricsFlavour =>
+  dialect === "openai" ? "vllm" : dialect === "sglang" ? "sglang" : "none"
 
 /** Validates a decoded file into a plan; the environment is passed in so tests control it. */
 export const fromFile = (
@@ -269,7 +261,7 @@ export const fromFile = (
       weight: b.weight ?? 1,
       profile: b.profile ?? simulate?.profile,
       costPerGpuSecond: b.cost_per_gpu_second ?? 1,
-      metrics: b.metrics ?? defaultMetrics(b.dialect ?? simulate?.dialect ?? "openai", b.url === undefined),
+      metrics: b.metrics ?? (simulate === undefined ? undefined : simulatedMetrics(simulate.dialect ?? "openai")),
       role: b.role ?? "mixed"
     }
   })

@@ -28,9 +28,8 @@ import type { GatewayRequest } from "../domain/Request.ts"
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()
 
-/** Dialects whose engines speak the `kv_transfer_params` extension (vLLM, SGLang and the simulator). */
-export const supportsTransfer = (b: Backend): boolean =>
-  b.plan.dialect === "openai" || b.plan.dialect === "vllm" || b.plan.dialect === "sglang"
+/** Backends whose engines speak the `kv_transfer_params` extension (vLLM, SGLang and the simulator). */
+export const supportsTransfer = (b: Backend): boolean => b.adapter.kvTransfer === true
 
 /** The first prefill candidate with a free slot that is not cooling down, else the first. */
 const pickPrefill = (prefill: ReadonlyArray<Backend>, now: number): Backend =>

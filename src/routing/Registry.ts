@@ -10,6 +10,7 @@
  * process-wide global (each graph has its own).
  */
 import { Context, Data, Effect, Layer } from "effect"
+import { PlanChecks } from "../config/Checks.ts"
 import type { RoutingPlan } from "../config/Plan.ts"
 import type { FilterFactory, PickerFactory, ScorerFactory } from "./Contract.ts"
 import { builtinFilters, builtinPickers, builtinScorers } from "./plugins/index.ts"
@@ -39,8 +40,18 @@ export interface RoutingPluginsShape {
 }
 
 export class RoutingPlugins extends Context.Service<RoutingPlugins, RoutingPluginsShape>()("sluice/routing/RoutingPlugins") {
-  /** The built-in plugins; extension layers built before the router add to it. */
-  static readonly layer: Layer.Layer<RoutingPlugins> = Layer.sync(RoutingPlugins, () => make())
+  /**
+   * The built-in plugins; extension layers built before the router add to it. Every plugin
+   * name a plan uses is checked against it (at start, before anything is built, and on reload).
+   */
+  static readonly layer: Layer.Layer<RoutingPlugins, never, PlanChecks> = Layer.effect(
+    RoutingPlugins,
+    Effect.map(PlanChecks, (checks) => {
+      const registry = make()
+      checks.add((plan) => check(registry, plan.routing).map((u) => ({ path: u.path, message: u.message })))
+      return registry
+    })
+  )
 
   /** A layer that registers a filter (its factory may need services: `factory` is an Effect). */
   static addFilter<E, R>(name: string, factory: Effect.Effect<FilterFactory, E, R>) {

@@ -26,8 +26,7 @@ import * as Baselines from "./Baselines.ts"
 import type { BackendView, RoutingContext } from "./Contract.ts"
 import { supportsTransfer } from "./Disaggregation.ts"
 import * as Pipeline from "./Pipeline.ts"
-import { check, RoutingPlugins } from "./Registry.ts"
-import { PlanChecks } from "../config/Checks.ts"
+import { RoutingPlugins } from "./Registry.ts"
 import { Placement } from "./Placement.ts"
 import * as Views from "./Views.ts"
 
@@ -46,9 +45,6 @@ export class Router extends Context.Service<Router, {
       const state = yield* Placement
       const config = yield* GatewayConfig
       const plugins = yield* RoutingPlugins
-      // Every plugin name a plan uses must be registered: checked at start and on reload.
-      const checks = yield* PlanChecks
-      checks.add((plan) => check(plugins, plan.routing).map((u) => ({ path: u.path, message: u.message })))
       plugins.seal()
       const compile = Pipeline.compiler(plugins)
       const random = Baselines.rng(config.initial.routing.seed ?? Math.floor(Math.random() * 2 ** 32))

@@ -39,7 +39,7 @@ export const routerFor = async (backends: ReadonlyArray<Backend>, routing: Parti
   const runtime = ManagedRuntime.make(
     Layer.mergeAll(Router.layer).pipe(
       Layer.provideMerge(stores),
-      Layer.provideMerge(Layer.mergeAll(RoutingPlugins.layer, PlanChecks.layer)),
+      Layer.provideMerge(RoutingPlugins.layer.pipe(Layer.provideMerge(PlanChecks.layer))),
       Layer.provideMerge(GatewayConfig.fromPlan(plan))
     )
   )

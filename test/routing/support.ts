@@ -28,6 +28,7 @@ const pool: UpstreamPool = {
 
 const adapter: Adapter = {
   dialect: "openai",
+  kvTransfer: true,
   capabilities: { chat: true, completion: true, embedding: true, rerank: true },
   stream: () => Effect.die("the router must not call a backend"),
   unary: () => Effect.die("the router must not call a backend")

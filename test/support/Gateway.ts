@@ -29,6 +29,8 @@ export const startGateway = async (
     readonly probes?: boolean
     /** Extra layers under the graph (e.g. tracing). */
     readonly extra?: Layer.Layer<never>
+    /** Extension layers (registry entries), as an embedder passes them to Gateway.make. */
+    readonly extensions?: Gateway.GatewayParts<never>["extensions"]
   } = {}
 ) => {
   const parsed = await planFromYaml(yaml, options.env)
@@ -42,7 +44,8 @@ export const startGateway = async (
     Gateway.make({
       config: GatewayConfig.fromPlan(plan),
       launcher: options.launcher ?? EngineLauncher.none,
-      requestLog: options.extra === undefined ? RequestLog.memory(lines) : Layer.merge(RequestLog.memory(lines), options.extra)
+      requestLog: options.extra === undefined ? RequestLog.memory(lines) : Layer.merge(RequestLog.memory(lines), options.extra),
+      extensions: options.extensions
     })
   )
   const services = await runtime.runPromise(Effect.gen(function*() {
