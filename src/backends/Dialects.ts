@@ -10,6 +10,7 @@
  */
 import { Context, Effect, Layer } from "effect"
 import { PlanChecks } from "../config/Checks.ts"
+import * as NameTable from "../domain/NameTable.ts"
 import type { BackendPlan, MetricsFlavour } from "../config/Plan.ts"
 import type { Adapter, AdapterOptions } from "./Contract.ts"
 import * as Anthropic from "./dialects/anthropic/Client.ts"
@@ -37,13 +38,7 @@ export interface Dialect {
   readonly make: (ctx: DialectContext) => Adapter
 }
 
-export interface DialectsShape {
-  readonly get: (name: string) => Dialect | undefined
-  readonly names: () => ReadonlyArray<string>
-  /** Adds a dialect; a defect once sealed or when the name is taken. */
-  readonly add: (dialect: Dialect) => void
-  readonly seal: () => void
-}
+export type DialectsShape = NameTable.NameTable<Dialect>
 
 const openai = (name: "openai" | "vllm" | "llamacpp" | "nim" | "tgi", metrics: MetricsFlavour): Dialect => ({
   name,
@@ -77,7 +72,7 @@ export class Dialects extends Context.Service<Dialects, DialectsShape>()("sluice
       checks.add((plan) =>
         plan.backends.flatMap((b, i) =>
           registry.get(b.dialect) === undefined
-            ? [{ path: `backends[${i}].dialect`, message: `unknown dialect "${b.dialect}" (known: ${registry.names().join(", ")})` }]
+            ? [{ path: `backends[${i}].dialect`, message: NameTable.unknown("dialect", b.dialect, registry) }]
             : []
         )
       )
@@ -91,27 +86,14 @@ export class Dialects extends Context.Service<Dialects, DialectsShape>()("sluice
   static add<E, R>(dialect: Effect.Effect<Dialect, E, R> | Dialect): Layer.Layer<never, E, R | Dialects> {
     return Layer.effectDiscard(Effect.gen(function*() {
       const registry = yield* Dialects
-      registry.add(Effect.isEffect(dialect) ? yield* dialect : dialect)
+      const built = Effect.isEffect(dialect) ? yield* dialect : dialect
+      registry.add(built.name, built)
     }))
   }
 }
 
-export const make = (initial: ReadonlyArray<Dialect>): DialectsShape => {
-  const table = new Map(initial.map((d) => [d.name, d]))
-  let sealed = false
-  return {
-    get: (name) => table.get(name),
-    names: () => [...table.keys()],
-    add: (dialect) => {
-      if (sealed) throw new Error(`dialect "${dialect.name}" registered after the fleet was built`)
-      if (table.has(dialect.name)) throw new Error(`dialect "${dialect.name}" is already registered`)
-      table.set(dialect.name, dialect)
-    },
-    seal: () => {
-      sealed = true
-    }
-  }
-}
+export const make = (initial: ReadonlyArray<Dialect>): DialectsShape =>
+  NameTable.make("dialect", initial.map((d) => [d.name, d] as const))
 
 /** The bounds every adapter is built with, from the plan's timeouts. */
 export const adapterOptions = (timeouts: { readonly firstTokenMs: number; readonly totalMs: number }): AdapterOptions => ({

@@ -9,6 +9,7 @@ import type { BackendPlan, Plan } from "../config/Plan.ts"
 import type { BackendId, ModelId } from "../domain/Ids.ts"
 import { HealthReports, runLoops } from "./Actor.ts"
 import { Backend } from "./Backend.ts"
+import * as NameTable from "../domain/NameTable.ts"
 import { adapterOptions, Dialects, type DialectsShape } from "./Dialects.ts"
 import * as Upstream from "./Upstream.ts"
 
@@ -53,7 +54,7 @@ const build = (plan: Plan, launcher: EngineLauncher["Service"], dialects: Dialec
     for (const bp of plan.backends) {
       const dialect = dialects.get(bp.dialect)
       if (dialect === undefined) {
-        return yield* new FleetError({ backend: bp.id, message: `unknown dialect "${bp.dialect}" (known: ${dialects.names().join(", ")})` })
+        return yield* new FleetError({ backend: bp.id, message: NameTable.unknown("dialect", bp.dialect, dialects) })
       }
       const url = bp.url ?? (yield* launcher.launch(bp))
       const resolved: BackendPlan = { ...bp, url, metrics: bp.metrics ?? dialect.metrics }

@@ -12,6 +12,7 @@
 import type { RoutingPlan } from "../config/Plan.ts"
 import type { BackendView, Filter, Picker, RoutingContext, Scored, Scorer } from "./Contract.ts"
 import { unit } from "./plugins/support.ts"
+import type { NameTable } from "../domain/NameTable.ts"
 import type { RoutingPluginsShape } from "./Registry.ts"
 
 export interface WeightedScorer {
@@ -38,7 +39,7 @@ const PREFILL_SCORERS: ReadonlySet<string> = new Set(["prefix_cache", "queue_dep
  */
 export const compiler = (registry: RoutingPluginsShape): (plan: RoutingPlan) => Compiled => {
   const cache = new WeakMap<RoutingPlan, Compiled>()
-  const get = <F>(table: ReadonlyMap<string, F>, kind: string, name: string): F => {
+  const get = <F>(table: NameTable<F>, kind: string, name: string): F => {
     const factory = table.get(name)
     if (factory === undefined) throw new Error(`routing ${kind} "${name}" is not registered`)
     return factory

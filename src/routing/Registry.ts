@@ -10,6 +10,7 @@
  * process-wide global (each graph has its own).
  */
 import { Context, Data, Effect, Layer } from "effect"
+import * as NameTable from "../domain/NameTable.ts"
 import { PlanChecks } from "../config/Checks.ts"
 import type { RoutingPlan } from "../config/Plan.ts"
 import type { FilterFactory, PickerFactory, ScorerFactory } from "./Contract.ts"
@@ -30,12 +31,10 @@ export class UnknownPlugin extends Data.TaggedError("UnknownPlugin")<{
 }
 
 export interface RoutingPluginsShape {
-  readonly filters: ReadonlyMap<string, FilterFactory>
-  readonly scorers: ReadonlyMap<string, ScorerFactory>
-  readonly pickers: ReadonlyMap<string, PickerFactory>
-  /** Adds an entry; a defect once the registry is sealed or when the name is taken. */
-  readonly add: (kind: PluginKind, name: string, factory: FilterFactory | ScorerFactory | PickerFactory) => void
-  /** Seals the registry (the router does this when it is built). */
+  readonly filters: NameTable.NameTable<FilterFactory>
+  readonly scorers: NameTable.NameTable<ScorerFactory>
+  readonly pickers: NameTable.NameTable<PickerFactory>
+  /** Seals every table (the router does this when it is built). */
   readonly seal: () => void
 }
 
@@ -55,43 +54,38 @@ export class RoutingPlugins extends Context.Service<RoutingPlugins, RoutingPlugi
 
   /** A layer that registers a filter (its factory may need services: `factory` is an Effect). */
   static addFilter<E, R>(name: string, factory: Effect.Effect<FilterFactory, E, R>) {
-    return register("filter", name, factory)
+    return register((r) => r.filters, name, factory)
   }
   static addScorer<E, R>(name: string, factory: Effect.Effect<ScorerFactory, E, R>) {
-    return register("scorer", name, factory)
+    return register((r) => r.scorers, name, factory)
   }
   static addPicker<E, R>(name: string, factory: Effect.Effect<PickerFactory, E, R>) {
-    return register("picker", name, factory)
+    return register((r) => r.pickers, name, factory)
   }
 }
 
-const register = <E, R>(
-  kind: PluginKind,
+const register = <F, E, R>(
+  table: (registry: RoutingPluginsShape) => NameTable.NameTable<F>,
   name: string,
-  factory: Effect.Effect<FilterFactory | ScorerFactory | PickerFactory, E, R>
+  factory: Effect.Effect<F, E, R>
 ): Layer.Layer<never, E, R | RoutingPlugins> =>
   Layer.effectDiscard(Effect.gen(function*() {
     const registry = yield* RoutingPlugins
-    registry.add(kind, name, yield* factory)
+    table(registry).add(name, yield* factory)
   }))
 
 export const make = (): RoutingPluginsShape => {
-  const filters = new Map<string, FilterFactory>(Object.entries(builtinFilters))
-  const scorers = new Map<string, ScorerFactory>(Object.entries(builtinScorers))
-  const pickers = new Map<string, PickerFactory>(Object.entries(builtinPickers))
-  let sealed = false
+  const filters = NameTable.make<FilterFactory>("routing filter", Object.entries(builtinFilters))
+  const scorers = NameTable.make<ScorerFactory>("routing scorer", Object.entries(builtinScorers))
+  const pickers = NameTable.make<PickerFactory>("routing picker", Object.entries(builtinPickers))
   return {
     filters,
     scorers,
     pickers,
-    add: (kind, name, factory) => {
-      if (sealed) throw new Error(`routing plugin ${kind} "${name}" registered after the router was built`)
-      const table: Map<string, typeof factory> = kind === "filter" ? filters : kind === "scorer" ? scorers : pickers
-      if (table.has(name)) throw new Error(`routing plugin ${kind} "${name}" is already registered`)
-      table.set(name, factory)
-    },
     seal: () => {
-      sealed = true
+      filters.seal()
+      scorers.seal()
+      pickers.seal()
     }
   }
 }
@@ -99,7 +93,7 @@ export const make = (): RoutingPluginsShape => {
 /** Every name the routing plan uses that the registry does not know, with its config path. */
 export const check = (registry: RoutingPluginsShape, plan: RoutingPlan): ReadonlyArray<UnknownPlugin> => {
   const out: Array<UnknownPlugin> = []
-  const known = (m: ReadonlyMap<string, unknown>) => [...m.keys()]
+  const known = (t: { readonly names: () => ReadonlyArray<string> }) => t.names()
   plan.filters.forEach((name, i) => {
     if (!registry.filters.has(name)) {
       out.push(new UnknownPlugin({ path: `routing.filters[${i}]`, kind: "filter", name, known: known(registry.filters) }))
