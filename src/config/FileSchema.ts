@@ -36,6 +36,12 @@ const Ratio = Schema.Finite.check(Schema.isBetween({ minimum: 0, maximum: 1 }))
  */
 export const Dialect = Name
 
+/** Which request and response policies (extensions) run; names from the registries. */
+export const PolicySelection = Schema.Struct({
+  request: Schema.optionalKey(Schema.Array(Name)),
+  response: Schema.optionalKey(Schema.Array(Name))
+})
+
 export const ModelEntry = Schema.Struct({
   name: Name,
   aliases: Schema.optionalKey(Schema.Array(Name)),
@@ -54,7 +60,9 @@ export const ModelEntry = Schema.Struct({
   /** Time-to-first-token target; candidates predicted to miss it score lower. */
   ttft_target: Schema.optionalKey(Duration),
   /** Inter-token latency target (headroom scorer); default 100ms. */
-  itl_target: Schema.optionalKey(Duration)
+  itl_target: Schema.optionalKey(Duration),
+  /** The policies for this model (instead of the gateway-wide `extensions` lists). */
+  extensions: Schema.optionalKey(PolicySelection)
 })
 
 /** A backend serves a model under the public name, or under another upstream name. */
@@ -193,6 +201,16 @@ export const Budgets = Schema.Struct({
   window: Schema.optionalKey(Duration)
 })
 
+/** Request and response policies (extensions registered by layers): which run, and their deadline. */
+export const Extensions = Schema.Struct({
+  /** Request guardrails and transforms in order; default: every registered one. */
+  request: Schema.optionalKey(Schema.Array(Name)),
+  /** Response text filters in order; default: every registered one. */
+  response: Schema.optionalKey(Schema.Array(Name)),
+  /** Deadline of one policy call (a request policy, or one step of a response filter). */
+  timeout: Schema.optionalKey(Duration)
+})
+
 export const Server = Schema.Struct({
   host: Schema.optionalKey(Schema.String),
   port: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 65535 })))
@@ -208,7 +226,8 @@ export const ConfigFile = Schema.Struct({
   retries: Schema.optionalKey(Retries),
   budgets: Schema.optionalKey(Budgets),
   health: Schema.optionalKey(Health),
-  breakers: Schema.optionalKey(Breakers)
+  breakers: Schema.optionalKey(Breakers),
+  extensions: Schema.optionalKey(Extensions)
 })
 export type ConfigFile = typeof ConfigFile.Type
 

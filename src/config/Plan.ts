@@ -22,6 +22,18 @@ export interface ModelPlan {
   readonly allowedGpus: ReadonlyArray<string> | undefined
   readonly ttftTargetMs: number | undefined
   readonly itlTargetMs: number | undefined
+  /** This model's policy lists (undefined: the gateway's `extensions`). */
+  readonly extensions: PolicySelectionPlan | undefined
+}
+
+export interface PolicySelectionPlan {
+  readonly request?: ReadonlyArray<string> | undefined
+  readonly response?: ReadonlyArray<string> | undefined
+}
+
+export interface ExtensionsPlan extends PolicySelectionPlan {
+  /** Deadline of one policy call. */
+  readonly timeoutMs: number
 }
 
 export interface SimulatedPlan {
@@ -129,6 +141,7 @@ export interface Plan {
   readonly limits: { readonly maxBodyBytes: number }
   readonly retries: { readonly maxAttempts: number; readonly budgetRatio: number; readonly minPerSecond: number }
   readonly budgets: { readonly tokensPerWindow: number | undefined; readonly windowMs: number }
+  readonly extensions: ExtensionsPlan
 }
 
 export class PlanError extends Data.TaggedError("PlanError")<{
@@ -192,7 +205,8 @@ export const fromFile = (
       allowedQuantizations: m.allowed_quantizations,
       allowedGpus: m.allowed_gpus,
       ttftTargetMs: m.ttft_target === undefined ? undefined : durationMs(m.ttft_target),
-      itlTargetMs: m.itl_target === undefined ? undefined : durationMs(m.itl_target)
+      itlTargetMs: m.itl_target === undefined ? undefined : durationMs(m.itl_target),
+      extensions: m.extensions === undefined ? undefined : { request: m.extensions.request, response: m.extensions.response }
     })
   })
   const declared = (file.models ?? []).length > 0
@@ -223,7 +237,8 @@ export const fromFile = (
           allowedQuantizations: undefined,
           allowedGpus: undefined,
           ttftTargetMs: undefined,
-          itlTargetMs: undefined
+          itlTargetMs: undefined,
+          extensions: undefined
         })
         modelNames.set(name, implicit)
         served.set(implicit, upstream)
@@ -354,6 +369,11 @@ export const fromFile = (
     budgets: {
       tokensPerWindow: file.budgets?.tokens_per_window,
       windowMs: file.budgets?.window === undefined ? defaults.budgetWindowMs : durationMs(file.budgets.window)
+    },
+    extensions: {
+      request: file.extensions?.request,
+      response: file.extensions?.response,
+      timeoutMs: file.extensions?.timeout === undefined ? 1_000 : durationMs(file.extensions.timeout)
     }
   }
 }

@@ -66,6 +66,7 @@ export const modelPlan = (over: Partial<ModelPlan> = {}): ModelPlan => ({
   allowedGpus: undefined,
   ttftTargetMs: undefined,
   itlTargetMs: undefined,
+  extensions: undefined,
   ...over
 })
 
