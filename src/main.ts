@@ -1,3 +1,3 @@
-import * as Cluster from "./Cluster.ts"
+import * as Cli from "./cli/Main.ts"
 
-Cluster.main(process.argv.slice(2))
+Cli.main(process.argv.slice(2))
