@@ -88,10 +88,10 @@ const run = (args: ReadonlyArray<string>, env: Record<string, string> = {}, ms =
   })
 
 /** Starts a long-running command, waits for `ready` in its stdout, then SIGTERMs it. */
-const startAndStop = (args: ReadonlyArray<string>, ready: RegExp, ms = 20_000) =>
+const startAndStop = (args: ReadonlyArray<string>, ready: RegExp, env: Record<string, string> = {}, ms = 20_000) =>
   new Promise<{ readonly match: RegExpExecArray; readonly stdout: string; readonly code: number | null; readonly signal: NodeJS.Signals | null; readonly stopMs: number }>(
     (resolve, reject) => {
-      const child = spawnCli(args)
+      const child = spawnCli(args, env)
       let stdout = ""
       let stderr = ""
       let match: RegExpExecArray | null = null
@@ -270,6 +270,12 @@ describe("long-running commands", () => {
       expect(r.code).toBe(0)
       expect(r.stopMs).toBeLessThan(10_000)
     }
+  })
+
+  it("the bundle serves with budgets in Redis (ioredis, CommonJS, loaded on demand)", async () => {
+    const r = await startAndStop(["--config", quietConfig], /"sluice listening"/, { REDIS_URL: "redis://127.0.0.1:6379" })
+    expect(r.stdout).toContain("token budgets shared through redis")
+    expect(r.code).toBe(0)
   })
 
   it("simulate serves an engine until SIGTERM", async () => {
