@@ -84,8 +84,8 @@ if ! podman image exists "$DEBIAN_BASE"; then
   rootfs="$SCRATCH/rootfs.$$"
   bash scripts/image/debian-base.sh "$rootfs" "$mirror" >"$WORK/debootstrap.log" 2>&1 ||
     { rm -rf "$rootfs"; cannot "debootstrap from $mirror failed: $(tail -n 3 "$WORK/debootstrap.log")"; }
-  tar -C "$rootfs" -c . | podman import --change 'CMD ["/bin/bash"]' - "$DEBIAN_BASE" >/dev/null ||
-    { rm -rf "$rootfs"; cannot "podman import of the Debian root filesystem failed"; }
+  tar -C "$rootfs" -c . | podman import --change 'CMD ["/bin/bash"]' - "$DEBIAN_BASE" >"$WORK/import.log" 2>&1 ||
+    { rm -rf "$rootfs"; cannot "podman import of the Debian root filesystem failed: $(tail -n 3 "$WORK/import.log")"; }
   rm -rf "$rootfs"
 fi
 # A container that does nothing: if this fails, the machine cannot run containers (not Sluice's fault).
