@@ -159,6 +159,10 @@ describe("sluice --help / --version", () => {
     expect(dynamic.length).toBe(3)
   })
 
+  it("is executable as the package's bin: the bundle starts with a node shebang", () => {
+    expect(readFileSync(bin, "utf8").split("\n")[0]).toBe("#!/usr/bin/env node")
+  })
+
   it("prints the version from package.json and exits 0", async () => {
     const r = await run(["--version"])
     expect(r.timedOut).toBe(false)
