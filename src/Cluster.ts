@@ -9,19 +9,16 @@
  * worker that dies and, on SIGINT/SIGTERM, lets every worker drain before exiting.
  */
 import { NodeRuntime } from "@effect/platform-node"
-import { Effect, Layer } from "effect"
+import { Cause, Effect, Exit, Layer, Runtime } from "effect"
 import cluster from "node:cluster"
 import { availableParallelism } from "node:os"
+import type { Flags } from "./config/Settings.ts"
 import * as Gateway from "./Gateway.ts"
 
-const flag = (argv: ReadonlyArray<string>, name: string): string | undefined => {
-  const i = argv.indexOf(`--${name}`)
-  if (i >= 0) return argv[i + 1]
-  return argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3)
-}
-
-export const workerCount = (argv: ReadonlyArray<string>, env: NodeJS.ProcessEnv): number => {
-  const raw = flag(argv, "workers") ?? env["SLUICE_WORKERS"]
+/** `--workers` (checked by the command line) wins over `SLUICE_WORKERS`; default one. */
+export const workerCount = (flags: Flags, env: NodeJS.ProcessEnv): number => {
+  const raw = flags.workers ?? env["SLUICE_WORKERS"]
+  if (typeof raw === "number") return raw
   if (raw === undefined || raw === "") return 1
   if (raw === "auto") return availableParallelism()
   const n = Number(raw)
@@ -29,9 +26,9 @@ export const workerCount = (argv: ReadonlyArray<string>, env: NodeJS.ProcessEnv)
 }
 
 /** The primary: starts shared simulated engines, forks workers, restarts the ones that die. */
-const primary = (argv: ReadonlyArray<string>, workers: number) =>
+const primary = (flags: Flags, workers: number) =>
   Effect.gen(function*() {
-    const urls = yield* Gateway.launchSimulatedFleet(argv)
+    const urls = yield* Gateway.launchSimulatedFleet(flags)
     const env = { SLUICE_SIMULATED_URLS: JSON.stringify(urls), SLUICE_WORKER: "1" }
     let stopping = false
     const fork = () => cluster.fork(env)
@@ -61,14 +58,25 @@ const primary = (argv: ReadonlyArray<string>, workers: number) =>
     return yield* Effect.never
   })
 
-/** Entry point of the service binary. */
-export const main = (argv: ReadonlyArray<string>): void => {
-  const workers = workerCount(argv, process.env)
+/**
+ * A server stopped by SIGINT/SIGTERM has drained and shut down as asked: exit status 0,
+ * not 130 (what an interrupted program gets by default), so a container stop is a clean exit.
+ */
+const drainedIsSuccess: Runtime.Teardown = (exit, onExit) =>
+  Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause) ? onExit(0) : Runtime.defaultTeardown(exit, onExit)
+
+/**
+ * The serve command (`src/cli/` parsed its flags). Cluster workers re-run the same command
+ * line, so they see the same flags.
+ */
+export const serve = (flags: Flags): void => {
+  const workers = workerCount(flags, process.env)
   if (workers > 1 && cluster.isPrimary) {
-    Layer.launch(Layer.effectDiscard(primary(argv, workers)).pipe(Layer.provide(Gateway.logging(argv)))).pipe(
-      NodeRuntime.runMain
+    NodeRuntime.runMain(
+      Layer.launch(Layer.effectDiscard(primary(flags, workers)).pipe(Layer.provide(Gateway.logging(flags)))),
+      { teardown: drainedIsSuccess }
     )
     return
   }
-  Layer.launch(Gateway.main(argv)).pipe(NodeRuntime.runMain)
+  NodeRuntime.runMain(Layer.launch(Gateway.main(flags)), { teardown: drainedIsSuccess })
 }

@@ -18,6 +18,7 @@ import { HealthReports } from "./backends/Actor.ts"
 import { type EngineLauncher, Fleet } from "./backends/Fleet.ts"
 import * as SimulatedEngines from "./backends/SimulatedEngines.ts"
 import { GatewayConfig } from "./config/GatewayConfig.ts"
+import type * as Settings from "./config/Settings.ts"
 import { Dispatcher } from "./dispatch/Dispatch.ts"
 import { Lifecycle } from "./http/Lifecycle.ts"
 import * as Routes from "./http/Routes.ts"
@@ -121,14 +122,14 @@ export const make = <E>(parts: GatewayParts<E>) => {
 }
 
 /** The service binary's logging: JSON lines on stdout at the configured level. */
-export const logging = (argv: ReadonlyArray<string>) => Logging.layer(argv)
+export const logging = (flags: Settings.Flags) => Logging.layer(flags)
 
 /** The service binary's graph: config from flags and environment, JSON logs on stdout. */
-export const main = (argv: ReadonlyArray<string>) =>
+export const main = (flags: Settings.Flags) =>
   make({
-    config: GatewayConfig.fromEnvironment(argv),
+    config: GatewayConfig.fromEnvironment(flags),
     launcher: SimulatedEngines.layer,
-    requestLog: Layer.merge(Logging.layer(argv), Tracing.layer),
+    requestLog: Layer.merge(Logging.layer(flags), Tracing.layer),
     dataDir: "data"
   })
 
@@ -136,7 +137,7 @@ export const main = (argv: ReadonlyArray<string>) =>
  * Starts the `simulate:` engines of the configured plan in the current scope and returns
  * their URLs by backend id (the cluster primary shares one fleet with all its workers).
  */
-export const launchSimulatedFleet = (argv: ReadonlyArray<string>) =>
+export const launchSimulatedFleet = (flags: Settings.Flags) =>
   Effect.gen(function*() {
     const { initial } = yield* GatewayConfig
     const launcher = yield* SimulatedEngines.EngineLauncherService
@@ -145,4 +146,4 @@ export const launchSimulatedFleet = (argv: ReadonlyArray<string>) =>
       if (b.simulate !== undefined) urls[b.id] = yield* launcher.launch(b)
     }
     return urls
-  }).pipe(Effect.provide(Layer.merge(GatewayConfig.fromEnvironment(argv), SimulatedEngines.layer)))
+  }).pipe(Effect.provide(Layer.merge(GatewayConfig.fromEnvironment(flags), SimulatedEngines.layer)))

@@ -10,8 +10,10 @@ import { makeInMemory, TokenBudget } from "./Budget.ts"
 /** A connected ioredis client that fails commands fast instead of queueing them while Redis is down. */
 export const connect = (url: string) =>
   Effect.acquireRelease(
-    // ioredis is loaded only when Redis is configured.
-    Effect.promise(() => import("ioredis")).pipe(Effect.map(({ Redis }) =>
+    // ioredis is loaded only when Redis is configured. It is CommonJS: `default` is its
+    // module.exports both under Node's ESM loader and in the esbuild bundle, where the
+    // named export `Redis` does not exist (the bundle failed with "Redis is not a constructor").
+    Effect.promise(() => import("ioredis")).pipe(Effect.map(({ default: { Redis } }) =>
       new Redis(url, {
         lazyConnect: false,
         enableOfflineQueue: false,

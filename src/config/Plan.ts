@@ -127,12 +127,19 @@ export interface Plan {
   readonly budgets: { readonly tokensPerWindow: number | undefined; readonly windowMs: number }
 }
 
+export interface PlanIssue {
+  readonly path: string
+  readonly message: string
+}
+
+/** Every cross-field problem of a file (`path`/`message`: the first one). */
 export class PlanError extends Data.TaggedError("PlanError")<{
   readonly path: string
   readonly message: string
+  readonly issues: ReadonlyArray<PlanIssue>
 }> {
   override toString() {
-    return `${this.path}: ${this.message}`
+    return this.issues.map((i) => `${i.path}: ${i.message}`).join("; ")
   }
 }
 
@@ -169,14 +176,27 @@ const defaultMetrics = (dialect: string, simulated: boolean): BackendPlan["metri
   }
 }
 
-/** Validates a decoded file into a plan; the environment is passed in so tests control it. */
+/**
+ * Validates a decoded file into a plan; the environment is passed in so tests control it.
+ * Throws one PlanError listing every problem found (not just the first).
+ */
 export const fromFile = (
   file: ConfigFile,
   env: Readonly<Record<string, string | undefined>>
 ): Plan => {
-  const fail = (path: string, message: string): never => {
-    throw new PlanError({ path, message })
-  }
+  const issues: Array<PlanIssue> = []
+  const plan = validate(file, env, (path, message) => void issues.push({ path, message }))
+  const first = issues[0]
+  if (first !== undefined) throw new PlanError({ ...first, issues })
+  return plan
+}
+
+/** Builds the plan, reporting each problem through `fail` and carrying on to find the next. */
+const validate = (
+  file: ConfigFile,
+  env: Readonly<Record<string, string | undefined>>,
+  fail: (path: string, message: string) => void
+): Plan => {
   const models = new Map<ModelId, ModelPlan>()
   const modelNames = new Map<string, ModelId>()
   const claim = (name: string, id: ModelId, path: string) => {
