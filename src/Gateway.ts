@@ -140,9 +140,7 @@ export const launchSimulatedFleet = (argv: ReadonlyArray<string>) =>
   Effect.gen(function*() {
     const { initial } = yield* GatewayConfig
     const launcher = yield* SimulatedEngines.EngineLauncherService
-    const urls: Record<string, string> = {}
-    for (const b of initial.backends) {
-      if (b.simulate !== undefined) urls[b.id] = yield* launcher.launch(b)
-    }
-    return urls
+    const simulated = initial.backends.filter((b) => b.simulate !== undefined)
+    const launched = yield* Effect.forEach(simulated, (b) => launcher.launch(b), { concurrency: "unbounded" })
+    return Object.fromEntries(simulated.map((b, i) => [b.id, launched[i]!]))
   }).pipe(Effect.provide(Layer.merge(GatewayConfig.fromEnvironment(argv), SimulatedEngines.layer)))
