@@ -112,8 +112,20 @@ export interface BreakersPlan {
   readonly degradedWeight: number
 }
 
+/** The listener: where it listens and what it accepts. Read at start (a reload does not change it). */
+export interface ServerPlan {
+  readonly host: string
+  readonly port: number
+  /** Deadlines for *receiving* a request (never for sending the response); 0 = none. */
+  readonly headersTimeoutMs: number
+  readonly bodyTimeoutMs: number
+  /** 0 = no cap. */
+  readonly maxConnections: number
+  readonly maxConnectionsPerAddress: number
+}
+
 export interface Plan {
-  readonly server: { readonly host: string; readonly port: number }
+  readonly server: ServerPlan
   readonly models: ReadonlyMap<ModelId, ModelPlan>
   /** Every name a client may use (model ids and aliases) → the model id. */
   readonly modelNames: ReadonlyMap<string, ModelId>
@@ -139,6 +151,12 @@ export class PlanError extends Data.TaggedError("PlanError")<{
 export const defaults = {
   host: "127.0.0.1",
   port: 8080,
+  /** Receiving a request: headers within 10 s, all of it within 30 s (4 MiB at ~1.1 Mbit/s). */
+  headersTimeout: "10s",
+  bodyTimeout: "30s",
+  /** Per process. A proxy in front shows up as one address: raise the per-address cap (or 0) there. */
+  maxConnections: 10_000,
+  maxConnectionsPerAddress: 1_000,
   defaultMaxTokens: 256,
   maxConcurrency: 256,
   connections: 128,
@@ -307,11 +325,24 @@ export const fromFile = (
       deniedBackends: new Set((policy.denied_backends ?? []).map(BackendId))
     })
   }
+  const sv = file.server ?? {}
+  const headersTimeoutMs = durationMs(sv.headers_timeout ?? defaults.headersTimeout)
+  const bodyTimeoutMs = durationMs(sv.body_timeout ?? defaults.bodyTimeout)
+  if (headersTimeoutMs > 0 && bodyTimeoutMs > 0 && headersTimeoutMs > bodyTimeoutMs) {
+    fail("server.headers_timeout", "must not exceed server.body_timeout (the body deadline counts from the request's first byte too)")
+  }
   const h = file.health ?? {}
   const br = file.breakers ?? {}
   const r = file.retries ?? {}
   return {
-    server: { host: file.server?.host ?? defaults.host, port: file.server?.port ?? defaults.port },
+    server: {
+      host: sv.host ?? defaults.host,
+      port: sv.port ?? defaults.port,
+      headersTimeoutMs,
+      bodyTimeoutMs,
+      maxConnections: sv.max_connections ?? defaults.maxConnections,
+      maxConnectionsPerAddress: sv.max_connections_per_address ?? defaults.maxConnectionsPerAddress
+    },
     models,
     modelNames,
     backends,

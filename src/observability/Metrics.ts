@@ -41,6 +41,10 @@ const loopRestarts = Metric.gauge("sluice_backend_loop_restarts", { description:
 const reserved = Metric.gauge("sluice_reserved_tokens", { description: "Tokens held by open reservations" })
 const charged = Metric.gauge("sluice_charged_tokens", { description: "Tokens charged to tenants since start" })
 const records = Metric.gauge("sluice_accounting_records", { description: "Accounting records written since start" })
+const connectionsOpen = Metric.gauge("sluice_connections_open", { description: "Client connections open on the listener" })
+const connectionsRejected = Metric.gauge("sluice_connections_rejected", {
+  description: "Client connections refused or closed by the listener since start, by reason (caps, deadlines, parser)"
+})
 
 /**
  * `Metric.withAttributes` builds a new metric whose series key (a sorted JSON of its
@@ -109,6 +113,8 @@ export const render = (state: {
   readonly breakers: (now: number) => ReadonlyArray<{ readonly key: string; readonly state: BreakerState }>
   readonly budget: BudgetSnapshot
   readonly accounting: AccountingSnapshot
+  /** `rejected`: every reason of the listener's closed set, with its count. */
+  readonly connections: { readonly open: number; readonly rejected: ReadonlyArray<readonly [string, number]> }
 }): Effect.Effect<string> =>
   Effect.gen(function*() {
     const now = yield* Clock.currentTimeMillis
@@ -133,5 +139,9 @@ export const render = (state: {
     yield* Metric.update(reserved, state.budget.reservedTokens)
     yield* Metric.update(charged, state.budget.chargedTokens)
     yield* Metric.update(records, state.accounting.records)
+    yield* Metric.update(connectionsOpen, state.connections.open)
+    for (const [reason, n] of state.connections.rejected) {
+      yield* Metric.update(Metric.withAttributes(connectionsRejected, { reason }), n)
+    }
     return yield* PrometheusMetrics.format()
   })
