@@ -88,7 +88,7 @@ export const BackendEntry = Schema.Struct({
   }))),
   /** Relative routing weight (ordered fallback ignores it). */
   weight: Schema.optionalKey(Schema.Finite.check(Schema.isGreaterThan(0))),
-  /** Upstream connections kept per backend (undici pool). */
+  /** Upstream connections per backend for requests (undici pool); at least max_concurrency, default equal. */
   connections: Schema.optionalKey(PositiveInt),
   /** Engine performance profile for GPU-second and TTFT estimates (a simulator profile name). */
   profile: Schema.optionalKey(Schema.String),

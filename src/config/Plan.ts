@@ -44,6 +44,7 @@ export interface BackendPlan {
   readonly gpu: GpuSku
   readonly quantization: string
   readonly maxConcurrency: number
+  /** Upstream connections for requests: at least `maxConcurrency` (default: equal). */
   readonly connections: number
   readonly apiKey: Redacted.Redacted<string> | undefined
   readonly weight: number
@@ -159,7 +160,6 @@ export const defaults = {
   maxConnectionsPerAddress: 1_000,
   defaultMaxTokens: 256,
   maxConcurrency: 256,
-  connections: 128,
   timeouts: { connect: "5s", first_token: "60s", idle: "30s", total: "10m", queue: "5s", drain: "30s" },
   maxBodyBytes: 4 * 1024 * 1024,
   retries: { maxAttempts: 3, budgetRatio: 0.2, minPerSecond: 5 },
@@ -268,6 +268,18 @@ export const fromFile = (
       apiKey = Redacted.make(value!)
     }
     const simulate = b.simulate
+    // A request holds its upstream connection as long as its slot (a stream: its whole life), so a
+    // pool smaller than the slots would make requests wait inside the HTTP client, where neither
+    // timeouts.queue nor any metric sees them. The slot wait is the only wait for capacity.
+    const maxConcurrency = b.max_concurrency ?? defaults.maxConcurrency
+    const connections = b.connections ?? maxConcurrency
+    if (connections < maxConcurrency) {
+      fail(
+        `${path}.connections`,
+        `must be at least max_concurrency (${maxConcurrency}): each request in flight holds one upstream connection ` +
+          "for as long as it holds its slot, so a smaller pool makes requests wait where timeouts.queue does not apply"
+      )
+    }
     return {
       id: BackendId(b.id),
       dialect: b.dialect ?? (simulate?.dialect ?? "openai"),
@@ -282,8 +294,8 @@ export const fromFile = (
       models: served,
       gpu: GpuSku(b.gpu ?? "unknown"),
       quantization: b.quantization ?? "unknown",
-      maxConcurrency: b.max_concurrency ?? defaults.maxConcurrency,
-      connections: b.connections ?? Math.min(b.max_concurrency ?? defaults.connections, defaults.connections),
+      maxConcurrency,
+      connections,
       apiKey,
       weight: b.weight ?? 1,
       profile: b.profile ?? simulate?.profile,

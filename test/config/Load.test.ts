@@ -73,6 +73,17 @@ server: { max_connections: -1 }`)).toContain("server.max_connections")
 server: { headers_timeout: 40s, body_timeout: 0 }`).server.bodyTimeoutMs).toBe(0)
   })
 
+  it("sizes the upstream pool from the slots, and refuses a pool smaller than them", () => {
+    expect(plan(base).backends[0]).toMatchObject({ maxConcurrency: 8, connections: 8 })
+    expect(plan(base.replace("max_concurrency: 8", "max_concurrency: 300")).backends[0]!.connections).toBe(300)
+    expect(plan(base.replace("max_concurrency: 8", "max_concurrency: 8\n    connections: 20")).backends[0]!.connections).toBe(20)
+    const error = errorOf(base.replace("max_concurrency: 8", "max_concurrency: 8\n    connections: 4"))
+    expect(error).toContain("backends[0].connections")
+    expect(error).toContain("at least max_concurrency (8)")
+    // The default slot limit (256) with no pool size: the pool follows it.
+    expect(plan(base.replace("    max_concurrency: 8\n", "")).backends[0]).toMatchObject({ maxConcurrency: 256, connections: 256 })
+  })
+
   it("rejects unknown keys naming the path", () => {
     expect(errorOf(base.replace("max_concurrency: 8", "max_concurency: 8"))).toContain("backends[0].max_concurency")
     expect(errorOf(`${base}\ntimeouts: { frist_token: 2s }`)).toContain("timeouts.frist_token")
