@@ -20,7 +20,6 @@ import * as SimulatedEngines from "./backends/SimulatedEngines.ts"
 import { GatewayConfig } from "./config/GatewayConfig.ts"
 import { Dispatcher } from "./dispatch/Dispatch.ts"
 import * as ConnectionLimits from "./http/Connections.ts"
-import { Connections } from "./http/Connections.ts"
 import { Lifecycle } from "./http/Lifecycle.ts"
 import * as Routes from "./http/Routes.ts"
 import * as Logging from "./observability/Logging.ts"
@@ -39,7 +38,9 @@ export interface GatewayParts<E> {
   /** Where the embedded audit ledger is written when no database is configured (none: memory only). */
   readonly dataDir?: string | undefined
   /** The listener; default: node:http on the plan's host and port. */
-  readonly server?: Layer.Layer<HttpServer.HttpServer | Listener | Connections, unknown, GatewayConfig> | undefined
+  readonly server?:
+    | Layer.Layer<HttpServer.HttpServer | Listener | ConnectionLimits.Connections, unknown, GatewayConfig>
+    | undefined
 }
 
 /** The node:http server under the listener, so draining can close connections as they go idle. */
@@ -52,7 +53,11 @@ export class Listener extends Context.Service<Listener, { readonly server: Serve
  * receiving a request, connection caps, parser rejections in the OpenAI envelope), draining
  * in-flight requests for up to `timeouts.drain` on shutdown.
  */
-export const nodeServer: Layer.Layer<HttpServer.HttpServer | Listener | Connections, unknown, GatewayConfig> = Layer.unwrap(
+export const nodeServer: Layer.Layer<
+  HttpServer.HttpServer | Listener | ConnectionLimits.Connections,
+  unknown,
+  GatewayConfig
+> = Layer.unwrap(
   Effect.map(GatewayConfig, ({ initial }) => {
     const server = createServer(ConnectionLimits.serverOptions(initial.server))
     const connections = ConnectionLimits.guard(server, initial.server)
@@ -62,7 +67,7 @@ export const nodeServer: Layer.Layer<HttpServer.HttpServer | Listener | Connecti
       gracefulShutdownTimeout: initial.timeouts.drainMs
     }).pipe(
       Layer.merge(Layer.succeed(Listener, Listener.of({ server }))),
-      Layer.merge(Layer.succeed(Connections, connections))
+      Layer.merge(Layer.succeed(ConnectionLimits.Connections, connections))
     )
   })
 )
