@@ -17,7 +17,7 @@ const SLOTS = 160
 const STREAMS = 240
 const QUEUE_MS = 500
 /** Processing time on top of the queue timeout, as the gateway measures it (request log). */
-const GATEWAY_SLACK_MS = 1000
+const GATEWAY_SLACK_MS = 1500
 /**
  * How long each stream holds its slot. A stream that waited inside the HTTP client got its headers
  * only when an earlier stream ended, after HOLD_MS. This process is the clients, the gateway and
