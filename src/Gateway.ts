@@ -20,6 +20,7 @@ import * as SimulatedEngines from "./backends/SimulatedEngines.ts"
 import { GatewayConfig } from "./config/GatewayConfig.ts"
 import type * as Settings from "./config/Settings.ts"
 import { Dispatcher } from "./dispatch/Dispatch.ts"
+import * as ConnectionLimits from "./http/Connections.ts"
 import { Lifecycle } from "./http/Lifecycle.ts"
 import * as Routes from "./http/Routes.ts"
 import * as Logging from "./observability/Logging.ts"
@@ -38,7 +39,9 @@ export interface GatewayParts<E> {
   /** Where the embedded audit ledger is written when no database is configured (none: memory only). */
   readonly dataDir?: string | undefined
   /** The listener; default: node:http on the plan's host and port. */
-  readonly server?: Layer.Layer<HttpServer.HttpServer | Listener, unknown, GatewayConfig> | undefined
+  readonly server?:
+    | Layer.Layer<HttpServer.HttpServer | Listener | ConnectionLimits.Connections, unknown, GatewayConfig>
+    | undefined
 }
 
 /** The node:http server under the listener, so draining can close connections as they go idle. */
@@ -46,15 +49,27 @@ export class Listener extends Context.Service<Listener, { readonly server: Serve
   static readonly none = Layer.succeed(Listener, Listener.of({ server: undefined }))
 }
 
-/** node:http on the plan's address, draining in-flight requests for up to `timeouts.drain` on shutdown. */
-export const nodeServer: Layer.Layer<HttpServer.HttpServer | Listener, unknown, GatewayConfig> = Layer.unwrap(
+/**
+ * node:http on the plan's address, with the connection limits of `server:` (deadlines for
+ * receiving a request, connection caps, parser rejections in the OpenAI envelope), draining
+ * in-flight requests for up to `timeouts.drain` on shutdown.
+ */
+export const nodeServer: Layer.Layer<
+  HttpServer.HttpServer | Listener | ConnectionLimits.Connections,
+  unknown,
+  GatewayConfig
+> = Layer.unwrap(
   Effect.map(GatewayConfig, ({ initial }) => {
-    const server = createServer({ keepAliveTimeout: 65_000 })
+    const server = createServer(ConnectionLimits.serverOptions(initial.server))
+    const connections = ConnectionLimits.guard(server, initial.server)
     return NodeHttpServer.layer(() => server, {
       host: initial.server.host,
       port: initial.server.port,
       gracefulShutdownTimeout: initial.timeouts.drainMs
-    }).pipe(Layer.merge(Layer.succeed(Listener, Listener.of({ server }))))
+    }).pipe(
+      Layer.merge(Layer.succeed(Listener, Listener.of({ server }))),
+      Layer.merge(Layer.succeed(ConnectionLimits.Connections, connections))
+    )
   })
 )
 
@@ -141,9 +156,7 @@ export const launchSimulatedFleet = (flags: Settings.Flags) =>
   Effect.gen(function*() {
     const { initial } = yield* GatewayConfig
     const launcher = yield* SimulatedEngines.EngineLauncherService
-    const urls: Record<string, string> = {}
-    for (const b of initial.backends) {
-      if (b.simulate !== undefined) urls[b.id] = yield* launcher.launch(b)
-    }
-    return urls
+    const simulated = initial.backends.filter((b) => b.simulate !== undefined)
+    const launched = yield* Effect.forEach(simulated, (b) => launcher.launch(b), { concurrency: "unbounded" })
+    return Object.fromEntries(simulated.map((b, i) => [b.id, launched[i]!]))
   }).pipe(Effect.provide(Layer.merge(GatewayConfig.fromEnvironment(flags), SimulatedEngines.layer)))

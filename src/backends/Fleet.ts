@@ -48,8 +48,14 @@ export class Fleet extends Context.Service<Fleet, {
 const build = (plan: Plan, launcher: EngineLauncher["Service"]) =>
   Effect.gen(function*() {
     const backends: Array<Backend> = []
-    for (const bp of plan.backends) {
-      const url = bp.url ?? (yield* launcher.launch(bp))
+    // Simulated engines boot in parallel (each in its own thread), not one after another.
+    const launched = yield* Effect.forEach(
+      plan.backends,
+      (bp) => bp.url === undefined ? launcher.launch(bp) : Effect.succeed(bp.url),
+      { concurrency: "unbounded" }
+    )
+    for (const [i, bp] of plan.backends.entries()) {
+      const url = launched[i]!
       const resolved: BackendPlan = { ...bp, url }
       const pool = Upstream.make(url, {
         connections: bp.connections,

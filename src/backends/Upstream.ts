@@ -40,7 +40,18 @@ export interface UpstreamPool {
   readonly close: Effect.Effect<void>
   /** Requests currently open on the pool (for tests and metrics). */
   readonly open: () => number
+  /**
+   * Requests waiting inside the HTTP client for a connection. Zero by construction (the pool
+   * is never smaller than the slots); a gauge shows it so a hidden wait cannot come back unseen.
+   */
+  readonly queued: () => number
 }
+
+/**
+ * Connections beyond `connections` for the backend actor's own traffic (one metrics scrape and
+ * one probe at a time), which holds no slot: neither waits for the other at full load.
+ */
+export const CONTROL_CONNECTIONS = 2
 
 const describe = (e: unknown): string => {
   if (typeof e === "object" && e !== null) {
@@ -64,7 +75,7 @@ export const make = (
   const url = new URL(baseUrl)
   const basePath = url.pathname.replace(/\/+$/, "")
   const pool = new Pool(url.origin, {
-    connections: options.connections,
+    connections: options.connections + CONTROL_CONNECTIONS,
     pipelining: 1,
     keepAliveTimeout: 30_000,
     connectTimeout: options.connectTimeoutMs,
@@ -133,7 +144,8 @@ export const make = (
     getFromOrigin: (path, timeoutMs) =>
       send("GET", path, undefined, {}, timeoutMs, () => new Unavailable({ status: undefined, message: `GET ${path} timed out` })),
     close: Effect.promise(() => pool.destroy()).pipe(Effect.ignore),
-    open: () => open
+    open: () => open,
+    queued: () => pool.stats.queued
   }
 }
 

@@ -88,7 +88,7 @@ export const BackendEntry = Schema.Struct({
   }))),
   /** Relative routing weight (ordered fallback ignores it). */
   weight: Schema.optionalKey(Schema.Finite.check(Schema.isGreaterThan(0))),
-  /** Upstream connections kept per backend (undici pool). */
+  /** Upstream connections per backend for requests (undici pool); at least max_concurrency, default equal. */
   connections: Schema.optionalKey(PositiveInt),
   /** Engine performance profile for GPU-second and TTFT estimates (a simulator profile name). */
   profile: Schema.optionalKey(Schema.String),
@@ -189,9 +189,19 @@ export const Budgets = Schema.Struct({
   window: Schema.optionalKey(Duration)
 })
 
+const Count = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))
+
 export const Server = Schema.Struct({
   host: Schema.optionalKey(Schema.String),
-  port: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 65535 })))
+  port: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 65535 }))),
+  /** A request's headers must arrive within this, from its first byte (0: no deadline). */
+  headers_timeout: Schema.optionalKey(Duration),
+  /** The whole request, headers and body, must arrive within this, from its first byte (0: no deadline). */
+  body_timeout: Schema.optionalKey(Duration),
+  /** Open client connections at most (per process); more are closed at accept (0: no cap). */
+  max_connections: Schema.optionalKey(Count),
+  /** Open client connections from one address at most (per process; 0: no cap). */
+  max_connections_per_address: Schema.optionalKey(Count)
 })
 
 export const ConfigFile = Schema.Struct({

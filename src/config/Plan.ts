@@ -44,6 +44,7 @@ export interface BackendPlan {
   readonly gpu: GpuSku
   readonly quantization: string
   readonly maxConcurrency: number
+  /** Upstream connections for requests: at least `maxConcurrency` (default: equal). */
   readonly connections: number
   readonly apiKey: Redacted.Redacted<string> | undefined
   readonly weight: number
@@ -112,8 +113,20 @@ export interface BreakersPlan {
   readonly degradedWeight: number
 }
 
+/** The listener: where it listens and what it accepts. Read at start (a reload does not change it). */
+export interface ServerPlan {
+  readonly host: string
+  readonly port: number
+  /** Deadlines for *receiving* a request (never for sending the response); 0 = none. */
+  readonly headersTimeoutMs: number
+  readonly bodyTimeoutMs: number
+  /** 0 = no cap. */
+  readonly maxConnections: number
+  readonly maxConnectionsPerAddress: number
+}
+
 export interface Plan {
-  readonly server: { readonly host: string; readonly port: number }
+  readonly server: ServerPlan
   readonly models: ReadonlyMap<ModelId, ModelPlan>
   /** Every name a client may use (model ids and aliases) → the model id. */
   readonly modelNames: ReadonlyMap<string, ModelId>
@@ -146,9 +159,14 @@ export class PlanError extends Data.TaggedError("PlanError")<{
 export const defaults = {
   host: "127.0.0.1",
   port: 8080,
+  /** Receiving a request: headers within 10 s, all of it within 30 s (4 MiB at ~1.1 Mbit/s). */
+  headersTimeout: "10s",
+  bodyTimeout: "30s",
+  /** Per process. A proxy in front shows up as one address: raise the per-address cap (or 0) there. */
+  maxConnections: 10_000,
+  maxConnectionsPerAddress: 1_000,
   defaultMaxTokens: 256,
   maxConcurrency: 256,
-  connections: 128,
   timeouts: { connect: "5s", first_token: "60s", idle: "30s", total: "10m", queue: "5s", drain: "30s" },
   maxBodyBytes: 4 * 1024 * 1024,
   retries: { maxAttempts: 3, budgetRatio: 0.2, minPerSecond: 5 },
@@ -270,6 +288,18 @@ const validate = (
       apiKey = Redacted.make(value!)
     }
     const simulate = b.simulate
+    // A request holds its upstream connection as long as its slot (a stream: its whole life), so a
+    // pool smaller than the slots would make requests wait inside the HTTP client, where neither
+    // timeouts.queue nor any metric sees them. The slot wait is the only wait for capacity.
+    const maxConcurrency = b.max_concurrency ?? defaults.maxConcurrency
+    const connections = b.connections ?? maxConcurrency
+    if (connections < maxConcurrency) {
+      fail(
+        `${path}.connections`,
+        `must be at least max_concurrency (${maxConcurrency}): each request in flight holds one upstream connection ` +
+          "for as long as it holds its slot, so a smaller pool makes requests wait where timeouts.queue does not apply"
+      )
+    }
     return {
       id: BackendId(b.id),
       dialect: b.dialect ?? (simulate?.dialect ?? "openai"),
@@ -284,8 +314,8 @@ const validate = (
       models: served,
       gpu: GpuSku(b.gpu ?? "unknown"),
       quantization: b.quantization ?? "unknown",
-      maxConcurrency: b.max_concurrency ?? defaults.maxConcurrency,
-      connections: b.connections ?? Math.min(b.max_concurrency ?? defaults.connections, defaults.connections),
+      maxConcurrency,
+      connections,
       apiKey,
       weight: b.weight ?? 1,
       profile: b.profile ?? simulate?.profile,
@@ -327,11 +357,24 @@ const validate = (
       deniedBackends: new Set((policy.denied_backends ?? []).map(BackendId))
     })
   }
+  const sv = file.server ?? {}
+  const headersTimeoutMs = durationMs(sv.headers_timeout ?? defaults.headersTimeout)
+  const bodyTimeoutMs = durationMs(sv.body_timeout ?? defaults.bodyTimeout)
+  if (headersTimeoutMs > 0 && bodyTimeoutMs > 0 && headersTimeoutMs > bodyTimeoutMs) {
+    fail("server.headers_timeout", "must not exceed server.body_timeout (the body deadline counts from the request's first byte too)")
+  }
   const h = file.health ?? {}
   const br = file.breakers ?? {}
   const r = file.retries ?? {}
   return {
-    server: { host: file.server?.host ?? defaults.host, port: file.server?.port ?? defaults.port },
+    server: {
+      host: sv.host ?? defaults.host,
+      port: sv.port ?? defaults.port,
+      headersTimeoutMs,
+      bodyTimeoutMs,
+      maxConnections: sv.max_connections ?? defaults.maxConnections,
+      maxConnectionsPerAddress: sv.max_connections_per_address ?? defaults.maxConnectionsPerAddress
+    },
     models,
     modelNames,
     backends,

@@ -16,6 +16,7 @@ import type { Frame, FrameSource, UnaryResult, UpstreamCall } from "../backends/
 import { BreakerOpen, type FailureReason, TimeToFirstTokenExceeded } from "../backends/Failure.ts"
 import type { Plan } from "../config/Plan.ts"
 import type { GatewayRequest } from "../domain/Request.ts"
+import * as Metrics from "../observability/Metrics.ts"
 import { Breakers, keyOf } from "../resilience/Breakers.ts"
 import { RetryBudget } from "../resilience/RetryBudget.ts"
 import { Affinity } from "../routing/Affinity.ts"
@@ -164,7 +165,11 @@ export class Dispatcher extends Context.Service<Dispatcher, {
 
       const hold = (req: GatewayRequest, backend: Backend, plan: Plan, tracker: RequestTracker) =>
         Effect.gen(function*() {
-          yield* backend.slots.acquire(plan.timeouts.queueMs)
+          // The request's only wait for capacity, metered whether it waited or not.
+          const waited = yield* backend.slots.acquire(plan.timeouts.queueMs).pipe(
+            Effect.tapError((e) => Metrics.recordQueueWait(req.model.id, backend.id, e.afterMs))
+          )
+          yield* Metrics.recordQueueWait(req.model.id, backend.id, waited)
           const tokens = req.estimate.reservationTokens
           yield* Effect.acquireRelease(
             Effect.sync(() => {

@@ -7,6 +7,7 @@ import { HttpRouter, HttpServerResponse } from "effect/http"
 import { envelope } from "../api/openai/ErrorEnvelope.ts"
 import { GatewayConfig } from "../config/GatewayConfig.ts"
 import type { CallKind } from "../backends/Contract.ts"
+import { Connections } from "./Connections.ts"
 import { makeHandler } from "./Handlers.ts"
 import { Lifecycle } from "./Lifecycle.ts"
 import { UsageSink } from "../accounting/Accounting.ts"
@@ -81,12 +82,14 @@ const Prometheus = HttpRouter.use((router) =>
     const breakers = yield* Breakers
     const budget = yield* TokenBudget
     const sink = yield* UsageSink
+    const connections = yield* Connections
     yield* router.add("GET", "/metrics", Effect.gen(function*() {
       const text = yield* Metrics.render({
         backends: fleet.all,
         breakers: breakers.snapshot,
         budget: yield* budget.snapshot,
-        accounting: yield* sink.snapshot
+        accounting: yield* sink.snapshot,
+        connections: { open: connections.open(), rejected: connections.rejected() }
       })
       return HttpServerResponse.text(text, { contentType: "text/plain; version=0.0.4; charset=utf-8" })
     }))

@@ -31,16 +31,29 @@ const waste = Metric.counter("sluice_attempt_waste_prompt_tokens_total", {
   incremental: true
 })
 
+const queueWait = Metric.histogram("sluice_queue_wait_seconds", {
+  description: "Time an attempt waited for a free slot on the backend (0 when one was free; the queue timeout when none came)",
+  boundaries: latencyBuckets
+})
+
 const backendHealth = Metric.gauge("sluice_backend_health", { description: "1 for the backend's current health state" })
 const breakerState = Metric.gauge("sluice_breaker_state", { description: "1 for the (model, GPU SKU) breaker's current state" })
 const inFlight = Metric.gauge("sluice_backend_in_flight", { description: "Requests holding a slot on the backend" })
 const queueDepth = Metric.gauge("sluice_backend_queue_depth", { description: "Engine waiting queue (scraped)" })
 const kvUsage = Metric.gauge("sluice_backend_kv_cache_usage", { description: "Engine KV-cache use 0..1 (scraped)" })
 const tokensPerSecond = Metric.gauge("sluice_backend_tokens_per_second", { description: "Output tokens/s per stream (EWMA)" })
+const slotQueueDepth = Metric.gauge("sluice_slot_queue_depth", { description: "Requests waiting in the gateway for a free slot on the backend" })
+const upstreamQueued = Metric.gauge("sluice_upstream_queued", {
+  description: "Requests waiting inside the HTTP client for an upstream connection (0 unless a wait escaped the slots)"
+})
 const loopRestarts = Metric.gauge("sluice_backend_loop_restarts", { description: "Supervised loop restarts" })
 const reserved = Metric.gauge("sluice_reserved_tokens", { description: "Tokens held by open reservations" })
 const charged = Metric.gauge("sluice_charged_tokens", { description: "Tokens charged to tenants since start" })
 const records = Metric.gauge("sluice_accounting_records", { description: "Accounting records written since start" })
+const connectionsOpen = Metric.gauge("sluice_connections_open", { description: "Client connections open on the listener" })
+const connectionsRejected = Metric.gauge("sluice_connections_rejected", {
+  description: "Client connections refused or closed by the listener since start, by reason (caps, deadlines, parser)"
+})
 
 /**
  * `Metric.withAttributes` builds a new metric whose series key (a sorted JSON of its
@@ -100,6 +113,13 @@ export const recordRequest = (s: RequestSample): Effect.Effect<void> =>
     return Effect.void
   })
 
+/** One slot wait (every attempt records one, 0 included), by model and backend. */
+export const recordQueueWait = (model: string, backend: string, waitedMs: number): Effect.Effect<void> =>
+  Effect.contextWith((context) => {
+    tagged(queueWait, { model, backend }).updateUnsafe(waitedMs / 1000, context)
+    return Effect.void
+  })
+
 const HEALTH = ["cold", "healthy", "degraded", "unhealthy"] as const
 const BREAKER: ReadonlyArray<BreakerState> = ["closed", "degraded", "open", "half_open"]
 
@@ -109,6 +129,8 @@ export const render = (state: {
   readonly breakers: (now: number) => ReadonlyArray<{ readonly key: string; readonly state: BreakerState }>
   readonly budget: BudgetSnapshot
   readonly accounting: AccountingSnapshot
+  /** `rejected`: every reason of the listener's closed set, with its count. */
+  readonly connections: { readonly open: number; readonly rejected: ReadonlyArray<readonly [string, number]> }
 }): Effect.Effect<string> =>
   Effect.gen(function*() {
     const now = yield* Clock.currentTimeMillis
@@ -116,6 +138,8 @@ export const render = (state: {
       const id = { backend: b.id }
       for (const h of HEALTH) yield* Metric.update(Metric.withAttributes(backendHealth, { ...id, state: h }), b.health === h ? 1 : 0)
       yield* Metric.update(Metric.withAttributes(inFlight, id), b.slots.inUse)
+      yield* Metric.update(Metric.withAttributes(slotQueueDepth, id), b.slots.queued)
+      yield* Metric.update(Metric.withAttributes(upstreamQueued, id), b.pool.queued())
       yield* Metric.update(Metric.withAttributes(loopRestarts, id), b.loopRestarts)
       if (b.signals !== undefined) {
         yield* Metric.update(Metric.withAttributes(queueDepth, id), b.signals.waiting)
@@ -133,5 +157,9 @@ export const render = (state: {
     yield* Metric.update(reserved, state.budget.reservedTokens)
     yield* Metric.update(charged, state.budget.chargedTokens)
     yield* Metric.update(records, state.accounting.records)
+    yield* Metric.update(connectionsOpen, state.connections.open)
+    for (const [reason, n] of state.connections.rejected) {
+      yield* Metric.update(Metric.withAttributes(connectionsRejected, { reason }), n)
+    }
     return yield* PrometheusMetrics.format()
   })

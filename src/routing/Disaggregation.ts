@@ -24,6 +24,7 @@ import type { UpstreamCall } from "../backends/Contract.ts"
 import type { Plan } from "../config/Plan.ts"
 import { RequestId } from "../domain/Ids.ts"
 import type { GatewayRequest } from "../domain/Request.ts"
+import * as Metrics from "../observability/Metrics.ts"
 
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()
@@ -87,7 +88,10 @@ export const decodeLeg = (
     const p = pickPrefill(prefill, now)
     const tokens = req.estimate.promptTokens + 1
     const leg = Effect.gen(function*() {
-      yield* p.slots.acquire(plan.timeouts.queueMs)
+      const waited = yield* p.slots.acquire(plan.timeouts.queueMs).pipe(
+        Effect.tapError((e) => Metrics.recordQueueWait(req.model.id, p.id, e.afterMs))
+      )
+      yield* Metrics.recordQueueWait(req.model.id, p.id, waited)
       yield* Effect.acquireRelease(
         Effect.sync(() => {
           p.inFlightTokens += tokens

@@ -34,7 +34,14 @@ backends:
 describe("config", () => {
   it("decodes a file into an immutable plan with defaults", () => {
     const p = plan(base)
-    expect(p.server).toEqual({ host: "127.0.0.1", port: 8080 })
+    expect(p.server).toEqual({
+      host: "127.0.0.1",
+      port: 8080,
+      headersTimeoutMs: 10_000,
+      bodyTimeoutMs: 30_000,
+      maxConnections: 10_000,
+      maxConnectionsPerAddress: 1_000
+    })
     expect(p.modelNames.get("llama3")).toBe("llama-3.1-8b")
     const b = p.backends[0]!
     expect(b.maxConcurrency).toBe(8)
@@ -51,6 +58,30 @@ limits: { max_body_bytes: 512KiB }
 `)
     expect(p.timeouts).toMatchObject({ connectMs: 250, firstTokenMs: 2000, idleMs: 1500, totalMs: 300_000 })
     expect(p.limits.maxBodyBytes).toBe(512 * 1024)
+  })
+
+  it("reads the listener's deadlines and connection caps, 0 switching one off", () => {
+    const p = plan(`${base}
+server: { headers_timeout: 2s, body_timeout: 1m, max_connections: 0, max_connections_per_address: 64 }
+`)
+    expect(p.server).toMatchObject({ headersTimeoutMs: 2000, bodyTimeoutMs: 60_000, maxConnections: 0, maxConnectionsPerAddress: 64 })
+    expect(errorOf(`${base}
+server: { headers_timeout: 40s, body_timeout: 30s }`)).toContain("server.headers_timeout")
+    expect(errorOf(`${base}
+server: { max_connections: -1 }`)).toContain("server.max_connections")
+    expect(plan(`${base}
+server: { headers_timeout: 40s, body_timeout: 0 }`).server.bodyTimeoutMs).toBe(0)
+  })
+
+  it("sizes the upstream pool from the slots, and refuses a pool smaller than them", () => {
+    expect(plan(base).backends[0]).toMatchObject({ maxConcurrency: 8, connections: 8 })
+    expect(plan(base.replace("max_concurrency: 8", "max_concurrency: 300")).backends[0]!.connections).toBe(300)
+    expect(plan(base.replace("max_concurrency: 8", "max_concurrency: 8\n    connections: 20")).backends[0]!.connections).toBe(20)
+    const error = errorOf(base.replace("max_concurrency: 8", "max_concurrency: 8\n    connections: 4"))
+    expect(error).toContain("backends[0].connections")
+    expect(error).toContain("at least max_concurrency (8)")
+    // The default slot limit (256) with no pool size: the pool follows it.
+    expect(plan(base.replace("    max_concurrency: 8\n", "")).backends[0]).toMatchObject({ maxConcurrency: 256, connections: 256 })
   })
 
   it("rejects unknown keys naming the path", () => {

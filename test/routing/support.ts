@@ -23,7 +23,8 @@ const pool: UpstreamPool = {
   post: () => Effect.die("the router must not call a backend"),
   getFromOrigin: () => Effect.die("the router must not call a backend"),
   close: Effect.void,
-  open: () => 0
+  open: () => 0,
+  queued: () => 0
 }
 
 const adapter: Adapter = {
