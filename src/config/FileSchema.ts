@@ -149,16 +149,33 @@ export const Routing = Schema.Struct({
   /** Tenant policy (the `tenant` filter): tenant id → the backends it may or may not use. */
   tenants: Schema.optionalKey(Schema.Record(Schema.String, TenantRouting)),
   /** Prefill/decode pools: prompts shorter than this are served by one engine, not split in two legs. */
-  pd_min_prompt_tokens: Schema.optionalKey(Schema.Int.check(Schema.isGreaterThanOrEqualTo(0)))
+  pd_min_prompt_tokens: Schema.optionalKey(Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))),
+  /**
+   * Panic routing: when the share of a model's candidates that the health and breaker
+   * filters keep falls below this, those filters are ignored and every candidate is ranked
+   * (the excluded ones last). 0 disables it.
+   */
+  panic_threshold: Schema.optionalKey(Ratio)
 })
 
-/** Backend health from probes and token throughput. */
+/** Backend health from probes and the outcomes of real requests. */
 export const Health = Schema.Struct({
   probe_interval: Schema.optionalKey(Duration),
   probe_timeout: Schema.optionalKey(Duration),
+  /** First re-probe of an unhealthy or cold backend; the delay doubles up to probe_backoff_max. */
+  probe_backoff: Schema.optionalKey(Duration),
+  probe_backoff_max: Schema.optionalKey(Duration),
   scrape_interval: Schema.optionalKey(Duration),
-  /** Below this output rate (tokens/s, EWMA over streams) a backend is degraded. */
+  /** Below this output rate (tokens/s of a stream) the stream counts as a bad outcome. */
   min_tokens_per_second: Schema.optionalKey(Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0))),
+  /** Sliding window of request outcomes that health is judged on. */
+  window: Schema.optionalKey(Duration),
+  /** Outcomes the window must hold before its failure rate can make a backend unhealthy. */
+  min_samples: Schema.optionalKey(PositiveInt),
+  /** Failure rate at or above which a backend is unhealthy (excluded). */
+  unhealthy_at: Schema.optionalKey(Ratio),
+  /** Failure rate at or above which a backend is degraded (lower routing weight). */
+  degrade_at: Schema.optionalKey(Ratio),
   /** Consecutive failed probes before unhealthy. */
   unhealthy_after: Schema.optionalKey(PositiveInt),
   /** Repetition detector: a window of recent tokens and how many times an n-gram may repeat in it. */

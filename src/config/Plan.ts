@@ -88,13 +88,21 @@ export interface RoutingPlan {
   /** Tenant id → policy; a tenant not listed may use every backend. */
   readonly tenants: ReadonlyMap<string, TenantRoutingPlan>
   readonly pdMinPromptTokens: number
+  /** Below this share of candidates kept by the health and breaker filters, route in panic. */
+  readonly panicThreshold: number
 }
 
 export interface HealthPlan {
   readonly probeIntervalMs: number
   readonly probeTimeoutMs: number
+  readonly probeBackoffMs: number
+  readonly probeBackoffMaxMs: number
   readonly scrapeIntervalMs: number
   readonly minTokensPerSecond: number
+  readonly windowMs: number
+  readonly minSamples: number
+  readonly unhealthyAt: number
+  readonly degradeAt: number
   readonly unhealthyAfter: number
   readonly repetitionWindow: number
   readonly repetitionNgram: number
@@ -149,7 +157,18 @@ export const defaults = {
   filters: ["model_served", "health", "breaker", "quantization", "sku", "saturation", "tenant"],
   /** 512 blocks × 64 chars ≈ 32K characters ≈ 8K tokens of prompt are matchable (e.g. a 6K-token system prompt). */
   prefixMaxBlocks: 512,
-  scorers: { prefix_cache: 3, queue_depth: 2, kv_usage: 2, session_affinity: 2, predicted_ttft: 1, headroom: 1 }
+  scorers: { prefix_cache: 3, queue_depth: 2, kv_usage: 2, session_affinity: 2, predicted_ttft: 1, headroom: 1 },
+  /** Envoy's default: route in panic below 50% of the candidates available. */
+  panicThreshold: 0.5,
+  health: {
+    probeBackoffMs: 250,
+    probeBackoffMaxMs: 1_000,
+    windowMs: 30_000,
+    minSamples: 10,
+    unhealthyAt: 0.5,
+    degradeAt: 0.2,
+    unhealthyAfter: 3
+  }
 } as const
 
 /** Which metrics names a backend exposes, by dialect (simulated engines speak vLLM's names). */
@@ -308,6 +327,9 @@ export const fromFile = (
     })
   }
   const h = file.health ?? {}
+  if ((h.degrade_at ?? defaults.health.degradeAt) > (h.unhealthy_at ?? defaults.health.unhealthyAt)) {
+    fail("health.degrade_at", "must not exceed health.unhealthy_at")
+  }
   const br = file.breakers ?? {}
   const r = file.retries ?? {}
   return {
@@ -329,14 +351,21 @@ export const fromFile = (
       sessionTtlMs: rt.session_ttl === undefined ? 10 * 60_000 : durationMs(rt.session_ttl),
       seed: rt.seed,
       tenants,
-      pdMinPromptTokens: rt.pd_min_prompt_tokens ?? 256
+      pdMinPromptTokens: rt.pd_min_prompt_tokens ?? 256,
+      panicThreshold: rt.panic_threshold ?? defaults.panicThreshold
     },
     health: {
       probeIntervalMs: h.probe_interval === undefined ? 10_000 : durationMs(h.probe_interval),
       probeTimeoutMs: h.probe_timeout === undefined ? 5_000 : durationMs(h.probe_timeout),
+      probeBackoffMs: h.probe_backoff === undefined ? defaults.health.probeBackoffMs : durationMs(h.probe_backoff),
+      probeBackoffMaxMs: h.probe_backoff_max === undefined ? defaults.health.probeBackoffMaxMs : durationMs(h.probe_backoff_max),
       scrapeIntervalMs: h.scrape_interval === undefined ? 1_000 : durationMs(h.scrape_interval),
       minTokensPerSecond: h.min_tokens_per_second ?? 1,
-      unhealthyAfter: h.unhealthy_after ?? 3,
+      windowMs: h.window === undefined ? defaults.health.windowMs : durationMs(h.window),
+      minSamples: h.min_samples ?? defaults.health.minSamples,
+      unhealthyAt: h.unhealthy_at ?? defaults.health.unhealthyAt,
+      degradeAt: h.degrade_at ?? defaults.health.degradeAt,
+      unhealthyAfter: h.unhealthy_after ?? defaults.health.unhealthyAfter,
       repetitionWindow: h.repetition_window ?? 256,
       repetitionNgram: h.repetition_ngram ?? 8,
       repetitionMax: h.repetition_max ?? 12

@@ -7,6 +7,10 @@
  * scope stays open until the request's scope closes. A stream commits at its first token,
  * awaited under the time-to-first-token deadline; after that nothing here runs again for
  * this request: a later failure belongs to the relay and ends the stream.
+ *
+ * A retry-after answer cools the backend down (and is neither breaker nor health
+ * evidence). A route ranked in panic admits candidates behind an open breaker. A unary
+ * answer is reported to the backend's health as a served request.
  */
 import { type Cause, Clock, Context, Effect, Exit, identity, Layer, References, Scope } from "effect"
 import type { RequestTracker } from "../accounting/Tracker.ts"
@@ -20,6 +24,7 @@ import { Breakers, keyOf } from "../resilience/Breakers.ts"
 import { RetryBudget } from "../resilience/RetryBudget.ts"
 import { Affinity } from "../routing/Affinity.ts"
 import { Placement } from "../routing/Placement.ts"
+import type { Route } from "../routing/Router.ts"
 import { BackendFailed, BackendsExhausted } from "./Errors.ts"
 
 export interface CommittedStream {
@@ -67,13 +72,13 @@ const MAX_HEAD_FRAMES = 64
 export class Dispatcher extends Context.Service<Dispatcher, {
   readonly stream: (
     req: GatewayRequest,
-    candidates: ReadonlyArray<Backend>,
+    route: Route,
     plan: Plan,
     tracker: RequestTracker
   ) => Effect.Effect<CommittedStream, BackendFailed | BackendsExhausted, Scope.Scope>
   readonly unary: (
     req: GatewayRequest,
-    candidates: ReadonlyArray<Backend>,
+    route: Route,
     plan: Plan,
     tracker: RequestTracker
   ) => Effect.Effect<{ readonly backend: Backend; readonly result: UnaryResult }, BackendFailed | BackendsExhausted, Scope.Scope>
@@ -91,7 +96,7 @@ export class Dispatcher extends Context.Service<Dispatcher, {
       /** Runs `attempt` on each candidate in turn, each in its own child scope. */
       const loop = <A>(
         req: GatewayRequest,
-        candidates: ReadonlyArray<Backend>,
+        route: Route,
         plan: Plan,
         tracker: RequestTracker,
         attempt: (backend: Backend) => Effect.Effect<A, FailureReason, Scope.Scope>
@@ -102,16 +107,18 @@ export class Dispatcher extends Context.Service<Dispatcher, {
           let retryAfterMs: number | undefined
           yield* retryBudget.deposit
           let made = 0
-          for (const backend of candidates) {
+          for (const backend of route.backends) {
             if (made >= plan.retries.maxAttempts) {
               stoppedBy = "max_attempts"
               break
             }
             const attemptScope = yield* Scope.fork(requestScope, "sequential")
             // An open breaker (or a half-open one with no probe permit left) skips the
-            // candidate without spending an attempt or the retry budget; a probe permit,
-            // when taken, lives in the attempt's scope.
-            if (!(yield* breakers.admit(req.model.id, backend.plan.gpu).pipe(Scope.provide(attemptScope)))) {
+            // candidate without spending an attempt or the retry budget, unless the route was
+            // ranked in panic (every candidate looked bad); a probe permit, when taken, lives
+            // in the attempt's scope.
+            const admitted = yield* breakers.admit(req.model.id, backend.plan.gpu).pipe(Scope.provide(attemptScope))
+            if (!admitted && !route.panic) {
               yield* Scope.close(attemptScope, Exit.void)
               const open = new BreakerOpen({ key: keyOf(req.model.id, backend.plan.gpu) })
               tracker.attempts.push({ backend: backend.id, reason: open._tag, message: open.message, wastedPromptTokens: 0 })
@@ -149,6 +156,7 @@ export class Dispatcher extends Context.Service<Dispatcher, {
             const now = yield* Clock.currentTimeMillis
             const wasted = processedPrompt(reason) ? req.estimate.promptTokens : 0
             backend.stats.recordFailure(reason._tag)
+            // Backpressure (retry-after) does not trip breakers (`tripsBreaker` says so).
             if (reason.tripsBreaker) yield* breakers.record(req.model.id, backend.plan.gpu, "failure")
             yield* reports.failure(backend, reason)
             backend.stats.wastedPromptTokens += wasted
@@ -224,18 +232,21 @@ export class Dispatcher extends Context.Service<Dispatcher, {
         Effect.gen(function*() {
           yield* hold(req, backend, plan, tracker)
           const call = yield* placement.upstreamCall(req, backend, callFor(req, backend), plan)
-          return yield* backend.adapter.unary(call)
+          const result = yield* backend.adapter.unary(call)
+          // A served request is health evidence too (health judges a rate, not bad outcomes alone).
+          yield* reports.report(backend, { _tag: "StreamOk", tokensPerSecond: undefined })
+          return result
         })
 
       return Dispatcher.of({
-        stream: (req, candidates, plan, tracker) =>
+        stream: (req, route, plan, tracker) =>
           Effect.map(
-            loop(req, candidates, plan, tracker, streamAttempt(req, plan, tracker)),
+            loop(req, route, plan, tracker, streamAttempt(req, plan, tracker)),
             ({ backend, value }) => ({ backend, head: value.head, source: value.source })
           ),
-        unary: (req, candidates, plan, tracker) =>
+        unary: (req, route, plan, tracker) =>
           Effect.map(
-            loop(req, candidates, plan, tracker, unaryAttempt(req, plan, tracker)),
+            loop(req, route, plan, tracker, unaryAttempt(req, plan, tracker)),
             ({ backend, value }) => ({ backend, result: value })
           )
       })

@@ -187,11 +187,11 @@ export const makeHandler = (kind: CallKind) =>
         admitted = true
 
         // route
-        const candidates = yield* router.candidates(req)
+        const route = yield* router.candidates(req)
 
         // dispatch → stream
         if (stream) {
-          const committed = yield* dispatcher.stream(req, candidates, plan, tracker)
+          const committed = yield* dispatcher.stream(req, route, plan, tracker)
           tracker.status = 200
           return HttpServerResponse.stream(relay(req, committed, plan, tracker, { breakers, reports }), {
             contentType: "text/event-stream",
@@ -202,7 +202,7 @@ export const makeHandler = (kind: CallKind) =>
             }
           })
         }
-        const { backend, result } = yield* dispatcher.unary(req, candidates, plan, tracker)
+        const { backend, result } = yield* dispatcher.unary(req, route, plan, tracker)
         const now = yield* Clock.currentTimeMillis
         tracker.firstTokenAtMs = now
         tracker.reported = result.usage

@@ -1,7 +1,7 @@
 /**
  * Prometheus metrics built for tokens: requests by outcome, time to first token,
- * inter-token latency, tokens by kind, attempt failures by reason, attempt waste, and the
- * state of every backend and breaker. Label values are closed sets or config-defined
+ * inter-token latency, tokens by kind, attempt failures by reason, attempt waste,
+ * requests routed in panic, and the state of every backend and breaker. Label values are closed sets or config-defined
  * names (models and backends from the plan, `FailureTag`, `RequestOutcome`): a client can
  * never create a series. Per-request updates happen once, when the request's log line is
  * written; gauges are refreshed from the actors' state when Prometheus scrapes.
@@ -28,6 +28,10 @@ const tokens = Metric.counter("sluice_tokens_total", { description: "Tokens by k
 const failures = Metric.counter("sluice_backend_attempt_failures_total", { description: "Failed attempts by backend and reason", incremental: true })
 const waste = Metric.counter("sluice_attempt_waste_prompt_tokens_total", {
   description: "Prompt tokens processed by attempts that failed (not charged to tenants)",
+  incremental: true
+})
+const panic = Metric.counter("sluice_routing_panic_total", {
+  description: "Requests routed in panic (health and breaker exclusions ignored: every candidate looked bad)",
   incremental: true
 })
 
@@ -97,6 +101,13 @@ export const recordRequest = (s: RequestSample): Effect.Effect<void> =>
       tagged(failures, { backend: f.backend, reason: f.reason }).updateUnsafe(1, context)
       if (f.wasted > 0) tagged(waste, { backend: f.backend }).updateUnsafe(f.wasted, context)
     }
+    return Effect.void
+  })
+
+/** One request routed in panic. */
+export const recordPanic = (model: string): Effect.Effect<void> =>
+  Effect.contextWith((context) => {
+    tagged(panic, { model }).updateUnsafe(1, context)
     return Effect.void
   })
 

@@ -177,7 +177,7 @@ health: { unhealthy_after: 3, min_tokens_per_second: 1, probe_interval: 100ms, p
     expect(await eventually(async () => a.health, (h) => h === "healthy")).toBe("healthy")
   })
 
-  it("marks a backend degraded, then unhealthy, when its streams keep failing after HTTP 200", async () => {
+  it("marks a backend degraded, then unhealthy once enough of its streams fail after HTTP 200", async () => {
     await gw.close()
     sims.clear()
     gw = await makeGateway()
@@ -185,7 +185,11 @@ health: { unhealthy_after: 3, min_tokens_per_second: 1, probe_interval: 100ms, p
     const backend = gw.fleet.all.find((x) => x.id === "a")!
     await streamChat(gw.url, body())
     expect(backend.health).toBe("degraded")
-    for (let i = 0; i < 2; i++) await streamChat(gw.url, body())
+    // A failure rate of 100%, but unhealthy only with the minimum of evidence (health.min_samples).
+    const { minSamples } = gw.plan.health
+    for (let i = 1; i < minSamples - 1; i++) await streamChat(gw.url, body())
+    expect(backend.health).toBe("degraded")
+    await streamChat(gw.url, body())
     expect(backend.health).toBe("unhealthy")
   })
 })

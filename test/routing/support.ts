@@ -146,6 +146,7 @@ export const routingPlan = (over: Partial<RoutingPlan> = {}): RoutingPlan => ({
   seed: 1,
   tenants: new Map(),
   pdMinPromptTokens: 256,
+  panicThreshold: 0.5,
   ...over
 })
 
