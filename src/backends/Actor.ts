@@ -21,6 +21,7 @@ import { RequestId } from "../domain/Ids.ts"
 import { Affinity } from "../routing/Affinity.ts"
 import type { Backend } from "./Backend.ts"
 import * as EngineMetrics from "./EngineMetrics.ts"
+import { unaryAll } from "./Contract.ts"
 import { type FailureReason, isBackpressure, Unavailable } from "./Failure.ts"
 import { type Evidence, ProbeSchedule } from "./Health.ts"
 import { readAll } from "./Upstream.ts"
@@ -108,7 +109,7 @@ const probeOnce = (backend: Backend, plan: Plan, reports: HealthReports["Service
     const model = [...backend.plan.models.values()][0]
     if (model === undefined) return
     const body = { model, messages: [{ role: "user", content: "ping" }], max_tokens: 1, stream: false }
-    const outcome = yield* Effect.scoped(backend.adapter.unary({
+    const outcome = yield* Effect.scoped(unaryAll(backend.adapter, {
       kind: "chat",
       requestId: RequestId(`probe-${backend.id}-${now}`),
       body,

@@ -28,6 +28,8 @@ export class BackendStats {
   readonly failures = new Map<FailureTag, number>()
   /** Prompt tokens of failed attempts the backend (probably) processed: waste, not charged to tenants. */
   wastedPromptTokens = 0
+  /** Completion tokens of unary answers that failed after 2xx (when reported): waste too. */
+  wastedCompletionTokens = 0
 
   recordFailure(tag: FailureTag): void {
     this.failures.set(tag, (this.failures.get(tag) ?? 0) + 1)

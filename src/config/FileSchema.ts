@@ -51,7 +51,12 @@ export const ModelEntry = Schema.Struct({
   /** Time-to-first-token target; candidates predicted to miss it score lower. */
   ttft_target: Schema.optionalKey(Duration),
   /** Inter-token latency target (headroom scorer); default 100ms. */
-  itl_target: Schema.optionalKey(Duration)
+  itl_target: Schema.optionalKey(Duration),
+  /**
+   * Whether a non-streaming request may be retried on another backend after the first
+   * backend answered 2xx (it already did the whole generation). Default false.
+   */
+  retry_unary_after_response: Schema.optionalKey(Schema.Boolean)
 })
 
 /** A backend serves a model under the public name, or under another upstream name. */

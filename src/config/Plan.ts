@@ -23,6 +23,8 @@ export interface ModelPlan {
   readonly allowedGpus: ReadonlyArray<string> | undefined
   readonly ttftTargetMs: number | undefined
   readonly itlTargetMs: number | undefined
+  /** Whether a unary request may be retried after a backend answered 2xx. */
+  readonly retryUnaryAfterResponse: boolean
 }
 
 export interface SimulatedPlan {
@@ -220,7 +222,8 @@ export const fromFile = (
       allowedQuantizations: m.allowed_quantizations,
       allowedGpus: m.allowed_gpus,
       ttftTargetMs: m.ttft_target === undefined ? undefined : durationMs(m.ttft_target),
-      itlTargetMs: m.itl_target === undefined ? undefined : durationMs(m.itl_target)
+      itlTargetMs: m.itl_target === undefined ? undefined : durationMs(m.itl_target),
+      retryUnaryAfterResponse: m.retry_unary_after_response ?? false
     })
   })
   const declared = (file.models ?? []).length > 0
@@ -251,7 +254,8 @@ export const fromFile = (
           allowedQuantizations: undefined,
           allowedGpus: undefined,
           ttftTargetMs: undefined,
-          itlTargetMs: undefined
+          itlTargetMs: undefined,
+          retryUnaryAfterResponse: false
         })
         modelNames.set(name, implicit)
         served.set(implicit, upstream)

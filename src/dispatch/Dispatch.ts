@@ -8,11 +8,15 @@
  * awaited under the time-to-first-token deadline; after that nothing here runs again for
  * this request: a later failure belongs to the relay and ends the stream.
  *
- * A retry-after answer cools the backend down (and is neither breaker nor health
- * evidence). A route ranked in panic admits candidates behind an open breaker. A unary
- * answer is reported to the backend's health as a served request.
+ * A unary attempt is committed to the GPU work once the backend answers 2xx (engines send
+ * the headers when the generation is done): a failure after that (`AfterResponse`: a
+ * broken or malformed body, an error inside a 200) is not retried unless the model sets
+ * `retry_unary_after_response`, and the prompt and the completion (when known) are
+ * recorded as attempt waste. A retry-after answer cools the backend down (and is neither
+ * breaker nor health evidence). A route ranked in panic admits candidates behind an open
+ * breaker. A unary answer is reported to the backend's health as a served request.
  */
-import { type Cause, Clock, Context, Effect, Exit, identity, Layer, References, Scope } from "effect"
+import { type Cause, Clock, Context, Data, Effect, Exit, identity, Layer, References, Scope } from "effect"
 import type { RequestTracker } from "../accounting/Tracker.ts"
 import { HealthReports } from "../backends/Actor.ts"
 import type { Backend } from "../backends/Backend.ts"
@@ -51,6 +55,16 @@ const processedPrompt = (reason: FailureReason): boolean => {
       return false
   }
 }
+
+/**
+ * A unary attempt that failed after the backend answered 2xx: the engine already did the
+ * whole generation, so another attempt would redo it (and the tokens are waste).
+ */
+class AfterResponse extends Data.TaggedError("AfterResponse")<{
+  readonly reason: FailureReason
+  /** Completion tokens the backend reported for the failed answer, when it could be read. */
+  readonly completionTokens: number | undefined
+}> {}
 
 /** A frame that proves generation started: a token, a finish, or usage. */
 const isCommitting = (frame: Frame): boolean => frame.events.some((e) => e._tag !== "Error")
@@ -99,7 +113,7 @@ export class Dispatcher extends Context.Service<Dispatcher, {
         route: Route,
         plan: Plan,
         tracker: RequestTracker,
-        attempt: (backend: Backend) => Effect.Effect<A, FailureReason, Scope.Scope>
+        attempt: (backend: Backend) => Effect.Effect<A, FailureReason | AfterResponse, Scope.Scope>
       ): Effect.Effect<{ readonly backend: Backend; readonly value: A }, BackendFailed | BackendsExhausted, Scope.Scope> =>
         Effect.gen(function*() {
           const requestScope = yield* Effect.scope
@@ -121,7 +135,14 @@ export class Dispatcher extends Context.Service<Dispatcher, {
             if (!admitted && !route.panic) {
               yield* Scope.close(attemptScope, Exit.void)
               const open = new BreakerOpen({ key: keyOf(req.model.id, backend.plan.gpu) })
-              tracker.attempts.push({ backend: backend.id, reason: open._tag, message: open.message, wastedPromptTokens: 0 })
+              tracker.attempts.push({
+                backend: backend.id,
+                reason: open._tag,
+                message: open.message,
+                wastedPromptTokens: 0,
+                wastedCompletionTokens: 0,
+                afterResponse: false
+              })
               continue
             }
             if (made > 0 && !(yield* retryBudget.tryWithdraw)) {
@@ -152,20 +173,35 @@ export class Dispatcher extends Context.Service<Dispatcher, {
             const failure = exit.cause.reasons.find((r) => r._tag === "Fail")
             // No typed failure: a defect or an interruption, which propagates unchanged.
             if (failure === undefined || failure._tag !== "Fail") return yield* Effect.failCause(exit.cause as Cause.Cause<never>)
-            const reason = failure.error
+            const failed = failure.error
+            const afterResponse = failed._tag === "AfterResponse"
+            const reason = afterResponse ? failed.reason : failed
             const now = yield* Clock.currentTimeMillis
-            const wasted = processedPrompt(reason) ? req.estimate.promptTokens : 0
+            const wasted = afterResponse || processedPrompt(reason) ? req.estimate.promptTokens : 0
+            const wastedCompletion = afterResponse ? failed.completionTokens ?? 0 : 0
             backend.stats.recordFailure(reason._tag)
             // Backpressure (retry-after) does not trip breakers (`tripsBreaker` says so).
             if (reason.tripsBreaker) yield* breakers.record(req.model.id, backend.plan.gpu, "failure")
             yield* reports.failure(backend, reason)
             backend.stats.wastedPromptTokens += wasted
-            tracker.attempts.push({ backend: backend.id, reason: reason._tag, message: reason.message, wastedPromptTokens: wasted })
+            backend.stats.wastedCompletionTokens += wastedCompletion
+            tracker.attempts.push({
+              backend: backend.id,
+              reason: reason._tag,
+              message: reason.message,
+              wastedPromptTokens: wasted,
+              wastedCompletionTokens: wastedCompletion,
+              afterResponse
+            })
             if ("retryAfterMs" in reason && reason.retryAfterMs !== undefined) {
               backend.coolDownUntilMs = Math.max(backend.coolDownUntilMs, now + reason.retryAfterMs)
               retryAfterMs = retryAfterMs === undefined ? reason.retryAfterMs : Math.min(retryAfterMs, reason.retryAfterMs)
             }
             if (!reason.isRetryable) return yield* new BackendFailed({ backend: backend.id, reason })
+            // The backend already answered (and generated): another attempt would do it all again.
+            if (afterResponse && !req.model.retryUnaryAfterResponse) {
+              return yield* new BackendFailed({ backend: backend.id, reason })
+            }
           }
           return yield* new BackendsExhausted({ model: req.model.id, attempts: tracker.attempts, stoppedBy, retryAfterMs })
         })
@@ -232,7 +268,10 @@ export class Dispatcher extends Context.Service<Dispatcher, {
         Effect.gen(function*() {
           yield* hold(req, backend, plan, tracker)
           const call = yield* placement.upstreamCall(req, backend, callFor(req, backend), plan)
-          const result = yield* backend.adapter.unary(call)
+          const response = yield* backend.adapter.unary(call)
+          const result = yield* response.read.pipe(
+            Effect.mapError((reason) => new AfterResponse({ reason, completionTokens: undefined }))
+          )
           // A served request is health evidence too (health judges a rate, not bad outcomes alone).
           yield* reports.report(backend, { _tag: "StreamOk", tokensPerSecond: undefined })
           return result

@@ -88,7 +88,12 @@ export const makeHandler = (kind: CallKind) =>
             promptTokens: usage?.promptTokens ?? 0,
             completionTokens: usage?.completionTokens ?? tracker.countedCompletionTokens,
             cachedTokens: usage?.cachedTokens ?? 0,
-            failedAttempts: tracker.attempts.map((a) => ({ backend: a.backend, reason: a.reason, wasted: a.wastedPromptTokens }))
+            failedAttempts: tracker.attempts.map((a) => ({
+              backend: a.backend,
+              reason: a.reason,
+              wasted: a.wastedPromptTokens,
+              wastedCompletion: a.wastedCompletionTokens
+            }))
           })
           if (!log.enabled) return metrics
           log.write({
