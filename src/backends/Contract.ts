@@ -79,6 +79,8 @@ export interface UnaryResult {
   readonly contentType: string
   readonly usage: Usage | undefined
   readonly finish: FinishReason | undefined
+  /** The generated text of each choice (chat content, completion text), for the repetition check. */
+  readonly texts: ReadonlyArray<string>
 }
 
 /** A non-streaming answer whose headers said success: the engine has done the generation. */

@@ -53,6 +53,12 @@ export const ModelEntry = Schema.Struct({
   /** Inter-token latency target (headroom scorer); default 100ms. */
   itl_target: Schema.optionalKey(Duration),
   /**
+   * What a degenerate (looping) output does: `observe` (default: a metric, a log line and
+   * health evidence), `end_stream` (also ends a stream with an error event and refuses a
+   * unary answer with 502), or `off`.
+   */
+  repetition: Schema.optionalKey(Schema.Literals(["observe", "end_stream", "off"])),
+  /**
    * Whether a non-streaming request may be retried on another backend after the first
    * backend answered 2xx (it already did the whole generation). Default false.
    */
@@ -183,10 +189,14 @@ export const Health = Schema.Struct({
   degrade_at: Schema.optionalKey(Ratio),
   /** Consecutive failed probes before unhealthy. */
   unhealthy_after: Schema.optionalKey(PositiveInt),
-  /** Repetition detector: a window of recent tokens and how many times an n-gram may repeat in it. */
-  repetition_window: Schema.optionalKey(PositiveInt),
-  repetition_ngram: Schema.optionalKey(PositiveInt),
-  repetition_max: Schema.optionalKey(PositiveInt)
+  /**
+   * Degenerate-output detector: a loop is a sequence of at most `repetition_max_period`
+   * units repeated verbatim at least `repetition_min_repeats` times over at least the last
+   * `repetition_min_run` units (src/resilience/Repetition.ts).
+   */
+  repetition_min_run: Schema.optionalKey(PositiveInt),
+  repetition_max_period: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 1024 }))),
+  repetition_min_repeats: Schema.optionalKey(Schema.Int.check(Schema.isGreaterThanOrEqualTo(2)))
 })
 
 /** Circuit breakers keyed by (model, GPU SKU). */

@@ -23,6 +23,8 @@ export interface ModelPlan {
   readonly allowedGpus: ReadonlyArray<string> | undefined
   readonly ttftTargetMs: number | undefined
   readonly itlTargetMs: number | undefined
+  /** What a degenerate output does (`models[].repetition`). */
+  readonly repetition: "observe" | "end_stream" | "off"
   /** Whether a unary request may be retried after a backend answered 2xx. */
   readonly retryUnaryAfterResponse: boolean
 }
@@ -106,9 +108,9 @@ export interface HealthPlan {
   readonly unhealthyAt: number
   readonly degradeAt: number
   readonly unhealthyAfter: number
-  readonly repetitionWindow: number
-  readonly repetitionNgram: number
-  readonly repetitionMax: number
+  readonly repetitionMinRun: number
+  readonly repetitionMaxPeriod: number
+  readonly repetitionMinRepeats: number
 }
 
 export interface BreakersPlan {
@@ -169,7 +171,10 @@ export const defaults = {
     minSamples: 10,
     unhealthyAt: 0.5,
     degradeAt: 0.2,
-    unhealthyAfter: 3
+    unhealthyAfter: 3,
+    repetitionMinRun: 320,
+    repetitionMaxPeriod: 128,
+    repetitionMinRepeats: 4
   }
 } as const
 
@@ -223,6 +228,7 @@ export const fromFile = (
       allowedGpus: m.allowed_gpus,
       ttftTargetMs: m.ttft_target === undefined ? undefined : durationMs(m.ttft_target),
       itlTargetMs: m.itl_target === undefined ? undefined : durationMs(m.itl_target),
+      repetition: m.repetition ?? "observe",
       retryUnaryAfterResponse: m.retry_unary_after_response ?? false
     })
   })
@@ -255,6 +261,7 @@ export const fromFile = (
           allowedGpus: undefined,
           ttftTargetMs: undefined,
           itlTargetMs: undefined,
+          repetition: "observe",
           retryUnaryAfterResponse: false
         })
         modelNames.set(name, implicit)
@@ -370,9 +377,9 @@ export const fromFile = (
       unhealthyAt: h.unhealthy_at ?? defaults.health.unhealthyAt,
       degradeAt: h.degrade_at ?? defaults.health.degradeAt,
       unhealthyAfter: h.unhealthy_after ?? defaults.health.unhealthyAfter,
-      repetitionWindow: h.repetition_window ?? 256,
-      repetitionNgram: h.repetition_ngram ?? 8,
-      repetitionMax: h.repetition_max ?? 12
+      repetitionMinRun: h.repetition_min_run ?? defaults.health.repetitionMinRun,
+      repetitionMaxPeriod: h.repetition_max_period ?? defaults.health.repetitionMaxPeriod,
+      repetitionMinRepeats: h.repetition_min_repeats ?? defaults.health.repetitionMinRepeats
     },
     breakers: {
       windowMs: br.window === undefined ? 30_000 : durationMs(br.window),

@@ -10,21 +10,23 @@
  *
  * A unary attempt is committed to the GPU work once the backend answers 2xx (engines send
  * the headers when the generation is done): a failure after that (`AfterResponse`: a
- * broken or malformed body, an error inside a 200) is not retried unless the model sets
- * `retry_unary_after_response`, and the prompt and the completion (when known) are
- * recorded as attempt waste. A retry-after answer cools the backend down (and is neither
- * breaker nor health evidence). A route ranked in panic admits candidates behind an open
- * breaker. A unary answer is reported to the backend's health as a served request.
+ * broken or malformed body, an error inside a 200, a looping answer under `end_stream`) is
+ * not retried unless the model sets `retry_unary_after_response`, and the prompt and the
+ * completion (when known) are recorded as attempt waste. A retry-after answer cools the
+ * backend down (and is neither breaker nor health evidence). A route ranked in panic
+ * admits candidates behind an open breaker.
  */
 import { type Cause, Clock, Context, Data, Effect, Exit, identity, Layer, References, Scope } from "effect"
 import type { RequestTracker } from "../accounting/Tracker.ts"
 import { HealthReports } from "../backends/Actor.ts"
 import type { Backend } from "../backends/Backend.ts"
 import type { Frame, FrameSource, UnaryResult, UpstreamCall } from "../backends/Contract.ts"
-import { BreakerOpen, type FailureReason, TimeToFirstTokenExceeded } from "../backends/Failure.ts"
+import { BreakerOpen, DegenerateOutput, type FailureReason, TimeToFirstTokenExceeded } from "../backends/Failure.ts"
 import type { Plan } from "../config/Plan.ts"
 import type { GatewayRequest } from "../domain/Request.ts"
+import * as Metrics from "../observability/Metrics.ts"
 import { Breakers, keyOf } from "../resilience/Breakers.ts"
+import * as Repetition from "../resilience/Repetition.ts"
 import { RetryBudget } from "../resilience/RetryBudget.ts"
 import { Affinity } from "../routing/Affinity.ts"
 import { Placement } from "../routing/Placement.ts"
@@ -272,8 +274,23 @@ export class Dispatcher extends Context.Service<Dispatcher, {
           const result = yield* response.read.pipe(
             Effect.mapError((reason) => new AfterResponse({ reason, completionTokens: undefined }))
           )
-          // A served request is health evidence too (health judges a rate, not bad outcomes alone).
-          yield* reports.report(backend, { _tag: "StreamOk", tokensPerSecond: undefined })
+          // The stream phase of a unary answer: its text goes through the repetition detector.
+          const mode = req.model.repetition
+          if (mode !== "off" && result.texts.some((text) => Repetition.isDegenerate(text, Repetition.fromHealthPlan(plan.health)))) {
+            yield* Metrics.recordDegenerate(req.model.id, backend.id)
+            yield* Effect.logWarning("degenerate output: the answer repeats itself").pipe(
+              Effect.annotateLogs({ request_id: req.id, model: req.model.id, backend: backend.id, mode, stream: false })
+            )
+            if (mode === "end_stream") {
+              return yield* new AfterResponse({
+                reason: new DegenerateOutput({ message: "the answer repeats itself" }),
+                completionTokens: result.usage?.completionTokens
+              })
+            }
+            yield* reports.report(backend, { _tag: "StreamBad" })
+          } else {
+            yield* reports.report(backend, { _tag: "StreamOk", tokensPerSecond: undefined })
+          }
           return result
         })
 

@@ -11,7 +11,7 @@ import { Clock, Effect, Redacted } from "effect"
 import type { Adapter, AdapterOptions, UnaryResult, UpstreamCall } from "../../Contract.ts"
 import { type FailureReason, InvalidRequest, MalformedChunk, TimeToFirstTokenExceeded, TotalTimeout } from "../../Failure.ts"
 import { failWith, readAll, readFailure, type UpstreamPool, type UpstreamResponse } from "../../Upstream.ts"
-import { bytes, clientModel, parseObject, translated } from "../openai/Wire.ts"
+import { bytes, clientModel, completionTexts, parseObject, translated } from "../openai/Wire.ts"
 import * as Errors from "./Errors.ts"
 import * as Translate from "./openai_anthropic.ts"
 import * as AnthropicStream from "./Stream.ts"
@@ -99,6 +99,7 @@ const readUnary = (res: UpstreamResponse, call: UpstreamCall, options: Options):
       body: bytes(JSON.stringify(translated.body)),
       contentType: "application/json",
       usage: translated.usage,
-      finish: translated.finish
+      finish: translated.finish,
+      texts: completionTexts(translated.body)
     }
   })

@@ -11,7 +11,7 @@ import { Clock, Effect } from "effect"
 import type { Adapter, AdapterOptions, UnaryResult, UpstreamCall } from "../../Contract.ts"
 import { type FailureReason, InvalidRequest, MalformedChunk, TimeToFirstTokenExceeded, TotalTimeout } from "../../Failure.ts"
 import { failWith, readAll, readFailure, type UpstreamPool, type UpstreamResponse } from "../../Upstream.ts"
-import { bytes, type ChunkHead, clientModel, parseObject, translated } from "../openai/Wire.ts"
+import { bytes, type ChunkHead, clientModel, completionTexts, parseObject, translated } from "../openai/Wire.ts"
 import * as Errors from "./Errors.ts"
 import * as Translate from "./openai_ollama.ts"
 import * as OllamaStream from "./Stream.ts"
@@ -94,6 +94,7 @@ const readUnary = (res: UpstreamResponse, call: UpstreamCall, options: Options):
       body: bytes(JSON.stringify(translated.body)),
       contentType: "application/json",
       usage: translated.usage,
-      finish: translated.finish
+      finish: translated.finish,
+      texts: completionTexts(translated.body)
     }
   })

@@ -11,6 +11,7 @@ import { type FailureReason, MalformedChunk, TimeToFirstTokenExceeded, TotalTime
 import { failWith, header, readAll, readFailure, type UpstreamPool, type UpstreamResponse } from "../../Upstream.ts"
 import * as Errors from "./Errors.ts"
 import * as Translate from "./openai_openai.ts"
+import { completionTexts } from "./Wire.ts"
 import * as OpenAIStream from "./Stream.ts"
 
 export interface Options extends AdapterOptions {
@@ -88,6 +89,7 @@ const readUnary = (res: UpstreamResponse, options: Options): Effect.Effect<Unary
       body,
       contentType: header(res.headers, "content-type") ?? "application/json",
       usage: Usage.fromOpenAI(o["usage"]),
-      finish: finishReason(first?.["finish_reason"])
+      finish: finishReason(first?.["finish_reason"]),
+      texts: completionTexts(o)
     }
   })
