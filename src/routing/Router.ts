@@ -68,7 +68,16 @@ export class Router extends Context.Service<Router, {
         if (serving.length === 0) return none(`no backend serves ${req.model.id}`)
         const routing = plan.routing
         const hinted = req.sessionKey === undefined ? undefined : affinity.peek(req.sessionKey, now)
-        if (routing.policy === "ordered") return { backends: Baselines.ordered(serving, now, hinted), panic: false }
+        if (routing.policy === "ordered") {
+          // No filters here: the breakers (which the dispatcher asks) are the only gate, so
+          // panic is the share of backends whose breaker is not open; those go last in panic.
+          const backends = Baselines.ordered(serving, now, hinted)
+          const open = (b: Backend) => breakers.state(req.model.id, b.plan.gpu, now) === "open"
+          let usable = 0
+          for (const b of serving) if (!open(b)) usable++
+          const panic = routing.panicThreshold > 0 && usable < routing.panicThreshold * serving.length
+          return { backends: panic ? [...backends.filter((b) => !open(b)), ...backends.filter(open)] : backends, panic }
+        }
 
         const deps: Views.ViewDeps = {
           breakers,

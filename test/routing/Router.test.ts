@@ -81,6 +81,21 @@ describe("baselines", () => {
   })
 })
 
+describe("panic under the ordered policy", () => {
+  it("admits backends behind open breakers once fewer than panic_threshold of them are usable, those last", async () => {
+    const [a, b] = [backend("a"), backend("b", A100)]
+    const r = await make([a, b], { policy: "ordered" })
+    const req = request("hi")
+    for (let i = 0; i < 20; i++) await r.run(r.breakers.record(req.model.id, a.plan.gpu, "failure"))
+    // One of two breakers open: half are usable, no panic (the dispatcher skips a).
+    expect(await r.run(r.router.candidates(req))).toMatchObject({ panic: false })
+    for (let i = 0; i < 20; i++) await r.run(r.breakers.record(req.model.id, b.plan.gpu, "failure"))
+    const route = await r.run(r.router.candidates(req))
+    expect(route.panic).toBe(true)
+    expect(route.backends.map((x) => x.id)).toEqual(["a", "b"])
+  })
+})
+
 describe("inference", () => {
   const system = text(6000, 11)
 
