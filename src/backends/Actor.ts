@@ -5,8 +5,8 @@
  * it stamps each piece of evidence with the clock's time, logs every transition, and a
  * backend turning unhealthy loses its affinity hints. What a failed attempt is evidence of
  * is decided here: backpressure (retry-after) is none (the dispatcher cools the backend
- * down), a "loading" 503 says the engine is cold, load shedding without retry-after says
- * nothing about health, and every other reason that trips breakers is a bad outcome.
+ * down), load shedding without retry-after says nothing about health, and every other
+ * reason that trips breakers is a bad outcome (a probe alone marks an engine cold).
  * `runLoops` forks, into the fleet's scope, the loops each backend owns: scraping the
  * engine's metrics (queue depth, running, KV use, prefix hit rate) and probing with a
  * 1-token generation (an engine can answer 200 on /health while hung) on a ProbeSchedule:
@@ -49,13 +49,14 @@ export class HealthReports extends Context.Service<HealthReports, {
         })
       return HealthReports.of({
         report,
-        failure: (backend, reason) => {
-          if (reason._tag === "Unavailable" && reason.loading === true) return report(backend, { _tag: "Loading" })
-          // Backpressure is a cool-down (set by the dispatcher); load shedding (429/529) and
-          // the gateway's own limits say nothing about health.
-          if (isBackpressure(reason) || reason._tag === "Overloaded" || !reason.tripsBreaker) return Effect.void
-          return report(backend, { _tag: "StreamBad" })
-        }
+        failure: (backend, reason) =>
+          // Backpressure (a loading engine's retry-after included) is a cool-down set by the
+          // dispatcher; load shedding (429/529) and the gateway's own limits say nothing about
+          // health. Only probes mark an engine cold: traffic never reaches a cold backend, so
+          // a probe must be there to bring it back.
+          isBackpressure(reason) || reason._tag === "Overloaded" || !reason.tripsBreaker
+            ? Effect.void
+            : report(backend, { _tag: "StreamBad" })
       })
     })
   )
