@@ -15,7 +15,8 @@ export class Overloaded extends Data.TaggedError("Overloaded")<{
   readonly message: string
 }> {
   get isRetryable() { return true }
-  get tripsBreaker() { return true }
+  /** With retry-after it is backpressure (a cool-down), not a failure of the backend. */
+  get tripsBreaker() { return this.retryAfterMs === undefined }
 }
 
 /** Connection refused or reset before the first byte, 502/503, engine loading. */
@@ -27,7 +28,8 @@ export class Unavailable extends Data.TaggedError("Unavailable")<{
   readonly loading?: boolean | undefined
 }> {
   get isRetryable() { return true }
-  get tripsBreaker() { return true }
+  /** A 503 with retry-after is backpressure (a cool-down); without it, evidence of unavailability. */
+  get tripsBreaker() { return this.retryAfterMs === undefined }
 }
 
 /** 500-class answer before any token that is not one of the more precise reasons. */
@@ -164,6 +166,14 @@ export type FailureReason =
   | SlotsExhausted
 
 export type FailureTag = FailureReason["_tag"]
+
+/**
+ * Backpressure: the backend asked for no new work until `retryAfterMs` (429/529/503 with
+ * `retry-after`). It earns a cool-down of that backend, and counts neither against its
+ * health nor against its breaker.
+ */
+export const isBackpressure = (reason: FailureReason): boolean =>
+  (reason._tag === "Overloaded" || reason._tag === "Unavailable") && reason.retryAfterMs !== undefined
 
 /** Every tag, for metric label pre-registration. */
 export const FailureTags: ReadonlyArray<FailureTag> = [

@@ -67,10 +67,7 @@ const build = (plan: Plan, launcher: EngineLauncher["Service"]) =>
         try: () => adapterFor(resolved, pool, plan),
         catch: (e) => new FleetError({ backend: bp.id, message: e instanceof Error ? e.message : String(e) })
       })
-      backends.push(new Backend(resolved, pool, adapter, {
-        unhealthyAfter: plan.health.unhealthyAfter,
-        minTokensPerSecond: plan.health.minTokensPerSecond
-      }))
+      backends.push(new Backend(resolved, pool, adapter, plan.health))
     }
     const byId = new Map(backends.map((b) => [b.id, b]))
     const byModel = new Map<ModelId, Array<Backend>>()

@@ -51,7 +51,18 @@ export const ModelEntry = Schema.Struct({
   /** Time-to-first-token target; candidates predicted to miss it score lower. */
   ttft_target: Schema.optionalKey(Duration),
   /** Inter-token latency target (headroom scorer); default 100ms. */
-  itl_target: Schema.optionalKey(Duration)
+  itl_target: Schema.optionalKey(Duration),
+  /**
+   * What a degenerate (looping) output does: `observe` (default: a metric, a log line and
+   * health evidence), `end_stream` (also ends a stream with an error event and refuses a
+   * unary answer with 502), or `off`.
+   */
+  repetition: Schema.optionalKey(Schema.Literals(["observe", "end_stream", "off"])),
+  /**
+   * Whether a non-streaming request may be retried on another backend after the first
+   * backend answered 2xx (it already did the whole generation). Default false.
+   */
+  retry_unary_after_response: Schema.optionalKey(Schema.Boolean)
 })
 
 /** A backend serves a model under the public name, or under another upstream name. */
@@ -149,22 +160,43 @@ export const Routing = Schema.Struct({
   /** Tenant policy (the `tenant` filter): tenant id → the backends it may or may not use. */
   tenants: Schema.optionalKey(Schema.Record(Schema.String, TenantRouting)),
   /** Prefill/decode pools: prompts shorter than this are served by one engine, not split in two legs. */
-  pd_min_prompt_tokens: Schema.optionalKey(Schema.Int.check(Schema.isGreaterThanOrEqualTo(0)))
+  pd_min_prompt_tokens: Schema.optionalKey(Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))),
+  /**
+   * Panic routing: when the share of a model's candidates that the health and breaker
+   * filters keep falls below this, those filters are ignored and every candidate is ranked
+   * (the excluded ones last). 0 disables it.
+   */
+  panic_threshold: Schema.optionalKey(Ratio)
 })
 
-/** Backend health from probes and token throughput. */
+/** Backend health from probes and the outcomes of real requests. */
 export const Health = Schema.Struct({
   probe_interval: Schema.optionalKey(Duration),
   probe_timeout: Schema.optionalKey(Duration),
+  /** First re-probe of an unhealthy or cold backend; the delay doubles up to probe_backoff_max. */
+  probe_backoff: Schema.optionalKey(Duration),
+  probe_backoff_max: Schema.optionalKey(Duration),
   scrape_interval: Schema.optionalKey(Duration),
-  /** Below this output rate (tokens/s, EWMA over streams) a backend is degraded. */
+  /** Below this output rate (tokens/s of a stream) the stream counts as a bad outcome. */
   min_tokens_per_second: Schema.optionalKey(Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0))),
+  /** Sliding window of request outcomes that health is judged on. */
+  window: Schema.optionalKey(Duration),
+  /** Outcomes the window must hold before its failure rate can make a backend unhealthy. */
+  min_samples: Schema.optionalKey(PositiveInt),
+  /** Failure rate at or above which a backend is unhealthy (excluded). */
+  unhealthy_at: Schema.optionalKey(Ratio),
+  /** Failure rate at or above which a backend is degraded (lower routing weight). */
+  degrade_at: Schema.optionalKey(Ratio),
   /** Consecutive failed probes before unhealthy. */
   unhealthy_after: Schema.optionalKey(PositiveInt),
-  /** Repetition detector: a window of recent tokens and how many times an n-gram may repeat in it. */
-  repetition_window: Schema.optionalKey(PositiveInt),
-  repetition_ngram: Schema.optionalKey(PositiveInt),
-  repetition_max: Schema.optionalKey(PositiveInt)
+  /**
+   * Degenerate-output detector: a loop is a sequence of at most `repetition_max_period`
+   * units repeated verbatim at least `repetition_min_repeats` times over at least the last
+   * `repetition_min_run` units (src/resilience/Repetition.ts).
+   */
+  repetition_min_run: Schema.optionalKey(PositiveInt),
+  repetition_max_period: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 1024 }))),
+  repetition_min_repeats: Schema.optionalKey(Schema.Int.check(Schema.isGreaterThanOrEqualTo(2)))
 })
 
 /** Circuit breakers keyed by (model, GPU SKU). */

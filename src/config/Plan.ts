@@ -23,6 +23,10 @@ export interface ModelPlan {
   readonly allowedGpus: ReadonlyArray<string> | undefined
   readonly ttftTargetMs: number | undefined
   readonly itlTargetMs: number | undefined
+  /** What a degenerate output does (`models[].repetition`). */
+  readonly repetition: "observe" | "end_stream" | "off"
+  /** Whether a unary request may be retried after a backend answered 2xx. */
+  readonly retryUnaryAfterResponse: boolean
 }
 
 export interface SimulatedPlan {
@@ -89,17 +93,25 @@ export interface RoutingPlan {
   /** Tenant id → policy; a tenant not listed may use every backend. */
   readonly tenants: ReadonlyMap<string, TenantRoutingPlan>
   readonly pdMinPromptTokens: number
+  /** Below this share of candidates kept by the health and breaker filters, route in panic. */
+  readonly panicThreshold: number
 }
 
 export interface HealthPlan {
   readonly probeIntervalMs: number
   readonly probeTimeoutMs: number
+  readonly probeBackoffMs: number
+  readonly probeBackoffMaxMs: number
   readonly scrapeIntervalMs: number
   readonly minTokensPerSecond: number
+  readonly windowMs: number
+  readonly minSamples: number
+  readonly unhealthyAt: number
+  readonly degradeAt: number
   readonly unhealthyAfter: number
-  readonly repetitionWindow: number
-  readonly repetitionNgram: number
-  readonly repetitionMax: number
+  readonly repetitionMinRun: number
+  readonly repetitionMaxPeriod: number
+  readonly repetitionMinRepeats: number
 }
 
 export interface BreakersPlan {
@@ -174,7 +186,21 @@ export const defaults = {
   filters: ["model_served", "health", "breaker", "quantization", "sku", "saturation", "tenant"],
   /** 512 blocks × 64 chars ≈ 32K characters ≈ 8K tokens of prompt are matchable (e.g. a 6K-token system prompt). */
   prefixMaxBlocks: 512,
-  scorers: { prefix_cache: 3, queue_depth: 2, kv_usage: 2, session_affinity: 2, predicted_ttft: 1, headroom: 1 }
+  scorers: { prefix_cache: 3, queue_depth: 2, kv_usage: 2, session_affinity: 2, predicted_ttft: 1, headroom: 1 },
+  /** Envoy's default: route in panic below 50% of the candidates available. */
+  panicThreshold: 0.5,
+  health: {
+    probeBackoffMs: 250,
+    probeBackoffMaxMs: 1_000,
+    windowMs: 30_000,
+    minSamples: 10,
+    unhealthyAt: 0.5,
+    degradeAt: 0.2,
+    unhealthyAfter: 3,
+    repetitionMinRun: 320,
+    repetitionMaxPeriod: 128,
+    repetitionMinRepeats: 4
+  }
 } as const
 
 /** Which metrics names a backend exposes, by dialect (simulated engines speak vLLM's names). */
@@ -239,7 +265,9 @@ const validate = (
       allowedQuantizations: m.allowed_quantizations,
       allowedGpus: m.allowed_gpus,
       ttftTargetMs: m.ttft_target === undefined ? undefined : durationMs(m.ttft_target),
-      itlTargetMs: m.itl_target === undefined ? undefined : durationMs(m.itl_target)
+      itlTargetMs: m.itl_target === undefined ? undefined : durationMs(m.itl_target),
+      repetition: m.repetition ?? "observe",
+      retryUnaryAfterResponse: m.retry_unary_after_response ?? false
     })
   })
   const declared = (file.models ?? []).length > 0
@@ -270,7 +298,9 @@ const validate = (
           allowedQuantizations: undefined,
           allowedGpus: undefined,
           ttftTargetMs: undefined,
-          itlTargetMs: undefined
+          itlTargetMs: undefined,
+          repetition: "observe",
+          retryUnaryAfterResponse: false
         })
         modelNames.set(name, implicit)
         served.set(implicit, upstream)
@@ -364,6 +394,9 @@ const validate = (
     fail("server.headers_timeout", "must not exceed server.body_timeout (the body deadline counts from the request's first byte too)")
   }
   const h = file.health ?? {}
+  if ((h.degrade_at ?? defaults.health.degradeAt) > (h.unhealthy_at ?? defaults.health.unhealthyAt)) {
+    fail("health.degrade_at", "must not exceed health.unhealthy_at")
+  }
   const br = file.breakers ?? {}
   const r = file.retries ?? {}
   return {
@@ -392,17 +425,24 @@ const validate = (
       sessionTtlMs: rt.session_ttl === undefined ? 10 * 60_000 : durationMs(rt.session_ttl),
       seed: rt.seed,
       tenants,
-      pdMinPromptTokens: rt.pd_min_prompt_tokens ?? 256
+      pdMinPromptTokens: rt.pd_min_prompt_tokens ?? 256,
+      panicThreshold: rt.panic_threshold ?? defaults.panicThreshold
     },
     health: {
       probeIntervalMs: h.probe_interval === undefined ? 10_000 : durationMs(h.probe_interval),
       probeTimeoutMs: h.probe_timeout === undefined ? 5_000 : durationMs(h.probe_timeout),
+      probeBackoffMs: h.probe_backoff === undefined ? defaults.health.probeBackoffMs : durationMs(h.probe_backoff),
+      probeBackoffMaxMs: h.probe_backoff_max === undefined ? defaults.health.probeBackoffMaxMs : durationMs(h.probe_backoff_max),
       scrapeIntervalMs: h.scrape_interval === undefined ? 1_000 : durationMs(h.scrape_interval),
       minTokensPerSecond: h.min_tokens_per_second ?? 1,
-      unhealthyAfter: h.unhealthy_after ?? 3,
-      repetitionWindow: h.repetition_window ?? 256,
-      repetitionNgram: h.repetition_ngram ?? 8,
-      repetitionMax: h.repetition_max ?? 12
+      windowMs: h.window === undefined ? defaults.health.windowMs : durationMs(h.window),
+      minSamples: h.min_samples ?? defaults.health.minSamples,
+      unhealthyAt: h.unhealthy_at ?? defaults.health.unhealthyAt,
+      degradeAt: h.degrade_at ?? defaults.health.degradeAt,
+      unhealthyAfter: h.unhealthy_after ?? defaults.health.unhealthyAfter,
+      repetitionMinRun: h.repetition_min_run ?? defaults.health.repetitionMinRun,
+      repetitionMaxPeriod: h.repetition_max_period ?? defaults.health.repetitionMaxPeriod,
+      repetitionMinRepeats: h.repetition_min_repeats ?? defaults.health.repetitionMinRepeats
     },
     breakers: {
       windowMs: br.window === undefined ? 30_000 : durationMs(br.window),

@@ -88,7 +88,12 @@ export const makeHandler = (kind: CallKind) =>
             promptTokens: usage?.promptTokens ?? 0,
             completionTokens: usage?.completionTokens ?? tracker.countedCompletionTokens,
             cachedTokens: usage?.cachedTokens ?? 0,
-            failedAttempts: tracker.attempts.map((a) => ({ backend: a.backend, reason: a.reason, wasted: a.wastedPromptTokens }))
+            failedAttempts: tracker.attempts.map((a) => ({
+              backend: a.backend,
+              reason: a.reason,
+              wasted: a.wastedPromptTokens,
+              wastedCompletion: a.wastedCompletionTokens
+            }))
           })
           if (!log.enabled) return metrics
           log.write({
@@ -187,11 +192,11 @@ export const makeHandler = (kind: CallKind) =>
         admitted = true
 
         // route
-        const candidates = yield* router.candidates(req)
+        const route = yield* router.candidates(req)
 
         // dispatch → stream
         if (stream) {
-          const committed = yield* dispatcher.stream(req, candidates, plan, tracker)
+          const committed = yield* dispatcher.stream(req, route, plan, tracker)
           tracker.status = 200
           return HttpServerResponse.stream(relay(req, committed, plan, tracker, { breakers, reports }), {
             contentType: "text/event-stream",
@@ -202,7 +207,7 @@ export const makeHandler = (kind: CallKind) =>
             }
           })
         }
-        const { backend, result } = yield* dispatcher.unary(req, candidates, plan, tracker)
+        const { backend, result } = yield* dispatcher.unary(req, route, plan, tracker)
         const now = yield* Clock.currentTimeMillis
         tracker.firstTokenAtMs = now
         tracker.reported = result.usage

@@ -20,7 +20,7 @@
  */
 import { Clock, Effect, type Scope } from "effect"
 import type { Backend } from "../backends/Backend.ts"
-import type { UpstreamCall } from "../backends/Contract.ts"
+import { unaryAll, type UpstreamCall } from "../backends/Contract.ts"
 import type { Plan } from "../config/Plan.ts"
 import { RequestId } from "../domain/Ids.ts"
 import type { GatewayRequest } from "../domain/Request.ts"
@@ -103,7 +103,7 @@ export const decodeLeg = (
             p.inFlightTokens -= tokens
           })
       )
-      const result = yield* p.adapter.unary(prefillCall(req, p, call))
+      const result = yield* unaryAll(p.adapter, prefillCall(req, p, call))
       const params = result.status === 200 ? transferParams(result.body) : undefined
       if (params !== undefined) p.stats.successes++
       return params

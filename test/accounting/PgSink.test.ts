@@ -20,7 +20,14 @@ const record = (requestId: string, outcome: AccountingRecord["outcome"]): Accoun
   reservedTokens: 300,
   charged: { promptTokens: 20, completionTokens: 7, cachedTokens: 16 },
   reported: true,
-  attempts: [{ backend: BackendId("a100"), reason: "Unavailable", message: "refused", wastedPromptTokens: 0 }],
+  attempts: [{
+    backend: BackendId("a100"),
+    reason: "Unavailable",
+    message: "refused",
+    wastedPromptTokens: 0,
+    wastedCompletionTokens: 0,
+    afterResponse: false
+  }],
   wastedPromptTokens: 0,
   ttftMs: 42,
   durationMs: 120
@@ -52,6 +59,13 @@ describe("audit ledger in PostgreSQL", () => {
     expect(rows.length).toBe(25)
     expect(rows.filter((r) => r.outcome === "partial").length).toBe(5)
     expect(rows[0]!.prompt_tokens).toBe(20)
-    expect(rows[0]!.attempts).toEqual([{ backend: "a100", reason: "Unavailable", message: "refused", wastedPromptTokens: 0 }])
+    expect(rows[0]!.attempts).toEqual([{
+      backend: "a100",
+      reason: "Unavailable",
+      message: "refused",
+      wastedPromptTokens: 0,
+      wastedCompletionTokens: 0,
+      afterResponse: false
+    }])
   })
 })

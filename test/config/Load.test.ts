@@ -139,4 +139,49 @@ backends:
     expect([...p.models.keys()]).toEqual(["m1", "m2"])
     expect(p.backends[0]!.models.get("m2" as never)).toBe("org/model-2")
   })
+
+  it("decodes the health, panic, repetition and unary-retry keys, with defaults", () => {
+    const d = plan(base)
+    expect(d.health).toMatchObject({
+      windowMs: 30_000,
+      minSamples: 10,
+      unhealthyAt: 0.5,
+      degradeAt: 0.2,
+      unhealthyAfter: 3,
+      probeBackoffMs: 250,
+      probeBackoffMaxMs: 1_000,
+      repetitionMinRun: 320,
+      repetitionMaxPeriod: 128,
+      repetitionMinRepeats: 4
+    })
+    expect(d.routing.panicThreshold).toBe(0.5)
+    const model = d.models.get("llama-3.1-8b" as never)!
+    expect(model.repetition).toBe("observe")
+    expect(model.retryUnaryAfterResponse).toBe(false)
+    const p = plan(`${base.replace("    aliases: [llama3]", "    aliases: [llama3]\n    repetition: end_stream\n    retry_unary_after_response: true")}
+routing: { panic_threshold: 0 }
+health: { window: 10s, min_samples: 4, unhealthy_at: 0.8, degrade_at: 0.3, probe_backoff: 100ms, probe_backoff_max: 2s, repetition_min_run: 200, repetition_max_period: 64, repetition_min_repeats: 3 }
+`)
+    expect(p.models.get("llama-3.1-8b" as never)).toMatchObject({ repetition: "end_stream", retryUnaryAfterResponse: true })
+    expect(p.routing.panicThreshold).toBe(0)
+    expect(p.health).toMatchObject({
+      windowMs: 10_000,
+      minSamples: 4,
+      unhealthyAt: 0.8,
+      degradeAt: 0.3,
+      probeBackoffMs: 100,
+      probeBackoffMaxMs: 2_000,
+      repetitionMinRun: 200,
+      repetitionMaxPeriod: 64,
+      repetitionMinRepeats: 3
+    })
+  })
+
+  it("rejects inconsistent health thresholds and the retired repetition keys", () => {
+    expect(errorOf(`${base}\nhealth: { degrade_at: 0.6 }`)).toContain("health.degrade_at")
+    expect(errorOf(`${base}\nhealth: { repetition_window: 256 }`)).toContain("health.repetition_window")
+    expect(errorOf(`${base}\nhealth: { repetition_min_repeats: 1 }`)).toContain("health.repetition_min_repeats")
+    expect(errorOf(`${base}\nrouting: { panic_threshold: 1.5 }`)).toContain("routing.panic_threshold")
+    expect(errorOf(base.replace("    aliases: [llama3]", "    aliases: [llama3]\n    repetition: cut"))).toContain("models[0].repetition")
+  })
 })

@@ -66,6 +66,8 @@ export const modelPlan = (over: Partial<ModelPlan> = {}): ModelPlan => ({
   allowedGpus: undefined,
   ttftTargetMs: undefined,
   itlTargetMs: undefined,
+  repetition: "observe",
+  retryUnaryAfterResponse: false,
   ...over
 })
 
@@ -147,6 +149,7 @@ export const routingPlan = (over: Partial<RoutingPlan> = {}): RoutingPlan => ({
   seed: 1,
   tenants: new Map(),
   pdMinPromptTokens: 256,
+  panicThreshold: 0.5,
   ...over
 })
 

@@ -29,6 +29,8 @@ export interface Script {
   readonly finishReason?: string
   readonly usage?: { readonly prompt_tokens: number; readonly completion_tokens: number; readonly cached_tokens?: number }
   readonly toolCall?: { readonly name: string; readonly arguments: ReadonlyArray<string> }
+  /** A non-streaming answer: this raw body (after `firstDelayMs`) with status 200, instead of a completion. */
+  readonly unaryBody?: string
 }
 
 export interface Seen {
@@ -143,6 +145,11 @@ export const start = async (script: FakeEngine["script"] = () => ({})): Promise<
     if (body["stream"] !== true) {
       if (s.firstDelayMs) await sleep(s.firstDelayMs)
       if (ended) return
+      if (s.unaryBody !== undefined) {
+        res.writeHead(200, { "content-type": "application/json" })
+        res.end(s.unaryBody)
+        return
+      }
       const message: Record<string, unknown> = { role: "assistant", content: tokens.join("") }
       if (s.toolCall) {
         message["content"] = null
