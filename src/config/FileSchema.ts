@@ -189,6 +189,22 @@ export const Budgets = Schema.Struct({
   window: Schema.optionalKey(Duration)
 })
 
+/** The audit ledger's queue and local journal (see src/accounting/Ledger.ts). */
+export const Ledger = Schema.Struct({
+  /** Records held in memory for the store; beyond that they wait in the journal only. */
+  queue: Schema.optionalKey(PositiveInt),
+  /** Records per store write. */
+  batch: Schema.optionalKey(PositiveInt),
+  /** Write-behind interval. */
+  interval: Schema.optionalKey(Duration),
+  /** Longest wait between two store attempts while it fails (the backoff doubles up to this). */
+  max_backoff: Schema.optionalKey(Duration),
+  /** Journal group commit: fdatasync at most this often (never per request). */
+  sync_interval: Schema.optionalKey(Duration),
+  /** Journal segment size before a new segment starts (old ones are deleted once in the store). */
+  segment_size: Schema.optionalKey(ByteSize)
+})
+
 export const Server = Schema.Struct({
   host: Schema.optionalKey(Schema.String),
   port: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 65535 })))
@@ -203,6 +219,7 @@ export const ConfigFile = Schema.Struct({
   limits: Schema.optionalKey(Limits),
   retries: Schema.optionalKey(Retries),
   budgets: Schema.optionalKey(Budgets),
+  ledger: Schema.optionalKey(Ledger),
   health: Schema.optionalKey(Health),
   breakers: Schema.optionalKey(Breakers)
 })

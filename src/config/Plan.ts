@@ -112,6 +112,20 @@ export interface BreakersPlan {
   readonly degradedWeight: number
 }
 
+export interface BudgetsPlan {
+  readonly tokensPerWindow: number | undefined
+  readonly windowMs: number
+}
+
+export interface LedgerPlan {
+  readonly queueRecords: number
+  readonly batchRecords: number
+  readonly intervalMs: number
+  readonly maxBackoffMs: number
+  readonly syncIntervalMs: number
+  readonly segmentBytes: number
+}
+
 export interface Plan {
   readonly server: { readonly host: string; readonly port: number }
   readonly models: ReadonlyMap<ModelId, ModelPlan>
@@ -124,7 +138,8 @@ export interface Plan {
   readonly timeouts: TimeoutsPlan
   readonly limits: { readonly maxBodyBytes: number }
   readonly retries: { readonly maxAttempts: number; readonly budgetRatio: number; readonly minPerSecond: number }
-  readonly budgets: { readonly tokensPerWindow: number | undefined; readonly windowMs: number }
+  readonly budgets: BudgetsPlan
+  readonly ledger: LedgerPlan
 }
 
 export class PlanError extends Data.TaggedError("PlanError")<{
@@ -146,6 +161,14 @@ export const defaults = {
   maxBodyBytes: 4 * 1024 * 1024,
   retries: { maxAttempts: 3, budgetRatio: 0.2, minPerSecond: 5 },
   budgetWindowMs: 60_000,
+  ledger: {
+    queueRecords: 10_000,
+    batchRecords: 500,
+    intervalMs: 200,
+    maxBackoffMs: 30_000,
+    syncIntervalMs: 20,
+    segmentBytes: 16 * 1024 * 1024
+  } satisfies LedgerPlan,
   filters: ["model_served", "health", "breaker", "quantization", "sku", "saturation", "tenant"],
   /** 512 blocks × 64 chars ≈ 32K characters ≈ 8K tokens of prompt are matchable (e.g. a 6K-token system prompt). */
   prefixMaxBlocks: 512,
@@ -310,6 +333,9 @@ export const fromFile = (
   const h = file.health ?? {}
   const br = file.breakers ?? {}
   const r = file.retries ?? {}
+  const b = file.budgets ?? {}
+  const l = file.ledger ?? {}
+  if (l.batch !== undefined && l.queue !== undefined && l.queue < l.batch) fail("ledger.queue", "must hold at least one batch (ledger.batch)")
   return {
     server: { host: file.server?.host ?? defaults.host, port: file.server?.port ?? defaults.port },
     models,
@@ -370,8 +396,16 @@ export const fromFile = (
       minPerSecond: r.min_per_second ?? defaults.retries.minPerSecond
     },
     budgets: {
-      tokensPerWindow: file.budgets?.tokens_per_window,
-      windowMs: file.budgets?.window === undefined ? defaults.budgetWindowMs : durationMs(file.budgets.window)
+      tokensPerWindow: b.tokens_per_window,
+      windowMs: b.window === undefined ? defaults.budgetWindowMs : durationMs(b.window)
+    },
+    ledger: {
+      queueRecords: l.queue ?? defaults.ledger.queueRecords,
+      batchRecords: l.batch ?? defaults.ledger.batchRecords,
+      intervalMs: l.interval === undefined ? defaults.ledger.intervalMs : durationMs(l.interval),
+      maxBackoffMs: l.max_backoff === undefined ? defaults.ledger.maxBackoffMs : durationMs(l.max_backoff),
+      syncIntervalMs: l.sync_interval === undefined ? defaults.ledger.syncIntervalMs : durationMs(l.sync_interval),
+      segmentBytes: l.segment_size === undefined ? defaults.ledger.segmentBytes : byteCount(l.segment_size)
     }
   }
 }

@@ -178,11 +178,12 @@ export const makeHandler = (kind: CallKind) =>
           receivedAtMs
         }
 
-        // admit: the reservation's release is the settlement (exactly once, with the Exit)
+        // admit: the reservation's release is the settlement (exactly once, with the Exit);
+        // the admission is journaled, so even a crash leaves the request accounted
         yield* Effect.acquireRelease(
-          budget.reserve(req.tenant, estimate.reservationTokens),
-          (reservation, exit) =>
-            Effect.flatMap(Clock.currentTimeMillis, (now) => accounting.settle(req, reservation, tracker, exit, now))
+          Effect.flatMap(budget.reserve(req.tenant, estimate.reservationTokens), (reservation) => accounting.admit(req, reservation)),
+          (admission, exit) =>
+            Effect.flatMap(Clock.currentTimeMillis, (now) => accounting.settle(req, admission, tracker, exit, now))
         )
         admitted = true
 
