@@ -95,6 +95,7 @@ export const makeHandler = (kind: CallKind) =>
             ts: new Date(now).toISOString(),
             level: outcome === "error" ? "error" : tracker.status >= 500 || outcome === "partial" ? "warn" : "info",
             msg: "request",
+            pid: process.pid,
             request_id: requestId,
             method: request.method,
             path: request.url,
