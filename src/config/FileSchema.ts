@@ -186,7 +186,13 @@ export const Breakers = Schema.Struct({
 export const Budgets = Schema.Struct({
   /** Tokens (prompt + completion) each tenant may reserve per window; omit for unlimited. */
   tokens_per_window: Schema.optionalKey(PositiveInt),
-  window: Schema.optionalKey(Duration)
+  window: Schema.optionalKey(Duration),
+  /** With REDIS_URL, while Redis is unreachable: refuse (503) or admit from a local share of the limit. */
+  redis_down: Schema.optionalKey(Schema.Literals(["fail_closed", "local_share"])),
+  /** Gateway processes sharing the Redis budget (each worker counts); the default local share is 1/replicas. */
+  replicas: Schema.optionalKey(PositiveInt),
+  /** The fraction of the limit one process may spend alone while Redis is unreachable. */
+  local_share: Schema.optionalKey(Schema.Finite.check(Schema.isGreaterThan(0), Schema.isLessThanOrEqualTo(1)))
 })
 
 /** The audit ledger's queue and local journal (see src/accounting/Ledger.ts). */

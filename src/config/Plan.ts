@@ -115,6 +115,10 @@ export interface BreakersPlan {
 export interface BudgetsPlan {
   readonly tokensPerWindow: number | undefined
   readonly windowMs: number
+  /** While a shared (Redis) budget store is unreachable: refuse, or admit from a local share. */
+  readonly redisDown: "fail_closed" | "local_share"
+  /** The fraction of the limit (of what was left in a window, when known) one process may spend alone. */
+  readonly localShare: number
 }
 
 export interface LedgerPlan {
@@ -335,6 +339,7 @@ export const fromFile = (
   const r = file.retries ?? {}
   const b = file.budgets ?? {}
   const l = file.ledger ?? {}
+  if (b.replicas !== undefined && b.local_share !== undefined) fail("budgets.local_share", "set either replicas or local_share, not both")
   if (l.batch !== undefined && l.queue !== undefined && l.queue < l.batch) fail("ledger.queue", "must hold at least one batch (ledger.batch)")
   return {
     server: { host: file.server?.host ?? defaults.host, port: file.server?.port ?? defaults.port },
@@ -397,7 +402,9 @@ export const fromFile = (
     },
     budgets: {
       tokensPerWindow: b.tokens_per_window,
-      windowMs: b.window === undefined ? defaults.budgetWindowMs : durationMs(b.window)
+      windowMs: b.window === undefined ? defaults.budgetWindowMs : durationMs(b.window),
+      redisDown: b.redis_down ?? "local_share",
+      localShare: b.local_share ?? 1 / (b.replicas ?? 1)
     },
     ledger: {
       queueRecords: l.queue ?? defaults.ledger.queueRecords,
