@@ -68,7 +68,7 @@ export const store = (path: string): Effect.Effect<Ledger.Store, JournalError, S
           const fresh = batch.filter((r) => r.seq > committedSeq)
           if (fresh.length === 0) return Effect.void
           const at = new Date().toISOString()
-          const text = fresh.map((r) => Entry.usageLine(r.seq, r.record, at)).join("")
+          const text = fresh.map((r) => Entry.usageLine(r.seq, r.json ?? JSON.stringify(r.record), at)).join("")
           return Effect.tap(write(text), () => Effect.sync(() => (committedSeq = fresh.at(-1)!.seq)))
         })
     } satisfies Ledger.Store

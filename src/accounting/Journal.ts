@@ -54,6 +54,8 @@ export interface Recovered {
 export interface SettledRecord {
   readonly seq: number
   readonly record: AccountingRecord
+  /** `JSON.stringify(record)` when it is at hand (the request path serializes once). */
+  readonly json?: string | undefined
 }
 
 export interface Journal {

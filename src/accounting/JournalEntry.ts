@@ -83,13 +83,13 @@ export const admitted = (a: Admission): string =>
     JSON.stringify(a.model)
   },"rt":${a.reservedTokens},"ep":${a.estimatedPromptTokens},"at":${a.admittedAtMs}}\n`
 
-export const settled = (seq: number, record: AccountingRecord): string => `{"t":"s","sq":${seq},"r":${JSON.stringify(record)}}\n`
+/** A settled entry; `json` is the record already serialized (`JSON.stringify(record)`). */
+export const settled = (seq: number, json: string): string => `{"t":"s","sq":${seq},"r":${json}}\n`
 
 export const acked = (seq: number): string => `{"t":"k","sq":${seq}}\n`
 
-/** One line of the embedded ledger file `usage.jsonl`. */
-export const usageLine = (seq: number, record: AccountingRecord, at: string): string =>
-  `{"at":${JSON.stringify(at)},"seq":${seq},${JSON.stringify(record).slice(1)}\n`
+/** One line of the embedded ledger file `usage.jsonl` (`json`: the record serialized). */
+export const usageLine = (seq: number, json: string, at: string): string => `{"at":${JSON.stringify(at)},"seq":${seq},${json.slice(1)}\n`
 
 /** The admission of an `a` entry. */
 export const admissionOf = (e: typeof Admitted.Type): Admission => ({

@@ -75,9 +75,10 @@ export const make = (store: Store, options: LedgerOptions): Effect.Effect<UsageS
 
     const settle = (record: AccountingRecord) => {
       const seq = nextSeq++
+      const json = JSON.stringify(record)
       open.delete(record.recordId)
-      journal?.append(Entry.settled(seq, record), seq)
-      batcher.offer({ seq, record })
+      journal?.append(Entry.settled(seq, json), seq)
+      batcher.offer({ seq, record, json })
     }
 
     // Admitted by a process that died, never settled: settled now, as interrupted.

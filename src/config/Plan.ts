@@ -170,7 +170,7 @@ export const defaults = {
     batchRecords: 500,
     intervalMs: 200,
     maxBackoffMs: 30_000,
-    syncIntervalMs: 20,
+    syncIntervalMs: 50,
     segmentBytes: 16 * 1024 * 1024
   } satisfies LedgerPlan,
   filters: ["model_served", "health", "breaker", "quantization", "sku", "saturation", "tenant"],

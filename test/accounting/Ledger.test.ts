@@ -118,13 +118,13 @@ describe("durable ledger", () => {
       Entry.header(1, 0),
       Entry.admitted(admission("a")),
       Entry.admitted(admission("b")),
-      Entry.settled(1, record("a")),
+      Entry.settled(1, JSON.stringify(record("a"))),
       Entry.acked(1),
       Entry.admitted(admission("c")),
-      Entry.settled(2, record("b")),
+      Entry.settled(2, JSON.stringify(record("b"))),
       "{\"t\":\"s\",\"sq\":\"garbage\n",
       Entry.admitted(admission("d")),
-      Entry.settled(3, record("c")).slice(0, 40)
+      Entry.settled(3, JSON.stringify(record("c"))).slice(0, 40)
     ].join(""))
     const t = testStore()
     await run(Effect.gen(function*() {

@@ -22,6 +22,12 @@ const rows = (prefix: string) =>
   execFileSync("psql", [databaseUrl, "-tA", "-c",
     `SELECT request_id FROM sluice_usage WHERE request_id LIKE '${prefix}-%'`]).toString().split("\n").filter((l) => l !== "")
 
+const gauge = (text: string, name: string): number => {
+  const m = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, "m").exec(text)
+  if (m === null) throw new Error(`no ${name} in /metrics`)
+  return Number(m[1])
+}
+
 const chat = (url: string, id: string) =>
   fetch(`${url}/v1/chat/completions`, {
     method: "POST",
@@ -71,6 +77,10 @@ ledger: { queue: 100, batch: 50, max_backoff: 1s }
     expect(window.length / seconds).toBeLessThanOrEqual(4)
     expect(gate.refused.length).toBeGreaterThan(0)
     expect(rows(prefix)).toEqual([])
+    // Bounded memory: at most ledger.queue records held; the rest wait in the journal only.
+    const metrics = await (await fetch(`${sluice.url}/metrics`)).text()
+    expect(gauge(metrics, "sluice_ledger_pending_records")).toBe(ids.length)
+    expect(gauge(metrics, "sluice_ledger_queued_records")).toBeLessThanOrEqual(100)
 
     gate.open = true
     const deadline = performance.now() + 10_000
