@@ -113,4 +113,33 @@ budgets: { tokens_per_window: ${LIMIT}, window: 1m, redis_down: local_share, rep
       expect({ reserved: snap.reservedTokens, open: snap.openReservations, twice: snap.doubleSettlements }).toEqual({ reserved: 0, open: 0, twice: 0 })
     }
   }, 60_000)
+
+  it("fail_closed: answers 503 budget_store_unavailable while Redis is down, and serves again when it is back", async () => {
+    const gw = await startGateway(`
+backends:
+  - { id: fake, url: ${engine.url}, models: [m] }
+budgets: { tokens_per_window: ${LIMIT}, window: 1h, redis_down: fail_closed }
+`, { extra: ConfigProvider.layer(ConfigProvider.fromUnknown({ REDIS_URL: redis.url })) })
+    gateways.push(gw)
+    const ask = () =>
+      fetch(`${gw.url}/v1/chat/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ model: "m", messages: [{ role: "user", content: "hi" }], max_tokens: 5 })
+      })
+    expect((await ask()).status).toBe(200)
+    redis.freeze()
+    try {
+      const refused = await ask()
+      expect(refused.status).toBe(503)
+      expect(refused.headers.get("retry-after")).toBe("1")
+      expect(await refused.json()).toEqual({
+        error: { message: expect.stringContaining("budget store is unreachable"), type: "server_error", param: null, code: "budget_store_unavailable" }
+      })
+    } finally {
+      redis.thaw()
+    }
+    const back = await eventually(async () => (await ask()).status, (status) => status === 200, 5000)
+    expect(back).toBe(200)
+  })
 })
