@@ -51,14 +51,23 @@ export const store = (path: string): Effect.Effect<Ledger.Store, JournalError, S
       attempt(`opening ${path}`, () => fs.openSync(path, "a")),
       (fd) => Effect.sync(() => fs.closeSync(fd))
     )
-    const write = (text: string) =>
+    let size = (yield* attempt(`reading ${path}`, () => fs.fstatSync(fd))).size
+    const failure = (what: string, e: Error) => new JournalError({ message: `${what} ${path}: ${e.message}`, cause: e })
+    /** Appends the whole buffer (looping over short writes) and fdatasyncs; on failure cuts the file back. */
+    const write = (text: Buffer) =>
       Effect.callback<void, JournalError>((resume) => {
-        fs.write(fd, text, (e) => {
-          if (e !== null) return resume(Effect.fail(new JournalError({ message: `appending to ${path}: ${e.message}`, cause: e })))
-          fs.fdatasync(fd, (e2) =>
-            resume(e2 === null ? Effect.void : Effect.fail(new JournalError({ message: `fdatasync ${path}: ${e2.message}`, cause: e2 })))
-          )
-        })
+        const undo = (e: Error) => fs.ftruncate(fd, size, () => resume(Effect.fail(failure("appending to", e))))
+        const from = (offset: number) =>
+          fs.write(fd, text, offset, text.length - offset, null, (e, n) => {
+            if (e !== null) return undo(e)
+            if (offset + n < text.length) return from(offset + n)
+            fs.fdatasync(fd, (e2) => {
+              if (e2 !== null) return undo(e2)
+              size += text.length
+              resume(Effect.void)
+            })
+          })
+        from(0)
       })
     return {
       name: "file",
@@ -68,7 +77,7 @@ export const store = (path: string): Effect.Effect<Ledger.Store, JournalError, S
           const fresh = batch.filter((r) => r.seq > committedSeq)
           if (fresh.length === 0) return Effect.void
           const at = new Date().toISOString()
-          const text = fresh.map((r) => Entry.usageLine(r.seq, r.json ?? JSON.stringify(r.record), at)).join("")
+          const text = Buffer.from(fresh.map((r) => Entry.usageLine(r.seq, r.json ?? JSON.stringify(r.record), at)).join(""))
           return Effect.tap(write(text), () => Effect.sync(() => (committedSeq = fresh.at(-1)!.seq)))
         })
     } satisfies Ledger.Store

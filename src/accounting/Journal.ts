@@ -251,9 +251,10 @@ export const open = (
 
     const startSegment = (n: number, carried: Iterable<string>) => {
       const path = join(dir, segmentName(n))
-      const newFd = fs.openSync(path, "wx")
       const head = Entry.header(maxSeq + 1, lastAcked) + [...carried].join("")
-      fs.writeSync(newFd, head)
+      // Written whole to a new file, then opened for appends: a failure leaves no open fd.
+      fs.writeFileSync(path, head, { flag: "wx" })
+      const newFd = fs.openSync(path, "a")
       fd = newFd
       current = { n, path, bytes: Buffer.byteLength(head), maxSeq: 0 }
       segments.push(current)
@@ -261,24 +262,47 @@ export const open = (
       carryEnd = current.bytes
     }
 
-    /** The write path (plain: see the header). */
+    /** Bytes of a failed write still to be written (they go first, before `pending`). */
+    let unwritten: Buffer | undefined
+
+    const retryLater = () => {
+      writeErrors++
+      if (!scheduled) {
+        scheduled = true
+        setTimeout(flush, 100).unref()
+      }
+    }
+
+    /**
+     * The write path (plain: see the header). Everything queued goes out in one `writeSync`
+     * (looping over a short write); a failure keeps the unwritten bytes, in order, for the
+     * next attempt (the next append or a timer, whichever comes first).
+     */
     const flush = () => {
       scheduled = false
-      if (pending.length === 0 || fd < 0) return
-      const text = pending.length === 1 ? pending[0]! : pending.join("")
-      try {
-        fs.writeSync(fd, text)
-      } catch {
-        writeErrors++
-        // Kept queued; retried shortly (the next append or this timer, whichever first).
-        if (!scheduled) {
-          scheduled = true
-          setTimeout(flush, 100).unref()
+      if (pending.length === 0 && unwritten === undefined) return
+      if (fd < 0) {
+        // A roll that could not open the next segment: try again.
+        try {
+          startSegment(current.n + 1, carry())
+        } catch {
+          return retryLater()
         }
-        return
       }
+      const text = Buffer.from(pending.length === 1 ? pending[0]! : pending.join(""))
       pending = []
-      current.bytes += Buffer.byteLength(text)
+      let buffer = unwritten === undefined ? text : Buffer.concat([unwritten, text])
+      unwritten = undefined
+      try {
+        while (buffer.length > 0) {
+          const n = fs.writeSync(fd, buffer)
+          current.bytes += n
+          buffer = buffer.subarray(n)
+        }
+      } catch {
+        unwritten = buffer
+        return retryLater()
+      }
       if (current.bytes >= options.segmentBytes) roll()
     }
 
@@ -286,7 +310,13 @@ export const open = (
       try {
         fs.fdatasyncSync(fd)
         fs.closeSync(fd)
-        fd = -1
+      } catch {
+        // Keep writing to this segment; the next flush tries to roll again.
+        writeErrors++
+        return
+      }
+      fd = -1
+      try {
         startSegment(current.n + 1, carry())
       } catch {
         writeErrors++
@@ -349,30 +379,43 @@ export const open = (
       })
     )
     // Group commit: one fdatasync per interval when something was written, then compaction.
+    // A failing disk is logged when the failures start and when they stop, not every interval.
+    let failing = false
     yield* Effect.forkScoped(
       Effect.gen(function*() {
         if (current.bytes > synced || pending.length > 0) yield* sync
         yield* compact
+        if (failing) {
+          failing = false
+          yield* Effect.logInfo("journal sync works again")
+        }
       }).pipe(
-        Effect.catch((e) => Effect.logWarning("journal sync failed").pipe(Effect.annotateLogs({ error: e.message }))),
+        Effect.catch((e) => {
+          if (failing) return Effect.void
+          failing = true
+          return Effect.logError("journal sync failed; retrying").pipe(Effect.annotateLogs({ error: e.message, dir }))
+        }),
         Effect.repeat(Schedule.spaced(options.syncIntervalMs))
       )
     )
 
-    /** The replay cursor: segment number and byte offset of the next unread line. */
-    let cursor = { n: segments[0]!.n, offset: 0 }
+    /** The replay cursor: segment number and byte offset of the next unread line, and the last sequence number read. */
+    const start = { n: segments[0]!.n, offset: 0, seq: 0 }
+    let cursor = start
 
     const readSettled = (from: number, to: number, max: number) =>
       Effect.gen(function*() {
         flush()
+        // Reads move forward; a request for something already passed starts over.
+        if (from <= cursor.seq) cursor = start
         const records: Array<SettledRecord> = []
         for (;;) {
           const segment = segments.find((s) => s.n >= cursor.n)
           if (segment === undefined) return { records, next: to }
-          if (segment.n !== cursor.n) cursor = { n: segment.n, offset: 0 }
+          if (segment.n !== cursor.n) cursor = { n: segment.n, offset: 0, seq: cursor.seq }
           if (cursor.offset >= segment.bytes) {
             if (segment === current) return { records, next: to }
-            cursor = { n: segment.n + 1, offset: 0 }
+            cursor = { n: segment.n + 1, offset: 0, seq: cursor.seq }
             continue
           }
           const final = segment !== current
@@ -381,21 +424,21 @@ export const open = (
           if (consumed === 0) return yield* new JournalError({ message: `a line longer than ${CHUNK} bytes in ${segment.path}` })
           const base = cursor.offset
           for (const l of lines) {
-            if (Entry.isSettled(l.text)) {
+            let seq = cursor.seq
+            // Only settled entries at or after `from` are parsed; the rest are skipped by their prefix.
+            const settled = Entry.settledSeq(l.text)
+            if (settled !== undefined && settled >= from) {
+              if (settled >= to) return { records, next: to }
               const entry = Entry.decode(l.text)
               if (Option.isSome(entry) && entry.value.t === "s") {
-                const seq = entry.value.sq
-                if (seq >= to) return { records, next: to }
-                if (seq >= from) {
-                  records.push({ seq, record: Entry.recordOf(entry.value.r) })
-                  if (records.length >= max) {
-                    cursor = { n: segment.n, offset: base + l.end }
-                    return { records, next: seq + 1 }
-                  }
-                }
+                seq = entry.value.sq
+                records.push({ seq, record: Entry.recordOf(entry.value.r) })
               }
+            } else if (settled !== undefined) {
+              seq = settled
             }
-            cursor = { n: segment.n, offset: base + l.end }
+            cursor = { n: segment.n, offset: base + l.end, seq }
+            if (records.length >= max) return { records, next: seq + 1 }
           }
         }
       })

@@ -68,8 +68,13 @@ const decodeEntry = Schema.decodeUnknownOption(Schema.fromJsonString(Entry))
 /** Decodes one journal line (without its newline); none when it is torn or foreign. */
 export const decode = (line: string): Option.Option<Entry> => decodeEntry(line)
 
-/** The settled entries only, for replay (other kinds are skipped without being parsed). */
-export const isSettled = (line: string): boolean => line.startsWith("{\"t\":\"s\"")
+const SETTLED = /^\{"t":"s","sq":(\d+),/
+
+/** The sequence number of a settled entry, read without parsing it (undefined: another kind, or torn). */
+export const settledSeq = (line: string): number | undefined => {
+  const m = SETTLED.exec(line)
+  return m === null ? undefined : Number(m[1])
+}
 
 const decodeUsageLine = Schema.decodeUnknownOption(Schema.fromJsonString(Schema.Struct({ seq: Schema.optionalKey(Count) })))
 
