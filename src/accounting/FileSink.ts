@@ -9,7 +9,7 @@
  * those (no duplicates). A torn last line (the process died inside an append) is cut off
  * at start: it was never acknowledged, so the journal replays it.
  */
-import { Effect, Layer, Option, type Scope } from "effect"
+import { Clock, Effect, Layer, Option, type Scope } from "effect"
 import * as fs from "node:fs"
 import { join } from "node:path"
 import { UsageSink } from "./Accounting.ts"
@@ -73,10 +73,10 @@ export const store = (path: string): Effect.Effect<Ledger.Store, JournalError, S
       name: "file",
       committedSeq,
       write: (batch) =>
-        Effect.suspend(() => {
+        Effect.flatMap(Clock.currentTimeMillis, (now) => {
           const fresh = batch.filter((r) => r.seq > committedSeq)
           if (fresh.length === 0) return Effect.void
-          const at = new Date().toISOString()
+          const at = new Date(now).toISOString()
           const text = Buffer.from(fresh.map((r) => Entry.usageLine(r.seq, r.json ?? JSON.stringify(r.record), at)).join(""))
           return Effect.tap(write(text), () => Effect.sync(() => (committedSeq = fresh.at(-1)!.seq)))
         })

@@ -116,5 +116,5 @@ export const jsonLines = (lines: ReadonlyArray<string>): Array<Record<string, un
   lines.flatMap((l) => {
     if (!l.startsWith("{")) return []
     const parsed: unknown = JSON.parse(l)
-    return typeof parsed === "object" && parsed !== null ? [parsed as Record<string, unknown>] : []
+    return typeof parsed === "object" && parsed !== null ? [Object.fromEntries(Object.entries(parsed))] : []
   })
