@@ -6,7 +6,12 @@
  *
  * Simulated engines (`simulate:` backends) are started once, in the primary, and handed to
  * the workers by URL, so N workers front one fleet, not N fleets. The primary restarts a
- * worker that dies and, on SIGINT/SIGTERM, lets every worker drain before exiting.
+ * worker that dies and, on SIGINT/SIGTERM, lets every worker drain before exiting. Each
+ * worker has a slot (`SLUICE_WORKER_SLOT`, 0..N-1) that outlives it: its replacement gets
+ * the same slot, and with it the ledger journal the dead worker left to settle.
+ *
+ * A drained stop on SIGINT/SIGTERM exits 0 (Effect's default for an interrupted main
+ * fiber is 130, which supervisors such as `restart: on-failure` read as a crash).
  */
 import { NodeRuntime } from "@effect/platform-node"
 import { Cause, Effect, Exit, Layer, Runtime } from "effect"
@@ -31,15 +36,18 @@ const primary = (flags: Flags, workers: number) =>
     const urls = yield* Gateway.launchSimulatedFleet(flags)
     const env = { SLUICE_SIMULATED_URLS: JSON.stringify(urls), SLUICE_WORKER: "1" }
     let stopping = false
-    const fork = () => cluster.fork(env)
+    const slots = new Map<number, number>()
+    const fork = (slot: number) => slots.set(cluster.fork({ ...env, SLUICE_WORKER_SLOT: String(slot) }).id, slot)
     cluster.on("exit", (worker, code, signal) => {
+      const slot = slots.get(worker.id) ?? 0
+      slots.delete(worker.id)
       if (stopping) return
       Effect.runFork(Effect.logWarning("worker exited; restarting").pipe(
-        Effect.annotateLogs({ pid: worker.process.pid, code, signal })
+        Effect.annotateLogs({ pid: worker.process.pid, code, signal, slot })
       ))
-      setTimeout(fork, 500)
+      setTimeout(() => fork(slot), 500)
     })
-    for (let i = 0; i < workers; i++) fork()
+    for (let i = 0; i < workers; i++) fork(i)
     yield* Effect.logInfo("sluice primary started").pipe(Effect.annotateLogs({ workers }))
     yield* Effect.addFinalizer(() =>
       Effect.callback<void>((resume) => {

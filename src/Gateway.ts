@@ -114,7 +114,8 @@ const announce = Layer.effectDiscard(
 )
 
 export const make = <E>(parts: GatewayParts<E>) => {
-  const usage = Layer.unwrap(Effect.map(GatewayConfig, ({ initial }) => Sinks.fromEnvironment(initial.timeouts.drainMs, parts.dataDir)))
+  const usage = Layer.unwrap(Effect.map(GatewayConfig, ({ initial }) =>
+    Sinks.fromEnvironment(initial.ledger, initial.timeouts.drainMs, parts.dataDir)))
   const stores = Layer.mergeAll(Stores.budgetLayer, usage, RetryBudget.layer, Affinity.layer, Breakers.layer, Placement.layer)
   const backends = Fleet.layer.pipe(Layer.provideMerge(HealthReports.layer), Layer.provide(parts.launcher))
   const core = Layer.mergeAll(Accounting.layer, Router.layer, Dispatcher.layer).pipe(

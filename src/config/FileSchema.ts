@@ -218,7 +218,29 @@ export const Breakers = Schema.Struct({
 export const Budgets = Schema.Struct({
   /** Tokens (prompt + completion) each tenant may reserve per window; omit for unlimited. */
   tokens_per_window: Schema.optionalKey(PositiveInt),
-  window: Schema.optionalKey(Duration)
+  window: Schema.optionalKey(Duration),
+  /** With REDIS_URL, while Redis is unreachable: refuse (503) or admit from a local share of the limit. */
+  redis_down: Schema.optionalKey(Schema.Literals(["fail_closed", "local_share"])),
+  /** Gateway processes sharing the Redis budget (each worker counts); the default local share is 1/replicas. */
+  replicas: Schema.optionalKey(PositiveInt),
+  /** The fraction of the limit one process may spend alone while Redis is unreachable. */
+  local_share: Schema.optionalKey(Schema.Finite.check(Schema.isGreaterThan(0), Schema.isLessThanOrEqualTo(1)))
+})
+
+/** The audit ledger's queue and local journal (see src/accounting/Ledger.ts). */
+export const Ledger = Schema.Struct({
+  /** Records held in memory for the store; beyond that they wait in the journal only. */
+  queue: Schema.optionalKey(PositiveInt),
+  /** Records per store write. */
+  batch: Schema.optionalKey(PositiveInt),
+  /** Write-behind interval. */
+  interval: Schema.optionalKey(Duration),
+  /** Longest wait between two store attempts while it fails (the backoff doubles up to this). */
+  max_backoff: Schema.optionalKey(Duration),
+  /** Journal group commit: fdatasync at most this often (never per request). */
+  sync_interval: Schema.optionalKey(Duration),
+  /** Journal segment size before a new segment starts (old ones are deleted once in the store). */
+  segment_size: Schema.optionalKey(ByteSize)
 })
 
 const Count = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))
@@ -245,6 +267,7 @@ export const ConfigFile = Schema.Struct({
   limits: Schema.optionalKey(Limits),
   retries: Schema.optionalKey(Retries),
   budgets: Schema.optionalKey(Budgets),
+  ledger: Schema.optionalKey(Ledger),
   health: Schema.optionalKey(Health),
   breakers: Schema.optionalKey(Breakers)
 })

@@ -137,6 +137,24 @@ export interface ServerPlan {
   readonly maxConnectionsPerAddress: number
 }
 
+export interface BudgetsPlan {
+  readonly tokensPerWindow: number | undefined
+  readonly windowMs: number
+  /** While a shared (Redis) budget store is unreachable: refuse, or admit from a local share. */
+  readonly redisDown: "fail_closed" | "local_share"
+  /** The fraction of the limit (of what was left in a window, when known) one process may spend alone. */
+  readonly localShare: number
+}
+
+export interface LedgerPlan {
+  readonly queueRecords: number
+  readonly batchRecords: number
+  readonly intervalMs: number
+  readonly maxBackoffMs: number
+  readonly syncIntervalMs: number
+  readonly segmentBytes: number
+}
+
 export interface Plan {
   readonly server: ServerPlan
   readonly models: ReadonlyMap<ModelId, ModelPlan>
@@ -149,7 +167,8 @@ export interface Plan {
   readonly timeouts: TimeoutsPlan
   readonly limits: { readonly maxBodyBytes: number }
   readonly retries: { readonly maxAttempts: number; readonly budgetRatio: number; readonly minPerSecond: number }
-  readonly budgets: { readonly tokensPerWindow: number | undefined; readonly windowMs: number }
+  readonly budgets: BudgetsPlan
+  readonly ledger: LedgerPlan
 }
 
 export interface PlanIssue {
@@ -183,6 +202,14 @@ export const defaults = {
   maxBodyBytes: 4 * 1024 * 1024,
   retries: { maxAttempts: 3, budgetRatio: 0.2, minPerSecond: 5 },
   budgetWindowMs: 60_000,
+  ledger: {
+    queueRecords: 10_000,
+    batchRecords: 500,
+    intervalMs: 200,
+    maxBackoffMs: 30_000,
+    syncIntervalMs: 50,
+    segmentBytes: 16 * 1024 * 1024
+  } satisfies LedgerPlan,
   filters: ["model_served", "health", "breaker", "quantization", "sku", "saturation", "tenant"],
   /** 512 blocks × 64 chars ≈ 32K characters ≈ 8K tokens of prompt are matchable (e.g. a 6K-token system prompt). */
   prefixMaxBlocks: 512,
@@ -399,6 +426,10 @@ const validate = (
   }
   const br = file.breakers ?? {}
   const r = file.retries ?? {}
+  const b = file.budgets ?? {}
+  const l = file.ledger ?? {}
+  if (b.replicas !== undefined && b.local_share !== undefined) fail("budgets.local_share", "set either replicas or local_share, not both")
+  if (l.batch !== undefined && l.queue !== undefined && l.queue < l.batch) fail("ledger.queue", "must hold at least one batch (ledger.batch)")
   return {
     server: {
       host: sv.host ?? defaults.host,
@@ -473,8 +504,18 @@ const validate = (
       minPerSecond: r.min_per_second ?? defaults.retries.minPerSecond
     },
     budgets: {
-      tokensPerWindow: file.budgets?.tokens_per_window,
-      windowMs: file.budgets?.window === undefined ? defaults.budgetWindowMs : durationMs(file.budgets.window)
+      tokensPerWindow: b.tokens_per_window,
+      windowMs: b.window === undefined ? defaults.budgetWindowMs : durationMs(b.window),
+      redisDown: b.redis_down ?? "local_share",
+      localShare: b.local_share ?? 1 / (b.replicas ?? 1)
+    },
+    ledger: {
+      queueRecords: l.queue ?? defaults.ledger.queueRecords,
+      batchRecords: l.batch ?? defaults.ledger.batchRecords,
+      intervalMs: l.interval === undefined ? defaults.ledger.intervalMs : durationMs(l.interval),
+      maxBackoffMs: l.max_backoff === undefined ? defaults.ledger.maxBackoffMs : durationMs(l.max_backoff),
+      syncIntervalMs: l.sync_interval === undefined ? defaults.ledger.syncIntervalMs : durationMs(l.sync_interval),
+      segmentBytes: l.segment_size === undefined ? defaults.ledger.segmentBytes : byteCount(l.segment_size)
     }
   }
 }

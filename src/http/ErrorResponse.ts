@@ -7,13 +7,13 @@
  */
 import { HttpServerResponse } from "effect/http"
 import { STATUS_CODES } from "node:http"
-import type { BudgetExceeded } from "../admission/Budget.ts"
+import type { BudgetExceeded, BudgetUnavailable } from "../admission/Budget.ts"
 import { type ErrorBody, envelope, sseEvent } from "../api/openai/ErrorEnvelope.ts"
 import type { FailureReason } from "../backends/Failure.ts"
 import type { BackendFailed, BackendsExhausted, NoBackendAvailable } from "../dispatch/Errors.ts"
 import type { RequestError } from "./RequestErrors.ts"
 
-export type GatewayError = RequestError | BudgetExceeded | BackendFailed | BackendsExhausted | NoBackendAvailable
+export type GatewayError = RequestError | BudgetExceeded | BudgetUnavailable | BackendFailed | BackendsExhausted | NoBackendAvailable
 
 export interface WireError {
   readonly status: number
@@ -90,6 +90,15 @@ export const toWire = (error: GatewayError): WireError => {
         "rate_limit_error",
         `Token budget exceeded for tenant ${error.tenant}: requested ${error.requested}, remaining ${error.remaining} in this window.`,
         "token_budget_exceeded",
+        null,
+        error.retryAfterMs
+      )
+    case "BudgetUnavailable":
+      return err(
+        503,
+        "server_error",
+        "Token budgets cannot be checked right now (the budget store is unreachable); retry shortly.",
+        "budget_store_unavailable",
         null,
         error.retryAfterMs
       )

@@ -100,6 +100,7 @@ export const makeHandler = (kind: CallKind) =>
             ts: new Date(now).toISOString(),
             level: outcome === "error" ? "error" : tracker.status >= 500 || outcome === "partial" ? "warn" : "info",
             msg: "request",
+            pid: process.pid,
             request_id: requestId,
             method: request.method,
             path: request.url,
@@ -183,11 +184,12 @@ export const makeHandler = (kind: CallKind) =>
           receivedAtMs
         }
 
-        // admit: the reservation's release is the settlement (exactly once, with the Exit)
+        // admit: the reservation's release is the settlement (exactly once, with the Exit);
+        // the admission is journaled, so even a crash leaves the request accounted
         yield* Effect.acquireRelease(
-          budget.reserve(req.tenant, estimate.reservationTokens),
-          (reservation, exit) =>
-            Effect.flatMap(Clock.currentTimeMillis, (now) => accounting.settle(req, reservation, tracker, exit, now))
+          Effect.flatMap(budget.reserve(req.tenant, estimate.reservationTokens), (reservation) => accounting.admit(req, reservation)),
+          (admission, exit) =>
+            Effect.flatMap(Clock.currentTimeMillis, (now) => accounting.settle(req, admission, tracker, exit, now))
         )
         admitted = true
 

@@ -67,6 +67,24 @@ const connectionsOpen = Metric.gauge("sluice_connections_open", { description: "
 const connectionsRejected = Metric.gauge("sluice_connections_rejected", {
   description: "Client connections refused or closed by the listener since start, by reason (caps, deadlines, parser)"
 })
+const ledgerQueued = Metric.gauge("sluice_ledger_queued_records", { description: "Ledger records held in memory for the store" })
+const ledgerPending = Metric.gauge("sluice_ledger_pending_records", {
+  description: "Ledger records not yet in the store (in memory or only in the journal)"
+})
+const ledgerFailedWrites = Metric.gauge("sluice_ledger_failed_writes", { description: "Failed store writes since start (retried)" })
+const journalSegments = Metric.gauge("sluice_ledger_journal_segments", { description: "Live ledger journal segments" })
+const journalBytes = Metric.gauge("sluice_ledger_journal_bytes", { description: "Bytes in live ledger journal segments" })
+const recoveredInterrupted = Metric.gauge("sluice_ledger_recovered_interrupted", {
+  description: "Admissions a previous process left unsettled, recorded as interrupted at start"
+})
+const budgetDegraded = Metric.gauge("sluice_budget_store_degraded", { description: "1 while the shared budget store (Redis) does not answer" })
+const budgetPending = Metric.gauge("sluice_budget_pending_settlements", { description: "Budget settlements waiting for Redis" })
+const budgetDropped = Metric.gauge("sluice_budget_dropped_settlements", {
+  description: "Budget settlements given up (window expired or queue full)"
+})
+const budgetLocal = Metric.gauge("sluice_budget_local_reserved_tokens", {
+  description: "Tokens reserved from the local share while Redis was down, since start"
+})
 
 /**
  * `Metric.withAttributes` builds a new metric whose series key (a sorted JSON of its
@@ -193,6 +211,22 @@ export const render = (state: {
     yield* Metric.update(connectionsOpen, state.connections.open)
     for (const [reason, n] of state.connections.rejected) {
       yield* Metric.update(Metric.withAttributes(connectionsRejected, { reason }), n)
+    }
+    const ledger = state.accounting.ledger
+    if (ledger !== undefined) {
+      yield* Metric.update(ledgerQueued, ledger.queued)
+      yield* Metric.update(ledgerPending, ledger.pending)
+      yield* Metric.update(ledgerFailedWrites, ledger.failedWrites)
+      yield* Metric.update(journalSegments, ledger.journalSegments)
+      yield* Metric.update(journalBytes, ledger.journalBytes)
+      yield* Metric.update(recoveredInterrupted, ledger.recoveredInterrupted)
+    }
+    const shared = state.budget.shared
+    if (shared !== undefined) {
+      yield* Metric.update(budgetDegraded, shared.degraded ? 1 : 0)
+      yield* Metric.update(budgetPending, shared.pendingSettlements)
+      yield* Metric.update(budgetDropped, shared.droppedSettlements)
+      yield* Metric.update(budgetLocal, shared.localReservedTokens)
     }
     return yield* PrometheusMetrics.format()
   })
