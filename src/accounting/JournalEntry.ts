@@ -39,7 +39,10 @@ const Record = Schema.Struct({
     backend: BackendId,
     reason: Schema.Literals(FailureTags),
     message: Schema.String,
-    wastedPromptTokens: Count
+    wastedPromptTokens: Count,
+    // Optional so that journals written before these fields existed still replay.
+    wastedCompletionTokens: Schema.optionalKey(Count),
+    afterResponse: Schema.optionalKey(Schema.Boolean)
   })),
   wastedPromptTokens: Count,
   ttftMs: Schema.optionalKey(Schema.Finite),
@@ -111,6 +114,11 @@ export const admissionOf = (e: typeof Admitted.Type): Admission => ({
 export const recordOf = (r: typeof Record.Type): AccountingRecord => ({
   ...r,
   backend: r.backend,
+  attempts: r.attempts.map((a) => ({
+    ...a,
+    wastedCompletionTokens: a.wastedCompletionTokens ?? 0,
+    afterResponse: a.afterResponse ?? false
+  })),
   ttftMs: r.ttftMs
 })
 
