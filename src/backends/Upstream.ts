@@ -51,6 +51,8 @@ const describe = (e: unknown): string => {
   return String(e)
 }
 
+const ignoreBodyError = (): void => {}
+
 const codeOf = (e: unknown): unknown => typeof e === "object" && e !== null ? (e as { code?: unknown }).code : undefined
 
 export const make = (
@@ -120,6 +122,12 @@ export const make = (
             return new Unavailable({ status: undefined, message: `${url.origin}: ${describe(e)}` })
           }
         }))
+        // Readers listen for body errors only while they read. A body they stopped reading
+        // (interrupted, over its size limit) is destroyed by the finalizer above, and undici
+        // reports that as an 'error' event: with no listener left, Node would throw it out of
+        // the event loop and end the process. Read failures reach readers through their own
+        // listeners; this one only keeps an abandoned body from taking the gateway down.
+        res.body.on("error", ignoreBodyError)
         response = { status: res.statusCode, headers: res.headers, body: res.body as unknown as Readable }
         return response
       })
