@@ -13,7 +13,7 @@ import type { RequestTracker } from "../accounting/Tracker.ts"
 import { HealthReports } from "../backends/Actor.ts"
 import type { Backend } from "../backends/Backend.ts"
 import type { Frame, FrameSource, UnaryResult, UpstreamCall } from "../backends/Contract.ts"
-import { BreakerOpen, type FailureReason, TimeToFirstTokenExceeded } from "../backends/Failure.ts"
+import { BreakerOpen, type FailureReason, TimeToFirstTokenExceeded, TotalTimeout } from "../backends/Failure.ts"
 import type { Plan } from "../config/Plan.ts"
 import type { GatewayRequest } from "../domain/Request.ts"
 import { Breakers, keyOf } from "../resilience/Breakers.ts"
@@ -220,11 +220,18 @@ export class Dispatcher extends Context.Service<Dispatcher, {
           return { head, source }
         })
 
+      // The request's total deadline bounds the whole answer, body included: the pool's
+      // headers timeout alone let an answer whose headers came but whose body never did
+      // hold the request (slot, reservation, socket) until the client gave up.
       const unaryAttempt = (req: GatewayRequest, plan: Plan, tracker: RequestTracker) => (backend: Backend) =>
         Effect.gen(function*() {
           yield* hold(req, backend, plan, tracker)
           const call = yield* placement.upstreamCall(req, backend, callFor(req, backend), plan)
-          return yield* backend.adapter.unary(call)
+          const left = req.receivedAtMs + plan.timeouts.totalMs - (yield* Clock.currentTimeMillis)
+          return yield* backend.adapter.unary(call).pipe(Effect.timeoutOrElse({
+            duration: Math.max(0, left),
+            orElse: () => Effect.fail(new TotalTimeout({ afterMs: plan.timeouts.totalMs }))
+          }))
         })
 
       return Dispatcher.of({

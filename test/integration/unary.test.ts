@@ -1,8 +1,10 @@
 /**
  * The unary request lifecycle where the answer is slow after its headers, over real
- * sockets: a client that leaves while the body is still on its way costs nothing but its
- * own request. Found by the lifecycle property (test/properties/, seed 1, second run): the
- * client giving up on such an answer crashed the process with an unhandled 'error' event.
+ * sockets: the total deadline bounds the whole answer (headers and body), and a client
+ * that leaves while the body is still on its way costs nothing but its own request.
+ * Both were found by the lifecycle property (test/properties/, seed 1, second run): a
+ * unary answer whose headers came but whose body did not hung until the client gave up,
+ * and the client giving up then crashed the process with an unhandled 'error' event.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { unaryChat } from "../support/Client.ts"
@@ -34,6 +36,23 @@ timeouts: { first_token: 300ms, total: 600ms }
   afterAll(async () => {
     await gw?.close()
     await engine?.close()
+  })
+
+  it("ends an answer whose body does not come by the total deadline (504), releasing everything", async () => {
+    const started = performance.now()
+    // Bounded wait: a gateway without a deadline on the body would hold the client forever.
+    const result = await unaryChat(gw.url, body, { headers: { "x-request-id": "unary-body-stall" }, abortWhen: sleep(5000) })
+    const elapsed = performance.now() - started
+    expect(result.aborted).toBe(false)
+    expect(result.status).toBe(504)
+    expect(JSON.parse(result.text)).toMatchObject({ error: { type: "timeout_error", code: "backend_timeout" } })
+    expect(elapsed).toBeLessThan(3000)
+    const snapshot = await eventually(() => gw.run(gw.sink.snapshot), (s) => s.recent.some((r) => r.requestId === "unary-body-stall"))
+    const record = snapshot.recent.find((r) => r.requestId === "unary-body-stall")
+    expect(record).toMatchObject({ outcome: "failed", charged: { promptTokens: 0, completionTokens: 0 } })
+    expect(record?.attempts.map((a) => a.reason)).toEqual(["TotalTimeout"])
+    expect(await eventually(() => gw.held(), (h) => JSON.stringify(h) === JSON.stringify(idle))).toEqual(idle)
+    expect(await eventually(async () => engine.active(), (n) => n === 0)).toBe(0)
   })
 
   it("survives a client that leaves while the answer's body is on its way", async () => {
