@@ -100,6 +100,13 @@ export const make = (
             if (response === undefined) controller.abort()
             else if (!response.body.readableEnded || Exit.isFailure(exit)) response.body.destroy()
           }))
+        // undici's own headersTimeout runs on its coarse timers (ticks of about half a second):
+        // a 350 ms first-token deadline fired after 1.0–1.5 s. A plain timer aborts on time.
+        let headersLate = false
+        const headersTimer = setTimeout(() => {
+          headersLate = true
+          controller.abort()
+        }, timeoutMs)
         const res = yield* restore(Effect.tryPromise({
           try: () => {
             // A dialect that authenticates its own way (Anthropic's `x-api-key`) sets the header
@@ -113,11 +120,11 @@ export const make = (
               body: body ?? null,
               signal: controller.signal,
               headersTimeout: timeoutMs
-            })
+            }).finally(() => clearTimeout(headersTimer))
           },
           catch: (e): FailureReason => {
             const code = codeOf(e)
-            if (code === "UND_ERR_HEADERS_TIMEOUT") return onHeadersTimeout()
+            if (headersLate || code === "UND_ERR_HEADERS_TIMEOUT") return onHeadersTimeout()
             if (code === "UND_ERR_CONNECT_TIMEOUT") return new ConnectTimeout({ afterMs: options.connectTimeoutMs })
             return new Unavailable({ status: undefined, message: `${url.origin}: ${describe(e)}` })
           }
