@@ -13,7 +13,7 @@
  *    "loading" always means cold, a report names the new state exactly when it changed,
  *    good evidence never takes a healthy backend down.
  */
-import { Effect, Exit, Scope } from "effect"
+import { Effect, Exit, References, Scope } from "effect"
 import { TestClock } from "effect/testing"
 import * as fc from "fast-check"
 import { describe, expect, it } from "vitest"
@@ -247,7 +247,11 @@ describe("Breakers service (property)", () => {
             const admitted = yield* Effect.forEach(Array.from({ length: probes + 1 }), () => Scope.provide(breakers.admit(model, gpu), scope))
             expect(admitted).toEqual([...Array<boolean>(probes).fill(true), false])
             yield* Scope.close(scope, Exit.void)
-          }).pipe(Effect.provide(TestClock.layer())))
+          }).pipe(
+            Effect.provide(TestClock.layer()),
+            // The breaker logs its transitions; a hundred runs of them are noise here.
+            Effect.provideService(References.MinimumLogLevel, "None")
+          ))
       ),
       { numRuns: 100 }
     )
