@@ -135,10 +135,13 @@ export class HealthState {
     const c = this.config
     const n = this.window.total
     const rate = n === 0 ? 0 : this.window.failures / n
-    if ((n >= c.minSamples && rate >= c.unhealthyAt) || this.probeFailures >= c.unhealthyAfter) return "unhealthy"
+    // Rates are evidence only when something failed: a threshold of 0 means "any failure",
+    // never "always" (a window of successes has rate 0, which is ≥ 0).
+    const failing = this.window.failures > 0
+    if ((failing && n >= c.minSamples && rate >= c.unhealthyAt) || this.probeFailures >= c.unhealthyAfter) return "unhealthy"
     if (this.value === "cold") return "cold"
-    if (this.probeFailures > 0 || rate >= c.degradeAt) return "degraded"
-    if (this.value === "degraded" && rate >= c.degradeAt / 2) return "degraded"
+    if (this.probeFailures > 0 || (failing && rate >= c.degradeAt)) return "degraded"
+    if (this.value === "degraded" && failing && rate >= c.degradeAt / 2) return "degraded"
     return "healthy"
   }
 }

@@ -62,6 +62,8 @@ const describe = (e: unknown): string => {
   return String(e)
 }
 
+const ignoreBodyError = (): void => {}
+
 const codeOf = (e: unknown): unknown => typeof e === "object" && e !== null ? (e as { code?: unknown }).code : undefined
 
 export const make = (
@@ -109,6 +111,13 @@ export const make = (
             if (response === undefined) controller.abort()
             else if (!response.body.readableEnded || Exit.isFailure(exit)) response.body.destroy()
           }))
+        // undici's own headersTimeout runs on its coarse timers (ticks of about half a second):
+        // a 350 ms first-token deadline fired after 1.0–1.5 s. A plain timer aborts on time.
+        let headersLate = false
+        const headersTimer = setTimeout(() => {
+          headersLate = true
+          controller.abort()
+        }, timeoutMs)
         const res = yield* restore(Effect.tryPromise({
           try: () => {
             // A dialect that authenticates its own way (Anthropic's `x-api-key`) sets the header
@@ -122,15 +131,21 @@ export const make = (
               body: body ?? null,
               signal: controller.signal,
               headersTimeout: timeoutMs
-            })
+            }).finally(() => clearTimeout(headersTimer))
           },
           catch: (e): FailureReason => {
             const code = codeOf(e)
-            if (code === "UND_ERR_HEADERS_TIMEOUT") return onHeadersTimeout()
+            if (headersLate || code === "UND_ERR_HEADERS_TIMEOUT") return onHeadersTimeout()
             if (code === "UND_ERR_CONNECT_TIMEOUT") return new ConnectTimeout({ afterMs: options.connectTimeoutMs })
             return new Unavailable({ status: undefined, message: `${url.origin}: ${describe(e)}` })
           }
         }))
+        // Readers listen for body errors only while they read. A body they stopped reading
+        // (interrupted, over its size limit) is destroyed by the finalizer above, and undici
+        // reports that as an 'error' event: with no listener left, Node would throw it out of
+        // the event loop and end the process. Read failures reach readers through their own
+        // listeners; this one only keeps an abandoned body from taking the gateway down.
+        res.body.on("error", ignoreBodyError)
         response = { status: res.statusCode, headers: res.headers, body: res.body as unknown as Readable }
         return response
       })

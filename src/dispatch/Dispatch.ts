@@ -21,7 +21,7 @@ import type { RequestTracker } from "../accounting/Tracker.ts"
 import { HealthReports } from "../backends/Actor.ts"
 import type { Backend } from "../backends/Backend.ts"
 import type { Frame, FrameSource, UnaryResult, UpstreamCall } from "../backends/Contract.ts"
-import { BreakerOpen, DegenerateOutput, type FailureReason, TimeToFirstTokenExceeded } from "../backends/Failure.ts"
+import { BreakerOpen, DegenerateOutput, type FailureReason, TimeToFirstTokenExceeded, TotalTimeout } from "../backends/Failure.ts"
 import type { Plan } from "../config/Plan.ts"
 import type { GatewayRequest } from "../domain/Request.ts"
 import * as Metrics from "../observability/Metrics.ts"
@@ -270,12 +270,23 @@ export class Dispatcher extends Context.Service<Dispatcher, {
           return { head, source }
         })
 
+      // The request's total deadline bounds the whole answer, body included: the pool's
+      // headers timeout alone let an answer whose headers came but whose body never did
+      // hold the request (slot, reservation, socket) until the client gave up.
       const unaryAttempt = (req: GatewayRequest, plan: Plan, tracker: RequestTracker) => (backend: Backend) =>
         Effect.gen(function*() {
           yield* hold(req, backend, plan, tracker)
           const call = yield* placement.upstreamCall(req, backend, callFor(req, backend), plan)
-          const response = yield* backend.adapter.unary(call)
+          // The whole unary answer, headers and body, runs under what is left of the request's
+          // total deadline (an engine that sends headers and then withholds the body is bounded too).
+          const deadline = req.receivedAtMs + plan.timeouts.totalMs
+          const overTime = () => new TotalTimeout({ afterMs: plan.timeouts.totalMs })
+          const left = () => Effect.map(Clock.currentTimeMillis, (now) => Math.max(0, deadline - now))
+          const response = yield* backend.adapter.unary(call).pipe(
+            Effect.timeoutOrElse({ duration: yield* left(), orElse: () => Effect.fail(overTime()) })
+          )
           const result = yield* response.read.pipe(
+            Effect.timeoutOrElse({ duration: yield* left(), orElse: () => Effect.fail(overTime()) }),
             Effect.mapError((reason) => new AfterResponse({ reason, completionTokens: undefined }))
           )
           // The stream phase of a unary answer: its text goes through the repetition detector.

@@ -14,7 +14,9 @@
  *   good evidence lowers it, so successes arriving after a burst never open the breaker.
  * - open: rejects attempts for `openForMs`, then half-open.
  * - half-open: lets `halfOpenProbes` trial attempts through at a time; that many
- *   successes close it (with a clean window), one failure opens it again.
+ *   successes close it (with a clean window), one failure opens it again. A probe permit
+ *   belongs to the half-open period it was taken in: one still out when the breaker
+ *   re-opens (a long stream) makes no room for another probe when it comes back later.
  *
  * No clocks: callers pass `now`. No I/O. Plain TypeScript: it runs on every attempt.
  */
@@ -37,6 +39,8 @@ export class Breaker {
   private openedAt = 0
   private probesInFlight = 0
   private probeSuccesses = 0
+  /** Half-open periods so far; probe permits carry the one they were taken in. */
+  private period = 0
 
   constructor(private readonly config: BreakersPlan) {
     this.window = new OutcomeWindow(config.windowMs)
@@ -46,6 +50,7 @@ export class Breaker {
   state(now: number): BreakerState {
     if (this.stateValue === "open" && now - this.openedAt >= this.config.openForMs) {
       this.stateValue = "half_open"
+      this.period++
       this.probesInFlight = 0
       this.probeSuccesses = 0
     }
@@ -54,7 +59,7 @@ export class Breaker {
 
   /**
    * Whether an attempt may go through now. In half-open it takes a probe permit that
-   * `release` must give back (the dispatcher ties it to the attempt's scope).
+   * `releaseProbe(probePeriod)` must give back (the dispatcher ties it to the attempt's scope).
    */
   admit(now: number): "yes" | "probe" | "no" {
     switch (this.state(now)) {
@@ -70,8 +75,14 @@ export class Breaker {
     }
   }
 
-  releaseProbe(): void {
-    if (this.probesInFlight > 0) this.probesInFlight--
+  /** The half-open period a probe permit taken now belongs to. */
+  get probePeriod(): number {
+    return this.period
+  }
+
+  /** Gives back a probe permit taken in half-open period `period` (a stale one is ignored). */
+  releaseProbe(period: number): void {
+    if (period === this.period && this.probesInFlight > 0) this.probesInFlight--
   }
 
   record(outcome: Outcome, now: number): Transition | undefined {

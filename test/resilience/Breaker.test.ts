@@ -34,7 +34,7 @@ describe("Breaker", () => {
     expect(b.admit(t)).toBe("probe")
     expect(b.admit(t)).toBe("probe")
     expect(b.admit(t)).toBe("no")
-    b.releaseProbe()
+    b.releaseProbe(b.probePeriod)
     expect(b.record("ok", t)).toBeUndefined()
     expect(b.record("ok", t)?.to).toBe("closed")
     expect(b.windowSize(t)).toBe(0)
