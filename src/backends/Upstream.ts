@@ -10,7 +10,7 @@ import { Clock, Effect, Exit, Redacted, Scope } from "effect"
 import type { Readable } from "node:stream"
 import { Pool } from "undici"
 import type { ReadDeadline } from "./Contract.ts"
-import { ConnectTimeout, type FailureReason, Unavailable } from "./Failure.ts"
+import { ConnectTimeout, type FailureReason, ResponseTooLarge, Unavailable } from "./Failure.ts"
 
 export interface UpstreamResponse {
   readonly status: number
@@ -50,6 +50,8 @@ const describe = (e: unknown): string => {
   }
   return String(e)
 }
+
+const ignore = () => {}
 
 const codeOf = (e: unknown): unknown => typeof e === "object" && e !== null ? (e as { code?: unknown }).code : undefined
 
@@ -96,7 +98,11 @@ export const make = (
           Effect.sync(() => {
             open--
             if (response === undefined) controller.abort()
-            else if (!response.body.readableEnded || Exit.isFailure(exit)) response.body.destroy()
+            else if (!response.body.readableEnded || Exit.isFailure(exit)) {
+              // An undici body destroyed unread emits an abort error: never an uncaught one.
+              response.body.on("error", ignore)
+              response.body.destroy()
+            }
           }))
         const res = yield* restore(Effect.tryPromise({
           try: () => {
@@ -191,8 +197,10 @@ export const pullBody = (body: Readable, onError: (e: unknown) => FailureReason)
 }
 
 /**
- * Reads a whole body, failing when it exceeds `limit` bytes. One callback for the whole
- * body rather than a pull per chunk: a unary answer resumes its fiber once.
+ * Reads a whole body, failing with `ResponseTooLarge` as soon as it exceeds `limit` bytes
+ * (the rest is not read: the body is destroyed, which closes that connection). One
+ * callback for the whole body rather than a pull per chunk: a unary answer resumes its
+ * fiber once.
  */
 export const readAll = (body: Readable, limit: number, onError: (e: unknown) => FailureReason) =>
   Effect.callback<Buffer, FailureReason>((resume) => {
@@ -202,8 +210,11 @@ export const readAll = (body: Readable, limit: number, onError: (e: unknown) => 
       size += chunk.length
       if (size > limit) {
         cleanup()
+        // Destroying an undici body makes it emit an abort error; with no listener left
+        // that error would be thrown as uncaught and take the process down.
+        body.on("error", ignore)
         body.destroy()
-        resume(Effect.fail(onError(new Error(`response body exceeded ${limit} bytes`))))
+        resume(Effect.fail(new ResponseTooLarge({ limit })))
         return
       }
       parts.push(chunk)

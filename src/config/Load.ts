@@ -95,7 +95,7 @@ export const fromUpstream = (url: string, env: Readonly<Record<string, string | 
 const withOverrides = (plan: Plan.Plan, settings: Settings): Plan.Plan =>
   settings.host === undefined && settings.port === undefined ? plan : {
     ...plan,
-    server: { host: settings.host ?? plan.server.host, port: settings.port ?? plan.server.port }
+    server: { ...plan.server, host: settings.host ?? plan.server.host, port: settings.port ?? plan.server.port }
   }
 
 /** Loads the plan the settings point at. */

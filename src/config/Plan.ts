@@ -23,6 +23,8 @@ export interface ModelPlan {
   readonly allowedGpus: ReadonlyArray<string> | undefined
   readonly ttftTargetMs: number | undefined
   readonly itlTargetMs: number | undefined
+  /** Largest `n` / `best_of` a request may ask for. */
+  readonly maxN: number
 }
 
 export interface SimulatedPlan {
@@ -112,8 +114,28 @@ export interface BreakersPlan {
   readonly degradedWeight: number
 }
 
+/** Decode-time bounds on one request (FileSchema `limits`). */
+export interface LimitsPlan {
+  readonly maxBodyBytes: number
+  readonly maxJsonDepth: number
+  readonly maxJsonValues: number
+  readonly maxJsonKeys: number
+  readonly maxMessages: number
+  readonly maxTools: number
+  readonly maxStopSequences: number
+  readonly maxInputs: number
+  readonly maxResponseBytes: number
+}
+
+export interface CorsPlan {
+  /** Allowed origins; `*` allows any. */
+  readonly allowedOrigins: ReadonlyArray<string>
+  readonly allowedHeaders: ReadonlyArray<string>
+  readonly maxAgeSeconds: number
+}
+
 export interface Plan {
-  readonly server: { readonly host: string; readonly port: number }
+  readonly server: { readonly host: string; readonly port: number; readonly cors: CorsPlan | undefined }
   readonly models: ReadonlyMap<ModelId, ModelPlan>
   /** Every name a client may use (model ids and aliases) → the model id. */
   readonly modelNames: ReadonlyMap<string, ModelId>
@@ -122,7 +144,7 @@ export interface Plan {
   readonly health: HealthPlan
   readonly breakers: BreakersPlan
   readonly timeouts: TimeoutsPlan
-  readonly limits: { readonly maxBodyBytes: number }
+  readonly limits: LimitsPlan
   readonly retries: { readonly maxAttempts: number; readonly budgetRatio: number; readonly minPerSecond: number }
   readonly budgets: { readonly tokensPerWindow: number | undefined; readonly windowMs: number }
 }
@@ -144,6 +166,24 @@ export const defaults = {
   connections: 128,
   timeouts: { connect: "5s", first_token: "60s", idle: "30s", total: "10m", queue: "5s", drain: "30s" },
   maxBodyBytes: 4 * 1024 * 1024,
+  /**
+   * Decode-time limits. JSON values and keys bound what `JSON.parse` costs on the event loop
+   * (~25 ns a number, ~60 ns a short string, up to ~1 µs a distinct object key): 300k values
+   * cover OpenAI's 300k-token embeddings batch or a 128k-token prompt sent as token ids.
+   * Counts follow OpenAI's documented caps where there is one (128 tools, 2048 inputs).
+   */
+  limits: {
+    maxJsonDepth: 64,
+    maxJsonValues: 300_000,
+    maxJsonKeys: 50_000,
+    maxMessages: 4096,
+    maxTools: 128,
+    maxStopSequences: 16,
+    maxInputs: 2048,
+    maxResponseBytes: 64 * 1024 * 1024
+  },
+  maxN: 8,
+  cors: { allowedHeaders: ["authorization", "content-type", "x-request-id", "x-session-id"], maxAge: "10m" },
   retries: { maxAttempts: 3, budgetRatio: 0.2, minPerSecond: 5 },
   budgetWindowMs: 60_000,
   filters: ["model_served", "health", "breaker", "quantization", "sku", "saturation", "tenant"],
@@ -201,7 +241,8 @@ export const fromFile = (
       allowedQuantizations: m.allowed_quantizations,
       allowedGpus: m.allowed_gpus,
       ttftTargetMs: m.ttft_target === undefined ? undefined : durationMs(m.ttft_target),
-      itlTargetMs: m.itl_target === undefined ? undefined : durationMs(m.itl_target)
+      itlTargetMs: m.itl_target === undefined ? undefined : durationMs(m.itl_target),
+      maxN: m.max_n ?? defaults.maxN
     })
   })
   const declared = (file.models ?? []).length > 0
@@ -232,7 +273,8 @@ export const fromFile = (
           allowedQuantizations: undefined,
           allowedGpus: undefined,
           ttftTargetMs: undefined,
-          itlTargetMs: undefined
+          itlTargetMs: undefined,
+          maxN: defaults.maxN
         })
         modelNames.set(name, implicit)
         served.set(implicit, upstream)
@@ -307,11 +349,21 @@ export const fromFile = (
       deniedBackends: new Set((policy.denied_backends ?? []).map(BackendId))
     })
   }
+  const l = file.limits ?? {}
+  const cors = file.server?.cors
   const h = file.health ?? {}
   const br = file.breakers ?? {}
   const r = file.retries ?? {}
   return {
-    server: { host: file.server?.host ?? defaults.host, port: file.server?.port ?? defaults.port },
+    server: {
+      host: file.server?.host ?? defaults.host,
+      port: file.server?.port ?? defaults.port,
+      cors: cors === undefined ? undefined : {
+        allowedOrigins: cors.allowed_origins,
+        allowedHeaders: cors.allowed_headers ?? defaults.cors.allowedHeaders,
+        maxAgeSeconds: Math.round(durationMs(cors.max_age ?? defaults.cors.maxAge) / 1000)
+      }
+    },
     models,
     modelNames,
     backends,
@@ -360,9 +412,15 @@ export const fromFile = (
       drainMs: durationMs(t.drain)
     },
     limits: {
-      maxBodyBytes: file.limits?.max_body_bytes === undefined
-        ? defaults.maxBodyBytes
-        : byteCount(file.limits.max_body_bytes)
+      maxBodyBytes: l.max_body_bytes === undefined ? defaults.maxBodyBytes : byteCount(l.max_body_bytes),
+      maxJsonDepth: l.max_json_depth ?? defaults.limits.maxJsonDepth,
+      maxJsonValues: l.max_json_values ?? defaults.limits.maxJsonValues,
+      maxJsonKeys: l.max_json_keys ?? defaults.limits.maxJsonKeys,
+      maxMessages: l.max_messages ?? defaults.limits.maxMessages,
+      maxTools: l.max_tools ?? defaults.limits.maxTools,
+      maxStopSequences: l.max_stop_sequences ?? defaults.limits.maxStopSequences,
+      maxInputs: l.max_inputs ?? defaults.limits.maxInputs,
+      maxResponseBytes: l.max_response_bytes === undefined ? defaults.limits.maxResponseBytes : byteCount(l.max_response_bytes)
     },
     retries: {
       maxAttempts: r.max_attempts ?? defaults.retries.maxAttempts,

@@ -3,6 +3,11 @@
  *
  *   accept → decode → admit → route → dispatch → stream → account → release
  *
+ * Decode and admit bound what one request costs before anything is reserved: the media
+ * type, the body size, the depth/values/keys pre-scan, item counts, gateway-owned fields
+ * and `n` (Body.ts, RequestLimits.ts), then a token count that yields to the event loop
+ * (admission/Tokenizer.ts); each refusal is a 4xx naming the field.
+ *
  * Everything the request holds is acquired in the server-provided request scope (never a
  * nested `Effect.scoped`, which would release before the body is written): the log line
  * (accept), the reservation whose release settles it (admit), and, through dispatch, the
@@ -27,13 +32,16 @@ import { RequestLog } from "../observability/RequestLog.ts"
 import { Breakers } from "../resilience/Breakers.ts"
 import { HealthReports } from "../backends/Actor.ts"
 import { Router } from "../routing/Router.ts"
-import { readBody, parseJson, validate } from "./Body.ts"
+import { checkContentType, parseJson, readBody, validate } from "./Body.ts"
 import * as ErrorResponse from "./ErrorResponse.ts"
 import { Lifecycle } from "./Lifecycle.ts"
 import { Draining, InvalidBody, UnknownModel } from "./RequestErrors.ts"
+import * as RequestLimits from "./RequestLimits.ts"
 
 const REQUEST_ID = /^[A-Za-z0-9._:@/+=-]{1,128}$/
 const PREFIX_CHARS = 4096
+/** A model name longer than this is cut in logs and error messages (the client chose it). */
+const MODEL_CHARS = 256
 
 export const requestIdOf = (request: HttpServerRequest.HttpServerRequest): RequestId => {
   const given = request.headers["x-request-id"]
@@ -119,13 +127,21 @@ export const makeHandler = (kind: CallKind) =>
         const plan = yield* config.current
 
         // decode
-        const rawBody = yield* readBody(request, plan.limits.maxBodyBytes)
-        const body = yield* parseJson(rawBody)
+        const limits = plan.limits
+        yield* checkContentType(request)
+        const rawBody = yield* readBody(request, limits.maxBodyBytes)
+        const body = yield* parseJson(rawBody, {
+          maxDepth: limits.maxJsonDepth,
+          maxValues: limits.maxJsonValues,
+          maxKeys: limits.maxJsonKeys
+        })
+        const refused = RequestLimits.check(kind, body, limits)
+        if (refused !== undefined) return yield* refused
         yield* validate(kind, body)
         const requested = body["model"] as string
-        model = requested
+        model = requested.length > MODEL_CHARS ? `${requested.slice(0, MODEL_CHARS)}…` : requested
         const modelId = plan.modelNames.get(requested)
-        if (modelId === undefined) return yield* new UnknownModel({ model: requested })
+        if (modelId === undefined) return yield* new UnknownModel({ model })
         model = modelId
         const modelPlan = plan.models.get(modelId)!
         modelLabel = modelId
@@ -141,19 +157,27 @@ export const makeHandler = (kind: CallKind) =>
             param: body["max_completion_tokens"] !== undefined ? "max_completion_tokens" : "max_tokens"
           })
         }
+        // n, best_of and a prompt batch multiply the output the engine decodes (and is reserved).
+        const sequences = RequestLimits.sequences(kind, body, modelPlan)
+        if (typeof sequences !== "number") return yield* sequences
         // The model's tokenizer tables load on first use (tens of MB the gateway does not
         // carry until a request needs them); only the first request waits for them.
         if (!Tokenizer.isLoaded(modelPlan.tokenizer)) yield* Tokenizer.load(modelPlan.tokenizer)
-        const { estimate, prompt } = Estimate.estimate(
+        // Counted in windows with the event loop free between them, and no further than the
+        // context window allows (a longer prompt is refused however long it is).
+        const window = modelPlan.contextWindow
+        const { estimate, prompt } = yield* Estimate.estimateYielding(
           kind,
           body,
           modelPlan.tokenizer,
           requestedMaxTokens ?? modelPlan.defaultMaxTokens,
-          { blockChars: plan.routing.prefixBlockChars, maxBlocks: plan.routing.prefixMaxBlocks, salt: modelId }
+          { blockChars: plan.routing.prefixBlockChars, maxBlocks: plan.routing.prefixMaxBlocks, salt: modelId },
+          sequences,
+          window === undefined ? undefined : window - (requestedMaxTokens ?? 0)
         )
-        if (modelPlan.contextWindow !== undefined && estimate.promptTokens + (requestedMaxTokens ?? 0) > modelPlan.contextWindow) {
+        if (window !== undefined && estimate.promptTokens + (requestedMaxTokens ?? 0) > window) {
           return yield* new InvalidBody({
-            message: `This model's maximum context length is ${modelPlan.contextWindow} tokens. However, you requested about ${estimate.promptTokens + (requestedMaxTokens ?? 0)} tokens (${estimate.promptTokens} in the messages, ${requestedMaxTokens ?? 0} in the completion).`,
+            message: `This model's maximum context length is ${window} tokens. However, you requested at least ${estimate.promptTokens + (requestedMaxTokens ?? 0)} tokens (at least ${estimate.promptTokens} in the messages, ${requestedMaxTokens ?? 0} in the completion).`,
             param: "messages"
           })
         }

@@ -1,9 +1,11 @@
 /**
  * The public routes: the OpenAI-compatible API, health, and OpenAI-style 404/405 answers
- * for everything else. Handlers live in Handlers.ts; this file only wires paths.
+ * for everything else, plus CORS when `server.cors` is configured (off by default: no
+ * CORS header is ever sent and a preflight gets no allow header). Handlers live in
+ * Handlers.ts; this file only wires paths.
  */
 import { Effect, Layer } from "effect"
-import { HttpRouter, HttpServerResponse } from "effect/http"
+import { HttpMiddleware, HttpRouter, HttpServerResponse } from "effect/http"
 import { envelope } from "../api/openai/ErrorEnvelope.ts"
 import { GatewayConfig } from "../config/GatewayConfig.ts"
 import type { CallKind } from "../backends/Contract.ts"
@@ -95,6 +97,29 @@ const Prometheus = HttpRouter.use((router) =>
 
 const Fallback = HttpRouter.add("*", "*", (request) => Effect.succeed(notFound(request.url)))
 
+/**
+ * Browser access, from the plan at start: only origins listed under `server.cors` get an
+ * `access-control-allow-origin` (theirs, echoed; `*` allows any), on preflights and on
+ * answers. Not configured: nothing is added.
+ */
+const Cors = Layer.unwrap(Effect.map(GatewayConfig, ({ initial }) => {
+  const cors = initial.server.cors
+  if (cors === undefined) return Layer.empty
+  const any = cors.allowedOrigins.includes("*")
+  const allowed = new Set(cors.allowedOrigins)
+  return HttpRouter.middleware(
+    HttpMiddleware.cors({
+      // A predicate (not a list) so that only a matching origin is ever echoed.
+      allowedOrigins: (origin: string) => any || allowed.has(origin),
+      allowedMethods: ["GET", "POST"],
+      allowedHeaders: cors.allowedHeaders,
+      exposedHeaders: ["x-request-id", "x-sluice-backend", "retry-after"],
+      maxAge: cors.maxAgeSeconds
+    }),
+    { global: true }
+  )
+}))
+
 export const layer = Layer.mergeAll(
   inference("/v1/chat/completions", "chat"),
   inference("/v1/completions", "completion"),
@@ -103,5 +128,6 @@ export const layer = Layer.mergeAll(
   Models,
   Health,
   Prometheus,
-  Fallback
+  Fallback,
+  Cors
 )

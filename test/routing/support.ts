@@ -65,6 +65,7 @@ export const modelPlan = (over: Partial<ModelPlan> = {}): ModelPlan => ({
   allowedGpus: undefined,
   ttftTargetMs: undefined,
   itlTargetMs: undefined,
+  maxN: 8,
   ...over
 })
 

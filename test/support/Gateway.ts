@@ -34,7 +34,7 @@ export const startGateway = async (
   const parsed = await planFromYaml(yaml, options.env)
   const plan: Plan = {
     ...parsed,
-    server: { host: "127.0.0.1", port: 0 },
+    server: { ...parsed.server, host: "127.0.0.1", port: 0 },
     health: options.probes === true ? parsed.health : { ...parsed.health, probeIntervalMs: 0 }
   }
   const lines: Array<RequestLine> = []

@@ -45,7 +45,9 @@ const Sampling = {
   n: opt(PositiveInt),
   stop: Schema.optionalKey(Stop),
   seed: opt(Schema.Int),
-  user: opt(Schema.String)
+  user: opt(Schema.String),
+  /** vLLM: generate `best_of` sequences, return the best `n` (the engine's work is `best_of`). */
+  best_of: opt(PositiveInt)
 }
 
 export const ChatCompletionRequest = open({
@@ -94,3 +96,26 @@ export const RerankRequest = open({
   return_documents: opt(Schema.Boolean)
 })
 export type RerankRequest = typeof RerankRequest.Type
+
+/**
+ * Top-level request fields the gateway owns: routing and dialect code write them into
+ * upstream bodies, or engines act on them with the gateway's authority. A client body
+ * carrying one is refused with 400 (never forwarded, never silently dropped):
+ *
+ * - `kv_transfer_params` (vLLM prefill/decode disaggregation, written by
+ *   routing/Disaggregation.ts): tells a decode engine where to pull KV blocks from;
+ *   forwarded, a client picks the URL an engine calls (request forgery through the fleet).
+ * - `bootstrap_host`, `bootstrap_port`, `bootstrap_room` (SGLang's disaggregation
+ *   handshake): the same, in SGLang's spelling.
+ * - `rid` (SGLang's request id, written by dialects/sglang/openai_sglang.ts and named in
+ *   `/abort_request`) and `request_id` (vLLM's): engine request ids; a client's own could
+ *   collide with another request's and abort or break it.
+ */
+export const GATEWAY_OWNED_FIELDS: ReadonlyArray<string> = [
+  "kv_transfer_params",
+  "bootstrap_host",
+  "bootstrap_port",
+  "bootstrap_room",
+  "rid",
+  "request_id"
+]
