@@ -14,6 +14,7 @@ import { Lifecycle } from "./Lifecycle.ts"
 import { UsageSink } from "../accounting/Accounting.ts"
 import { TokenBudget } from "../admission/Budget.ts"
 import { Fleet } from "../backends/Fleet.ts"
+import { EventLoopDelay } from "../observability/EventLoopDelay.ts"
 import * as Metrics from "../observability/Metrics.ts"
 import { Breakers } from "../resilience/Breakers.ts"
 
@@ -83,6 +84,7 @@ const Prometheus = HttpRouter.use((router) =>
     const breakers = yield* Breakers
     const budget = yield* TokenBudget
     const sink = yield* UsageSink
+    const eventLoop = yield* EventLoopDelay
     yield* router.add("GET", "/metrics", Effect.gen(function*() {
       const text = yield* Metrics.render({
         backends: fleet.all,
@@ -90,7 +92,10 @@ const Prometheus = HttpRouter.use((router) =>
         budget: yield* budget.snapshot,
         accounting: yield* sink.snapshot
       })
-      return HttpServerResponse.text(text, { contentType: "text/plain; version=0.0.4; charset=utf-8" })
+      const delay = yield* eventLoop.exposition
+      return HttpServerResponse.text(text.endsWith("\n") || text === "" ? text + delay : `${text}\n${delay}`, {
+        contentType: "text/plain; version=0.0.4; charset=utf-8"
+      })
     }))
   })
 )
