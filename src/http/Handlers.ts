@@ -150,7 +150,9 @@ export const makeHandler = (kind: CallKind) =>
         const options = body["stream_options"]
         const clientWantsUsage = typeof options === "object" && options !== null &&
           (options as Record<string, unknown>)["include_usage"] === true
-        const requestedMaxTokens = positiveInt(body["max_completion_tokens"]) ?? positiveInt(body["max_tokens"])
+        // `max_completion_tokens` is a chat field (validated there); elsewhere it is not ours to read.
+        const requestedMaxTokens = (kind === "chat" ? positiveInt(body["max_completion_tokens"]) : undefined) ??
+          positiveInt(body["max_tokens"])
         if (requestedMaxTokens !== undefined && modelPlan.maxOutputTokens !== undefined && requestedMaxTokens > modelPlan.maxOutputTokens) {
           return yield* new InvalidBody({
             message: `max_tokens is too large: ${requestedMaxTokens}. This model supports at most ${modelPlan.maxOutputTokens} completion tokens.`,

@@ -5,7 +5,7 @@
  * Handlers.ts; this file only wires paths.
  */
 import { Effect, Layer } from "effect"
-import { HttpMiddleware, HttpRouter, HttpServerResponse } from "effect/http"
+import { HttpEffect, type HttpServerRequest, HttpMiddleware, HttpRouter, HttpServerResponse } from "effect/http"
 import { envelope } from "../api/openai/ErrorEnvelope.ts"
 import { GatewayConfig } from "../config/GatewayConfig.ts"
 import type { CallKind } from "../backends/Contract.ts"
@@ -35,6 +35,18 @@ const methodNotAllowed = (method: string, path: string, allow: string) =>
     { allow }
   )
 
+/** The `{id}` of `/v1/models/{id}` (URL-decoded when it decodes; ids contain `/`, so everything after the prefix). */
+const modelName = (url: string): string => {
+  const raw = url.slice("/v1/models/".length).split("?")[0] ?? ""
+  let name = raw
+  try {
+    name = decodeURIComponent(raw)
+  } catch {
+    // Malformed percent-encoding: look the raw text up, which matches no model.
+  }
+  return name.length > 256 ? `${name.slice(0, 256)}…` : name
+}
+
 const inference = (path: `/${string}`, kind: CallKind) =>
   Layer.mergeAll(
     HttpRouter.use((router) => Effect.flatMap(makeHandler(kind), (handler) => router.add("POST", path, handler))),
@@ -46,19 +58,23 @@ const inference = (path: `/${string}`, kind: CallKind) =>
 const Models = HttpRouter.use((router) =>
   Effect.gen(function*() {
     const config = yield* GatewayConfig
-    yield* router.add("GET", "/v1/models", Effect.map(config.current, (plan) => {
-      const data = [...plan.models.values()].map((m) => ({
-        id: m.id,
-        object: "model",
-        created: 0,
-        owned_by: "sluice",
-        aliases: m.aliases
-      }))
-      return json(200, { object: "list", data })
-    }))
-    yield* router.add("GET", "/v1/models/:model", (request) =>
+    // One wildcard route for the list and for one model: a `:model` parameter is decoded by
+    // the router, which answers a malformed or long one with an empty 404 before any route
+    // runs; here the id is decoded (or not) by `modelName`.
+    yield* router.add("GET", "/v1/models/*", (request) =>
       Effect.map(config.current, (plan) => {
-        const name = decodeURIComponent(request.url.split("/").pop() ?? "")
+        const path = request.url.split("?")[0] ?? ""
+        if (path === "/v1/models" || path === "/v1/models/") {
+          const data = [...plan.models.values()].map((m) => ({
+            id: m.id,
+            object: "model",
+            created: 0,
+            owned_by: "sluice",
+            aliases: m.aliases
+          }))
+          return json(200, { object: "list", data })
+        }
+        const name = modelName(path)
         const id = plan.modelNames.get(name)
         return id === undefined
           ? json(404, envelope({ message: `The model \`${name}\` does not exist.`, type: "invalid_request_error", param: "model", code: "model_not_found" }))
@@ -124,6 +140,31 @@ const Cors = Layer.unwrap(Effect.map(GatewayConfig, ({ initial }) => {
     { global: true }
   )
 }))
+
+/**
+ * The few answers the HTTP layer gives before any route runs (a path the router cannot
+ * decode: an empty 404; a body it could not read: an empty 400) in the OpenAI envelope
+ * like every other error. Installed on the server (Gateway.ts); a response with a body is
+ * passed through untouched.
+ */
+const bareErrorToEnvelope = (
+  request: HttpServerRequest.HttpServerRequest,
+  response: HttpServerResponse.HttpServerResponse
+): Effect.Effect<HttpServerResponse.HttpServerResponse> => {
+  if (response.status < 400 || response.body._tag !== "Empty") return Effect.succeed(response)
+  const body = response.status === 404
+    ? envelope({ message: `Unknown request URL: ${request.url.slice(0, 256)}.`, type: "invalid_request_error", param: null, code: "unknown_url" })
+    : response.status < 500
+    ? envelope({ message: "The request could not be read.", type: "invalid_request_error", param: null, code: "bad_request" })
+    : envelope({ message: "Internal gateway error.", type: "server_error", param: null, code: "internal_error" })
+  return Effect.succeed(json(response.status, body, Object.fromEntries(Object.entries(response.headers))))
+}
+
+/** Server middleware: registers `bareErrorToEnvelope` for the request. */
+export const envelopeBareErrors = <E, R>(
+  app: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>
+): Effect.Effect<HttpServerResponse.HttpServerResponse, E, R | HttpServerRequest.HttpServerRequest> =>
+  HttpEffect.withPreResponseHandler(app, bareErrorToEnvelope)
 
 export const layer = Layer.mergeAll(
   inference("/v1/chat/completions", "chat"),

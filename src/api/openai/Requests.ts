@@ -12,6 +12,12 @@ const Rest = [Schema.Record(Schema.String, Schema.Unknown)] as const
 const open = <F extends Schema.Struct.Fields>(fields: F) => Schema.StructWithRest(Schema.Struct(fields), Rest)
 
 const PositiveInt = Schema.Int.check(Schema.isGreaterThan(0))
+/**
+ * An output cap: at most 2^31 − 1. Larger values are no real request, and a reservation of
+ * 2^53 tokens makes the ledger's sums lose integer precision (a float residue that never
+ * returns to zero).
+ */
+const TokenCap = Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 2_147_483_647 }))
 const NonNegativeInt = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))
 const opt = <S extends Schema.Top>(s: S) => Schema.optionalKey(Schema.NullOr(s))
 
@@ -39,7 +45,7 @@ export const Tool = open({
 const Sampling = {
   stream: opt(Schema.Boolean),
   stream_options: opt(StreamOptions),
-  max_tokens: opt(PositiveInt),
+  max_tokens: opt(TokenCap),
   temperature: opt(Schema.Finite.check(Schema.isBetween({ minimum: 0, maximum: 2 }))),
   top_p: opt(Schema.Finite.check(Schema.isBetween({ minimum: 0, maximum: 1 }))),
   n: opt(PositiveInt),
@@ -53,7 +59,7 @@ const Sampling = {
 export const ChatCompletionRequest = open({
   model: Schema.String,
   messages: Schema.Array(ChatMessage).check(Schema.isMinLength(1)),
-  max_completion_tokens: opt(PositiveInt),
+  max_completion_tokens: opt(TokenCap),
   tools: opt(Schema.Array(Tool)),
   tool_choice: Schema.optionalKey(Schema.Unknown),
   ...Sampling
