@@ -55,8 +55,9 @@ export class JsonScanner {
   private readonly isObject: Uint8Array
   private readonly index: Uint32Array
   private readonly keyDue: Uint8Array
-  /** The last key of each of the first PATH_SEGMENTS containers. */
-  private readonly lastKey: Array<string> = []
+  /** Where the last key of each of the first PATH_SEGMENTS containers is (decoded only for an error). */
+  private readonly keyStart = new Int32Array(PATH_SEGMENTS + 1)
+  private readonly keyEnd = new Int32Array(PATH_SEGMENTS + 1)
   private failure: ScanFailure | undefined
 
   constructor(private readonly bytes: Uint8Array, private readonly limits: JsonLimits) {
@@ -142,17 +143,21 @@ export class JsonScanner {
     this.isObject[d] = object ? 1 : 0
     this.index[d] = 0
     this.keyDue[d] = object ? 1 : 0
-    if (d <= PATH_SEGMENTS) this.lastKey[d] = ""
+    if (d <= PATH_SEGMENTS) this.keyEnd[d] = this.keyStart[d] = 0
     if (this.values > this.limits.maxValues) this.fail("TooManyValues", this.limits.maxValues)
   }
 
-  /** A string ended at `quote`: if it was a key of one of the first containers, keep it. */
+  /** A string ended at `quote`: if it was a key of one of the first containers, remember where. */
   private endString(quote: number): void {
     const d = this.depth
     if (d === 0 || d > PATH_SEGMENTS || this.isObject[d] !== 1 || this.keyDue[d] !== 1) return
-    const length = Math.min(quote - this.stringStart, KEY_CHARS * 4)
-    const key = decoder.decode(this.bytes.subarray(this.stringStart, this.stringStart + length))
-    this.lastKey[d] = key.length > KEY_CHARS ? key.slice(0, KEY_CHARS) : key
+    this.keyStart[d] = this.stringStart
+    this.keyEnd[d] = Math.min(quote, this.stringStart + KEY_CHARS * 4)
+  }
+
+  private key(d: number): string {
+    const key = decoder.decode(this.bytes.subarray(this.keyStart[d]!, this.keyEnd[d]!))
+    return key.length > KEY_CHARS ? key.slice(0, KEY_CHARS) : key
   }
 
   /** The path of the innermost open container, as the OpenAI `param` spells it, cut to a few segments. */
@@ -162,7 +167,7 @@ export class JsonScanner {
     const last = Math.min(this.depth - 1, PATH_SEGMENTS)
     for (let d = 1; d <= last; d++) {
       if (this.isObject[d] === 1) {
-        const key = this.lastKey[d] ?? ""
+        const key = this.key(d)
         path = path === "" ? key : `${path}.${key}`
       } else {
         path = `${path}[${this.index[d]}]`

@@ -111,7 +111,8 @@ describe("Tokenizer", () => {
     // Digits never form a long piece (three per piece): windows are BPE'd, cut off a boundary.
     const digits = "7".repeat(30_000)
     expect(Tokenizer.count("cl100k", digits)).toBeGreaterThanOrEqual(reference.cl100k(digits))
-    expect(Tokenizer.count("cl100k", digits)).toBeLessThanOrEqual(reference.cl100k(digits) + 8)
+    const cuts = Math.ceil(digits.length / Tokenizer.WINDOW_CHARS)
+    expect(Tokenizer.count("cl100k", digits)).toBeLessThanOrEqual(reference.cl100k(digits) + 2 * cuts)
   })
 
   it("counts the rest past EXACT_CHARS as bytes (an upper bound), and stops past `stopAbove`", () => {
