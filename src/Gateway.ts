@@ -109,11 +109,7 @@ export const make = <E>(parts: GatewayParts<E>) => {
   // The body cap while reading (the content-length check uses the current plan per request).
   const maxBody = Layer.unwrap(Effect.map(GatewayConfig, ({ initial }) =>
     Layer.succeed(HttpIncomingMessage.MaxBodySize, ByteSize.bytes(initial.limits.maxBodyBytes))))
-  const http = HttpRouter.serve(Routes.layer, {
-    disableLogger: true,
-    disableListenLog: true,
-    middleware: Routes.envelopeBareErrors
-  }).pipe(
+  const http = HttpRouter.serve(Routes.layer, { disableLogger: true, disableListenLog: true }).pipe(
     Layer.provide(maxBody),
     Layer.provide(EventLoopDelay.layer),
     Layer.provideMerge(parts.server ?? nodeServer)

@@ -5,7 +5,7 @@
  * Handlers.ts; this file only wires paths.
  */
 import { Effect, Layer } from "effect"
-import { HttpEffect, type HttpServerRequest, HttpMiddleware, HttpRouter, HttpServerResponse } from "effect/http"
+import { HttpMiddleware, HttpRouter, HttpServerError, HttpServerResponse } from "effect/http"
 import { envelope } from "../api/openai/ErrorEnvelope.ts"
 import { GatewayConfig } from "../config/GatewayConfig.ts"
 import type { CallKind } from "../backends/Contract.ts"
@@ -141,30 +141,26 @@ const Cors = Layer.unwrap(Effect.map(GatewayConfig, ({ initial }) => {
   )
 }))
 
-/**
- * The few answers the HTTP layer gives before any route runs (a path the router cannot
- * decode: an empty 404; a body it could not read: an empty 400) in the OpenAI envelope
- * like every other error. Installed on the server (Gateway.ts); a response with a body is
- * passed through untouched.
- */
-const bareErrorToEnvelope = (
-  request: HttpServerRequest.HttpServerRequest,
-  response: HttpServerResponse.HttpServerResponse
-): Effect.Effect<HttpServerResponse.HttpServerResponse> => {
-  if (response.status < 400 || response.body._tag !== "Empty") return Effect.succeed(response)
-  const body = response.status === 404
-    ? envelope({ message: `Unknown request URL: ${request.url.slice(0, 256)}.`, type: "invalid_request_error", param: null, code: "unknown_url" })
-    : response.status < 500
-    ? envelope({ message: "The request could not be read.", type: "invalid_request_error", param: null, code: "bad_request" })
-    : envelope({ message: "Internal gateway error.", type: "server_error", param: null, code: "internal_error" })
-  return Effect.succeed(json(response.status, body, Object.fromEntries(Object.entries(response.headers))))
-}
+/** The router's own "no route" (a path it cannot decode, a parameter over its length limit). */
+const routeNotFound = (e: unknown): e is HttpServerError.HttpServerError =>
+  e instanceof HttpServerError.HttpServerError && e.reason._tag === "RouteNotFound"
 
-/** Server middleware: registers `bareErrorToEnvelope` for the request. */
-export const envelopeBareErrors = <E, R>(
+/**
+ * The router refuses a path it cannot decode (`/v1/models/%`) before any route runs, with
+ * an empty 404; a global middleware (it wraps the router's lookup too) answers that in the
+ * OpenAI envelope like every other 404. Only that failure is caught: interrupts and every
+ * other error pass through untouched (a client abort must still reach the request scope).
+ */
+const answerRouteNotFound = <E, R>(
   app: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>
-): Effect.Effect<HttpServerResponse.HttpServerResponse, E, R | HttpServerRequest.HttpServerRequest> =>
-  HttpEffect.withPreResponseHandler(app, bareErrorToEnvelope)
+): Effect.Effect<HttpServerResponse.HttpServerResponse, E, R> =>
+  Effect.catchIf(
+    app,
+    (e: E): e is E & HttpServerError.HttpServerError => routeNotFound(e),
+    (e) => Effect.succeed(notFound(e.reason.request.url.slice(0, 256)))
+  )
+
+const RouteErrors = HttpRouter.middleware(answerRouteNotFound, { global: true })
 
 export const layer = Layer.mergeAll(
   inference("/v1/chat/completions", "chat"),
@@ -175,5 +171,6 @@ export const layer = Layer.mergeAll(
   Health,
   Prometheus,
   Fallback,
-  Cors
+  Cors,
+  RouteErrors
 )

@@ -230,6 +230,46 @@ backends:
   })
 })
 
+describe("answers found by the fuzz suite", () => {
+  let engine: Fake.FakeEngine
+  let gw: TestGateway
+
+  beforeAll(async () => {
+    engine = await Fake.start()
+    gw = await startGateway(`
+backends:
+  - id: a
+    url: ${engine.url}
+    models: [m, org/model]
+`)
+  })
+  afterAll(async () => {
+    await gw?.close()
+    await engine?.close()
+  })
+
+  it("a path the router cannot decode is a 404 in the envelope (it was an empty body)", async () => {
+    for (const path of ["/v1/models/%", "/v1/models/%E0%A4%A", "/v2/%zz"]) {
+      const e = await envelope(await fetch(`${gw.url}${path}`), 404)
+      expect(e.code).toBe("unknown_url")
+    }
+    expect((await envelope(await fetch(`${gw.url}/v1/models/${"x".repeat(500)}`), 404)).code).toBe("model_not_found")
+    expect((await fetch(`${gw.url}/v1/models/org%2Fmodel`)).status).toBe(200)
+    expect((await fetch(`${gw.url}/v1/models/org/model`)).status).toBe(200)
+  })
+
+  it("a completions max_completion_tokens (a chat field) never becomes a reservation", async () => {
+    const res = await post(`${gw.url}/v1/completions`, `{"model":"m","prompt":"x","max_completion_tokens":123456789012345678901234567890}`)
+    expect(res.status).toBe(200)
+    await res.text()
+    const held = await eventually(() => gw.held(), (h) => JSON.stringify(h) === JSON.stringify(idle))
+    // A 1.2e29-token reservation left a float residue in the ledger's running sum.
+    expect(held).toEqual(idle)
+    const snap = await gw.run(gw.sink.snapshot)
+    expect(snap.recent.at(-1)!.reservedTokens).toBeLessThan(1000)
+  })
+})
+
 describe("CORS when configured (issue 9, item 6)", () => {
   let engine: Fake.FakeEngine
   let gw: TestGateway
