@@ -16,6 +16,7 @@
  */
 import { Cause, Clock, Effect, Exit, References } from "effect"
 import { HttpServerRequest, HttpServerResponse } from "effect/http"
+import { createHash } from "node:crypto"
 import { Accounting } from "../accounting/Accounting.ts"
 import { RequestTracker } from "../accounting/Tracker.ts"
 import { TokenBudget } from "../admission/Budget.ts"
@@ -47,6 +48,14 @@ export const requestIdOf = (request: HttpServerRequest.HttpServerRequest): Reque
   const given = request.headers["x-request-id"]
   return RequestId(given !== undefined && REQUEST_ID.test(given) ? given : crypto.randomUUID())
 }
+
+/**
+ * A session key as the affinity index stores it: a client-chosen `user` or `x-session-id`
+ * longer than this is stored as its hash, so 100k remembered sessions stay small.
+ */
+const SESSION_KEY_CHARS = 256
+const boundedKey = (key: string): string =>
+  key.length <= SESSION_KEY_CHARS ? key : `h:${createHash("sha256").update(key).digest("base64url")}`
 
 const positiveInt = (v: unknown): number | undefined => typeof v === "number" && Number.isInteger(v) && v > 0 ? v : undefined
 
@@ -198,8 +207,8 @@ export const makeHandler = (kind: CallKind) =>
           estimate,
           tenant: tenantOf(request),
           sessionKey: sessionHeader !== undefined && sessionHeader !== ""
-            ? `s:${sessionHeader}`
-            : typeof user === "string" && user !== "" ? `u:${user}` : undefined,
+            ? boundedKey(`s:${sessionHeader}`)
+            : typeof user === "string" && user !== "" ? boundedKey(`u:${user}`) : undefined,
           promptPrefix: prompt.text.slice(0, PREFIX_CHARS),
           receivedAtMs
         }
