@@ -51,21 +51,20 @@ export class JsonScanner {
   private inString = false
   private escaped = false
   private stringStart = 0
-  /** Per open container (depth ≥ 1): object or array, elements seen, whether a key is due. */
-  private readonly isObject: Uint8Array
-  private readonly index: Uint32Array
-  private readonly keyDue: Uint8Array
-  /** Where the last key of each of the first PATH_SEGMENTS containers is (decoded only for an error). */
-  private readonly keyStart = new Int32Array(PATH_SEGMENTS + 1)
-  private readonly keyEnd = new Int32Array(PATH_SEGMENTS + 1)
+  /**
+   * Per open container (depth ≥ 1): object or array, elements seen, whether a key is due;
+   * and where the last key of each of the first PATH_SEGMENTS containers is (decoded only
+   * for an error). Plain arrays: most bodies are small and nest a few levels, and typed
+   * arrays cost more to allocate than such a body costs to scan.
+   */
+  private readonly isObject: Array<number> = [0]
+  private readonly index: Array<number> = [0]
+  private readonly keyDue: Array<number> = [0]
+  private readonly keyStart: Array<number> = [0]
+  private readonly keyEnd: Array<number> = [0]
   private failure: ScanFailure | undefined
 
-  constructor(private readonly bytes: Uint8Array, private readonly limits: JsonLimits) {
-    const frames = limits.maxDepth + 2
-    this.isObject = new Uint8Array(frames)
-    this.index = new Uint32Array(frames)
-    this.keyDue = new Uint8Array(frames)
-  }
+  constructor(private readonly bytes: Uint8Array, private readonly limits: JsonLimits) {}
 
   get done(): boolean {
     return this.failure !== undefined || this.pos >= this.bytes.length
@@ -120,7 +119,7 @@ export class JsonScanner {
         case COMMA:
           this.values++
           if (this.depth > 0) {
-            this.index[this.depth]!++
+            this.index[this.depth] = this.index[this.depth]! + 1
             if (this.isObject[this.depth] === 1) this.keyDue[this.depth] = 1
           }
           if (this.values > this.limits.maxValues) this.fail("TooManyValues", this.limits.maxValues)
@@ -143,6 +142,7 @@ export class JsonScanner {
     this.isObject[d] = object ? 1 : 0
     this.index[d] = 0
     this.keyDue[d] = object ? 1 : 0
+    // Depth grows one level at a time, so these writes append: the arrays stay packed.
     if (d <= PATH_SEGMENTS) this.keyEnd[d] = this.keyStart[d] = 0
     if (this.values > this.limits.maxValues) this.fail("TooManyValues", this.limits.maxValues)
   }
