@@ -167,16 +167,16 @@ breakers: { min_requests: 1000000 }
       }; kinds ${JSON.stringify(Object.fromEntries(byKind))}; error codes ${JSON.stringify(Object.fromEntries(codes))}; slowest ${Math.max(...outcomes.map((o) => o.ms)).toFixed(0)} ms`
     )
 
-    const describe = (o: Outcome) => `${o.spec.kind} ${o.spec.method} ${o.spec.path.slice(0, 80)} → ${o.status} ${o.error ?? ""} ${o.body.slice(0, 200)}`
+    const show = (o: Outcome) => `${o.spec.kind} ${o.spec.method} ${o.spec.path.slice(0, 80)} → ${o.status} ${o.error ?? ""} ${o.body.slice(0, 200)}`
     expect(outcomes.length).toBe(COUNT)
-    expect(outcomes.filter((o) => o.hung).map(describe)).toEqual([])
-    expect(outcomes.filter((o) => o.status >= 500 && o.status !== 502 && o.status !== 503 && o.status !== 504).map(describe)).toEqual([])
+    expect(outcomes.filter((o) => o.hung).map(show)).toEqual([])
+    expect(outcomes.filter((o) => o.status >= 500 && o.status !== 502 && o.status !== 503 && o.status !== 504).map(show)).toEqual([])
     // A transport error is only expected where the client itself hung up.
-    expect(outcomes.filter((o) => o.error !== undefined && o.spec.abortAfterMs === undefined).map(describe)).toEqual([])
+    expect(outcomes.filter((o) => o.error !== undefined && o.spec.abortAfterMs === undefined).map(show)).toEqual([])
     const unwrapped = outcomes.filter((o) =>
       o.status >= 400 && o.spec.method !== "HEAD" && o.spec.abortAfterMs === undefined && !isEnvelope(o.body)
     )
-    expect(unwrapped.map(describe)).toEqual([])
+    expect(unwrapped.map(show)).toEqual([])
     // Every kind was exercised, and both refusals and successes happened.
     expect(byKind.size).toBeGreaterThanOrEqual(12)
     expect([...byStatus.keys()].some((s) => s >= 200 && s < 300)).toBe(true)
