@@ -32,8 +32,8 @@ type Counter = (text: string) => number
 export const LONG_RUN = 1024
 /** Characters counted exactly per request; the rest of a longer prompt is counted as bytes. */
 export const EXACT_CHARS = 1024 * 1024
-/** Characters per window (one BPE call; ~0.2–2 ms of work between two yields). */
-export const WINDOW_CHARS = 4 * 1024
+/** Characters per window (one BPE call; ~0.1–1 ms of work between two yields; 2K measured better than 4K and 8K for other requests' latency in bench/event-loop.mjs). */
+export const WINDOW_CHARS = 2 * 1024
 /** How far past a window's end a pre-split boundary is looked for. */
 const CUT_SEARCH = 256
 
