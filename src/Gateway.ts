@@ -23,6 +23,7 @@ import { Dispatcher } from "./dispatch/Dispatch.ts"
 import * as ConnectionLimits from "./http/Connections.ts"
 import { Lifecycle } from "./http/Lifecycle.ts"
 import * as Routes from "./http/Routes.ts"
+import { EventLoopDelay } from "./observability/EventLoopDelay.ts"
 import * as Logging from "./observability/Logging.ts"
 import * as Tracing from "./observability/Tracing.ts"
 import type { RequestLog } from "./observability/RequestLog.ts"
@@ -127,6 +128,7 @@ export const make = <E>(parts: GatewayParts<E>) => {
     Layer.succeed(HttpIncomingMessage.MaxBodySize, ByteSize.bytes(initial.limits.maxBodyBytes))))
   const http = HttpRouter.serve(Routes.layer, { disableLogger: true, disableListenLog: true }).pipe(
     Layer.provide(maxBody),
+    Layer.provide(EventLoopDelay.layer),
     Layer.provideMerge(parts.server ?? nodeServer)
   )
   return Layer.merge(drainOnShutdown, announce).pipe(

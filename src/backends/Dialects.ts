@@ -11,7 +11,6 @@ import * as Sglang from "./dialects/sglang/Client.ts"
 import type { UpstreamPool } from "./Upstream.ts"
 
 export const MAX_EVENT_BYTES = 1024 * 1024
-export const MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 /** Bound on SGLang's `/abort_request` call in the attempt's finalizer. */
 export const ABORT_TIMEOUT_MS = 1000
 
@@ -20,7 +19,7 @@ export const adapterFor = (backend: BackendPlan, pool: UpstreamPool, plan: Plan)
     firstTokenMs: plan.timeouts.firstTokenMs,
     totalMs: plan.timeouts.totalMs,
     maxEventBytes: MAX_EVENT_BYTES,
-    maxResponseBytes: MAX_RESPONSE_BYTES
+    maxResponseBytes: plan.limits.maxResponseBytes
   }
   switch (backend.dialect) {
     case "openai":

@@ -108,6 +108,19 @@ export class Truncated extends Data.TaggedError("Truncated")<{
   override get message() { return `output truncated at ${this.completionTokens} of ${this.requestedMax} tokens` }
 }
 
+/**
+ * A non-streaming answer larger than `limits.max_response_bytes` (read under that cap and
+ * abandoned). Not retried: the size follows from the request (an embeddings batch, a huge
+ * `max_tokens`), so another backend would generate it again; and it says nothing about the
+ * backend's health, so it trips no breaker (a client could otherwise open breakers by
+ * asking for large answers).
+ */
+export class ResponseTooLarge extends Data.TaggedError("ResponseTooLarge")<{ readonly limit: number }> {
+  get isRetryable() { return false }
+  get tripsBreaker() { return false }
+  override get message() { return `the backend's answer exceeded the gateway's limit of ${this.limit} bytes` }
+}
+
 /** The prompt does not fit the model's context: the client's fault. */
 export class ContextLengthExceeded extends Data.TaggedError("ContextLengthExceeded")<{ readonly message: string }> {
   get isRetryable() { return false }
@@ -159,6 +172,7 @@ export type FailureReason =
   | OutOfMemory
   | DegenerateOutput
   | Truncated
+  | ResponseTooLarge
   | ContextLengthExceeded
   | InvalidRequest
   | Unauthorized
@@ -189,6 +203,7 @@ export const FailureTags: ReadonlyArray<FailureTag> = [
   "OutOfMemory",
   "DegenerateOutput",
   "Truncated",
+  "ResponseTooLarge",
   "ContextLengthExceeded",
   "InvalidRequest",
   "Unauthorized",

@@ -10,7 +10,7 @@ import { Clock, Effect, Exit, Redacted, Scope } from "effect"
 import type { Readable } from "node:stream"
 import { Pool } from "undici"
 import type { ReadDeadline } from "./Contract.ts"
-import { ConnectTimeout, type FailureReason, Unavailable } from "./Failure.ts"
+import { ConnectTimeout, type FailureReason, ResponseTooLarge, Unavailable } from "./Failure.ts"
 
 export interface UpstreamResponse {
   readonly status: number
@@ -218,8 +218,10 @@ export const pullBody = (body: Readable, onError: (e: unknown) => FailureReason)
 }
 
 /**
- * Reads a whole body, failing when it exceeds `limit` bytes. One callback for the whole
- * body rather than a pull per chunk: a unary answer resumes its fiber once.
+ * Reads a whole body, failing with `ResponseTooLarge` as soon as it exceeds `limit` bytes
+ * (the rest is not read: the body is destroyed, which closes that connection). One
+ * callback for the whole body rather than a pull per chunk: a unary answer resumes its
+ * fiber once.
  */
 export const readAll = (body: Readable, limit: number, onError: (e: unknown) => FailureReason) =>
   Effect.callback<Buffer, FailureReason>((resume) => {
@@ -229,8 +231,9 @@ export const readAll = (body: Readable, limit: number, onError: (e: unknown) => 
       size += chunk.length
       if (size > limit) {
         cleanup()
+        // The body's permanent error listener (see `send`) absorbs the abort error this causes.
         body.destroy()
-        resume(Effect.fail(onError(new Error(`response body exceeded ${limit} bytes`))))
+        resume(Effect.fail(new ResponseTooLarge({ limit })))
         return
       }
       parts.push(chunk)

@@ -62,7 +62,9 @@ export const ModelEntry = Schema.Struct({
    * Whether a non-streaming request may be retried on another backend after the first
    * backend answered 2xx (it already did the whole generation). Default false.
    */
-  retry_unary_after_response: Schema.optionalKey(Schema.Boolean)
+  retry_unary_after_response: Schema.optionalKey(Schema.Boolean),
+  /** Largest `n` (and vLLM `best_of`) a request may ask for; default 8. */
+  max_n: Schema.optionalKey(PositiveInt)
 })
 
 /** A backend serves a model under the public name, or under another upstream name. */
@@ -120,8 +122,25 @@ export const Timeouts = Schema.Struct({
   drain: Schema.optionalKey(Duration)
 })
 
+/** Decode-time bounds on one request (each exceeded limit is a 400 naming the field). */
 export const Limits = Schema.Struct({
-  max_body_bytes: Schema.optionalKey(ByteSize)
+  max_body_bytes: Schema.optionalKey(ByteSize),
+  /** Nesting of arrays and objects in a body (checked on the bytes, before parsing). */
+  max_json_depth: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 512 }))),
+  /** JSON values in a body (every string, number, literal, array and object). */
+  max_json_values: Schema.optionalKey(PositiveInt),
+  /** Object keys in a body (all objects together). */
+  max_json_keys: Schema.optionalKey(PositiveInt),
+  /** Chat `messages`. */
+  max_messages: Schema.optionalKey(PositiveInt),
+  /** Chat `tools`. */
+  max_tools: Schema.optionalKey(PositiveInt),
+  /** `stop` sequences. */
+  max_stop_sequences: Schema.optionalKey(PositiveInt),
+  /** Items of a batch: embeddings `input`, completions `prompt` list, rerank `documents`. */
+  max_inputs: Schema.optionalKey(PositiveInt),
+  /** A non-streaming upstream answer larger than this fails (ResponseTooLarge). */
+  max_response_bytes: Schema.optionalKey(ByteSize)
 })
 
 export const Retries = Schema.Struct({
@@ -245,9 +264,23 @@ export const Ledger = Schema.Struct({
 
 const Count = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))
 
+/** Cross-origin access for browsers; off unless configured. */
+export const Cors = Schema.Struct({
+  /** Origins allowed to call the API (`https://app.example.com`), or `*` for any. */
+  allowed_origins: Schema.Array(Schema.String.check(Schema.isPattern(/^(\*|https?:\/\/[^\s/]+)$/, {
+    message: "expected * or an origin such as https://app.example.com"
+  }))).check(Schema.isMinLength(1)),
+  /** Request headers a browser may send (default: authorization, content-type, x-request-id, x-session-id). */
+  allowed_headers: Schema.optionalKey(Schema.Array(Schema.String)),
+  /** How long a browser may cache a preflight answer (default 10m). */
+  max_age: Schema.optionalKey(Duration)
+})
+
 export const Server = Schema.Struct({
   host: Schema.optionalKey(Schema.String),
   port: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 65535 }))),
+  /** Cross-origin access for browsers (off unless set). */
+  cors: Schema.optionalKey(Cors),
   /** A request's headers must arrive within this, from its first byte (0: no deadline). */
   headers_timeout: Schema.optionalKey(Duration),
   /** The whole request, headers and body, must arrive within this, from its first byte (0: no deadline). */

@@ -27,6 +27,8 @@ export interface ModelPlan {
   readonly repetition: "observe" | "end_stream" | "off"
   /** Whether a unary request may be retried after a backend answered 2xx. */
   readonly retryUnaryAfterResponse: boolean
+  /** Largest `n` / `best_of` a request may ask for. */
+  readonly maxN: number
 }
 
 export interface SimulatedPlan {
@@ -125,10 +127,31 @@ export interface BreakersPlan {
   readonly degradedWeight: number
 }
 
+/** Decode-time bounds on one request (FileSchema `limits`). */
+export interface LimitsPlan {
+  readonly maxBodyBytes: number
+  readonly maxJsonDepth: number
+  readonly maxJsonValues: number
+  readonly maxJsonKeys: number
+  readonly maxMessages: number
+  readonly maxTools: number
+  readonly maxStopSequences: number
+  readonly maxInputs: number
+  readonly maxResponseBytes: number
+}
+
+export interface CorsPlan {
+  /** Allowed origins; `*` allows any. */
+  readonly allowedOrigins: ReadonlyArray<string>
+  readonly allowedHeaders: ReadonlyArray<string>
+  readonly maxAgeSeconds: number
+}
+
 /** The listener: where it listens and what it accepts. Read at start (a reload does not change it). */
 export interface ServerPlan {
   readonly host: string
   readonly port: number
+  readonly cors: CorsPlan | undefined
   /** Deadlines for *receiving* a request (never for sending the response); 0 = none. */
   readonly headersTimeoutMs: number
   readonly bodyTimeoutMs: number
@@ -165,7 +188,7 @@ export interface Plan {
   readonly health: HealthPlan
   readonly breakers: BreakersPlan
   readonly timeouts: TimeoutsPlan
-  readonly limits: { readonly maxBodyBytes: number }
+  readonly limits: LimitsPlan
   readonly retries: { readonly maxAttempts: number; readonly budgetRatio: number; readonly minPerSecond: number }
   readonly budgets: BudgetsPlan
   readonly ledger: LedgerPlan
@@ -200,6 +223,24 @@ export const defaults = {
   maxConcurrency: 256,
   timeouts: { connect: "5s", first_token: "60s", idle: "30s", total: "10m", queue: "5s", drain: "30s" },
   maxBodyBytes: 4 * 1024 * 1024,
+  /**
+   * Decode-time limits. JSON values and keys bound what `JSON.parse` costs on the event loop
+   * (~25 ns a number, ~60 ns a short string, up to ~1 µs a distinct object key): 300k values
+   * cover OpenAI's 300k-token embeddings batch or a 128k-token prompt sent as token ids.
+   * Counts follow OpenAI's documented caps where there is one (128 tools, 2048 inputs).
+   */
+  limits: {
+    maxJsonDepth: 64,
+    maxJsonValues: 300_000,
+    maxJsonKeys: 50_000,
+    maxMessages: 4096,
+    maxTools: 128,
+    maxStopSequences: 16,
+    maxInputs: 2048,
+    maxResponseBytes: 64 * 1024 * 1024
+  },
+  maxN: 8,
+  cors: { allowedHeaders: ["authorization", "content-type", "x-request-id", "x-session-id"], maxAge: "10m" },
   retries: { maxAttempts: 3, budgetRatio: 0.2, minPerSecond: 5 },
   budgetWindowMs: 60_000,
   ledger: {
@@ -294,7 +335,8 @@ const validate = (
       ttftTargetMs: m.ttft_target === undefined ? undefined : durationMs(m.ttft_target),
       itlTargetMs: m.itl_target === undefined ? undefined : durationMs(m.itl_target),
       repetition: m.repetition ?? "observe",
-      retryUnaryAfterResponse: m.retry_unary_after_response ?? false
+      retryUnaryAfterResponse: m.retry_unary_after_response ?? false,
+      maxN: m.max_n ?? defaults.maxN
     })
   })
   const declared = (file.models ?? []).length > 0
@@ -327,7 +369,8 @@ const validate = (
           ttftTargetMs: undefined,
           itlTargetMs: undefined,
           repetition: "observe",
-          retryUnaryAfterResponse: false
+          retryUnaryAfterResponse: false,
+          maxN: defaults.maxN
         })
         modelNames.set(name, implicit)
         served.set(implicit, upstream)
@@ -420,6 +463,8 @@ const validate = (
   if (headersTimeoutMs > 0 && bodyTimeoutMs > 0 && headersTimeoutMs > bodyTimeoutMs) {
     fail("server.headers_timeout", "must not exceed server.body_timeout (the body deadline counts from the request's first byte too)")
   }
+  const lim = file.limits ?? {}
+  const cors = file.server?.cors
   const h = file.health ?? {}
   if ((h.degrade_at ?? defaults.health.degradeAt) > (h.unhealthy_at ?? defaults.health.unhealthyAt)) {
     fail("health.degrade_at", "must not exceed health.unhealthy_at")
@@ -437,7 +482,12 @@ const validate = (
       headersTimeoutMs,
       bodyTimeoutMs,
       maxConnections: sv.max_connections ?? defaults.maxConnections,
-      maxConnectionsPerAddress: sv.max_connections_per_address ?? defaults.maxConnectionsPerAddress
+      maxConnectionsPerAddress: sv.max_connections_per_address ?? defaults.maxConnectionsPerAddress,
+      cors: cors === undefined ? undefined : {
+        allowedOrigins: cors.allowed_origins,
+        allowedHeaders: cors.allowed_headers ?? defaults.cors.allowedHeaders,
+        maxAgeSeconds: Math.round(durationMs(cors.max_age ?? defaults.cors.maxAge) / 1000)
+      }
     },
     models,
     modelNames,
@@ -494,9 +544,15 @@ const validate = (
       drainMs: durationMs(t.drain)
     },
     limits: {
-      maxBodyBytes: file.limits?.max_body_bytes === undefined
-        ? defaults.maxBodyBytes
-        : byteCount(file.limits.max_body_bytes)
+      maxBodyBytes: lim.max_body_bytes === undefined ? defaults.maxBodyBytes : byteCount(lim.max_body_bytes),
+      maxJsonDepth: lim.max_json_depth ?? defaults.limits.maxJsonDepth,
+      maxJsonValues: lim.max_json_values ?? defaults.limits.maxJsonValues,
+      maxJsonKeys: lim.max_json_keys ?? defaults.limits.maxJsonKeys,
+      maxMessages: lim.max_messages ?? defaults.limits.maxMessages,
+      maxTools: lim.max_tools ?? defaults.limits.maxTools,
+      maxStopSequences: lim.max_stop_sequences ?? defaults.limits.maxStopSequences,
+      maxInputs: lim.max_inputs ?? defaults.limits.maxInputs,
+      maxResponseBytes: lim.max_response_bytes === undefined ? defaults.limits.maxResponseBytes : byteCount(lim.max_response_bytes)
     },
     retries: {
       maxAttempts: r.max_attempts ?? defaults.retries.maxAttempts,

@@ -51,6 +51,7 @@ const processedPrompt = (reason: FailureReason): boolean => {
     case "UpstreamError":
     case "DegenerateOutput":
     case "Truncated":
+    case "ResponseTooLarge":
     case "TotalTimeout":
       return true
     default:
@@ -79,7 +80,7 @@ const callFor = (req: GatewayRequest, backend: Backend): UpstreamCall => ({
   upstreamModel: backend.plan.models.get(req.model.id) ?? req.model.id,
   stream: req.stream,
   clientWantsUsage: req.clientWantsUsage,
-  maxOutputTokens: req.estimate.maxOutputTokens
+  maxOutputTokens: req.estimate.outputCap
 })
 
 /** The bounded number of pre-token frames held (role chunks, comments) before committing anyway. */

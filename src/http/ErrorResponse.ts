@@ -55,6 +55,8 @@ export const reasonToWire = (reason: FailureReason): WireError => {
     case "TotalTimeout":
     case "StreamStalled":
       return err(504, "timeout_error", reason.message, "backend_timeout")
+    case "ResponseTooLarge":
+      return err(502, "server_error", reason.message, "backend_response_too_large")
     case "Unauthorized":
       return err(502, "server_error", "the gateway's credentials were rejected by the backend", "backend_unauthorized")
     case "MidStreamError":
@@ -84,6 +86,23 @@ export const toWire = (error: GatewayError): WireError => {
       return err(400, "invalid_request_error", error.message, "unsupported")
     case "Draining":
       return err(503, "server_error", "The gateway is shutting down; retry on another instance.", "draining", null, 1000)
+    case "LimitExceeded":
+      return err(400, "invalid_request_error", error.message, error.code, error.param)
+    case "GatewayOwnedField":
+      return err(
+        400,
+        "invalid_request_error",
+        `The field '${error.field}' is set by the gateway and may not be sent by clients.`,
+        "gateway_owned_field",
+        error.field
+      )
+    case "UnsupportedMediaType":
+      return err(
+        415,
+        "invalid_request_error",
+        `Unsupported Content-Type ${error.contentType === undefined ? "(none)" : `'${error.contentType.slice(0, 100)}'`}: send the body as application/json.`,
+        "unsupported_media_type"
+      )
     case "BudgetExceeded":
       return err(
         429,

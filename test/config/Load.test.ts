@@ -184,4 +184,38 @@ health: { window: 10s, min_samples: 4, unhealthy_at: 0.8, degrade_at: 0.3, probe
     expect(errorOf(`${base}\nrouting: { panic_threshold: 1.5 }`)).toContain("routing.panic_threshold")
     expect(errorOf(base.replace("    aliases: [llama3]", "    aliases: [llama3]\n    repetition: cut"))).toContain("models[0].repetition")
   })
+
+  it("decodes the decode-time limits, max_n and CORS, with their defaults", () => {
+    const p = plan(base)
+    expect(p.limits).toEqual({
+      maxBodyBytes: 4 * 1024 * 1024,
+      maxJsonDepth: 64,
+      maxJsonValues: 300_000,
+      maxJsonKeys: 50_000,
+      maxMessages: 4096,
+      maxTools: 128,
+      maxStopSequences: 16,
+      maxInputs: 2048,
+      maxResponseBytes: 64 * 1024 * 1024
+    })
+    expect(p.models.get("llama-3.1-8b" as never)!.maxN).toBe(8)
+    expect(p.server.cors).toBeUndefined()
+    const q = plan(`${base}
+server:
+  cors: { allowed_origins: ["https://app.example.com", "*"], max_age: 1m }
+limits: { max_json_depth: 32, max_inputs: 10, max_response_bytes: 1MiB }
+`.replace("    aliases: [llama3]", "    aliases: [llama3]\n    max_n: 2"))
+    expect(q.server.cors).toEqual({
+      allowedOrigins: ["https://app.example.com", "*"],
+      allowedHeaders: ["authorization", "content-type", "x-request-id", "x-session-id"],
+      maxAgeSeconds: 60
+    })
+    expect(q.limits.maxJsonDepth).toBe(32)
+    expect(q.limits.maxInputs).toBe(10)
+    expect(q.limits.maxResponseBytes).toBe(1024 * 1024)
+    expect(q.models.get("llama-3.1-8b" as never)!.maxN).toBe(2)
+    expect(errorOf(`${base}\nserver: { cors: { allowed_origins: ["app.example.com"] } }`)).toContain("server.cors.allowed_origins[0]")
+    expect(errorOf(`${base}\nlimits: { max_json_depth: 100000 }`)).toContain("limits.max_json_depth")
+    expect(errorOf(`${base}\nlimits: { max_jsn_depth: 3 }`)).toContain("limits.max_jsn_depth")
+  })
 })

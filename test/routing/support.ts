@@ -68,6 +68,7 @@ export const modelPlan = (over: Partial<ModelPlan> = {}): ModelPlan => ({
   itlTargetMs: undefined,
   repetition: "observe",
   retryUnaryAfterResponse: false,
+  maxN: 8,
   ...over
 })
 
