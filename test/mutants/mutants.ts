@@ -26,12 +26,12 @@ export const mutants: ReadonlyArray<Mutant> = [
     plants: "a request whose client left is never settled or recorded",
     edits: [{
       file: "src/http/Handlers.ts",
-      find: `          (reservation, exit) =>
-            Effect.flatMap(Clock.currentTimeMillis, (now) => accounting.settle(req, reservation, tracker, exit, now))`,
-      replace: `          (reservation, exit) =>
+      find: `          (admission, exit) =>
+            Effect.flatMap(Clock.currentTimeMillis, (now) => accounting.settle(req, admission, tracker, exit, now))`,
+      replace: `          (admission, exit) =>
             Exit.hasInterrupts(exit)
               ? Effect.void
-              : Effect.flatMap(Clock.currentTimeMillis, (now) => accounting.settle(req, reservation, tracker, exit, now))`
+              : Effect.flatMap(Clock.currentTimeMillis, (now) => accounting.settle(req, admission, tracker, exit, now))`
     }]
   },
   {
@@ -52,16 +52,16 @@ export const mutants: ReadonlyArray<Mutant> = [
     edits: [
       {
         file: "src/backends/SlotPool.ts",
-        find: `import { Effect, Scope } from "effect"`,
-        replace: `import { Cause, Effect, Scope } from "effect"`
+        find: `import { Clock, Effect, Scope } from "effect"`,
+        replace: `import { Cause, Clock, Effect, Scope } from "effect"`
       },
       {
         file: "src/backends/SlotPool.ts",
         find: `          this.held++
-          return Scope.addFinalizer(scope, Effect.sync(this.release))`,
+          return Effect.as(Scope.addFinalizer(scope, Effect.sync(this.release)), 0)`,
         replace: `          this.held++
-          return Scope.addFinalizerExit(scope, (exit) =>
-            exit._tag === "Failure" && !Cause.hasInterrupts(exit.cause) ? Effect.void : Effect.sync(this.release))`
+          return Effect.as(Scope.addFinalizerExit(scope, (exit) =>
+            exit._tag === "Failure" && !Cause.hasInterrupts(exit.cause) ? Effect.void : Effect.sync(this.release)), 0)`
       }
     ]
   },
@@ -114,10 +114,10 @@ export const mutants: ReadonlyArray<Mutant> = [
     plants: "a waiter that timed out or left stays in the slot queue (and is later handed a slot)",
     edits: [{
       file: "src/backends/SlotPool.ts",
-      find: `              // Interrupted or timed out: leave the queue, or give back a slot handed over meanwhile.
-              this.waiters.delete(waiter)`,
-      replace: `              // Interrupted or timed out: leave the queue, or give back a slot handed over meanwhile.
-              void waiter`
+      find: `                // Interrupted or timed out: leave the queue, or give back a slot handed over meanwhile.
+                this.waiters.delete(waiter)`,
+      replace: `                // Interrupted or timed out: leave the queue, or give back a slot handed over meanwhile.
+                void waiter`
     }]
   },
   {

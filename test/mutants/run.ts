@@ -139,7 +139,9 @@ const run = async (work: string, name: string, plants: string, edits: ReadonlyAr
     ...process.env,
     SLUICE_PROPERTY_SEEDS: `1-${SEEDS}`,
     SLUICE_PROPERTY_RUNS: RUNS,
-    SLUICE_PROPERTY_END_ON_FAILURE: "1"
+    SLUICE_PROPERTY_END_ON_FAILURE: "1",
+    // The property starts no bundle: skip the end-to-end suite's build in the copy.
+    SLUICE_BUNDLE: "skip"
   })
   const results = readReport(report)
   if (results.length !== SEEDS) {

@@ -108,7 +108,7 @@ backends:
 timeouts: { first_token: ${TIMEOUTS.firstTokenMs}ms, idle: ${TIMEOUTS.idleMs}ms, total: ${TIMEOUTS.totalMs}ms, queue: ${TIMEOUTS.queueMs}ms }
 retries: { max_attempts: ${MAX_ATTEMPTS}, budget_ratio: 1, min_per_second: 100000 }
 # Neither health nor breakers may mask a path: no run produces enough evidence to judge.
-health: { unhealthy_after: 1000000, min_tokens_per_second: 0 }
+health: { unhealthy_after: 1000000, min_samples: 1000000, min_tokens_per_second: 0 }
 breakers: { min_requests: 1000000 }
 `)
   // The tokenizer tables load on first use, and the process's first requests run cold:
