@@ -5,6 +5,8 @@ export default defineConfig({
     include: ["test/**/*.test.ts"],
     testTimeout: 30_000,
     hookTimeout: 30_000,
+    // The end-to-end suite (test/e2e/) runs the production bundle: build it once per run.
+    globalSetup: ["test/e2e/support/bundle.ts"],
     // Integration tests bind real sockets and talk to the machine's Postgres and Redis.
     pool: "forks",
     // The JSON report feeds the plain "N passed, N failed" line printed by .ci/run.

@@ -19,9 +19,12 @@ import { type EngineLauncher, Fleet } from "./backends/Fleet.ts"
 import * as SimulatedEngines from "./backends/SimulatedEngines.ts"
 import { PlanChecks, verify } from "./config/Checks.ts"
 import { GatewayConfig } from "./config/GatewayConfig.ts"
+import type * as Settings from "./config/Settings.ts"
 import { Dispatcher } from "./dispatch/Dispatch.ts"
+import * as ConnectionLimits from "./http/Connections.ts"
 import { Lifecycle } from "./http/Lifecycle.ts"
 import * as Routes from "./http/Routes.ts"
+import { EventLoopDelay } from "./observability/EventLoopDelay.ts"
 import * as Logging from "./observability/Logging.ts"
 import * as Tracing from "./observability/Tracing.ts"
 import type { RequestLog } from "./observability/RequestLog.ts"
@@ -50,7 +53,9 @@ export interface GatewayParts<E> {
    */
   readonly extensions?: Layer.Layer<never, unknown, Registries | GatewayConfig> | undefined
   /** The listener; default: node:http on the plan's host and port. */
-  readonly server?: Layer.Layer<HttpServer.HttpServer | Listener, unknown, GatewayConfig> | undefined
+  readonly server?:
+    | Layer.Layer<HttpServer.HttpServer | Listener | ConnectionLimits.Connections, unknown, GatewayConfig>
+    | undefined
 }
 
 /** The node:http server under the listener, so draining can close connections as they go idle. */
@@ -58,15 +63,27 @@ export class Listener extends Context.Service<Listener, { readonly server: Serve
   static readonly none = Layer.succeed(Listener, Listener.of({ server: undefined }))
 }
 
-/** node:http on the plan's address, draining in-flight requests for up to `timeouts.drain` on shutdown. */
-export const nodeServer: Layer.Layer<HttpServer.HttpServer | Listener, unknown, GatewayConfig> = Layer.unwrap(
+/**
+ * node:http on the plan's address, with the connection limits of `server:` (deadlines for
+ * receiving a request, connection caps, parser rejections in the OpenAI envelope), draining
+ * in-flight requests for up to `timeouts.drain` on shutdown.
+ */
+export const nodeServer: Layer.Layer<
+  HttpServer.HttpServer | Listener | ConnectionLimits.Connections,
+  unknown,
+  GatewayConfig
+> = Layer.unwrap(
   Effect.map(GatewayConfig, ({ initial }) => {
-    const server = createServer({ keepAliveTimeout: 65_000 })
+    const server = createServer(ConnectionLimits.serverOptions(initial.server))
+    const connections = ConnectionLimits.guard(server, initial.server)
     return NodeHttpServer.layer(() => server, {
       host: initial.server.host,
       port: initial.server.port,
       gracefulShutdownTimeout: initial.timeouts.drainMs
-    }).pipe(Layer.merge(Layer.succeed(Listener, Listener.of({ server }))))
+    }).pipe(
+      Layer.merge(Layer.succeed(Listener, Listener.of({ server }))),
+      Layer.merge(Layer.succeed(ConnectionLimits.Connections, connections))
+    )
   })
 )
 
@@ -118,7 +135,8 @@ const verifyPlan = Layer.effectDiscard(Effect.gen(function*() {
 }))
 
 export const make = <E>(parts: GatewayParts<E>) => {
-  const usage = Layer.unwrap(Effect.map(GatewayConfig, ({ initial }) => Sinks.fromEnvironment(initial.timeouts.drainMs, parts.dataDir)))
+  const usage = Layer.unwrap(Effect.map(GatewayConfig, ({ initial }) =>
+    Sinks.fromEnvironment(initial.ledger, initial.timeouts.drainMs, parts.dataDir)))
   const stores = Layer.mergeAll(Stores.budgetLayer, usage, RetryBudget.layer, Affinity.layer, Breakers.layer, Placement.layer)
   const backends = Fleet.layer.pipe(Layer.provideMerge(HealthReports.layer), Layer.provide(parts.launcher))
   const extended = parts.extensions === undefined
@@ -137,6 +155,7 @@ export const make = <E>(parts: GatewayParts<E>) => {
     Layer.succeed(HttpIncomingMessage.MaxBodySize, ByteSize.bytes(initial.limits.maxBodyBytes))))
   const http = HttpRouter.serve(Routes.layer, { disableLogger: true, disableListenLog: true }).pipe(
     Layer.provide(maxBody),
+    Layer.provide(EventLoopDelay.layer),
     Layer.provideMerge(parts.server ?? nodeServer)
   )
   return Layer.merge(drainOnShutdown, announce).pipe(
@@ -148,14 +167,14 @@ export const make = <E>(parts: GatewayParts<E>) => {
 }
 
 /** The service binary's logging: JSON lines on stdout at the configured level. */
-export const logging = (argv: ReadonlyArray<string>) => Logging.layer(argv)
+export const logging = (flags: Settings.Flags) => Logging.layer(flags)
 
 /** The service binary's graph: config from flags and environment, JSON logs on stdout. */
-export const main = (argv: ReadonlyArray<string>) =>
+export const main = (flags: Settings.Flags) =>
   make({
-    config: GatewayConfig.fromEnvironment(argv),
+    config: GatewayConfig.fromEnvironment(flags),
     launcher: SimulatedEngines.layer,
-    requestLog: Layer.merge(Logging.layer(argv), Tracing.layer),
+    requestLog: Layer.merge(Logging.layer(flags), Tracing.layer),
     dataDir: "data"
   })
 
@@ -163,13 +182,11 @@ export const main = (argv: ReadonlyArray<string>) =>
  * Starts the `simulate:` engines of the configured plan in the current scope and returns
  * their URLs by backend id (the cluster primary shares one fleet with all its workers).
  */
-export const launchSimulatedFleet = (argv: ReadonlyArray<string>) =>
+export const launchSimulatedFleet = (flags: Settings.Flags) =>
   Effect.gen(function*() {
     const { initial } = yield* GatewayConfig
     const launcher = yield* SimulatedEngines.EngineLauncherService
-    const urls: Record<string, string> = {}
-    for (const b of initial.backends) {
-      if (b.simulate !== undefined) urls[b.id] = yield* launcher.launch(b)
-    }
-    return urls
-  }).pipe(Effect.provide(Layer.merge(GatewayConfig.fromEnvironment(argv), SimulatedEngines.layer)))
+    const simulated = initial.backends.filter((b) => b.simulate !== undefined)
+    const launched = yield* Effect.forEach(simulated, (b) => launcher.launch(b), { concurrency: "unbounded" })
+    return Object.fromEntries(simulated.map((b, i) => [b.id, launched[i]!]))
+  }).pipe(Effect.provide(Layer.merge(GatewayConfig.fromEnvironment(flags), SimulatedEngines.layer)))

@@ -1,3 +1,4 @@
-import * as Cluster from "./Cluster.ts"
+#!/usr/bin/env node
+import * as Cli from "./cli/Main.ts"
 
-Cluster.main(process.argv.slice(2))
+Cli.main(process.argv.slice(2))

@@ -133,7 +133,7 @@ const resetEngines = async (urls: ReadonlyMap<string, string>) => {
 const startGateway = async (policy: Policy, urls: ReadonlyMap<string, string>) => {
   const parsed = await Effect.runPromise(Load.parse(gatewayYaml(policy, urls, seed), "bench-routing.yaml", {}))
   const runtime = ManagedRuntime.make(Gateway.make({
-    config: GatewayConfig.fromPlan({ ...parsed, server: { host: "127.0.0.1", port: 0 } }),
+    config: GatewayConfig.fromPlan({ ...parsed, server: { ...parsed.server, host: "127.0.0.1", port: 0 } }),
     launcher: EngineLauncher.none,
     requestLog: Layer.merge(RequestLog.stdout(false), Layer.succeed(References.MinimumLogLevel, "Error"))
   }))

@@ -7,11 +7,19 @@
  * settles the reservation, and hands one record to the usage sink. The sink here keeps
  * recent records in memory; the shared audit store plugs in behind the same interface.
  *
+ * Admission is recorded too (`admit`): with a durable sink it becomes a journal entry, so
+ * a request admitted by a process that then dies is still settled, at the next start, as
+ * `interrupted`.
+ *
  * Charging policy: reported usage when the backend sent it; otherwise the prompt
  * estimate plus the completion tokens seen on the wire, but only once the first token
  * was produced. A request that never got a token (failed, or abandoned before its first
  * token) is charged nothing; the backends' cost of failed attempts is recorded
- * separately as attempt waste.
+ * separately as attempt waste. An `interrupted` request is charged nothing either:
+ * after a crash nothing about what was produced is known (the stream may have ended at
+ * its first token or its last), and the policy never charges an estimate for work it
+ * cannot show; its record keeps the reservation and the prompt estimate for
+ * reconciliation.
  */
 import { Context, Effect, Exit, Layer } from "effect"
 import { TokenBudget, type Reservation } from "../admission/Budget.ts"
@@ -22,12 +30,16 @@ import type { Usage } from "../domain/Usage.ts"
 import type { AttemptRecord, RequestTracker } from "./Tracker.ts"
 
 export interface AccountingRecord {
+  /** Minted at admission; unique per admitted request (the store's idempotency key). */
+  readonly recordId: string
   readonly requestId: RequestId
   readonly tenant: TenantId
   readonly model: ModelId
   readonly backend: BackendId | undefined
   readonly outcome: RequestOutcome
   readonly reservedTokens: number
+  /** The prompt tokens estimated at admission. */
+  readonly estimatedPromptTokens: number
   readonly charged: Usage
   /** Whether `charged` came from the backend's own usage report. */
   readonly reported: boolean
@@ -37,13 +49,43 @@ export interface AccountingRecord {
   readonly durationMs: number
 }
 
+/** What is known of a request when it is admitted (the journal's admission entry). */
+export interface Admission {
+  readonly recordId: string
+  readonly requestId: RequestId
+  readonly tenant: TenantId
+  readonly model: ModelId
+  readonly reservedTokens: number
+  readonly estimatedPromptTokens: number
+  readonly admittedAtMs: number
+}
+
+/** The durable ledger's state (absent for the in-memory sink). */
+export interface LedgerStats {
+  /** Records held in memory for the store. */
+  readonly queued: number
+  /** Records not yet in the store (memory and journal). */
+  readonly pending: number
+  /** Records written to the store since start. */
+  readonly written: number
+  readonly failedWrites: number
+  /** Live journal segments and their bytes. */
+  readonly journalSegments: number
+  readonly journalBytes: number
+  /** Records settled as `interrupted` at start (admitted by a process that died). */
+  readonly recoveredInterrupted: number
+}
+
 export interface AccountingSnapshot {
   readonly records: number
   readonly byOutcome: Readonly<Record<string, number>>
   readonly recent: ReadonlyArray<AccountingRecord>
+  readonly ledger?: LedgerStats | undefined
 }
 
 export class UsageSink extends Context.Service<UsageSink, {
+  /** Records an admission (a journal entry, batched; never an fsync per request). */
+  readonly admit: (admission: Admission) => Effect.Effect<void>
   readonly write: (record: AccountingRecord) => Effect.Effect<void>
   readonly snapshot: Effect.Effect<AccountingSnapshot>
   /** Resolves once every record written so far is durable in the sink's store. */
@@ -58,6 +100,7 @@ export const makeMemorySink = (keep: number): UsageSink["Service"] => {
   const byOutcome: Record<string, number> = {}
   let records = 0
   return UsageSink.of({
+    admit: () => Effect.void,
     write: (record) =>
       Effect.sync(() => {
         records++
@@ -80,7 +123,7 @@ export const charge = (
     return { usage: tracker.reported, reported: true }
   }
   const produced = tracker.firstTokenAtMs !== undefined || (outcome === "completed" && (req.kind === "embedding" || req.kind === "rerank"))
-  if (!produced || outcome === "failed" || outcome === "rejected" || outcome === "error") {
+  if (!produced || outcome === "failed" || outcome === "rejected" || outcome === "error" || outcome === "interrupted") {
     return { usage: { promptTokens: 0, completionTokens: 0, cachedTokens: 0 }, reported: false }
   }
   return {
@@ -99,11 +142,19 @@ export const outcomeOf = (tracker: RequestTracker, exit: Exit.Exit<unknown, unkn
   return Exit.isFailure(exit) ? "error" : "completed"
 }
 
+/** An admitted request: its reservation and the id its accounting record will carry. */
+export interface Admitted {
+  readonly reservation: Reservation
+  readonly recordId: string
+}
+
 export class Accounting extends Context.Service<Accounting, {
+  /** Admission, after the reservation: mints the record id and journals the admission. */
+  readonly admit: (req: GatewayRequest, reservation: Reservation) => Effect.Effect<Admitted>
   /** The release of a reservation: settle once, record once. */
   readonly settle: (
     req: GatewayRequest,
-    reservation: Reservation,
+    admitted: Admitted,
     tracker: RequestTracker,
     exit: Exit.Exit<unknown, unknown>,
     nowMs: number
@@ -115,19 +166,37 @@ export class Accounting extends Context.Service<Accounting, {
       const budget = yield* TokenBudget
       const sink = yield* UsageSink
       return Accounting.of({
-        settle: (req, reservation, tracker, exit, nowMs) =>
+        admit: (req, reservation) =>
+          Effect.suspend(() => {
+            const admitted: Admitted = { reservation, recordId: crypto.randomUUID() }
+            return Effect.as(
+              sink.admit({
+                recordId: admitted.recordId,
+                requestId: req.id,
+                tenant: req.tenant,
+                model: req.model.id,
+                reservedTokens: reservation.tokens,
+                estimatedPromptTokens: req.estimate.promptTokens,
+                admittedAtMs: req.receivedAtMs
+              }),
+              admitted
+            )
+          }),
+        settle: (req, { reservation, recordId }, tracker, exit, nowMs) =>
           Effect.gen(function*() {
             const outcome = outcomeOf(tracker, exit)
             tracker.outcome = outcome
             const { usage, reported } = charge(req, tracker, outcome)
             yield* budget.settle(reservation, usage.promptTokens + usage.completionTokens)
             yield* sink.write({
+              recordId,
               requestId: req.id,
               tenant: req.tenant,
               model: req.model.id,
               backend: tracker.backend,
               outcome,
               reservedTokens: reservation.tokens,
+              estimatedPromptTokens: req.estimate.promptTokens,
               charged: usage,
               reported,
               attempts: tracker.attempts,

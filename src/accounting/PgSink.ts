@@ -1,47 +1,58 @@
 /**
  * The audit ledger in PostgreSQL (through @effect/sql-pg), on when `DATABASE_URL` is set:
- * every accounting record becomes one row of `sluice_usage`, written in batches behind the
- * request path. Rows are keyed by a record id minted here, so retrying a batch whose fate
- * was uncertain never duplicates a row; a database outage queues records in memory and
- * they are written when it returns (and flushed, within the drain time, on shutdown).
+ * every accounting record becomes one row of `sluice_usage`, written in batches by the
+ * durable Ledger (journal in the data folder). Rows are keyed by the record id minted at
+ * admission, so a replay or a retry of a batch whose fate was uncertain never duplicates a
+ * row (`ON CONFLICT DO NOTHING`).
+ *
+ * The database may be down at start: the client is built and the migrations run on the
+ * first write that reaches it (and again after a failure), so the gateway starts, serves
+ * and journals without it, and writes everything when it returns.
  */
 import { PgClient, PgMigrator } from "@effect/sql-pg"
 import { NodeServices } from "@effect/platform-node"
-import { Array as Arr, Effect, Layer, type Redacted } from "effect"
+import { Array as Arr, Context, Effect, Exit, Layer, type Redacted, Scope } from "effect"
 import { SqlClient } from "effect/sql"
-import { type AccountingRecord, makeMemorySink, UsageSink } from "./Accounting.ts"
-import * as Batcher from "./Batcher.ts"
+import { type AccountingRecord, UsageSink } from "./Accounting.ts"
+import type { SettledRecord } from "./Journal.ts"
+import * as Ledger from "./Ledger.ts"
 
-export const migrations = PgMigrator.layer({
-  loader: PgMigrator.fromRecord({
-    "0001_sluice_usage": Effect.gen(function*() {
-      const sql = yield* SqlClient.SqlClient
-      yield* sql`CREATE TABLE IF NOT EXISTS sluice_usage (
-        record_id uuid PRIMARY KEY,
-        request_id text NOT NULL,
-        tenant text NOT NULL,
-        model text NOT NULL,
-        backend text,
-        outcome text NOT NULL,
-        reserved_tokens integer NOT NULL,
-        prompt_tokens integer NOT NULL,
-        completion_tokens integer NOT NULL,
-        cached_tokens integer NOT NULL,
-        reported boolean NOT NULL,
-        wasted_prompt_tokens integer NOT NULL,
-        attempts jsonb NOT NULL,
-        ttft_ms double precision,
-        duration_ms double precision NOT NULL,
-        created_at timestamptz NOT NULL DEFAULT now()
-      )`
-      yield* sql`CREATE INDEX IF NOT EXISTS sluice_usage_request_id ON sluice_usage (request_id)`
-      yield* sql`CREATE INDEX IF NOT EXISTS sluice_usage_tenant_time ON sluice_usage (tenant, created_at)`
-    })
+const loader = PgMigrator.fromRecord({
+  "0001_sluice_usage": Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql`CREATE TABLE IF NOT EXISTS sluice_usage (
+      record_id uuid PRIMARY KEY,
+      request_id text NOT NULL,
+      tenant text NOT NULL,
+      model text NOT NULL,
+      backend text,
+      outcome text NOT NULL,
+      reserved_tokens integer NOT NULL,
+      prompt_tokens integer NOT NULL,
+      completion_tokens integer NOT NULL,
+      cached_tokens integer NOT NULL,
+      reported boolean NOT NULL,
+      wasted_prompt_tokens integer NOT NULL,
+      attempts jsonb NOT NULL,
+      ttft_ms double precision,
+      duration_ms double precision NOT NULL,
+      created_at timestamptz NOT NULL DEFAULT now()
+    )`
+    yield* sql`CREATE INDEX IF NOT EXISTS sluice_usage_request_id ON sluice_usage (request_id)`
+    yield* sql`CREATE INDEX IF NOT EXISTS sluice_usage_tenant_time ON sluice_usage (tenant, created_at)`
   }),
-  table: "sluice_migrations"
-}).pipe(Layer.provide(NodeServices.layer))
+  "0002_estimated_prompt_tokens": Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql`ALTER TABLE sluice_usage ADD COLUMN IF NOT EXISTS estimated_prompt_tokens integer`
+  })
+})
 
-const row = (r: AccountingRecord & { readonly recordId: string }): Record<string, unknown> => ({
+const migrationOptions = { loader, table: "sluice_migrations" }
+
+/** Runs the migrations as a layer (tests, tools). */
+export const migrations = PgMigrator.layer(migrationOptions).pipe(Layer.provide(NodeServices.layer))
+
+const row = (r: AccountingRecord): Record<string, unknown> => ({
   record_id: r.recordId,
   request_id: r.requestId,
   tenant: r.tenant,
@@ -49,6 +60,7 @@ const row = (r: AccountingRecord & { readonly recordId: string }): Record<string
   backend: r.backend ?? null,
   outcome: r.outcome,
   reserved_tokens: r.reservedTokens,
+  estimated_prompt_tokens: r.estimatedPromptTokens,
   prompt_tokens: r.charged.promptTokens,
   completion_tokens: r.charged.completionTokens,
   cached_tokens: r.charged.cachedTokens,
@@ -59,36 +71,49 @@ const row = (r: AccountingRecord & { readonly recordId: string }): Record<string
   duration_ms: r.durationMs
 })
 
-/** A usage sink that writes through to Postgres and keeps the in-memory view for /metrics and tests. */
-export const layer = (url: Redacted.Redacted<string>, options: { readonly drainMs: number }) =>
+/**
+ * `sluice_usage` as a ledger store. The client and the migrations are built on the first
+ * write (in a scope of their own, closed again when that fails), so a database that is down
+ * at start only delays the writes.
+ */
+export const store = (url: Redacted.Redacted<string>): Effect.Effect<Ledger.Store, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const parent = yield* Effect.scope
+    let client: SqlClient.SqlClient | undefined
+    const connect = Effect.gen(function*() {
+      const scope = yield* Scope.fork(parent)
+      const exit = yield* Effect.exit(Effect.gen(function*() {
+        const context = yield* Layer.buildWithScope(PgClient.layer({ url, maxConnections: 4, connectTimeout: "5 seconds" }), scope)
+        yield* PgMigrator.run(migrationOptions).pipe(Effect.provide(context), Effect.provide(NodeServices.layer))
+        return Context.get(context, SqlClient.SqlClient)
+      }))
+      if (Exit.isFailure(exit)) {
+        yield* Scope.close(scope, exit)
+        return yield* Effect.failCause(exit.cause)
+      }
+      yield* Effect.logInfo("audit ledger in postgres: connected and migrated")
+      client = exit.value
+      return exit.value
+    })
+    const insert = (sql: SqlClient.SqlClient, batch: ReadonlyArray<SettledRecord>) => {
+      const rows = batch.map((r) => row(r.record))
+      return Arr.isArrayNonEmpty(rows)
+        ? Effect.asVoid(sql`INSERT INTO sluice_usage ${sql.insert(rows)} ON CONFLICT (record_id) DO NOTHING`)
+        : Effect.void
+    }
+    return {
+      name: "postgres",
+      committedSeq: 0,
+      write: (batch) => Effect.flatMap(client === undefined ? connect : Effect.succeed(client), (sql) => insert(sql, batch))
+    } satisfies Ledger.Store
+  })
+
+export const layer = (url: Redacted.Redacted<string>, options: Ledger.LedgerOptions) =>
   Layer.effect(
     UsageSink,
     Effect.gen(function*() {
-      const sql = yield* SqlClient.SqlClient
-      const memory = makeMemorySink(1000)
-      const batcher = yield* Batcher.make<AccountingRecord & { readonly recordId: string }, unknown>({
-        write: (batch) => {
-          const rows = batch.map(row)
-          return Arr.isArrayNonEmpty(rows)
-            ? sql`INSERT INTO sluice_usage ${sql.insert(rows)} ON CONFLICT (record_id) DO NOTHING`
-            : Effect.void
-        },
-        maxBatch: 500,
-        intervalMs: 200,
-        drainMs: options.drainMs,
-        onError: (cause, queued) =>
-          Effect.logWarning("audit rows could not be written; keeping them queued").pipe(
-            Effect.annotateLogs({ queued, cause: String(cause) })
-          )
-      })
-      return UsageSink.of({
-        write: (record) =>
-          Effect.andThen(memory.write(record), Effect.sync(() => batcher.offer({ ...record, recordId: crypto.randomUUID() }))),
-        snapshot: memory.snapshot,
-        flushed: batcher.flushed
-      })
+      const sink = yield* Ledger.make(yield* store(url), options)
+      yield* Effect.logInfo("audit ledger in postgres").pipe(Effect.annotateLogs({ journal: options.journalDir ?? "none" }))
+      return sink
     })
-  ).pipe(
-    Layer.provide(migrations),
-    Layer.provideMerge(PgClient.layer({ url, maxConnections: 4, connectTimeout: "5 seconds" }))
   )

@@ -15,6 +15,10 @@ export interface AttemptRecord {
   readonly message: string
   /** Prompt tokens the backend may have processed before failing (attempt waste). */
   readonly wastedPromptTokens: number
+  /** Completion tokens it generated for nothing (a unary answer that failed after 2xx), when known. */
+  readonly wastedCompletionTokens: number
+  /** The attempt failed after the backend had answered 2xx (a unary answer, not retried by default). */
+  readonly afterResponse: boolean
 }
 
 export class RequestTracker {

@@ -2,7 +2,7 @@
  * Per-tenant token budgets: a reservation (prompt estimate + maximum output) is taken
  * before dispatch and settled to actual usage exactly once; the remainder is refunded.
  *
- * This is the interface every store implements (in memory now; shared stores later).
+ * This is the interface every store implements (in memory here; Redis in RedisBudget.ts).
  * The in-memory ledger keeps fixed windows per tenant: `used` (settled in the window)
  * plus `reserved` (outstanding) may not exceed the limit. It never charges twice: a
  * second settlement of the same reservation is refused and counted as a defect.
@@ -26,6 +26,24 @@ export class BudgetExceeded extends Data.TaggedError("BudgetExceeded")<{
   readonly retryAfterMs: number
 }> {}
 
+/** The shared budget store cannot be reached and the policy is `fail_closed` (a 503, not the tenant's fault). */
+export class BudgetUnavailable extends Data.TaggedError("BudgetUnavailable")<{
+  readonly tenant: TenantId
+  readonly retryAfterMs: number
+}> {}
+
+/** The state of a shared budget store (absent for the in-memory one). */
+export interface SharedBudgetState {
+  /** The store did not answer; reservations follow the `redis_down` policy. */
+  readonly degraded: boolean
+  /** Settlements waiting for the store to come back. */
+  readonly pendingSettlements: number
+  /** Settlements given up (their window had expired, or the queue was full). */
+  readonly droppedSettlements: number
+  /** Tokens reserved from the local share since start. */
+  readonly localReservedTokens: number
+}
+
 export interface BudgetSnapshot {
   /** Tokens held by open reservations, all tenants. */
   readonly reservedTokens: number
@@ -35,10 +53,11 @@ export interface BudgetSnapshot {
   readonly doubleSettlements: number
   /** Tokens charged, all tenants, all windows. */
   readonly chargedTokens: number
+  readonly shared?: SharedBudgetState | undefined
 }
 
 export class TokenBudget extends Context.Service<TokenBudget, {
-  readonly reserve: (tenant: TenantId, tokens: number) => Effect.Effect<Reservation, BudgetExceeded>
+  readonly reserve: (tenant: TenantId, tokens: number) => Effect.Effect<Reservation, BudgetExceeded | BudgetUnavailable>
   /** Settles to `usedTokens` (may exceed the reservation: the overage is charged too). */
   readonly settle: (reservation: Reservation, usedTokens: number) => Effect.Effect<void>
   readonly snapshot: Effect.Effect<BudgetSnapshot>
@@ -58,7 +77,11 @@ interface TenantWindow {
   reserved: number
 }
 
-export const makeInMemory = (limit: number | undefined, windowMs: number): TokenBudget["Service"] => {
+/** A limit for every tenant and window, or one that depends on them (undefined: unlimited). */
+export type Limit = number | undefined | ((tenant: TenantId, window: number) => number | undefined)
+
+export const makeInMemory = (limit: Limit, windowMs: number): TokenBudget["Service"] => {
+  const limitOf = typeof limit === "function" ? limit : () => limit
   const tenants = new Map<TenantId, TenantWindow>()
   const open = new Map<number, Reservation>()
   let nextId = 1
@@ -85,12 +108,13 @@ export const makeInMemory = (limit: number | undefined, windowMs: number): Token
       Effect.flatMap(Clock.currentTimeMillis, (now) => {
         const window = Math.floor(now / windowMs)
         const w = windowOf(tenant, window)
-        if (limit !== undefined && w.used + w.reserved + tokens > limit) {
+        const max = limitOf(tenant, window)
+        if (max !== undefined && w.used + w.reserved + tokens > max) {
           return Effect.fail(
             new BudgetExceeded({
               tenant,
               requested: tokens,
-              remaining: Math.max(0, limit - w.used - w.reserved),
+              remaining: Math.max(0, max - w.used - w.reserved),
               retryAfterMs: (window + 1) * windowMs - now
             })
           )

@@ -1,12 +1,15 @@
 /**
  * Token estimates at admission, computed once and carried on the request: prompt tokens
  * (tokenizer over the message text plus the chat template's per-message overhead),
- * maximum output tokens (`max_tokens` or the model's default), the reservation, and the
- * chained hashes of the prompt's leading blocks (the prefix index's key).
+ * maximum output tokens (`max_tokens` or the model's default, times the sequences decoded),
+ * the reservation, and the chained hashes of the prompt's leading blocks (the prefix
+ * index's key). Linear in the body: one pass to collect the text (nested client objects
+ * are stringified only after the decode phase bounded their depth), a bounded count.
  *
  * The per-candidate predictions the router derives from these (GPU-seconds, time to first
  * token) live in routing/Predict.ts. Pure functions; no clocks, no I/O.
  */
+import { Effect } from "effect"
 import type { CallKind } from "../backends/Contract.ts"
 import type { Estimate } from "../domain/Request.ts"
 import * as PrefixHash from "./PrefixHash.ts"
@@ -85,27 +88,67 @@ export interface PrefixOptions {
 /** The plan's defaults (Plan.ts), for callers that do not pass the routing plan. */
 export const DEFAULT_PREFIX: PrefixOptions = { blockChars: 64, maxBlocks: 512, salt: "" }
 
+/**
+ * The estimate from the prompt and its token count: the reservation is the prompt plus
+ * `sequences × maxOutputTokens` (every choice of `n`, every `best_of` candidate, every
+ * prompt of a completions batch is decoded up to the cap).
+ */
+const fromCount = (
+  kind: CallKind,
+  prompt: PromptText,
+  counted: number,
+  maxOutputTokens: number,
+  prefix: PrefixOptions,
+  sequences: number
+): Estimate => {
+  const promptTokens = counted + prompt.extraTokens
+  const generates = kind !== "embedding" && kind !== "rerank"
+  const output = generates ? Math.max(1, sequences) * maxOutputTokens : 0
+  return {
+    promptTokens,
+    maxOutputTokens: output,
+    outputCap: generates ? maxOutputTokens : 0,
+    reservationTokens: promptTokens + output,
+    promptChars: prompt.text.length,
+    prefixHashes: generates
+      ? PrefixHash.chain(prompt.text, prefix.blockChars, prefix.maxBlocks, prefix.salt)
+      : PrefixHash.empty,
+    prefixBlockChars: prefix.blockChars
+  }
+}
+
+/** The estimate, counted synchronously (bounded: see Tokenizer.ts). */
 export const estimate = (
   kind: CallKind,
   body: Readonly<Record<string, unknown>>,
   encoding: Tokenizer.Encoding,
   maxOutputTokens: number,
-  prefix: PrefixOptions = DEFAULT_PREFIX
+  prefix: PrefixOptions = DEFAULT_PREFIX,
+  sequences = 1
 ): { readonly estimate: Estimate; readonly prompt: PromptText } => {
   const prompt = promptText(kind, body)
-  const promptTokens = Tokenizer.count(encoding, prompt.text) + prompt.extraTokens
-  const output = kind === "embedding" || kind === "rerank" ? 0 : maxOutputTokens
-  return {
-    estimate: {
-      promptTokens,
-      maxOutputTokens: output,
-      reservationTokens: promptTokens + output,
-      promptChars: prompt.text.length,
-      prefixHashes: kind === "embedding" || kind === "rerank"
-        ? PrefixHash.empty
-        : PrefixHash.chain(prompt.text, prefix.blockChars, prefix.maxBlocks, prefix.salt),
-      prefixBlockChars: prefix.blockChars
-    },
-    prompt
-  }
+  return { estimate: fromCount(kind, prompt, Tokenizer.count(encoding, prompt.text), maxOutputTokens, prefix, sequences), prompt }
 }
+
+/**
+ * The estimate at admission: counted in windows with the event loop free between them, and
+ * no further than `stopAbove` prompt tokens (a prompt past the context window is refused,
+ * however long it is).
+ */
+export const estimateYielding = (
+  kind: CallKind,
+  body: Readonly<Record<string, unknown>>,
+  encoding: Tokenizer.Encoding,
+  maxOutputTokens: number,
+  prefix: PrefixOptions,
+  sequences: number,
+  stopAbove?: number
+): Effect.Effect<{ readonly estimate: Estimate; readonly prompt: PromptText }> =>
+  Effect.suspend(() => {
+    const prompt = promptText(kind, body)
+    return Effect.map(
+      Tokenizer.countYielding(encoding, prompt.text, stopAbove),
+      (counted) => ({ estimate: fromCount(kind, prompt, counted, maxOutputTokens, prefix, sequences), prompt })
+    )
+  })
+

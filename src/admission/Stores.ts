@@ -1,38 +1,27 @@
 /**
  * Chooses where shared admission state lives: in memory in one process (the embedded
  * default), or in Redis when `REDIS_URL` is set so every replica and every worker shares
- * budgets. The Redis connection is scoped to the graph: closed on shutdown.
+ * budgets, under the `budgets.redis_down` policy while Redis is unreachable. The Redis
+ * module (and ioredis with it) is loaded only then; its connection is scoped to the
+ * graph: closed on shutdown.
  */
 import { Config, Effect, Layer, Option, Redacted } from "effect"
 import { GatewayConfig } from "../config/GatewayConfig.ts"
 import { makeInMemory, TokenBudget } from "./Budget.ts"
-
-/** A connected ioredis client that fails commands fast instead of queueing them while Redis is down. */
-export const connect = (url: string) =>
-  Effect.acquireRelease(
-    // ioredis is loaded only when Redis is configured.
-    Effect.promise(() => import("ioredis")).pipe(Effect.map(({ Redis }) =>
-      new Redis(url, {
-        lazyConnect: false,
-        enableOfflineQueue: false,
-        maxRetriesPerRequest: 1,
-        commandTimeout: 250,
-        connectTimeout: 2000
-      })
-    )),
-    (redis) => Effect.promise(() => redis.quit().catch(() => "OK"))
-  )
 
 export const budgetLayer: Layer.Layer<TokenBudget, never, GatewayConfig> = Layer.effect(
   TokenBudget,
   Effect.gen(function*() {
     const { initial } = yield* GatewayConfig
     const url = yield* Config.option(Config.Redacted("REDIS_URL")).pipe(Effect.orElseSucceed(() => Option.none()))
-    const { tokensPerWindow, windowMs } = initial.budgets
+    const { tokensPerWindow, windowMs, redisDown, localShare } = initial.budgets
     if (Option.isNone(url)) return makeInMemory(tokensPerWindow, windowMs)
-    const redis = yield* connect(Redacted.value(url.value))
+    // ioredis is CommonJS: it is imported statically by RedisBudget.ts (which the bundler
+    // wraps with its CommonJS interop) and never by a dynamic import of the package itself,
+    // whose default/named exports differ once bundled ("Redis is not a constructor").
     const RedisBudget = yield* Effect.promise(() => import("./RedisBudget.ts"))
-    yield* Effect.logInfo("token budgets shared through redis")
-    return RedisBudget.make(redis, { limit: tokensPerWindow, windowMs })
+    const redis = yield* RedisBudget.connect(Redacted.value(url.value))
+    yield* Effect.logInfo("token budgets shared through redis").pipe(Effect.annotateLogs({ redis_down: redisDown, local_share: localShare }))
+    return yield* RedisBudget.make(redis, { limit: tokensPerWindow, windowMs, redisDown, localShare })
   })
 )

@@ -1,11 +1,17 @@
 /**
  * The backend actor's behaviour: health evidence in, supervised background loops out.
  *
- * `HealthReports` is the one way to change a backend's health (probes, stream outcomes);
- * every transition is logged (the router ignores session hints to a cold or unhealthy backend).
+ * `HealthReports` is the one way to change a backend's health (probes, request outcomes);
+ * it stamps each piece of evidence with the clock's time, logs every transition (the
+ * router ignores session hints to a cold or unhealthy backend). What a failed attempt is evidence of
+ * is decided here: backpressure (retry-after) is none (the dispatcher cools the backend
+ * down), load shedding without retry-after says nothing about health, and every other
+ * reason that trips breakers is a bad outcome (a probe alone marks an engine cold).
  * `runLoops` forks, into the fleet's scope, the loops each backend owns: scraping the
  * engine's metrics (queue depth, running, KV use, prefix hit rate) and probing with a
- * 1-token generation (an engine can answer 200 on /health while hung). A loop that dies
+ * 1-token generation (an engine can answer 200 on /health while hung) on a ProbeSchedule:
+ * every probe interval while healthy, and on a short doubling backoff while unhealthy or
+ * cold so that recovery follows the fault clearing within about a second. A loop that dies
  * is restarted with exponential backoff, logged and counted; closing the scope (reload,
  * shutdown) interrupts them all.
  */
@@ -14,8 +20,9 @@ import type { Plan } from "../config/Plan.ts"
 import { RequestId } from "../domain/Ids.ts"
 import type { Backend } from "./Backend.ts"
 import * as EngineMetrics from "./EngineMetrics.ts"
-import { type FailureReason, Unavailable } from "./Failure.ts"
-import type { Evidence } from "./Health.ts"
+import { unaryAll } from "./Contract.ts"
+import { type FailureReason, isBackpressure, Unavailable } from "./Failure.ts"
+import { type Evidence, ProbeSchedule } from "./Health.ts"
 import { readAll } from "./Upstream.ts"
 
 export class HealthReports extends Context.Service<HealthReports, {
@@ -27,9 +34,9 @@ export class HealthReports extends Context.Service<HealthReports, {
     HealthReports,
     Effect.gen(function*() {
       const report = (backend: Backend, evidence: Evidence): Effect.Effect<void> =>
-        Effect.suspend(() => {
+        Effect.flatMap(Clock.currentTimeMillis, (now) => {
           const before = backend.health
-          const after = backend.healthState.observe(evidence)
+          const after = backend.healthState.observe(evidence, now)
           if (after === undefined) return Effect.void
           return Effect.logWarning("backend health changed").pipe(
             Effect.annotateLogs({ backend: backend.id, from: before, to: after, evidence: evidence._tag })
@@ -38,10 +45,13 @@ export class HealthReports extends Context.Service<HealthReports, {
       return HealthReports.of({
         report,
         failure: (backend, reason) =>
-          // Load shedding (429/529) and the gateway's own limits say nothing about health.
-          reason.tripsBreaker && reason._tag !== "Overloaded"
-            ? report(backend, { _tag: "StreamBad" })
-            : Effect.void
+          // Backpressure (a loading engine's retry-after included) is a cool-down set by the
+          // dispatcher; load shedding (429/529) and the gateway's own limits say nothing about
+          // health. Only probes mark an engine cold: traffic never reaches a cold backend, so
+          // a probe must be there to bring it back.
+          isBackpressure(reason) || reason._tag === "Overloaded" || !reason.tripsBreaker
+            ? Effect.void
+            : report(backend, { _tag: "StreamBad" })
       })
     })
   )
@@ -95,7 +105,7 @@ const probeOnce = (backend: Backend, plan: Plan, reports: HealthReports["Service
     const model = [...backend.plan.models.values()][0]
     if (model === undefined) return
     const body = { model, messages: [{ role: "user", content: "ping" }], max_tokens: 1, stream: false }
-    const outcome = yield* Effect.scoped(backend.adapter.unary({
+    const outcome = yield* Effect.scoped(unaryAll(backend.adapter, {
       kind: "chat",
       requestId: RequestId(`probe-${backend.id}-${now}`),
       body,
@@ -107,11 +117,16 @@ const probeOnce = (backend: Backend, plan: Plan, reports: HealthReports["Service
     })).pipe(
       Effect.timeout(Duration.millis(plan.health.probeTimeoutMs)),
       Effect.match({
-        onSuccess: (): Evidence => ({ _tag: "ProbeOk" }),
-        onFailure: (e): Evidence =>
-          e._tag === "Unavailable" && e.loading === true ? { _tag: "Loading" } : { _tag: "ProbeFailed" }
+        onSuccess: (): Evidence | undefined => ({ _tag: "ProbeOk" }),
+        onFailure: (e): Evidence | undefined => {
+          if (e._tag === "Unavailable" && e.loading === true) return { _tag: "Loading" }
+          // An engine shedding load is alive: its answer is neither a pass nor a failure.
+          if (e._tag === "Overloaded" || (e._tag !== "TimeoutError" && isBackpressure(e))) return undefined
+          return { _tag: "ProbeFailed" }
+        }
       })
     )
+    if (outcome === undefined) return
     if (outcome._tag === "ProbeOk") backend.lastSuccessAtMs = yield* Clock.currentTimeMillis
     yield* reports.report(backend, outcome)
   })
@@ -128,10 +143,22 @@ export const runLoops = (backend: Backend, plan: Plan, reports: HealthReports["S
       ))
     }
     if (plan.health.probeIntervalMs > 0) {
+      const schedule = new ProbeSchedule({
+        intervalMs: plan.health.probeIntervalMs,
+        backoffMs: plan.health.probeBackoffMs,
+        backoffMaxMs: plan.health.probeBackoffMaxMs
+      })
+      const tick = Duration.millis(schedule.tickMs)
       yield* Effect.forkScoped(supervise(
         backend,
         "probe",
-        Effect.andThen(probeOnce(backend, plan, reports), Effect.sleep(Duration.millis(plan.health.probeIntervalMs)))
+        Effect.gen(function*() {
+          if (schedule.due(yield* Clock.currentTimeMillis, backend.health)) {
+            yield* probeOnce(backend, plan, reports)
+            schedule.probed(yield* Clock.currentTimeMillis, backend.health)
+          }
+          yield* Effect.sleep(tick)
+        })
       ))
     }
   })

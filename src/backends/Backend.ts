@@ -6,7 +6,7 @@
 import type { BackendPlan } from "../config/Plan.ts"
 import type { Adapter } from "./Contract.ts"
 import type { FailureTag } from "./Failure.ts"
-import { type HealthConfig, HealthState } from "./Health.ts"
+import { defaultHealthConfig, type HealthConfig, HealthState } from "./Health.ts"
 import { SlotPool } from "./SlotPool.ts"
 import type { UpstreamPool } from "./Upstream.ts"
 
@@ -28,6 +28,8 @@ export class BackendStats {
   readonly failures = new Map<FailureTag, number>()
   /** Prompt tokens of failed attempts the backend (probably) processed: waste, not charged to tenants. */
   wastedPromptTokens = 0
+  /** Completion tokens of unary answers that failed after 2xx (when reported): waste too. */
+  wastedCompletionTokens = 0
 
   recordFailure(tag: FailureTag): void {
     this.failures.set(tag, (this.failures.get(tag) ?? 0) + 1)
@@ -69,7 +71,7 @@ export class Backend {
     readonly plan: BackendPlan,
     readonly pool: UpstreamPool,
     readonly adapter: Adapter,
-    health: HealthConfig = { unhealthyAfter: 3, minTokensPerSecond: 0 }
+    health: HealthConfig = defaultHealthConfig
   ) {
     this.slots = new SlotPool(plan.maxConcurrency)
     this.healthState = new HealthState(health)

@@ -3,11 +3,14 @@
  *
  * A streaming attempt yields `Frame`s: the bytes to send to the client (already in the
  * client's dialect: the original bytes when dialects match, translated otherwise) and the
- * typed token events read from them. A unary attempt yields the whole client-dialect body
- * plus its usage. Failures are `FailureReason`s, never strings. Adapters own no request
- * state beyond the attempt's scope: closing the scope closes the upstream socket.
+ * typed token events read from them. A unary attempt resolves once the response headers
+ * say success (`UnaryResponse`), then reads the whole client-dialect body plus its usage:
+ * a failure in that second phase comes after the engine did the whole generation, which
+ * the dispatcher must know (it does not retry it by default). Failures are
+ * `FailureReason`s, never strings. Adapters own no request state beyond the attempt's
+ * scope: closing the scope closes the upstream socket.
  */
-import type { Effect, Scope } from "effect"
+import { Effect, type Scope } from "effect"
 import type { RequestId } from "../domain/Ids.ts"
 import type { Usage } from "../domain/Usage.ts"
 import type { FailureReason } from "./Failure.ts"
@@ -75,6 +78,19 @@ export interface UnaryResult {
   readonly contentType: string
   readonly usage: Usage | undefined
   readonly finish: FinishReason | undefined
+  /** The generated text of each choice (chat content, completion text), for the repetition check. */
+  readonly texts: ReadonlyArray<string>
+}
+
+/** A non-streaming answer whose headers said success: the engine has done the generation. */
+export interface UnaryResponse {
+  readonly status: number
+  /**
+   * Reads and decodes the whole answer. A failure here (a broken or malformed body, an
+   * error object inside a 200) comes after the backend answered: a retry would redo the
+   * whole generation.
+   */
+  readonly read: Effect.Effect<UnaryResult, FailureReason>
 }
 
 export type CallKind = "chat" | "completion" | "embedding" | "rerank"
@@ -124,6 +140,10 @@ export interface Adapter {
   readonly capabilities: Capabilities
   /** Sends a streaming request; resolves once the response headers are in and say success. */
   readonly stream: (call: UpstreamCall) => Effect.Effect<FrameSource, FailureReason, Scope.Scope>
-  /** Sends a non-streaming request and reads the whole answer. */
-  readonly unary: (call: UpstreamCall) => Effect.Effect<UnaryResult, FailureReason, Scope.Scope>
+  /** Sends a non-streaming request; resolves once the response headers are in and say success. */
+  readonly unary: (call: UpstreamCall) => Effect.Effect<UnaryResponse, FailureReason, Scope.Scope>
 }
+
+/** Both phases of a unary call, for callers that do not need to tell them apart (probes, prefill legs). */
+export const unaryAll = (adapter: Adapter, call: UpstreamCall): Effect.Effect<UnaryResult, FailureReason, Scope.Scope> =>
+  Effect.flatMap(adapter.unary(call), (response) => response.read)

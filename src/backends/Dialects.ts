@@ -11,7 +11,7 @@
 import { Context, Effect, Layer } from "effect"
 import { PlanChecks } from "../config/Checks.ts"
 import * as NameTable from "../domain/NameTable.ts"
-import type { BackendPlan, MetricsFlavour } from "../config/Plan.ts"
+import type { BackendPlan, MetricsFlavour, Plan } from "../config/Plan.ts"
 import type { Adapter, AdapterOptions } from "./Contract.ts"
 import * as Anthropic from "./dialects/anthropic/Client.ts"
 import * as Ollama from "./dialects/ollama/Client.ts"
@@ -20,7 +20,6 @@ import * as Sglang from "./dialects/sglang/Client.ts"
 import type { UpstreamPool } from "./Upstream.ts"
 
 export const MAX_EVENT_BYTES = 1024 * 1024
-export const MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 /** Bound on SGLang's `/abort_request` call in the attempt's finalizer. */
 export const ABORT_TIMEOUT_MS = 1000
 
@@ -95,10 +94,10 @@ export class Dialects extends Context.Service<Dialects, DialectsShape>()("sluice
 export const make = (initial: ReadonlyArray<Dialect>): DialectsShape =>
   NameTable.make("dialect", initial.map((d) => [d.name, d] as const))
 
-/** The bounds every adapter is built with, from the plan's timeouts. */
-export const adapterOptions = (timeouts: { readonly firstTokenMs: number; readonly totalMs: number }): AdapterOptions => ({
-  firstTokenMs: timeouts.firstTokenMs,
-  totalMs: timeouts.totalMs,
+/** The bounds every adapter is built with, from the plan's timeouts and limits. */
+export const adapterOptions = (plan: Pick<Plan, "timeouts" | "limits">): AdapterOptions => ({
+  firstTokenMs: plan.timeouts.firstTokenMs,
+  totalMs: plan.timeouts.totalMs,
   maxEventBytes: MAX_EVENT_BYTES,
-  maxResponseBytes: MAX_RESPONSE_BYTES
+  maxResponseBytes: plan.limits.maxResponseBytes
 })

@@ -15,7 +15,8 @@ export class Overloaded extends Data.TaggedError("Overloaded")<{
   readonly message: string
 }> {
   get isRetryable() { return true }
-  get tripsBreaker() { return true }
+  /** With retry-after it is backpressure (a cool-down), not a failure of the backend. */
+  get tripsBreaker() { return this.retryAfterMs === undefined }
 }
 
 /** Connection refused or reset before the first byte, 502/503, engine loading. */
@@ -27,7 +28,8 @@ export class Unavailable extends Data.TaggedError("Unavailable")<{
   readonly loading?: boolean | undefined
 }> {
   get isRetryable() { return true }
-  get tripsBreaker() { return true }
+  /** A 503 with retry-after is backpressure (a cool-down); without it, evidence of unavailability. */
+  get tripsBreaker() { return this.retryAfterMs === undefined }
 }
 
 /** 500-class answer before any token that is not one of the more precise reasons. */
@@ -106,6 +108,19 @@ export class Truncated extends Data.TaggedError("Truncated")<{
   override get message() { return `output truncated at ${this.completionTokens} of ${this.requestedMax} tokens` }
 }
 
+/**
+ * A non-streaming answer larger than `limits.max_response_bytes` (read under that cap and
+ * abandoned). Not retried: the size follows from the request (an embeddings batch, a huge
+ * `max_tokens`), so another backend would generate it again; and it says nothing about the
+ * backend's health, so it trips no breaker (a client could otherwise open breakers by
+ * asking for large answers).
+ */
+export class ResponseTooLarge extends Data.TaggedError("ResponseTooLarge")<{ readonly limit: number }> {
+  get isRetryable() { return false }
+  get tripsBreaker() { return false }
+  override get message() { return `the backend's answer exceeded the gateway's limit of ${this.limit} bytes` }
+}
+
 /** The prompt does not fit the model's context: the client's fault. */
 export class ContextLengthExceeded extends Data.TaggedError("ContextLengthExceeded")<{ readonly message: string }> {
   get isRetryable() { return false }
@@ -157,6 +172,7 @@ export type FailureReason =
   | OutOfMemory
   | DegenerateOutput
   | Truncated
+  | ResponseTooLarge
   | ContextLengthExceeded
   | InvalidRequest
   | Unauthorized
@@ -164,6 +180,14 @@ export type FailureReason =
   | SlotsExhausted
 
 export type FailureTag = FailureReason["_tag"]
+
+/**
+ * Backpressure: the backend asked for no new work until `retryAfterMs` (429/529/503 with
+ * `retry-after`). It earns a cool-down of that backend, and counts neither against its
+ * health nor against its breaker.
+ */
+export const isBackpressure = (reason: FailureReason): boolean =>
+  (reason._tag === "Overloaded" || reason._tag === "Unavailable") && reason.retryAfterMs !== undefined
 
 /** Every tag, for metric label pre-registration. */
 export const FailureTags: ReadonlyArray<FailureTag> = [
@@ -179,6 +203,7 @@ export const FailureTags: ReadonlyArray<FailureTag> = [
   "OutOfMemory",
   "DegenerateOutput",
   "Truncated",
+  "ResponseTooLarge",
   "ContextLengthExceeded",
   "InvalidRequest",
   "Unauthorized",

@@ -51,12 +51,18 @@ export class Fleet extends Context.Service<Fleet, {
 const build = (plan: Plan, launcher: EngineLauncher["Service"], dialects: DialectsShape) =>
   Effect.gen(function*() {
     const backends: Array<Backend> = []
-    for (const bp of plan.backends) {
+    // Simulated engines boot in parallel (each in its own thread), not one after another.
+    const launched = yield* Effect.forEach(
+      plan.backends,
+      (bp) => bp.url === undefined ? launcher.launch(bp) : Effect.succeed(bp.url),
+      { concurrency: "unbounded" }
+    )
+    for (const [i, bp] of plan.backends.entries()) {
       const dialect = dialects.get(bp.dialect)
       if (dialect === undefined) {
         return yield* new FleetError({ backend: bp.id, message: NameTable.unknown("dialect", bp.dialect, dialects) })
       }
-      const url = bp.url ?? (yield* launcher.launch(bp))
+      const url = launched[i]!
       const resolved: BackendPlan = { ...bp, url, metrics: bp.metrics ?? dialect.metrics }
       const pool = Upstream.make(url, {
         connections: bp.connections,
@@ -65,13 +71,10 @@ const build = (plan: Plan, launcher: EngineLauncher["Service"], dialects: Dialec
       })
       yield* Effect.addFinalizer(() => pool.close)
       const adapter = yield* Effect.try({
-        try: () => dialect.make({ backend: resolved, pool, options: adapterOptions(plan.timeouts) }),
+        try: () => dialect.make({ backend: resolved, pool, options: adapterOptions(plan) }),
         catch: (e) => new FleetError({ backend: bp.id, message: e instanceof Error ? e.message : String(e) })
       })
-      backends.push(new Backend(resolved, pool, adapter, {
-        unhealthyAfter: plan.health.unhealthyAfter,
-        minTokensPerSecond: plan.health.minTokensPerSecond
-      }))
+      backends.push(new Backend(resolved, pool, adapter, plan.health))
     }
     const byId = new Map(backends.map((b) => [b.id, b]))
     const byModel = new Map<ModelId, Array<Backend>>()

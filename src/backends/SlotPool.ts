@@ -1,13 +1,15 @@
 /**
  * Bounded per-backend model slots. A slot is held for one attempt and released when the
- * attempt's scope closes: the holder never releases by hand.
+ * attempt's scope closes: the holder never releases by hand. Waiting here is the only wait
+ * for capacity a request has (the upstream pool is at least as large as the slots); the
+ * caller learns how long it waited, and meters it.
  *
  * Waiters queue FIFO and a released slot is handed straight to the next waiter. A waiter
  * interrupted at the moment of handover gives the slot back, so no interleaving of
  * interruption and release can leak a permit. Counters are plain fields because the
  * router reads them on every request (a snapshot per pick).
  */
-import { Effect, Scope } from "effect"
+import { Clock, Effect, Scope } from "effect"
 import { SlotsExhausted } from "./Failure.ts"
 
 interface Waiter {
@@ -55,33 +57,43 @@ export class SlotPool {
     }
   }
 
-  /** Takes a slot until the current scope closes, waiting at most `waitMs`. */
-  acquire(waitMs: number): Effect.Effect<void, SlotsExhausted, Scope.Scope> {
+  /**
+   * Takes a slot until the current scope closes, waiting at most `waitMs`; succeeds with the
+   * milliseconds waited (0 when a slot was free), the request's queue time on this backend.
+   */
+  acquire(waitMs: number): Effect.Effect<number, SlotsExhausted, Scope.Scope> {
     return Effect.uninterruptibleMask((restore) =>
       Effect.flatMap(Effect.scope, (scope) => {
         if (this.held < this.capacity && this.waiters.size === 0) {
           this.held++
-          return Scope.addFinalizer(scope, Effect.sync(this.release))
+          return Effect.as(Scope.addFinalizer(scope, Effect.sync(this.release)), 0)
         }
+        const startedMs = Clock.currentTimeMillis
         const waiter: Waiter = { granted: false, resume: undefined }
         this.waiters.add(waiter)
         const wait = Effect.callback<void>((resume) => {
           if (waiter.granted) return resume(Effect.void)
           waiter.resume = () => resume(Effect.void)
         })
-        return restore(Effect.timeoutOption(wait, waitMs)).pipe(
-          Effect.onExit(() =>
-            Effect.sync(() => {
-              // Interrupted or timed out: leave the queue, or give back a slot handed over meanwhile.
-              this.waiters.delete(waiter)
+        return Effect.flatMap(startedMs, (started) =>
+          restore(Effect.timeoutOption(wait, waitMs)).pipe(
+            Effect.onExit(() =>
+              Effect.sync(() => {
+                // Interrupted or timed out: leave the queue, or give back a slot handed over meanwhile.
+                this.waiters.delete(waiter)
+              })
+            ),
+            Effect.onInterrupt(() => Effect.sync(() => waiter.granted && this.release())),
+            Effect.flatMap((got) => {
+              if (got._tag === "Some" || waiter.granted) {
+                return Effect.andThen(
+                  Scope.addFinalizer(scope, Effect.sync(this.release)),
+                  Effect.map(Clock.currentTimeMillis, (now) => now - started)
+                )
+              }
+              return Effect.fail(new SlotsExhausted({ afterMs: waitMs }))
             })
-          ),
-          Effect.onInterrupt(() => Effect.sync(() => waiter.granted && this.release())),
-          Effect.flatMap((got) => {
-            if (got._tag === "Some" || waiter.granted) return Scope.addFinalizer(scope, Effect.sync(this.release))
-            return Effect.fail(new SlotsExhausted({ afterMs: waitMs }))
-          })
-        )
+          ))
       })
     )
   }

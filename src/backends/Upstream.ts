@@ -10,7 +10,7 @@ import { Clock, Effect, Exit, Redacted, Scope } from "effect"
 import type { Readable } from "node:stream"
 import { Pool } from "undici"
 import type { ReadDeadline } from "./Contract.ts"
-import { ConnectTimeout, type FailureReason, Unavailable } from "./Failure.ts"
+import { ConnectTimeout, type FailureReason, ResponseTooLarge, Unavailable } from "./Failure.ts"
 
 export interface UpstreamResponse {
   readonly status: number
@@ -40,7 +40,18 @@ export interface UpstreamPool {
   readonly close: Effect.Effect<void>
   /** Requests currently open on the pool (for tests and metrics). */
   readonly open: () => number
+  /**
+   * Requests waiting inside the HTTP client for a connection. Zero by construction (the pool
+   * is never smaller than the slots); a gauge shows it so a hidden wait cannot come back unseen.
+   */
+  readonly queued: () => number
 }
+
+/**
+ * Connections beyond `connections` for the backend actor's own traffic (one metrics scrape and
+ * one probe at a time), which holds no slot: neither waits for the other at full load.
+ */
+export const CONTROL_CONNECTIONS = 2
 
 const describe = (e: unknown): string => {
   if (typeof e === "object" && e !== null) {
@@ -50,6 +61,8 @@ const describe = (e: unknown): string => {
   }
   return String(e)
 }
+
+const ignoreBodyError = (): void => {}
 
 const codeOf = (e: unknown): unknown => typeof e === "object" && e !== null ? (e as { code?: unknown }).code : undefined
 
@@ -64,7 +77,7 @@ export const make = (
   const url = new URL(baseUrl)
   const basePath = url.pathname.replace(/\/+$/, "")
   const pool = new Pool(url.origin, {
-    connections: options.connections,
+    connections: options.connections + CONTROL_CONNECTIONS,
     pipelining: 1,
     keepAliveTimeout: 30_000,
     connectTimeout: options.connectTimeoutMs,
@@ -98,6 +111,13 @@ export const make = (
             if (response === undefined) controller.abort()
             else if (!response.body.readableEnded || Exit.isFailure(exit)) response.body.destroy()
           }))
+        // undici's own headersTimeout runs on its coarse timers (ticks of about half a second):
+        // a 350 ms first-token deadline fired after 1.0–1.5 s. A plain timer aborts on time.
+        let headersLate = false
+        const headersTimer = setTimeout(() => {
+          headersLate = true
+          controller.abort()
+        }, timeoutMs)
         const res = yield* restore(Effect.tryPromise({
           try: () => {
             // A dialect that authenticates its own way (Anthropic's `x-api-key`) sets the header
@@ -111,15 +131,21 @@ export const make = (
               body: body ?? null,
               signal: controller.signal,
               headersTimeout: timeoutMs
-            })
+            }).finally(() => clearTimeout(headersTimer))
           },
           catch: (e): FailureReason => {
             const code = codeOf(e)
-            if (code === "UND_ERR_HEADERS_TIMEOUT") return onHeadersTimeout()
+            if (headersLate || code === "UND_ERR_HEADERS_TIMEOUT") return onHeadersTimeout()
             if (code === "UND_ERR_CONNECT_TIMEOUT") return new ConnectTimeout({ afterMs: options.connectTimeoutMs })
             return new Unavailable({ status: undefined, message: `${url.origin}: ${describe(e)}` })
           }
         }))
+        // Readers listen for body errors only while they read. A body they stopped reading
+        // (interrupted, over its size limit) is destroyed by the finalizer above, and undici
+        // reports that as an 'error' event: with no listener left, Node would throw it out of
+        // the event loop and end the process. Read failures reach readers through their own
+        // listeners; this one only keeps an abandoned body from taking the gateway down.
+        res.body.on("error", ignoreBodyError)
         response = { status: res.statusCode, headers: res.headers, body: res.body as unknown as Readable }
         return response
       })
@@ -133,7 +159,8 @@ export const make = (
     getFromOrigin: (path, timeoutMs) =>
       send("GET", path, undefined, {}, timeoutMs, () => new Unavailable({ status: undefined, message: `GET ${path} timed out` })),
     close: Effect.promise(() => pool.destroy()).pipe(Effect.ignore),
-    open: () => open
+    open: () => open,
+    queued: () => pool.stats.queued
   }
 }
 
@@ -191,8 +218,10 @@ export const pullBody = (body: Readable, onError: (e: unknown) => FailureReason)
 }
 
 /**
- * Reads a whole body, failing when it exceeds `limit` bytes. One callback for the whole
- * body rather than a pull per chunk: a unary answer resumes its fiber once.
+ * Reads a whole body, failing with `ResponseTooLarge` as soon as it exceeds `limit` bytes
+ * (the rest is not read: the body is destroyed, which closes that connection). One
+ * callback for the whole body rather than a pull per chunk: a unary answer resumes its
+ * fiber once.
  */
 export const readAll = (body: Readable, limit: number, onError: (e: unknown) => FailureReason) =>
   Effect.callback<Buffer, FailureReason>((resume) => {
@@ -202,8 +231,9 @@ export const readAll = (body: Readable, limit: number, onError: (e: unknown) => 
       size += chunk.length
       if (size > limit) {
         cleanup()
+        // The body's permanent error listener (see `send`) absorbs the abort error this causes.
         body.destroy()
-        resume(Effect.fail(onError(new Error(`response body exceeded ${limit} bytes`))))
+        resume(Effect.fail(new ResponseTooLarge({ limit })))
         return
       }
       parts.push(chunk)

@@ -9,13 +9,9 @@
  */
 import { Context, Effect, Layer } from "effect"
 import { ConfigError } from "./Load.ts"
-import type { Plan } from "./Plan.ts"
+import type { Plan, PlanIssue } from "./Plan.ts"
 
-/** One problem with a plan: the config path that holds it and what is wrong. */
-export interface PlanIssue {
-  readonly path: string
-  readonly message: string
-}
+export type { PlanIssue } from "./Plan.ts"
 
 export type PlanCheck = (plan: Plan) => ReadonlyArray<PlanIssue>
 

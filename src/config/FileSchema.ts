@@ -61,6 +61,19 @@ export const ModelEntry = Schema.Struct({
   ttft_target: Schema.optionalKey(Duration),
   /** Inter-token latency target (headroom scorer); default 100ms. */
   itl_target: Schema.optionalKey(Duration),
+  /**
+   * What a degenerate (looping) output does: `observe` (default: a metric, a log line and
+   * health evidence), `end_stream` (also ends a stream with an error event and refuses a
+   * unary answer with 502), or `off`.
+   */
+  repetition: Schema.optionalKey(Schema.Literals(["observe", "end_stream", "off"])),
+  /**
+   * Whether a non-streaming request may be retried on another backend after the first
+   * backend answered 2xx (it already did the whole generation). Default false.
+   */
+  retry_unary_after_response: Schema.optionalKey(Schema.Boolean),
+  /** Largest `n` (and vLLM `best_of`) a request may ask for; default 8. */
+  max_n: Schema.optionalKey(PositiveInt),
   /** The policies for this model (instead of the gateway-wide `extensions` lists). */
   extensions: Schema.optionalKey(PolicySelection)
 })
@@ -99,7 +112,7 @@ export const BackendEntry = Schema.Struct({
   }))),
   /** Relative routing weight (ordered fallback ignores it). */
   weight: Schema.optionalKey(Schema.Finite.check(Schema.isGreaterThan(0))),
-  /** Upstream connections kept per backend (undici pool). */
+  /** Upstream connections per backend for requests (undici pool); at least max_concurrency, default equal. */
   connections: Schema.optionalKey(PositiveInt),
   /** Engine performance profile for GPU-second and TTFT estimates (a simulator profile name). */
   profile: Schema.optionalKey(Schema.String),
@@ -120,8 +133,25 @@ export const Timeouts = Schema.Struct({
   drain: Schema.optionalKey(Duration)
 })
 
+/** Decode-time bounds on one request (each exceeded limit is a 400 naming the field). */
 export const Limits = Schema.Struct({
-  max_body_bytes: Schema.optionalKey(ByteSize)
+  max_body_bytes: Schema.optionalKey(ByteSize),
+  /** Nesting of arrays and objects in a body (checked on the bytes, before parsing). */
+  max_json_depth: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 512 }))),
+  /** JSON values in a body (every string, number, literal, array and object). */
+  max_json_values: Schema.optionalKey(PositiveInt),
+  /** Object keys in a body (all objects together). */
+  max_json_keys: Schema.optionalKey(PositiveInt),
+  /** Chat `messages`. */
+  max_messages: Schema.optionalKey(PositiveInt),
+  /** Chat `tools`. */
+  max_tools: Schema.optionalKey(PositiveInt),
+  /** `stop` sequences. */
+  max_stop_sequences: Schema.optionalKey(PositiveInt),
+  /** Items of a batch: embeddings `input`, completions `prompt` list, rerank `documents`. */
+  max_inputs: Schema.optionalKey(PositiveInt),
+  /** A non-streaming upstream answer larger than this fails (ResponseTooLarge). */
+  max_response_bytes: Schema.optionalKey(ByteSize)
 })
 
 export const Retries = Schema.Struct({
@@ -161,22 +191,43 @@ export const Routing = Schema.Struct({
   /** Tenant policy (the `tenant` filter): tenant id → the backends it may or may not use. */
   tenants: Schema.optionalKey(Schema.Record(Schema.String, TenantRouting)),
   /** Prefill/decode pools: prompts shorter than this are served by one engine, not split in two legs. */
-  pd_min_prompt_tokens: Schema.optionalKey(Schema.Int.check(Schema.isGreaterThanOrEqualTo(0)))
+  pd_min_prompt_tokens: Schema.optionalKey(Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))),
+  /**
+   * Panic routing: when the share of a model's candidates that the health and breaker
+   * filters keep falls below this, those filters are ignored and every candidate is ranked
+   * (the excluded ones last). 0 disables it.
+   */
+  panic_threshold: Schema.optionalKey(Ratio)
 })
 
-/** Backend health from probes and token throughput. */
+/** Backend health from probes and the outcomes of real requests. */
 export const Health = Schema.Struct({
   probe_interval: Schema.optionalKey(Duration),
   probe_timeout: Schema.optionalKey(Duration),
+  /** First re-probe of an unhealthy or cold backend; the delay doubles up to probe_backoff_max. */
+  probe_backoff: Schema.optionalKey(Duration),
+  probe_backoff_max: Schema.optionalKey(Duration),
   scrape_interval: Schema.optionalKey(Duration),
-  /** Below this output rate (tokens/s, EWMA over streams) a backend is degraded. */
+  /** Below this output rate (tokens/s of a stream) the stream counts as a bad outcome. */
   min_tokens_per_second: Schema.optionalKey(Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0))),
+  /** Sliding window of request outcomes that health is judged on. */
+  window: Schema.optionalKey(Duration),
+  /** Outcomes the window must hold before its failure rate can make a backend unhealthy. */
+  min_samples: Schema.optionalKey(PositiveInt),
+  /** Failure rate at or above which a backend is unhealthy (excluded). */
+  unhealthy_at: Schema.optionalKey(Ratio),
+  /** Failure rate at or above which a backend is degraded (lower routing weight). */
+  degrade_at: Schema.optionalKey(Ratio),
   /** Consecutive failed probes before unhealthy. */
   unhealthy_after: Schema.optionalKey(PositiveInt),
-  /** Repetition detector: a window of recent tokens and how many times an n-gram may repeat in it. */
-  repetition_window: Schema.optionalKey(PositiveInt),
-  repetition_ngram: Schema.optionalKey(PositiveInt),
-  repetition_max: Schema.optionalKey(PositiveInt)
+  /**
+   * Degenerate-output detector: a loop is a sequence of at most `repetition_max_period`
+   * units repeated verbatim at least `repetition_min_repeats` times over at least the last
+   * `repetition_min_run` units (src/resilience/Repetition.ts).
+   */
+  repetition_min_run: Schema.optionalKey(PositiveInt),
+  repetition_max_period: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 1024 }))),
+  repetition_min_repeats: Schema.optionalKey(Schema.Int.check(Schema.isGreaterThanOrEqualTo(2)))
 })
 
 /** Circuit breakers keyed by (model, GPU SKU). */
@@ -198,7 +249,43 @@ export const Breakers = Schema.Struct({
 export const Budgets = Schema.Struct({
   /** Tokens (prompt + completion) each tenant may reserve per window; omit for unlimited. */
   tokens_per_window: Schema.optionalKey(PositiveInt),
-  window: Schema.optionalKey(Duration)
+  window: Schema.optionalKey(Duration),
+  /** With REDIS_URL, while Redis is unreachable: refuse (503) or admit from a local share of the limit. */
+  redis_down: Schema.optionalKey(Schema.Literals(["fail_closed", "local_share"])),
+  /** Gateway processes sharing the Redis budget (each worker counts); the default local share is 1/replicas. */
+  replicas: Schema.optionalKey(PositiveInt),
+  /** The fraction of the limit one process may spend alone while Redis is unreachable. */
+  local_share: Schema.optionalKey(Schema.Finite.check(Schema.isGreaterThan(0), Schema.isLessThanOrEqualTo(1)))
+})
+
+/** The audit ledger's queue and local journal (see src/accounting/Ledger.ts). */
+export const Ledger = Schema.Struct({
+  /** Records held in memory for the store; beyond that they wait in the journal only. */
+  queue: Schema.optionalKey(PositiveInt),
+  /** Records per store write. */
+  batch: Schema.optionalKey(PositiveInt),
+  /** Write-behind interval. */
+  interval: Schema.optionalKey(Duration),
+  /** Longest wait between two store attempts while it fails (the backoff doubles up to this). */
+  max_backoff: Schema.optionalKey(Duration),
+  /** Journal group commit: fdatasync at most this often (never per request). */
+  sync_interval: Schema.optionalKey(Duration),
+  /** Journal segment size before a new segment starts (old ones are deleted once in the store). */
+  segment_size: Schema.optionalKey(ByteSize)
+})
+
+const Count = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))
+
+/** Cross-origin access for browsers; off unless configured. */
+export const Cors = Schema.Struct({
+  /** Origins allowed to call the API (`https://app.example.com`), or `*` for any. */
+  allowed_origins: Schema.Array(Schema.String.check(Schema.isPattern(/^(\*|https?:\/\/[^\s/]+)$/, {
+    message: "expected * or an origin such as https://app.example.com"
+  }))).check(Schema.isMinLength(1)),
+  /** Request headers a browser may send (default: authorization, content-type, x-request-id, x-session-id). */
+  allowed_headers: Schema.optionalKey(Schema.Array(Schema.String)),
+  /** How long a browser may cache a preflight answer (default 10m). */
+  max_age: Schema.optionalKey(Duration)
 })
 
 /** Request and response policies (extensions registered by layers): which run, and their deadline. */
@@ -213,7 +300,17 @@ export const Extensions = Schema.Struct({
 
 export const Server = Schema.Struct({
   host: Schema.optionalKey(Schema.String),
-  port: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 65535 })))
+  port: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 65535 }))),
+  /** Cross-origin access for browsers (off unless set). */
+  cors: Schema.optionalKey(Cors),
+  /** A request's headers must arrive within this, from its first byte (0: no deadline). */
+  headers_timeout: Schema.optionalKey(Duration),
+  /** The whole request, headers and body, must arrive within this, from its first byte (0: no deadline). */
+  body_timeout: Schema.optionalKey(Duration),
+  /** Open client connections at most (per process); more are closed at accept (0: no cap). */
+  max_connections: Schema.optionalKey(Count),
+  /** Open client connections from one address at most (per process; 0: no cap). */
+  max_connections_per_address: Schema.optionalKey(Count)
 })
 
 export const ConfigFile = Schema.Struct({
@@ -225,6 +322,7 @@ export const ConfigFile = Schema.Struct({
   limits: Schema.optionalKey(Limits),
   retries: Schema.optionalKey(Retries),
   budgets: Schema.optionalKey(Budgets),
+  ledger: Schema.optionalKey(Ledger),
   health: Schema.optionalKey(Health),
   breakers: Schema.optionalKey(Breakers),
   extensions: Schema.optionalKey(Extensions)

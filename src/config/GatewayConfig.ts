@@ -24,12 +24,12 @@ export class GatewayConfig extends Context.Service<GatewayConfig, {
     return Layer.effect(GatewayConfig, make(plan, Effect.succeed(plan)))
   }
 
-  /** Loads from the command line and environment (the service binary). */
-  static fromEnvironment(argv: ReadonlyArray<string>): Layer.Layer<GatewayConfig, Load.ConfigError | unknown> {
+  /** Loads from the serve command's flags and the environment (the service binary). */
+  static fromEnvironment(flags: Settings.Flags): Layer.Layer<GatewayConfig, Load.ConfigError | unknown> {
     return Layer.effect(
       GatewayConfig,
       Effect.gen(function*() {
-        const settings = yield* Settings.load(argv)
+        const settings = yield* Settings.load(flags)
         const load = Load.load(settings, process.env).pipe(
           Effect.provide(NodeServices.layer),
           Effect.provide(FetchHttpClient.layer)

@@ -16,6 +16,8 @@ import type { Settings } from "./Settings.ts"
 export class ConfigError extends Data.TaggedError("ConfigError")<{
   readonly source: string
   readonly message: string
+  /** Each problem as `path: message`, when the file had several (the message joins them). */
+  readonly issues?: ReadonlyArray<string> | undefined
 }> {
   override toString() {
     return `invalid config (${this.source}): ${this.message}`
@@ -36,23 +38,26 @@ export const parse = (
     const lineCounter = new Yaml.LineCounter()
     const doc = Yaml.parseDocument(text, { prettyErrors: false, uniqueKeys: true, lineCounter })
     if (doc.errors.length > 0) {
-      const e = doc.errors[0]!
-      const at = lineCounter.linePos(e.pos[0])
-      const where = ` at line ${at.line}, column ${at.col}`
-      return yield* new ConfigError({ source, message: `YAML${where}: ${e.message}` })
+      const issues = doc.errors.map((e) => {
+        const at = lineCounter.linePos(e.pos[0])
+        return `YAML at line ${at.line}, column ${at.col}: ${e.message}`
+      })
+      return yield* new ConfigError({ source, message: issues.join("; "), issues })
     }
     const raw: unknown = doc.toJS()
     const decoded = decodeFile(raw, { onExcessProperty: "error", errors: "all" })
     if (decoded._tag === "Failure") {
       const failure = decoded.cause.reasons.find((r) => r._tag === "Fail")
-      const message = failure !== undefined && failure._tag === "Fail"
-        ? summarize(failure.error.issue).message
-        : String(decoded.cause)
-      return yield* new ConfigError({ source, message })
+      if (failure === undefined || failure._tag !== "Fail") return yield* new ConfigError({ source, message: String(decoded.cause) })
+      const { message, issues } = summarize(failure.error.issue)
+      return yield* new ConfigError({ source, message, issues })
     }
     return yield* Effect.try({
       try: () => Plan.fromFile(decoded.value, env),
-      catch: (e) => new ConfigError({ source, message: e instanceof Plan.PlanError ? e.toString() : String(e) })
+      catch: (e) =>
+        e instanceof Plan.PlanError
+          ? new ConfigError({ source, message: e.toString(), issues: e.issues.map((i) => `${i.path}: ${i.message}`) })
+          : new ConfigError({ source, message: String(e) })
     })
   })
 
@@ -95,7 +100,7 @@ export const fromUpstream = (url: string, env: Readonly<Record<string, string | 
 const withOverrides = (plan: Plan.Plan, settings: Settings): Plan.Plan =>
   settings.host === undefined && settings.port === undefined ? plan : {
     ...plan,
-    server: { host: settings.host ?? plan.server.host, port: settings.port ?? plan.server.port }
+    server: { ...plan.server, host: settings.host ?? plan.server.host, port: settings.port ?? plan.server.port }
   }
 
 /** Loads the plan the settings point at. */
@@ -104,10 +109,15 @@ export const load = (settings: Settings, env: Readonly<Record<string, string | u
     if (settings.upstream !== undefined && settings.configPath === undefined) {
       return withOverrides(yield* fromUpstream(settings.upstream, env), settings)
     }
-    const path = settings.configPath ?? DEFAULT_PATH
+    return withOverrides(yield* loadFile(settings.configPath ?? DEFAULT_PATH, env), settings)
+  })
+
+/** Reads and parses one config file (what `serve` does at start and `check-config` checks). */
+export const loadFile = (path: string, env: Readonly<Record<string, string | undefined>>) =>
+  Effect.gen(function*() {
     const fs = yield* FileSystem.FileSystem
     const text = yield* fs.readFileString(path).pipe(
       Effect.mapError((e) => new ConfigError({ source: path, message: `cannot read the file: ${e.message}` }))
     )
-    return withOverrides(yield* parse(text, path, env), settings)
+    return yield* parse(text, path, env)
   })

@@ -22,6 +22,12 @@ export interface ModelPlan {
   readonly allowedGpus: ReadonlyArray<string> | undefined
   readonly ttftTargetMs: number | undefined
   readonly itlTargetMs: number | undefined
+  /** What a degenerate output does (`models[].repetition`). */
+  readonly repetition: "observe" | "end_stream" | "off"
+  /** Whether a unary request may be retried after a backend answered 2xx. */
+  readonly retryUnaryAfterResponse: boolean
+  /** Largest `n` / `best_of` a request may ask for. */
+  readonly maxN: number
   /** This model's policy lists (undefined: the gateway's `extensions`). */
   readonly extensions: PolicySelectionPlan | undefined
 }
@@ -56,6 +62,7 @@ export interface BackendPlan {
   readonly gpu: GpuSku
   readonly quantization: string
   readonly maxConcurrency: number
+  /** Upstream connections for requests: at least `maxConcurrency` (default: equal). */
   readonly connections: number
   readonly apiKey: Redacted.Redacted<string> | undefined
   readonly weight: number
@@ -104,17 +111,25 @@ export interface RoutingPlan {
   /** Tenant id → policy; a tenant not listed may use every backend. */
   readonly tenants: ReadonlyMap<string, TenantRoutingPlan>
   readonly pdMinPromptTokens: number
+  /** Below this share of candidates kept by the health and breaker filters, route in panic. */
+  readonly panicThreshold: number
 }
 
 export interface HealthPlan {
   readonly probeIntervalMs: number
   readonly probeTimeoutMs: number
+  readonly probeBackoffMs: number
+  readonly probeBackoffMaxMs: number
   readonly scrapeIntervalMs: number
   readonly minTokensPerSecond: number
+  readonly windowMs: number
+  readonly minSamples: number
+  readonly unhealthyAt: number
+  readonly degradeAt: number
   readonly unhealthyAfter: number
-  readonly repetitionWindow: number
-  readonly repetitionNgram: number
-  readonly repetitionMax: number
+  readonly repetitionMinRun: number
+  readonly repetitionMaxPeriod: number
+  readonly repetitionMinRepeats: number
 }
 
 export interface BreakersPlan {
@@ -128,8 +143,59 @@ export interface BreakersPlan {
   readonly degradedWeight: number
 }
 
+/** Decode-time bounds on one request (FileSchema `limits`). */
+export interface LimitsPlan {
+  readonly maxBodyBytes: number
+  readonly maxJsonDepth: number
+  readonly maxJsonValues: number
+  readonly maxJsonKeys: number
+  readonly maxMessages: number
+  readonly maxTools: number
+  readonly maxStopSequences: number
+  readonly maxInputs: number
+  readonly maxResponseBytes: number
+}
+
+export interface CorsPlan {
+  /** Allowed origins; `*` allows any. */
+  readonly allowedOrigins: ReadonlyArray<string>
+  readonly allowedHeaders: ReadonlyArray<string>
+  readonly maxAgeSeconds: number
+}
+
+/** The listener: where it listens and what it accepts. Read at start (a reload does not change it). */
+export interface ServerPlan {
+  readonly host: string
+  readonly port: number
+  readonly cors: CorsPlan | undefined
+  /** Deadlines for *receiving* a request (never for sending the response); 0 = none. */
+  readonly headersTimeoutMs: number
+  readonly bodyTimeoutMs: number
+  /** 0 = no cap. */
+  readonly maxConnections: number
+  readonly maxConnectionsPerAddress: number
+}
+
+export interface BudgetsPlan {
+  readonly tokensPerWindow: number | undefined
+  readonly windowMs: number
+  /** While a shared (Redis) budget store is unreachable: refuse, or admit from a local share. */
+  readonly redisDown: "fail_closed" | "local_share"
+  /** The fraction of the limit (of what was left in a window, when known) one process may spend alone. */
+  readonly localShare: number
+}
+
+export interface LedgerPlan {
+  readonly queueRecords: number
+  readonly batchRecords: number
+  readonly intervalMs: number
+  readonly maxBackoffMs: number
+  readonly syncIntervalMs: number
+  readonly segmentBytes: number
+}
+
 export interface Plan {
-  readonly server: { readonly host: string; readonly port: number }
+  readonly server: ServerPlan
   readonly models: ReadonlyMap<ModelId, ModelPlan>
   /** Every name a client may use (model ids and aliases) → the model id. */
   readonly modelNames: ReadonlyMap<string, ModelId>
@@ -138,49 +204,115 @@ export interface Plan {
   readonly health: HealthPlan
   readonly breakers: BreakersPlan
   readonly timeouts: TimeoutsPlan
-  readonly limits: { readonly maxBodyBytes: number }
+  readonly limits: LimitsPlan
   readonly retries: { readonly maxAttempts: number; readonly budgetRatio: number; readonly minPerSecond: number }
-  readonly budgets: { readonly tokensPerWindow: number | undefined; readonly windowMs: number }
+  readonly budgets: BudgetsPlan
+  readonly ledger: LedgerPlan
   readonly extensions: ExtensionsPlan
 }
 
+export interface PlanIssue {
+  readonly path: string
+  readonly message: string
+}
+
+/** Every cross-field problem of a file (`path`/`message`: the first one). */
 export class PlanError extends Data.TaggedError("PlanError")<{
   readonly path: string
   readonly message: string
+  readonly issues: ReadonlyArray<PlanIssue>
 }> {
   override toString() {
-    return `${this.path}: ${this.message}`
+    return this.issues.map((i) => `${i.path}: ${i.message}`).join("; ")
   }
 }
 
 export const defaults = {
   host: "127.0.0.1",
   port: 8080,
+  /** Receiving a request: headers within 10 s, all of it within 30 s (4 MiB at ~1.1 Mbit/s). */
+  headersTimeout: "10s",
+  bodyTimeout: "30s",
+  /** Per process. A proxy in front shows up as one address: raise the per-address cap (or 0) there. */
+  maxConnections: 10_000,
+  maxConnectionsPerAddress: 1_000,
   defaultMaxTokens: 256,
   maxConcurrency: 256,
-  connections: 128,
   timeouts: { connect: "5s", first_token: "60s", idle: "30s", total: "10m", queue: "5s", drain: "30s" },
   maxBodyBytes: 4 * 1024 * 1024,
+  /**
+   * Decode-time limits. JSON values and keys bound what `JSON.parse` costs on the event loop
+   * (~25 ns a number, ~60 ns a short string, up to ~1 µs a distinct object key): 300k values
+   * cover OpenAI's 300k-token embeddings batch or a 128k-token prompt sent as token ids.
+   * Counts follow OpenAI's documented caps where there is one (128 tools, 2048 inputs).
+   */
+  limits: {
+    maxJsonDepth: 64,
+    maxJsonValues: 300_000,
+    maxJsonKeys: 50_000,
+    maxMessages: 4096,
+    maxTools: 128,
+    maxStopSequences: 16,
+    maxInputs: 2048,
+    maxResponseBytes: 64 * 1024 * 1024
+  },
+  maxN: 8,
+  cors: { allowedHeaders: ["authorization", "content-type", "x-request-id", "x-session-id"], maxAge: "10m" },
   retries: { maxAttempts: 3, budgetRatio: 0.2, minPerSecond: 5 },
   budgetWindowMs: 60_000,
+  ledger: {
+    queueRecords: 10_000,
+    batchRecords: 500,
+    intervalMs: 200,
+    maxBackoffMs: 30_000,
+    syncIntervalMs: 50,
+    segmentBytes: 16 * 1024 * 1024
+  } satisfies LedgerPlan,
   filters: ["model_served", "health", "breaker", "quantization", "sku", "saturation", "tenant"],
   /** 512 blocks × 64 chars ≈ 32K characters ≈ 8K tokens of prompt are matchable (e.g. a 6K-token system prompt). */
   prefixMaxBlocks: 512,
-  scorers: { prefix_cache: 3, queue_depth: 2, kv_usage: 2, session_affinity: 2, predicted_ttft: 1, headroom: 1 }
+  scorers: { prefix_cache: 3, queue_depth: 2, kv_usage: 2, session_affinity: 2, predicted_ttft: 1, headroom: 1 },
+  /** Envoy's default: route in panic below 50% of the candidates available. */
+  panicThreshold: 0.5,
+  health: {
+    probeBackoffMs: 250,
+    probeBackoffMaxMs: 1_000,
+    windowMs: 30_000,
+    minSamples: 10,
+    unhealthyAt: 0.5,
+    degradeAt: 0.2,
+    unhealthyAfter: 3,
+    repetitionMinRun: 320,
+    repetitionMaxPeriod: 128,
+    repetitionMinRepeats: 4
+  }
 } as const
 
 /** The metrics of a simulated engine: it serves vLLM's names, or SGLang's, or none. */
 const simulatedMetrics = (dialect: string): MetricsFlavour =>
   dialect === "openai" ? "vllm" : dialect === "sglang" ? "sglang" : "none"
 
-/** Validates a decoded file into a plan; the environment is passed in so tests control it. */
+/**
+ * Validates a decoded file into a plan; the environment is passed in so tests control it.
+ * Throws one PlanError listing every problem found (not just the first).
+ */
 export const fromFile = (
   file: ConfigFile,
   env: Readonly<Record<string, string | undefined>>
 ): Plan => {
-  const fail = (path: string, message: string): never => {
-    throw new PlanError({ path, message })
-  }
+  const issues: Array<PlanIssue> = []
+  const plan = validate(file, env, (path, message) => void issues.push({ path, message }))
+  const first = issues[0]
+  if (first !== undefined) throw new PlanError({ ...first, issues })
+  return plan
+}
+
+/** Builds the plan, reporting each problem through `fail` and carrying on to find the next. */
+const validate = (
+  file: ConfigFile,
+  env: Readonly<Record<string, string | undefined>>,
+  fail: (path: string, message: string) => void
+): Plan => {
   const models = new Map<ModelId, ModelPlan>()
   const modelNames = new Map<string, ModelId>()
   const claim = (name: string, id: ModelId, path: string) => {
@@ -206,6 +338,9 @@ export const fromFile = (
       allowedGpus: m.allowed_gpus,
       ttftTargetMs: m.ttft_target === undefined ? undefined : durationMs(m.ttft_target),
       itlTargetMs: m.itl_target === undefined ? undefined : durationMs(m.itl_target),
+      repetition: m.repetition ?? "observe",
+      retryUnaryAfterResponse: m.retry_unary_after_response ?? false,
+      maxN: m.max_n ?? defaults.maxN,
       extensions: m.extensions === undefined ? undefined : { request: m.extensions.request, response: m.extensions.response }
     })
   })
@@ -238,6 +373,9 @@ export const fromFile = (
           allowedGpus: undefined,
           ttftTargetMs: undefined,
           itlTargetMs: undefined,
+          repetition: "observe",
+          retryUnaryAfterResponse: false,
+          maxN: defaults.maxN,
           extensions: undefined
         })
         modelNames.set(name, implicit)
@@ -256,6 +394,18 @@ export const fromFile = (
       apiKey = Redacted.make(value!)
     }
     const simulate = b.simulate
+    // A request holds its upstream connection as long as its slot (a stream: its whole life), so a
+    // pool smaller than the slots would make requests wait inside the HTTP client, where neither
+    // timeouts.queue nor any metric sees them. The slot wait is the only wait for capacity.
+    const maxConcurrency = b.max_concurrency ?? defaults.maxConcurrency
+    const connections = b.connections ?? maxConcurrency
+    if (connections < maxConcurrency) {
+      fail(
+        `${path}.connections`,
+        `must be at least max_concurrency (${maxConcurrency}): each request in flight holds one upstream connection ` +
+          "for as long as it holds its slot, so a smaller pool makes requests wait where timeouts.queue does not apply"
+      )
+    }
     return {
       id: BackendId(b.id),
       dialect: b.dialect ?? (simulate?.dialect ?? "openai"),
@@ -270,8 +420,8 @@ export const fromFile = (
       models: served,
       gpu: GpuSku(b.gpu ?? "unknown"),
       quantization: b.quantization ?? "unknown",
-      maxConcurrency: b.max_concurrency ?? defaults.maxConcurrency,
-      connections: b.connections ?? Math.min(b.max_concurrency ?? defaults.connections, defaults.connections),
+      maxConcurrency,
+      connections,
       apiKey,
       weight: b.weight ?? 1,
       profile: b.profile ?? simulate?.profile,
@@ -304,11 +454,38 @@ export const fromFile = (
       deniedBackends: new Set((policy.denied_backends ?? []).map(BackendId))
     })
   }
+  const sv = file.server ?? {}
+  const headersTimeoutMs = durationMs(sv.headers_timeout ?? defaults.headersTimeout)
+  const bodyTimeoutMs = durationMs(sv.body_timeout ?? defaults.bodyTimeout)
+  if (headersTimeoutMs > 0 && bodyTimeoutMs > 0 && headersTimeoutMs > bodyTimeoutMs) {
+    fail("server.headers_timeout", "must not exceed server.body_timeout (the body deadline counts from the request's first byte too)")
+  }
+  const lim = file.limits ?? {}
+  const cors = file.server?.cors
   const h = file.health ?? {}
+  if ((h.degrade_at ?? defaults.health.degradeAt) > (h.unhealthy_at ?? defaults.health.unhealthyAt)) {
+    fail("health.degrade_at", "must not exceed health.unhealthy_at")
+  }
   const br = file.breakers ?? {}
   const r = file.retries ?? {}
+  const b = file.budgets ?? {}
+  const l = file.ledger ?? {}
+  if (b.replicas !== undefined && b.local_share !== undefined) fail("budgets.local_share", "set either replicas or local_share, not both")
+  if (l.batch !== undefined && l.queue !== undefined && l.queue < l.batch) fail("ledger.queue", "must hold at least one batch (ledger.batch)")
   return {
-    server: { host: file.server?.host ?? defaults.host, port: file.server?.port ?? defaults.port },
+    server: {
+      host: sv.host ?? defaults.host,
+      port: sv.port ?? defaults.port,
+      headersTimeoutMs,
+      bodyTimeoutMs,
+      maxConnections: sv.max_connections ?? defaults.maxConnections,
+      maxConnectionsPerAddress: sv.max_connections_per_address ?? defaults.maxConnectionsPerAddress,
+      cors: cors === undefined ? undefined : {
+        allowedOrigins: cors.allowed_origins,
+        allowedHeaders: cors.allowed_headers ?? defaults.cors.allowedHeaders,
+        maxAgeSeconds: Math.round(durationMs(cors.max_age ?? defaults.cors.maxAge) / 1000)
+      }
+    },
     models,
     modelNames,
     backends,
@@ -326,17 +503,24 @@ export const fromFile = (
       sessionTtlMs: rt.session_ttl === undefined ? 10 * 60_000 : durationMs(rt.session_ttl),
       seed: rt.seed,
       tenants,
-      pdMinPromptTokens: rt.pd_min_prompt_tokens ?? 256
+      pdMinPromptTokens: rt.pd_min_prompt_tokens ?? 256,
+      panicThreshold: rt.panic_threshold ?? defaults.panicThreshold
     },
     health: {
       probeIntervalMs: h.probe_interval === undefined ? 10_000 : durationMs(h.probe_interval),
       probeTimeoutMs: h.probe_timeout === undefined ? 5_000 : durationMs(h.probe_timeout),
+      probeBackoffMs: h.probe_backoff === undefined ? defaults.health.probeBackoffMs : durationMs(h.probe_backoff),
+      probeBackoffMaxMs: h.probe_backoff_max === undefined ? defaults.health.probeBackoffMaxMs : durationMs(h.probe_backoff_max),
       scrapeIntervalMs: h.scrape_interval === undefined ? 1_000 : durationMs(h.scrape_interval),
       minTokensPerSecond: h.min_tokens_per_second ?? 1,
-      unhealthyAfter: h.unhealthy_after ?? 3,
-      repetitionWindow: h.repetition_window ?? 256,
-      repetitionNgram: h.repetition_ngram ?? 8,
-      repetitionMax: h.repetition_max ?? 12
+      windowMs: h.window === undefined ? defaults.health.windowMs : durationMs(h.window),
+      minSamples: h.min_samples ?? defaults.health.minSamples,
+      unhealthyAt: h.unhealthy_at ?? defaults.health.unhealthyAt,
+      degradeAt: h.degrade_at ?? defaults.health.degradeAt,
+      unhealthyAfter: h.unhealthy_after ?? defaults.health.unhealthyAfter,
+      repetitionMinRun: h.repetition_min_run ?? defaults.health.repetitionMinRun,
+      repetitionMaxPeriod: h.repetition_max_period ?? defaults.health.repetitionMaxPeriod,
+      repetitionMinRepeats: h.repetition_min_repeats ?? defaults.health.repetitionMinRepeats
     },
     breakers: {
       windowMs: br.window === undefined ? 30_000 : durationMs(br.window),
@@ -357,9 +541,15 @@ export const fromFile = (
       drainMs: durationMs(t.drain)
     },
     limits: {
-      maxBodyBytes: file.limits?.max_body_bytes === undefined
-        ? defaults.maxBodyBytes
-        : byteCount(file.limits.max_body_bytes)
+      maxBodyBytes: lim.max_body_bytes === undefined ? defaults.maxBodyBytes : byteCount(lim.max_body_bytes),
+      maxJsonDepth: lim.max_json_depth ?? defaults.limits.maxJsonDepth,
+      maxJsonValues: lim.max_json_values ?? defaults.limits.maxJsonValues,
+      maxJsonKeys: lim.max_json_keys ?? defaults.limits.maxJsonKeys,
+      maxMessages: lim.max_messages ?? defaults.limits.maxMessages,
+      maxTools: lim.max_tools ?? defaults.limits.maxTools,
+      maxStopSequences: lim.max_stop_sequences ?? defaults.limits.maxStopSequences,
+      maxInputs: lim.max_inputs ?? defaults.limits.maxInputs,
+      maxResponseBytes: lim.max_response_bytes === undefined ? defaults.limits.maxResponseBytes : byteCount(lim.max_response_bytes)
     },
     retries: {
       maxAttempts: r.max_attempts ?? defaults.retries.maxAttempts,
@@ -367,8 +557,18 @@ export const fromFile = (
       minPerSecond: r.min_per_second ?? defaults.retries.minPerSecond
     },
     budgets: {
-      tokensPerWindow: file.budgets?.tokens_per_window,
-      windowMs: file.budgets?.window === undefined ? defaults.budgetWindowMs : durationMs(file.budgets.window)
+      tokensPerWindow: b.tokens_per_window,
+      windowMs: b.window === undefined ? defaults.budgetWindowMs : durationMs(b.window),
+      redisDown: b.redis_down ?? "local_share",
+      localShare: b.local_share ?? 1 / (b.replicas ?? 1)
+    },
+    ledger: {
+      queueRecords: l.queue ?? defaults.ledger.queueRecords,
+      batchRecords: l.batch ?? defaults.ledger.batchRecords,
+      intervalMs: l.interval === undefined ? defaults.ledger.intervalMs : durationMs(l.interval),
+      maxBackoffMs: l.max_backoff === undefined ? defaults.ledger.maxBackoffMs : durationMs(l.max_backoff),
+      syncIntervalMs: l.sync_interval === undefined ? defaults.ledger.syncIntervalMs : durationMs(l.sync_interval),
+      segmentBytes: l.segment_size === undefined ? defaults.ledger.segmentBytes : byteCount(l.segment_size)
     },
     extensions: {
       request: file.extensions?.request,

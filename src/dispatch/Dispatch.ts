@@ -7,19 +7,30 @@
  * scope stays open until the request's scope closes. A stream commits at its first token,
  * awaited under the time-to-first-token deadline; after that nothing here runs again for
  * this request: a later failure belongs to the relay and ends the stream.
+ *
+ * A unary attempt is committed to the GPU work once the backend answers 2xx (engines send
+ * the headers when the generation is done): a failure after that (`AfterResponse`: a
+ * broken or malformed body, an error inside a 200, a looping answer under `end_stream`) is
+ * not retried unless the model sets `retry_unary_after_response`, and the prompt and the
+ * completion (when known) are recorded as attempt waste. A retry-after answer cools the
+ * backend down (and is neither breaker nor health evidence). A route ranked in panic
+ * admits candidates behind an open breaker.
  */
-import { type Cause, Clock, Context, Effect, Exit, identity, Layer, References, Scope } from "effect"
+import { type Cause, Clock, Context, Data, Effect, Exit, identity, Layer, References, Scope } from "effect"
 import type { RequestTracker } from "../accounting/Tracker.ts"
 import { HealthReports } from "../backends/Actor.ts"
 import type { Backend } from "../backends/Backend.ts"
 import type { Frame, FrameSource, UnaryResult, UpstreamCall } from "../backends/Contract.ts"
-import { BreakerOpen, type FailureReason, TimeToFirstTokenExceeded } from "../backends/Failure.ts"
+import { BreakerOpen, DegenerateOutput, type FailureReason, TimeToFirstTokenExceeded, TotalTimeout } from "../backends/Failure.ts"
 import type { Plan } from "../config/Plan.ts"
 import type { GatewayRequest } from "../domain/Request.ts"
+import * as Metrics from "../observability/Metrics.ts"
 import { Breakers, keyOf } from "../resilience/Breakers.ts"
+import * as Repetition from "../resilience/Repetition.ts"
 import { RetryBudget } from "../resilience/RetryBudget.ts"
 import { Affinity } from "../routing/Affinity.ts"
 import { Placement } from "../routing/Placement.ts"
+import type { Route } from "../routing/Router.ts"
 import { BackendFailed, BackendsExhausted } from "./Errors.ts"
 
 export interface CommittedStream {
@@ -40,12 +51,23 @@ const processedPrompt = (reason: FailureReason): boolean => {
     case "UpstreamError":
     case "DegenerateOutput":
     case "Truncated":
+    case "ResponseTooLarge":
     case "TotalTimeout":
       return true
     default:
       return false
   }
 }
+
+/**
+ * A unary attempt that failed after the backend answered 2xx: the engine already did the
+ * whole generation, so another attempt would redo it (and the tokens are waste).
+ */
+class AfterResponse extends Data.TaggedError("AfterResponse")<{
+  readonly reason: FailureReason
+  /** Completion tokens the backend reported for the failed answer, when it could be read. */
+  readonly completionTokens: number | undefined
+}> {}
 
 /** A frame that proves generation started: a token, a finish, or usage. */
 const isCommitting = (frame: Frame): boolean => frame.events.some((e) => e._tag !== "Error")
@@ -58,7 +80,7 @@ const callFor = (req: GatewayRequest, backend: Backend): UpstreamCall => ({
   upstreamModel: backend.plan.models.get(req.model.id) ?? req.model.id,
   stream: req.stream,
   clientWantsUsage: req.clientWantsUsage,
-  maxOutputTokens: req.estimate.maxOutputTokens
+  maxOutputTokens: req.estimate.outputCap
 })
 
 /** The bounded number of pre-token frames held (role chunks, comments) before committing anyway. */
@@ -67,13 +89,13 @@ const MAX_HEAD_FRAMES = 64
 export class Dispatcher extends Context.Service<Dispatcher, {
   readonly stream: (
     req: GatewayRequest,
-    candidates: ReadonlyArray<Backend>,
+    route: Route,
     plan: Plan,
     tracker: RequestTracker
   ) => Effect.Effect<CommittedStream, BackendFailed | BackendsExhausted, Scope.Scope>
   readonly unary: (
     req: GatewayRequest,
-    candidates: ReadonlyArray<Backend>,
+    route: Route,
     plan: Plan,
     tracker: RequestTracker
   ) => Effect.Effect<{ readonly backend: Backend; readonly result: UnaryResult }, BackendFailed | BackendsExhausted, Scope.Scope>
@@ -91,10 +113,10 @@ export class Dispatcher extends Context.Service<Dispatcher, {
       /** Runs `attempt` on each candidate in turn, each in its own child scope. */
       const loop = <A>(
         req: GatewayRequest,
-        candidates: ReadonlyArray<Backend>,
+        route: Route,
         plan: Plan,
         tracker: RequestTracker,
-        attempt: (backend: Backend) => Effect.Effect<A, FailureReason, Scope.Scope>
+        attempt: (backend: Backend) => Effect.Effect<A, FailureReason | AfterResponse, Scope.Scope>
       ): Effect.Effect<{ readonly backend: Backend; readonly value: A }, BackendFailed | BackendsExhausted, Scope.Scope> =>
         Effect.gen(function*() {
           const requestScope = yield* Effect.scope
@@ -102,19 +124,28 @@ export class Dispatcher extends Context.Service<Dispatcher, {
           let retryAfterMs: number | undefined
           yield* retryBudget.deposit
           let made = 0
-          for (const backend of candidates) {
+          for (const backend of route.backends) {
             if (made >= plan.retries.maxAttempts) {
               stoppedBy = "max_attempts"
               break
             }
             const attemptScope = yield* Scope.fork(requestScope, "sequential")
             // An open breaker (or a half-open one with no probe permit left) skips the
-            // candidate without spending an attempt or the retry budget; a probe permit,
-            // when taken, lives in the attempt's scope.
-            if (!(yield* breakers.admit(req.model.id, backend.plan.gpu).pipe(Scope.provide(attemptScope)))) {
+            // candidate without spending an attempt or the retry budget, unless the route was
+            // ranked in panic (every candidate looked bad); a probe permit, when taken, lives
+            // in the attempt's scope.
+            const admitted = yield* breakers.admit(req.model.id, backend.plan.gpu).pipe(Scope.provide(attemptScope))
+            if (!admitted && !route.panic) {
               yield* Scope.close(attemptScope, Exit.void)
               const open = new BreakerOpen({ key: keyOf(req.model.id, backend.plan.gpu) })
-              tracker.attempts.push({ backend: backend.id, reason: open._tag, message: open.message, wastedPromptTokens: 0 })
+              tracker.attempts.push({
+                backend: backend.id,
+                reason: open._tag,
+                message: open.message,
+                wastedPromptTokens: 0,
+                wastedCompletionTokens: 0,
+                afterResponse: false
+              })
               continue
             }
             if (made > 0 && !(yield* retryBudget.tryWithdraw)) {
@@ -145,26 +176,46 @@ export class Dispatcher extends Context.Service<Dispatcher, {
             const failure = exit.cause.reasons.find((r) => r._tag === "Fail")
             // No typed failure: a defect or an interruption, which propagates unchanged.
             if (failure === undefined || failure._tag !== "Fail") return yield* Effect.failCause(exit.cause as Cause.Cause<never>)
-            const reason = failure.error
+            const failed = failure.error
+            const afterResponse = failed._tag === "AfterResponse"
+            const reason = afterResponse ? failed.reason : failed
             const now = yield* Clock.currentTimeMillis
-            const wasted = processedPrompt(reason) ? req.estimate.promptTokens : 0
+            const wasted = afterResponse || processedPrompt(reason) ? req.estimate.promptTokens : 0
+            const wastedCompletion = afterResponse ? failed.completionTokens ?? 0 : 0
             backend.stats.recordFailure(reason._tag)
+            // Backpressure (retry-after) does not trip breakers (`tripsBreaker` says so).
             if (reason.tripsBreaker) yield* breakers.record(req.model.id, backend.plan.gpu, "failure")
             yield* reports.failure(backend, reason)
             backend.stats.wastedPromptTokens += wasted
-            tracker.attempts.push({ backend: backend.id, reason: reason._tag, message: reason.message, wastedPromptTokens: wasted })
+            backend.stats.wastedCompletionTokens += wastedCompletion
+            tracker.attempts.push({
+              backend: backend.id,
+              reason: reason._tag,
+              message: reason.message,
+              wastedPromptTokens: wasted,
+              wastedCompletionTokens: wastedCompletion,
+              afterResponse
+            })
             if ("retryAfterMs" in reason && reason.retryAfterMs !== undefined) {
               backend.coolDownUntilMs = Math.max(backend.coolDownUntilMs, now + reason.retryAfterMs)
               retryAfterMs = retryAfterMs === undefined ? reason.retryAfterMs : Math.min(retryAfterMs, reason.retryAfterMs)
             }
             if (!reason.isRetryable) return yield* new BackendFailed({ backend: backend.id, reason })
+            // The backend already answered (and generated): another attempt would do it all again.
+            if (afterResponse && !req.model.retryUnaryAfterResponse) {
+              return yield* new BackendFailed({ backend: backend.id, reason })
+            }
           }
           return yield* new BackendsExhausted({ model: req.model.id, attempts: tracker.attempts, stoppedBy, retryAfterMs })
         })
 
       const hold = (req: GatewayRequest, backend: Backend, plan: Plan, tracker: RequestTracker) =>
         Effect.gen(function*() {
-          yield* backend.slots.acquire(plan.timeouts.queueMs)
+          // The request's only wait for capacity, metered whether it waited or not.
+          const waited = yield* backend.slots.acquire(plan.timeouts.queueMs).pipe(
+            Effect.tapError((e) => Metrics.recordQueueWait(req.model.id, backend.id, e.afterMs))
+          )
+          yield* Metrics.recordQueueWait(req.model.id, backend.id, waited)
           const tokens = req.estimate.reservationTokens
           yield* Effect.acquireRelease(
             Effect.sync(() => {
@@ -220,22 +271,54 @@ export class Dispatcher extends Context.Service<Dispatcher, {
           return { head, source }
         })
 
+      // The request's total deadline bounds the whole answer, body included: the pool's
+      // headers timeout alone let an answer whose headers came but whose body never did
+      // hold the request (slot, reservation, socket) until the client gave up.
       const unaryAttempt = (req: GatewayRequest, plan: Plan, tracker: RequestTracker) => (backend: Backend) =>
         Effect.gen(function*() {
           yield* hold(req, backend, plan, tracker)
           const call = yield* placement.upstreamCall(req, backend, callFor(req, backend), plan)
-          return yield* backend.adapter.unary(call)
+          // The whole unary answer, headers and body, runs under what is left of the request's
+          // total deadline (an engine that sends headers and then withholds the body is bounded too).
+          const deadline = req.receivedAtMs + plan.timeouts.totalMs
+          const overTime = () => new TotalTimeout({ afterMs: plan.timeouts.totalMs })
+          const left = () => Effect.map(Clock.currentTimeMillis, (now) => Math.max(0, deadline - now))
+          const response = yield* backend.adapter.unary(call).pipe(
+            Effect.timeoutOrElse({ duration: yield* left(), orElse: () => Effect.fail(overTime()) })
+          )
+          const result = yield* response.read.pipe(
+            Effect.timeoutOrElse({ duration: yield* left(), orElse: () => Effect.fail(overTime()) }),
+            Effect.mapError((reason) => new AfterResponse({ reason, completionTokens: undefined }))
+          )
+          // The stream phase of a unary answer: its text goes through the repetition detector.
+          const mode = req.model.repetition
+          if (mode !== "off" && result.texts.some((text) => Repetition.isDegenerate(text, Repetition.fromHealthPlan(plan.health)))) {
+            yield* Metrics.recordDegenerate(req.model.id, backend.id)
+            yield* Effect.logWarning("degenerate output: the answer repeats itself").pipe(
+              Effect.annotateLogs({ request_id: req.id, model: req.model.id, backend: backend.id, mode, stream: false })
+            )
+            if (mode === "end_stream") {
+              return yield* new AfterResponse({
+                reason: new DegenerateOutput({ message: "the answer repeats itself" }),
+                completionTokens: result.usage?.completionTokens
+              })
+            }
+            yield* reports.report(backend, { _tag: "StreamBad" })
+          } else {
+            yield* reports.report(backend, { _tag: "StreamOk", tokensPerSecond: undefined })
+          }
+          return result
         })
 
       return Dispatcher.of({
-        stream: (req, candidates, plan, tracker) =>
+        stream: (req, route, plan, tracker) =>
           Effect.map(
-            loop(req, candidates, plan, tracker, streamAttempt(req, plan, tracker)),
+            loop(req, route, plan, tracker, streamAttempt(req, plan, tracker)),
             ({ backend, value }) => ({ backend, head: value.head, source: value.source })
           ),
-        unary: (req, candidates, plan, tracker) =>
+        unary: (req, route, plan, tracker) =>
           Effect.map(
-            loop(req, candidates, plan, tracker, unaryAttempt(req, plan, tracker)),
+            loop(req, route, plan, tracker, unaryAttempt(req, plan, tracker)),
             ({ backend, value }) => ({ backend, result: value })
           )
       })

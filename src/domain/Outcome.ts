@@ -16,6 +16,11 @@ export type RequestOutcome =
   | "failed"
   /** A defect in the gateway (opaque 500). */
   | "error"
+  /**
+   * Admitted, then the gateway process died before the request was settled (kill -9, crash,
+   * power loss): settled at the next start from the journal's admission entry.
+   */
+  | "interrupted"
 
 export const RequestOutcomes: ReadonlyArray<RequestOutcome> = [
   "completed",
@@ -23,5 +28,6 @@ export const RequestOutcomes: ReadonlyArray<RequestOutcome> = [
   "client_aborted",
   "rejected",
   "failed",
-  "error"
+  "error",
+  "interrupted"
 ]

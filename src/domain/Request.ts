@@ -10,8 +10,10 @@ import type { RequestId, TenantId } from "./Ids.ts"
 export interface Estimate {
   /** Prompt tokens from the tokenizer (exact for OpenAI encodings, approximate otherwise). */
   readonly promptTokens: number
-  /** Output tokens the request may produce: `max_tokens` or the model's default. */
+  /** Output tokens the request may produce: the cap times the sequences decoded (`n`, `best_of`, a prompt batch). */
   readonly maxOutputTokens: number
+  /** The output cap of one sequence: `max_tokens` or the model's default (0 for embeddings and rerank). */
+  readonly outputCap: number
   /** Tokens reserved against the tenant's budget. */
   readonly reservationTokens: number
   /** Characters of prompt text the token count and the prefix hashes were computed from. */

@@ -17,6 +17,8 @@ export interface IssueSummary {
   readonly path: string
   /** All issues as `path: message`, joined with "; ". */
   readonly message: string
+  /** Each issue as `path: message`. */
+  readonly issues: ReadonlyArray<string>
 }
 
 export const summarize = (issue: SchemaIssue.Issue): IssueSummary => {
@@ -28,6 +30,7 @@ export const summarize = (issue: SchemaIssue.Issue): IssueSummary => {
   const first = issues[0]
   return {
     path: first === undefined ? "" : formatPath((first.path ?? []).map((p) => typeof p === "object" ? p.key : p)),
-    message: parts.join("; ")
+    message: parts.join("; "),
+    issues: parts
   }
 }

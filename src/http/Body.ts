@@ -1,14 +1,38 @@
 /**
- * The decode phase: read the body under the size limit, parse JSON, validate it with the
- * wire schema of the endpoint. Every failure is the client's (400/413) and names what is
- * wrong; nothing here can produce a 500.
+ * The decode phase: check the media type, read the body under the size limit, pre-scan
+ * its bytes (depth, values, keys: JsonScan.ts), parse JSON, validate it with the wire
+ * schema of the endpoint. Every failure is the client's (400/413/415) and names what is
+ * wrong; nothing here can produce a 500, and nothing here recurses over client data or
+ * holds the event loop for long (the pre-scan yields between slices and bounds the parse).
  */
 import { Effect, Schema } from "effect"
 import type { HttpServerRequest } from "effect/http"
 import { ChatCompletionRequest, CompletionRequest, EmbeddingRequest, RerankRequest } from "../api/openai/Requests.ts"
 import type { CallKind } from "../backends/Contract.ts"
 import { summarize } from "../domain/SchemaIssues.ts"
-import { BodyTooLarge, InvalidBody, InvalidJson } from "./RequestErrors.ts"
+import * as JsonScan from "./JsonScan.ts"
+import { BodyTooLarge, InvalidBody, InvalidJson, type LimitExceeded, UnsupportedMediaType } from "./RequestErrors.ts"
+import * as RequestLimits from "./RequestLimits.ts"
+
+/**
+ * `application/json`, with parameters (`; charset=utf-8`; another charset is refused: JSON
+ * is UTF-8). Anything else, a missing type included, is a 415: form, text and multipart
+ * bodies are what a web page can make a browser send without a CORS preflight.
+ * `application/*+json` is refused too: no OpenAI client sends it.
+ */
+export const checkContentType = (request: HttpServerRequest.HttpServerRequest): Effect.Effect<void, UnsupportedMediaType> => {
+  const header = request.headers["content-type"]
+  if (header === undefined) return Effect.fail(new UnsupportedMediaType({ contentType: undefined }))
+  const [type = "", ...params] = header.split(";")
+  if (type.trim().toLowerCase() !== "application/json") return Effect.fail(new UnsupportedMediaType({ contentType: header }))
+  for (const param of params) {
+    const [name = "", value = ""] = param.split("=")
+    if (name.trim().toLowerCase() !== "charset") continue
+    const charset = value.trim().replace(/^"|"$/g, "").toLowerCase()
+    if (charset !== "utf-8" && charset !== "utf8") return Effect.fail(new UnsupportedMediaType({ contentType: header }))
+  }
+  return Effect.void
+}
 
 export const readBody = (request: HttpServerRequest.HttpServerRequest, limit: number) =>
   Effect.suspend(() => {
@@ -26,19 +50,28 @@ export const readBody = (request: HttpServerRequest.HttpServerRequest, limit: nu
     )
   })
 
-export const parseJson = (bytes: Uint8Array): Effect.Effect<Record<string, unknown>, InvalidJson | InvalidBody> => {
-  if (bytes.length === 0) return Effect.fail(new InvalidJson({ message: "the body is empty" }))
-  let json: unknown
-  try {
-    json = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("utf8"))
-  } catch (e) {
-    return Effect.fail(new InvalidJson({ message: e instanceof Error ? e.message : String(e) }))
-  }
-  if (typeof json !== "object" || json === null || Array.isArray(json)) {
-    return Effect.fail(new InvalidBody({ message: "The request body must be a JSON object.", param: null }))
-  }
-  return Effect.succeed(json as Record<string, unknown>)
-}
+const parse = (bytes: Uint8Array): Effect.Effect<Record<string, unknown>, InvalidJson | InvalidBody> =>
+  Effect.try({
+    try: (): unknown => JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("utf8")),
+    catch: (e) => new InvalidJson({ message: (e instanceof Error ? e.message : String(e)).slice(0, 200) })
+  }).pipe(Effect.flatMap((json) =>
+    typeof json !== "object" || json === null || Array.isArray(json)
+      ? Effect.fail(new InvalidBody({ message: "The request body must be a JSON object.", param: null }))
+      : Effect.succeed(json as Record<string, unknown>)
+  ))
+
+/** Pre-scans the bytes against `limits`, then parses: a JSON object, or the client's 400. */
+export const parseJson = (
+  bytes: Uint8Array,
+  limits: JsonScan.JsonLimits
+): Effect.Effect<Record<string, unknown>, InvalidJson | InvalidBody | LimitExceeded> =>
+  bytes.length === 0
+    ? Effect.fail(new InvalidJson({ message: "the body is empty" }))
+    : Effect.flatMap(
+      JsonScan.scan(bytes, limits),
+      (failure): Effect.Effect<Record<string, unknown>, InvalidJson | InvalidBody | LimitExceeded> =>
+        failure === undefined ? parse(bytes) : Effect.fail(RequestLimits.fromScan(failure))
+    )
 
 const validators = {
   chat: Schema.decodeUnknownExit(ChatCompletionRequest),

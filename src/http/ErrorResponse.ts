@@ -1,17 +1,19 @@
 /**
  * The one place where errors become wire answers: the OpenAI error envelope plus the HTTP
  * status (and `retry-after` where it applies), or an SSE error event once a stream has
- * started. Anything not listed here is a defect: an opaque 500 whose details go to the
- * log with the request id, never to the client.
+ * started, or, for what the listener refuses before a request exists (deadlines, oversized
+ * headers, bad framing), the raw HTTP/1.1 bytes. Anything not listed here is a defect: an
+ * opaque 500 whose details go to the log with the request id, never to the client.
  */
 import { HttpServerResponse } from "effect/http"
-import type { BudgetExceeded } from "../admission/Budget.ts"
+import { STATUS_CODES } from "node:http"
+import type { BudgetExceeded, BudgetUnavailable } from "../admission/Budget.ts"
 import { type ErrorBody, envelope, sseEvent } from "../api/openai/ErrorEnvelope.ts"
 import type { FailureReason } from "../backends/Failure.ts"
 import type { BackendFailed, BackendsExhausted, NoBackendAvailable } from "../dispatch/Errors.ts"
 import type { RequestError } from "./RequestErrors.ts"
 
-export type GatewayError = RequestError | BudgetExceeded | BackendFailed | BackendsExhausted | NoBackendAvailable
+export type GatewayError = RequestError | BudgetExceeded | BudgetUnavailable | BackendFailed | BackendsExhausted | NoBackendAvailable
 
 export interface WireError {
   readonly status: number
@@ -53,6 +55,8 @@ export const reasonToWire = (reason: FailureReason): WireError => {
     case "TotalTimeout":
     case "StreamStalled":
       return err(504, "timeout_error", reason.message, "backend_timeout")
+    case "ResponseTooLarge":
+      return err(502, "server_error", reason.message, "backend_response_too_large")
     case "Unauthorized":
       return err(502, "server_error", "the gateway's credentials were rejected by the backend", "backend_unauthorized")
     case "MidStreamError":
@@ -82,12 +86,38 @@ export const toWire = (error: GatewayError): WireError => {
       return err(400, "invalid_request_error", error.message, "unsupported")
     case "Draining":
       return err(503, "server_error", "The gateway is shutting down; retry on another instance.", "draining", null, 1000)
+    case "LimitExceeded":
+      return err(400, "invalid_request_error", error.message, error.code, error.param)
+    case "GatewayOwnedField":
+      return err(
+        400,
+        "invalid_request_error",
+        `The field '${error.field}' is set by the gateway and may not be sent by clients.`,
+        "gateway_owned_field",
+        error.field
+      )
+    case "UnsupportedMediaType":
+      return err(
+        415,
+        "invalid_request_error",
+        `Unsupported Content-Type ${error.contentType === undefined ? "(none)" : `'${error.contentType.slice(0, 100)}'`}: send the body as application/json.`,
+        "unsupported_media_type"
+      )
     case "BudgetExceeded":
       return err(
         429,
         "rate_limit_error",
         `Token budget exceeded for tenant ${error.tenant}: requested ${error.requested}, remaining ${error.remaining} in this window.`,
         "token_budget_exceeded",
+        null,
+        error.retryAfterMs
+      )
+    case "BudgetUnavailable":
+      return err(
+        503,
+        "server_error",
+        "Token budgets cannot be checked right now (the budget store is unreachable); retry shortly.",
+        "budget_store_unavailable",
         null,
         error.retryAfterMs
       )
@@ -126,3 +156,47 @@ const encoder = new TextEncoder()
 
 /** The SSE error event that ends a committed stream. */
 export const streamErrorEvent = (reason: FailureReason): Uint8Array => encoder.encode(sseEvent(reasonToWire(reason).body))
+
+/**
+ * What the listener refuses before a request reaches the router (node:http's `clientError`):
+ * a request whose headers or whole self did not arrive within the deadline, headers over the
+ * parser's size limit, or bytes that are not valid HTTP/1.1 framing.
+ */
+export type ListenerRejection =
+  | { readonly _tag: "RequestTimeout"; readonly phase: "headers" | "body"; readonly afterMs: number }
+  | { readonly _tag: "HeadersTooLarge" }
+  | { readonly _tag: "ChunkExtensionsTooLarge" }
+  | { readonly _tag: "MalformedRequest"; readonly detail: string }
+
+export const listenerRejectionToWire = (r: ListenerRejection): WireError => {
+  switch (r._tag) {
+    case "RequestTimeout":
+      return err(
+        408,
+        "invalid_request_error",
+        r.phase === "headers"
+          ? `The request headers did not arrive within ${r.afterMs} ms.`
+          : `The request (headers and body) did not arrive within ${r.afterMs} ms.`,
+        "request_timeout"
+      )
+    case "HeadersTooLarge":
+      return err(431, "invalid_request_error", "The request headers are larger than the gateway accepts.", "headers_too_large")
+    case "ChunkExtensionsTooLarge":
+      return err(413, "invalid_request_error", "The chunk extensions of the request body are too large.", "request_too_large")
+    case "MalformedRequest":
+      return err(400, "invalid_request_error", `The request is not valid HTTP/1.1: ${r.detail}.`, "invalid_http")
+  }
+}
+
+/**
+ * The whole HTTP/1.1 answer as bytes, for a socket that has no response object (the parser
+ * rejected the request, or it never completed): the envelope, then the connection closes.
+ */
+export const rawResponse = (wire: WireError): string => {
+  const body = envelope(wire.body)
+  return `HTTP/1.1 ${wire.status} ${STATUS_CODES[wire.status] ?? "Error"}\r\n` +
+    "Content-Type: application/json\r\n" +
+    `Content-Length: ${Buffer.byteLength(body)}\r\n` +
+    "Connection: close\r\n\r\n" +
+    body
+}

@@ -3,6 +3,11 @@
  *
  *   accept → decode → admit → route → dispatch → stream → account → release
  *
+ * Decode and admit bound what one request costs before anything is reserved: the media
+ * type, the body size, the depth/values/keys pre-scan, item counts, gateway-owned fields
+ * and `n` (Body.ts, RequestLimits.ts), then a token count that yields to the event loop
+ * (admission/Tokenizer.ts); each refusal is a 4xx naming the field.
+ *
  * Everything the request holds is acquired in the server-provided request scope (never a
  * nested `Effect.scoped`, which would release before the body is written): the log line
  * (accept), the reservation whose release settles it (admit), and, through dispatch, the
@@ -11,6 +16,7 @@
  */
 import { Cause, Clock, Effect, Exit, References } from "effect"
 import { HttpServerRequest, HttpServerResponse } from "effect/http"
+import { createHash } from "node:crypto"
 import { Accounting } from "../accounting/Accounting.ts"
 import { RequestTracker } from "../accounting/Tracker.ts"
 import { TokenBudget } from "../admission/Budget.ts"
@@ -27,18 +33,29 @@ import { RequestLog } from "../observability/RequestLog.ts"
 import { Breakers } from "../resilience/Breakers.ts"
 import { HealthReports } from "../backends/Actor.ts"
 import { Router } from "../routing/Router.ts"
-import { readBody, parseJson, validate } from "./Body.ts"
+import { checkContentType, parseJson, readBody, validate } from "./Body.ts"
 import * as ErrorResponse from "./ErrorResponse.ts"
 import { Lifecycle } from "./Lifecycle.ts"
 import { Draining, InvalidBody, UnknownModel } from "./RequestErrors.ts"
+import * as RequestLimits from "./RequestLimits.ts"
 
 const REQUEST_ID = /^[A-Za-z0-9._:@/+=-]{1,128}$/
 const PREFIX_CHARS = 4096
+/** A model name longer than this is cut in logs and error messages (the client chose it). */
+const MODEL_CHARS = 256
 
 export const requestIdOf = (request: HttpServerRequest.HttpServerRequest): RequestId => {
   const given = request.headers["x-request-id"]
   return RequestId(given !== undefined && REQUEST_ID.test(given) ? given : crypto.randomUUID())
 }
+
+/**
+ * A session key as the affinity index stores it: a client-chosen `user` or `x-session-id`
+ * longer than this is stored as its hash, so 100k remembered sessions stay small.
+ */
+const SESSION_KEY_CHARS = 256
+const boundedKey = (key: string): string =>
+  key.length <= SESSION_KEY_CHARS ? key : `h:${createHash("sha256").update(key).digest("base64url")}`
 
 const positiveInt = (v: unknown): number | undefined => typeof v === "number" && Number.isInteger(v) && v > 0 ? v : undefined
 
@@ -88,13 +105,19 @@ export const makeHandler = (kind: CallKind) =>
             promptTokens: usage?.promptTokens ?? 0,
             completionTokens: usage?.completionTokens ?? tracker.countedCompletionTokens,
             cachedTokens: usage?.cachedTokens ?? 0,
-            failedAttempts: tracker.attempts.map((a) => ({ backend: a.backend, reason: a.reason, wasted: a.wastedPromptTokens }))
+            failedAttempts: tracker.attempts.map((a) => ({
+              backend: a.backend,
+              reason: a.reason,
+              wasted: a.wastedPromptTokens,
+              wastedCompletion: a.wastedCompletionTokens
+            }))
           })
           if (!log.enabled) return metrics
           log.write({
             ts: new Date(now).toISOString(),
             level: outcome === "error" ? "error" : tracker.status >= 500 || outcome === "partial" ? "warn" : "info",
             msg: "request",
+            pid: process.pid,
             request_id: requestId,
             method: request.method,
             path: request.url,
@@ -119,13 +142,21 @@ export const makeHandler = (kind: CallKind) =>
         const plan = yield* config.current
 
         // decode
-        const rawBody = yield* readBody(request, plan.limits.maxBodyBytes)
-        const body = yield* parseJson(rawBody)
+        const limits = plan.limits
+        yield* checkContentType(request)
+        const rawBody = yield* readBody(request, limits.maxBodyBytes)
+        const body = yield* parseJson(rawBody, {
+          maxDepth: limits.maxJsonDepth,
+          maxValues: limits.maxJsonValues,
+          maxKeys: limits.maxJsonKeys
+        })
+        const refused = RequestLimits.check(kind, body, limits)
+        if (refused !== undefined) return yield* refused
         yield* validate(kind, body)
         const requested = body["model"] as string
-        model = requested
+        model = requested.length > MODEL_CHARS ? `${requested.slice(0, MODEL_CHARS)}…` : requested
         const modelId = plan.modelNames.get(requested)
-        if (modelId === undefined) return yield* new UnknownModel({ model: requested })
+        if (modelId === undefined) return yield* new UnknownModel({ model })
         model = modelId
         const modelPlan = plan.models.get(modelId)!
         modelLabel = modelId
@@ -134,26 +165,36 @@ export const makeHandler = (kind: CallKind) =>
         const options = body["stream_options"]
         const clientWantsUsage = typeof options === "object" && options !== null &&
           (options as Record<string, unknown>)["include_usage"] === true
-        const requestedMaxTokens = positiveInt(body["max_completion_tokens"]) ?? positiveInt(body["max_tokens"])
+        // `max_completion_tokens` is a chat field (validated there); elsewhere it is not ours to read.
+        const requestedMaxTokens = (kind === "chat" ? positiveInt(body["max_completion_tokens"]) : undefined) ??
+          positiveInt(body["max_tokens"])
         if (requestedMaxTokens !== undefined && modelPlan.maxOutputTokens !== undefined && requestedMaxTokens > modelPlan.maxOutputTokens) {
           return yield* new InvalidBody({
             message: `max_tokens is too large: ${requestedMaxTokens}. This model supports at most ${modelPlan.maxOutputTokens} completion tokens.`,
             param: body["max_completion_tokens"] !== undefined ? "max_completion_tokens" : "max_tokens"
           })
         }
+        // n, best_of and a prompt batch multiply the output the engine decodes (and is reserved).
+        const sequences = RequestLimits.sequences(kind, body, modelPlan)
+        if (typeof sequences !== "number") return yield* sequences
         // The model's tokenizer tables load on first use (tens of MB the gateway does not
         // carry until a request needs them); only the first request waits for them.
         if (!Tokenizer.isLoaded(modelPlan.tokenizer)) yield* Tokenizer.load(modelPlan.tokenizer)
-        const { estimate, prompt } = Estimate.estimate(
+        // Counted in windows with the event loop free between them, and no further than the
+        // context window allows (a longer prompt is refused however long it is).
+        const window = modelPlan.contextWindow
+        const { estimate, prompt } = yield* Estimate.estimateYielding(
           kind,
           body,
           modelPlan.tokenizer,
           requestedMaxTokens ?? modelPlan.defaultMaxTokens,
-          { blockChars: plan.routing.prefixBlockChars, maxBlocks: plan.routing.prefixMaxBlocks, salt: modelId }
+          { blockChars: plan.routing.prefixBlockChars, maxBlocks: plan.routing.prefixMaxBlocks, salt: modelId },
+          sequences,
+          window === undefined ? undefined : window - (requestedMaxTokens ?? 0)
         )
-        if (modelPlan.contextWindow !== undefined && estimate.promptTokens + (requestedMaxTokens ?? 0) > modelPlan.contextWindow) {
+        if (window !== undefined && estimate.promptTokens + (requestedMaxTokens ?? 0) > window) {
           return yield* new InvalidBody({
-            message: `This model's maximum context length is ${modelPlan.contextWindow} tokens. However, you requested about ${estimate.promptTokens + (requestedMaxTokens ?? 0)} tokens (${estimate.promptTokens} in the messages, ${requestedMaxTokens ?? 0} in the completion).`,
+            message: `This model's maximum context length is ${window} tokens. However, you requested at least ${estimate.promptTokens + (requestedMaxTokens ?? 0)} tokens (at least ${estimate.promptTokens} in the messages, ${requestedMaxTokens ?? 0} in the completion).`,
             param: "messages"
           })
         }
@@ -172,26 +213,27 @@ export const makeHandler = (kind: CallKind) =>
           estimate,
           tenant: tenantOf(request),
           sessionKey: sessionHeader !== undefined && sessionHeader !== ""
-            ? `s:${sessionHeader}`
-            : typeof user === "string" && user !== "" ? `u:${user}` : undefined,
+            ? boundedKey(`s:${sessionHeader}`)
+            : typeof user === "string" && user !== "" ? boundedKey(`u:${user}`) : undefined,
           promptPrefix: prompt.text.slice(0, PREFIX_CHARS),
           receivedAtMs
         }
 
-        // admit: the reservation's release is the settlement (exactly once, with the Exit)
+        // admit: the reservation's release is the settlement (exactly once, with the Exit);
+        // the admission is journaled, so even a crash leaves the request accounted
         yield* Effect.acquireRelease(
-          budget.reserve(req.tenant, estimate.reservationTokens),
-          (reservation, exit) =>
-            Effect.flatMap(Clock.currentTimeMillis, (now) => accounting.settle(req, reservation, tracker, exit, now))
+          Effect.flatMap(budget.reserve(req.tenant, estimate.reservationTokens), (reservation) => accounting.admit(req, reservation)),
+          (admission, exit) =>
+            Effect.flatMap(Clock.currentTimeMillis, (now) => accounting.settle(req, admission, tracker, exit, now))
         )
         admitted = true
 
         // route
-        const candidates = yield* router.candidates(req)
+        const route = yield* router.candidates(req)
 
         // dispatch → stream
         if (stream) {
-          const committed = yield* dispatcher.stream(req, candidates, plan, tracker)
+          const committed = yield* dispatcher.stream(req, route, plan, tracker)
           tracker.status = 200
           return HttpServerResponse.stream(relay(req, committed, plan, tracker, { breakers, reports }), {
             contentType: "text/event-stream",
@@ -202,7 +244,7 @@ export const makeHandler = (kind: CallKind) =>
             }
           })
         }
-        const { backend, result } = yield* dispatcher.unary(req, candidates, plan, tracker)
+        const { backend, result } = yield* dispatcher.unary(req, route, plan, tracker)
         const now = yield* Clock.currentTimeMillis
         tracker.firstTokenAtMs = now
         tracker.reported = result.usage

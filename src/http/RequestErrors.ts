@@ -19,4 +19,28 @@ export class UnsupportedOperation extends Data.TaggedError("UnsupportedOperation
 
 export class Draining extends Data.TaggedError("Draining")<{}> {}
 
-export type RequestError = InvalidJson | InvalidBody | UnknownModel | BodyTooLarge | UnsupportedOperation | Draining
+/** A decode-time limit (`limits.*`, `models[].max_n`) exceeded; `param` names the field. */
+export class LimitExceeded extends Data.TaggedError("LimitExceeded")<{
+  readonly message: string
+  readonly param: string | null
+  readonly code: "json_too_deep" | "too_many_json_values" | "too_many_json_keys" | "too_many_items" | "n_too_large"
+}> {}
+
+/** The body carries a field the gateway owns (api/openai/Requests.ts `GATEWAY_OWNED_FIELDS`). */
+export class GatewayOwnedField extends Data.TaggedError("GatewayOwnedField")<{ readonly field: string }> {}
+
+/** A body that is not `application/json` (a browser's form or text POST needs no preflight). */
+export class UnsupportedMediaType extends Data.TaggedError("UnsupportedMediaType")<{
+  readonly contentType: string | undefined
+}> {}
+
+export type RequestError =
+  | InvalidJson
+  | InvalidBody
+  | UnknownModel
+  | BodyTooLarge
+  | UnsupportedOperation
+  | Draining
+  | LimitExceeded
+  | GatewayOwnedField
+  | UnsupportedMediaType

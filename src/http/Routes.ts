@@ -1,17 +1,21 @@
 /**
  * The public routes: the OpenAI-compatible API, health, and OpenAI-style 404/405 answers
- * for everything else. Handlers live in Handlers.ts; this file only wires paths.
+ * for everything else, plus CORS when `server.cors` is configured (off by default: no
+ * CORS header is ever sent and a preflight gets no allow header). Handlers live in
+ * Handlers.ts; this file only wires paths.
  */
 import { Effect, Layer } from "effect"
-import { HttpRouter, HttpServerResponse } from "effect/http"
+import { HttpMiddleware, HttpRouter, HttpServerError, HttpServerResponse } from "effect/http"
 import { envelope } from "../api/openai/ErrorEnvelope.ts"
 import { GatewayConfig } from "../config/GatewayConfig.ts"
 import type { CallKind } from "../backends/Contract.ts"
+import { Connections } from "./Connections.ts"
 import { makeHandler } from "./Handlers.ts"
 import { Lifecycle } from "./Lifecycle.ts"
 import { UsageSink } from "../accounting/Accounting.ts"
 import { TokenBudget } from "../admission/Budget.ts"
 import { Fleet } from "../backends/Fleet.ts"
+import { EventLoopDelay } from "../observability/EventLoopDelay.ts"
 import * as Metrics from "../observability/Metrics.ts"
 import { Breakers } from "../resilience/Breakers.ts"
 
@@ -32,6 +36,18 @@ const methodNotAllowed = (method: string, path: string, allow: string) =>
     { allow }
   )
 
+/** The `{id}` of `/v1/models/{id}` (URL-decoded when it decodes; ids contain `/`, so everything after the prefix). */
+const modelName = (url: string): string => {
+  const raw = url.slice("/v1/models/".length).split("?")[0] ?? ""
+  let name = raw
+  try {
+    name = decodeURIComponent(raw)
+  } catch {
+    // Malformed percent-encoding: look the raw text up, which matches no model.
+  }
+  return name.length > 256 ? `${name.slice(0, 256)}…` : name
+}
+
 const inference = (path: `/${string}`, kind: CallKind) =>
   Layer.mergeAll(
     HttpRouter.use((router) => Effect.flatMap(makeHandler(kind), (handler) => router.add("POST", path, handler))),
@@ -43,19 +59,23 @@ const inference = (path: `/${string}`, kind: CallKind) =>
 const Models = HttpRouter.use((router) =>
   Effect.gen(function*() {
     const config = yield* GatewayConfig
-    yield* router.add("GET", "/v1/models", Effect.map(config.current, (plan) => {
-      const data = [...plan.models.values()].map((m) => ({
-        id: m.id,
-        object: "model",
-        created: 0,
-        owned_by: "sluice",
-        aliases: m.aliases
-      }))
-      return json(200, { object: "list", data })
-    }))
-    yield* router.add("GET", "/v1/models/:model", (request) =>
+    // One wildcard route for the list and for one model: a `:model` parameter is decoded by
+    // the router, which answers a malformed or long one with an empty 404 before any route
+    // runs; here the id is decoded (or not) by `modelName`.
+    yield* router.add("GET", "/v1/models/*", (request) =>
       Effect.map(config.current, (plan) => {
-        const name = decodeURIComponent(request.url.split("/").pop() ?? "")
+        const path = request.url.split("?")[0] ?? ""
+        if (path === "/v1/models" || path === "/v1/models/") {
+          const data = [...plan.models.values()].map((m) => ({
+            id: m.id,
+            object: "model",
+            created: 0,
+            owned_by: "sluice",
+            aliases: m.aliases
+          }))
+          return json(200, { object: "list", data })
+        }
+        const name = modelName(path)
         const id = plan.modelNames.get(name)
         return id === undefined
           ? json(404, envelope({ message: `The model \`${name}\` does not exist.`, type: "invalid_request_error", param: "model", code: "model_not_found" }))
@@ -81,19 +101,69 @@ const Prometheus = HttpRouter.use((router) =>
     const breakers = yield* Breakers
     const budget = yield* TokenBudget
     const sink = yield* UsageSink
+    const connections = yield* Connections
+    const eventLoop = yield* EventLoopDelay
     yield* router.add("GET", "/metrics", Effect.gen(function*() {
       const text = yield* Metrics.render({
         backends: fleet.all,
         breakers: breakers.snapshot,
         budget: yield* budget.snapshot,
-        accounting: yield* sink.snapshot
+        accounting: yield* sink.snapshot,
+        connections: { open: connections.open(), rejected: connections.rejected() }
       })
-      return HttpServerResponse.text(text, { contentType: "text/plain; version=0.0.4; charset=utf-8" })
+      const delay = yield* eventLoop.exposition
+      return HttpServerResponse.text(text.endsWith("\n") || text === "" ? text + delay : `${text}\n${delay}`, {
+        contentType: "text/plain; version=0.0.4; charset=utf-8"
+      })
     }))
   })
 )
 
 const Fallback = HttpRouter.add("*", "*", (request) => Effect.succeed(notFound(request.url)))
+
+/**
+ * Browser access, from the plan at start: only origins listed under `server.cors` get an
+ * `access-control-allow-origin` (theirs, echoed; `*` allows any), on preflights and on
+ * answers. Not configured: nothing is added.
+ */
+const Cors = Layer.unwrap(Effect.map(GatewayConfig, ({ initial }) => {
+  const cors = initial.server.cors
+  if (cors === undefined) return Layer.empty
+  const any = cors.allowedOrigins.includes("*")
+  const allowed = new Set(cors.allowedOrigins)
+  return HttpRouter.middleware(
+    HttpMiddleware.cors({
+      // A predicate (not a list) so that only a matching origin is ever echoed.
+      allowedOrigins: (origin: string) => any || allowed.has(origin),
+      allowedMethods: ["GET", "POST"],
+      allowedHeaders: cors.allowedHeaders,
+      exposedHeaders: ["x-request-id", "x-sluice-backend", "retry-after"],
+      maxAge: cors.maxAgeSeconds
+    }),
+    { global: true }
+  )
+}))
+
+/** The router's own "no route" (a path it cannot decode, a parameter over its length limit). */
+const routeNotFound = (e: unknown): e is HttpServerError.HttpServerError =>
+  e instanceof HttpServerError.HttpServerError && e.reason._tag === "RouteNotFound"
+
+/**
+ * The router refuses a path it cannot decode (`/v1/models/%`) before any route runs, with
+ * an empty 404; a global middleware (it wraps the router's lookup too) answers that in the
+ * OpenAI envelope like every other 404. Only that failure is caught: interrupts and every
+ * other error pass through untouched (a client abort must still reach the request scope).
+ */
+const answerRouteNotFound = <E, R>(
+  app: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>
+): Effect.Effect<HttpServerResponse.HttpServerResponse, E, R> =>
+  Effect.catchIf(
+    app,
+    (e: E): e is E & HttpServerError.HttpServerError => routeNotFound(e),
+    (e) => Effect.succeed(notFound(e.reason.request.url.slice(0, 256)))
+  )
+
+const RouteErrors = HttpRouter.middleware(answerRouteNotFound, { global: true })
 
 export const layer = Layer.mergeAll(
   inference("/v1/chat/completions", "chat"),
@@ -103,5 +173,7 @@ export const layer = Layer.mergeAll(
   Models,
   Health,
   Prometheus,
-  Fallback
+  Fallback,
+  Cors,
+  RouteErrors
 )

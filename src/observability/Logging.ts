@@ -4,33 +4,30 @@
  * line is written by RequestLog at `info`; it is off when the level is above info.
  */
 import { Config, Effect, Layer, Logger, type LogLevel, Option, References } from "effect"
+import type { Flags } from "../config/Settings.ts"
 import { RequestLog } from "./RequestLog.ts"
 
 const LEVELS: ReadonlyArray<LogLevel.LogLevel> = ["All", "Trace", "Debug", "Info", "Warn", "Error", "Fatal", "None"]
 
-const parseLevel = (raw: string | undefined): LogLevel.LogLevel => {
+/** A level name (any case; `warning` = `warn`); an unknown name is `Info`. */
+export const parseLevel = (raw: string | undefined): LogLevel.LogLevel => {
   if (raw === undefined) return "Info"
   const wanted = raw.toLowerCase() === "warning" ? "warn" : raw.toLowerCase()
   return LEVELS.find((l) => l.toLowerCase() === wanted) ?? "Info"
 }
 
-const flag = (argv: ReadonlyArray<string>): string | undefined => {
-  const i = argv.indexOf("--log-level")
-  return i >= 0 ? argv[i + 1] : argv.find((a) => a.startsWith("--log-level="))?.slice(12)
-}
-
 /** The log level from flags and environment. */
-export const level = (argv: ReadonlyArray<string>) =>
+export const level = (flags: Flags) =>
   Effect.gen(function*() {
     const env = yield* Config.option(Config.String("SLUICE_LOG_LEVEL"))
     const legacy = yield* Config.option(Config.String("LOG_LEVEL"))
-    return parseLevel(flag(argv) ?? Option.getOrUndefined(env) ?? Option.getOrUndefined(legacy))
+    return parseLevel(flags.logLevel ?? Option.getOrUndefined(env) ?? Option.getOrUndefined(legacy))
   })
 
 const enabledAtInfo = (l: LogLevel.LogLevel) => LEVELS.indexOf(l) <= LEVELS.indexOf("Info")
 
-export const layer = (argv: ReadonlyArray<string>) =>
-  Layer.unwrap(Effect.map(Effect.orElseSucceed(level(argv), () => "Info" as const), (l) =>
+export const layer = (flags: Flags) =>
+  Layer.unwrap(Effect.map(Effect.orElseSucceed(level(flags), () => "Info" as const), (l) =>
     Layer.mergeAll(
       Logger.layer([Logger.consoleJson]),
       Layer.succeed(References.MinimumLogLevel, l),

@@ -13,6 +13,8 @@ export interface RequestLine {
   readonly ts: string
   readonly level: "info" | "warn" | "error"
   readonly msg: "request"
+  /** The process that served it (one of the workers under `--workers`). */
+  readonly pid: number
   readonly request_id: string
   readonly method: string
   readonly path: string

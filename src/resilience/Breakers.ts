@@ -71,7 +71,8 @@ export const make = (config: BreakersPlan): Breakers["Service"] => {
         const verdict = b.admit(now)
         if (verdict === "no") return Effect.succeed(false)
         if (verdict === "yes") return Effect.succeed(true)
-        return Effect.as(Effect.addFinalizer(() => Effect.sync(() => b.releaseProbe())), true)
+        const period = b.probePeriod
+        return Effect.as(Effect.addFinalizer(() => Effect.sync(() => b.releaseProbe(period))), true)
       })),
     record: (model, gpu, outcome) =>
       Effect.flatMap(Clock.currentTimeMillis, (now) => {

@@ -88,7 +88,11 @@ export interface BackendView {
   /** Estimated GPU-seconds of this request here: prefill (uncached part) and decode. */
   readonly prefillGpuSeconds: number
   readonly decodeGpuSeconds: number
-  /** Multiplier on the combined score: backend weight × degraded penalties (breaker, health). */
+  /**
+   * Multiplier on the combined score: backend weight × `degraded_weight` for a degraded or
+   * half-open breaker and for degraded health, × its square for an open breaker and for
+   * unhealthy (those are ranked only in panic, and then below the degraded).
+   */
   readonly weight: number
 }
 
@@ -107,6 +111,12 @@ export interface Filter {
   readonly apply: (ctx: RoutingContext, views: ReadonlyArray<BackendView>) => ReadonlyArray<BackendView>
   /** When every candidate is filtered out: keep them all (fail open) instead of failing the request. */
   readonly failOpen: boolean
+  /**
+   * The filter excludes on health evidence (health, breaker). Such filters decide panic
+   * routing: when the share of candidates they keep falls below `routing.panic_threshold`,
+   * they are ignored for the request and the candidates they would exclude go last.
+   */
+  readonly healthGate?: boolean
 }
 
 export interface Scorer {

@@ -20,10 +20,11 @@
  */
 import { Clock, Effect, type Scope } from "effect"
 import type { Backend } from "../backends/Backend.ts"
-import type { UpstreamCall } from "../backends/Contract.ts"
+import { unaryAll, type UpstreamCall } from "../backends/Contract.ts"
 import type { Plan } from "../config/Plan.ts"
 import { RequestId } from "../domain/Ids.ts"
 import type { GatewayRequest } from "../domain/Request.ts"
+import * as Metrics from "../observability/Metrics.ts"
 
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()
@@ -86,7 +87,10 @@ export const decodeLeg = (
     const p = pickPrefill(prefill, now)
     const tokens = req.estimate.promptTokens + 1
     const leg = Effect.gen(function*() {
-      yield* p.slots.acquire(plan.timeouts.queueMs)
+      const waited = yield* p.slots.acquire(plan.timeouts.queueMs).pipe(
+        Effect.tapError((e) => Metrics.recordQueueWait(req.model.id, p.id, e.afterMs))
+      )
+      yield* Metrics.recordQueueWait(req.model.id, p.id, waited)
       yield* Effect.acquireRelease(
         Effect.sync(() => {
           p.inFlightTokens += tokens
@@ -98,7 +102,7 @@ export const decodeLeg = (
             p.inFlightTokens -= tokens
           })
       )
-      const result = yield* p.adapter.unary(prefillCall(req, p, call))
+      const result = yield* unaryAll(p.adapter, prefillCall(req, p, call))
       const params = result.status === 200 ? transferParams(result.body) : undefined
       if (params !== undefined) p.stats.successes++
       return params

@@ -6,8 +6,14 @@
  * request with its name, unless it fails open (saturation). Scores are combined as
  * `weight(b) · Σ wₛ·scoreₛ(b) / Σ wₛ`, every `scoreₛ` clamped to [0, 1]. The picker orders
  * all surviving candidates: the first is tried first, the rest are the failover order.
- * A filtered-out backend never appears in the result. Plain TypeScript, no Effect: the
- * router calls it once per request inside one `Effect` step.
+ * A filtered-out backend never appears in the result.
+ *
+ * Panic (Envoy's panic threshold): let E be the candidates the other hard filters keep and
+ * A ⊆ E those the health gates (health, breaker) keep too. When |A| < panic_threshold·|E|,
+ * the gates are skipped for this request: every candidate of E is ranked, the ones outside
+ * A after the others (each group in the picker's order), and the result says `panic`. So
+ * a model whose backends all look bad is served by the least bad rather than refused.
+ * Plain TypeScript, no Effect: the router calls it once per request inside one step.
  */
 import type { RoutingPlan } from "../config/Plan.ts"
 import type { BackendView, Filter, Picker, RoutingContext, Scored, Scorer } from "./Contract.ts"
@@ -22,6 +28,10 @@ export interface WeightedScorer {
 
 export interface Compiled {
   readonly filters: ReadonlyArray<Filter>
+  /** Filters judging health evidence (they decide panic routing). */
+  readonly gates: ReadonlyArray<Filter>
+  /** The other filters that may fail a request (not gates, not fail-open). */
+  readonly hard: ReadonlyArray<Filter>
   readonly scorers: ReadonlyArray<WeightedScorer>
   readonly totalWeight: number
   readonly picker: Picker
@@ -55,6 +65,8 @@ export const compiler = (registry: RoutingPluginsShape): (plan: RoutingPlan) => 
     const prefillScorers = scorers.filter((s) => s.scorer.prefill === true || PREFILL_SCORERS.has(s.scorer.name))
     const compiled: Compiled = {
       filters,
+      gates: filters.filter((f) => f.healthGate === true),
+      hard: filters.filter((f) => f.healthGate !== true && !f.failOpen),
       scorers,
       totalWeight: scorers.reduce((n, s) => n + s.weight, 0),
       picker: get(registry.pickers, "picker", plan.picker)(plan),
@@ -67,8 +79,44 @@ export const compiler = (registry: RoutingPluginsShape): (plan: RoutingPlan) => 
 }
 
 export type Filtered =
-  | { readonly ok: true; readonly views: ReadonlyArray<BackendView> }
+  | {
+    readonly ok: true
+    readonly views: ReadonlyArray<BackendView>
+    /** Routed in panic: the health gates were ignored. */
+    readonly panic: boolean
+    /** In panic, the candidates the health gates would have excluded (ranked last). */
+    readonly excluded: ReadonlySet<BackendView> | undefined
+  }
   | { readonly ok: false; readonly filter: string }
+
+/**
+ * In panic, the candidates (kept by the other hard filters) that the health gates exclude;
+ * undefined when the share the gates keep is at or above the threshold.
+ */
+const panicExclusions = (
+  compiled: Compiled,
+  ctx: RoutingContext,
+  views: ReadonlyArray<BackendView>,
+  skip: string | undefined
+): ReadonlySet<BackendView> | undefined => {
+  const threshold = ctx.plan.panicThreshold
+  if (threshold <= 0 || compiled.gates.length === 0) return undefined
+  // The common path: every candidate passes every gate (`keep` returns the same array).
+  let kept = views
+  for (const g of compiled.gates) if (g.name !== skip) kept = g.apply(ctx, kept)
+  if (kept === views) return undefined
+  let eligible = views
+  for (const f of compiled.hard) {
+    if (f.name === skip) continue
+    eligible = f.apply(ctx, eligible)
+    if (eligible.length === 0) return undefined
+  }
+  let available = eligible
+  for (const g of compiled.gates) if (g.name !== skip) available = g.apply(ctx, available)
+  if (available.length >= threshold * eligible.length) return undefined
+  const ok = new Set(available)
+  return new Set(eligible.filter((v) => !ok.has(v)))
+}
 
 /** Runs the filters; `skip` names filters not to run (baselines skip `saturation`). */
 export const filter = (
@@ -77,17 +125,32 @@ export const filter = (
   views: ReadonlyArray<BackendView>,
   skip?: string
 ): Filtered => {
+  let excluded = panicExclusions(compiled, ctx, views, skip)
   let current = views
   for (const f of compiled.filters) {
-    if (f.name === skip) continue
+    if (f.name === skip || (excluded !== undefined && f.healthGate === true)) continue
     const next = f.apply(ctx, current)
     if (next.length === 0) {
       if (f.failOpen) continue
+      // Only reachable when a fail-open filter before this gate left nothing but the
+      // candidates it excludes: that is panic too.
+      if (f.healthGate === true && ctx.plan.panicThreshold > 0) {
+        excluded = new Set([...(excluded ?? []), ...current])
+        continue
+      }
       return { ok: false, filter: f.name }
     }
     current = next
   }
-  return { ok: true, views: current }
+  return { ok: true, views: current, panic: excluded !== undefined, excluded }
+}
+
+/** In panic, moves the candidates the gates would have excluded behind the others (stable). */
+export const excludedLast = (views: ReadonlyArray<BackendView>, filtered: Filtered): ReadonlyArray<BackendView> => {
+  if (!filtered.ok || filtered.excluded === undefined || filtered.excluded.size === 0) return views
+  const out = views.filter((v) => !filtered.excluded!.has(v))
+  for (const v of views) if (filtered.excluded.has(v)) out.push(v)
+  return out
 }
 
 /** Combined score of every view, in [0, weight(b)]. */
@@ -123,7 +186,7 @@ export const run = (
   if (!filtered.ok) return filtered
   if (filtered.views.length <= 1) return filtered
   const scored = score(ctx, filtered.views, compiled.scorers, compiled.totalWeight)
-  return { ok: true, views: compiled.picker.order(ctx, scored, random) }
+  return { ...filtered, views: excludedLast(compiled.picker.order(ctx, scored, random), filtered) }
 }
 
 /** Orders the prefill pool of a disaggregated request (prefill-relevant scorers, highest first). */
@@ -135,5 +198,6 @@ export const rankPrefill = (
   const filtered = filter(compiled, ctx, views)
   if (!filtered.ok || filtered.views.length <= 1) return filtered
   const scored = score(ctx, filtered.views, compiled.prefillScorers, compiled.prefillWeight)
-  return { ok: true, views: scored.sort((a, b) => b.score - a.score || a.view.index - b.view.index).map((s) => s.view) }
+  const ranked = scored.sort((a, b) => b.score - a.score || a.view.index - b.view.index).map((s) => s.view)
+  return { ...filtered, views: excludedLast(ranked, filtered) }
 }

@@ -12,6 +12,12 @@
  * Runs once per request, synchronously inside one Effect step; reads the fleet, the
  * breakers, the affinity index and the routing state, and changes none of them (the
  * dispatcher records placements). Plugins are compiled once per plan.
+ *
+ * Panic: when the health and breaker filters would leave less than `routing.panic_threshold`
+ * of a model's candidates (Pipeline.ts), the route ranks all of them (the excluded ones
+ * last) and says `panic`, so the dispatcher also admits candidates behind an open breaker.
+ * Each such request is counted (`sluice_routing_panic_total{model}`); a model entering and
+ * leaving panic is logged once each way.
  */
 import { Clock, Context, Effect, Layer } from "effect"
 import type { Backend } from "../backends/Backend.ts"
@@ -20,6 +26,7 @@ import { GatewayConfig } from "../config/GatewayConfig.ts"
 import type { Plan } from "../config/Plan.ts"
 import type { GatewayRequest } from "../domain/Request.ts"
 import { NoBackendAvailable } from "../dispatch/Errors.ts"
+import * as Metrics from "../observability/Metrics.ts"
 import { Breakers } from "../resilience/Breakers.ts"
 import { Affinity } from "./Affinity.ts"
 import * as Baselines from "./Baselines.ts"
@@ -33,8 +40,15 @@ import * as Views from "./Views.ts"
 /** Signals older than this many scrape intervals are ignored (GIE treats stale metrics as unknown). */
 const SIGNAL_AGE_INTERVALS = 2
 
+/** The backends to try, in order, and whether they were ranked in panic. */
+export interface Route {
+  readonly backends: ReadonlyArray<Backend>
+  /** Health and breaker exclusions were ignored: every candidate looked bad. */
+  readonly panic: boolean
+}
+
 export class Router extends Context.Service<Router, {
-  readonly candidates: (req: GatewayRequest) => Effect.Effect<ReadonlyArray<Backend>, NoBackendAvailable>
+  readonly candidates: (req: GatewayRequest) => Effect.Effect<Route, NoBackendAvailable>
 }>()("sluice/routing/Router") {
   static readonly layer = Layer.effect(
     Router,
@@ -49,14 +63,25 @@ export class Router extends Context.Service<Router, {
       const compile = Pipeline.compiler(plugins)
       const random = Baselines.rng(config.initial.routing.seed ?? Math.floor(Math.random() * 2 ** 32))
       const turns = new Map<string, number>()
+      /** Models routing in panic right now (for logging the transitions only). */
+      const panicking = new Set<string>()
 
-      const route = (req: GatewayRequest, now: number, plan: Plan): ReadonlyArray<Backend> | NoBackendAvailable => {
+      const route = (req: GatewayRequest, now: number, plan: Plan): Route | NoBackendAvailable => {
         const serving = fleet.forModel(req.model.id)
         const none = (message: string) => new NoBackendAvailable({ model: req.model.id, message })
         if (serving.length === 0) return none(`no backend serves ${req.model.id}`)
         const routing = plan.routing
         const hinted = req.sessionKey === undefined ? undefined : affinity.peek(req.sessionKey, now)
-        if (routing.policy === "ordered") return Baselines.ordered(serving, now, hinted)
+        if (routing.policy === "ordered") {
+          // No filters here: the breakers (which the dispatcher asks) are the only gate, so
+          // panic is the share of backends whose breaker is not open; those go last in panic.
+          const backends = Baselines.ordered(serving, now, hinted)
+          const open = (b: Backend) => breakers.state(req.model.id, b.plan.gpu, now) === "open"
+          let usable = 0
+          for (const b of serving) if (!open(b)) usable++
+          const panic = routing.panicThreshold > 0 && usable < routing.panicThreshold * serving.length
+          return { backends: panic ? [...backends.filter((b) => !open(b)), ...backends.filter(open)] : backends, panic }
+        }
 
         const deps: Views.ViewDeps = {
           breakers,
@@ -74,14 +99,12 @@ export class Router extends Context.Service<Router, {
           if (!filtered.ok) return rejected(filtered.filter)
           const turn = turns.get(req.model.id) ?? 0
           turns.set(req.model.id, turn + 1)
-          switch (routing.policy) {
-            case "round_robin":
-              return toBackends(Baselines.roundRobin(filtered.views, turn))
-            case "least_outstanding":
-              return toBackends(Baselines.leastOutstanding(filtered.views, turn))
-            case "random":
-              return toBackends(Baselines.random(filtered.views, random))
-          }
+          const ordered = routing.policy === "round_robin"
+            ? Baselines.roundRobin(filtered.views, turn)
+            : routing.policy === "least_outstanding"
+            ? Baselines.leastOutstanding(filtered.views, turn)
+            : Baselines.random(filtered.views, random)
+          return { backends: toBackends(Pipeline.excludedLast(ordered, filtered)), panic: filtered.panic }
         }
 
         // inference: one pool, or a prefill/decode plan when the model has a P/D pool.
@@ -103,15 +126,36 @@ export class Router extends Context.Service<Router, {
             state.setPrefillPlan(req, toBackends(prefillOrder.views))
             const rest = mixed.length === 0 ? undefined : Pipeline.run(compiled, ctx, Views.views(req, mixed, now, hinted, deps), random)
             return rest !== undefined && rest.ok
-              ? [...toBackends(decodeOrder.views), ...toBackends(rest.views)]
-              : toBackends(decodeOrder.views)
+              ? { backends: [...toBackends(decodeOrder.views), ...toBackends(rest.views)], panic: decodeOrder.panic || rest.panic }
+              : { backends: toBackends(decodeOrder.views), panic: decodeOrder.panic }
           }
         }
         // One engine per request: mixed and decode backends (a decode engine can prefill locally);
         // dedicated prefill engines only when nothing else can take it.
         const pool = mixed.length + decode.length > 0 ? (prefill.length === 0 ? serving : [...mixed, ...decode]) : prefill
         const result = Pipeline.run(compiled, ctx, Views.views(req, pool, now, hinted, deps), random)
-        return result.ok ? toBackends(result.views) : rejected(result.filter)
+        return result.ok ? { backends: toBackends(result.views), panic: result.panic } : rejected(result.filter)
+      }
+
+      /** Counts a request routed in panic; logs a model entering or leaving panic. */
+      const observe = (req: GatewayRequest, route: Route): Effect.Effect<void> => {
+        const model = req.model.id
+        if (route.panic) {
+          const entered = !panicking.has(model)
+          if (entered) panicking.add(model)
+          const counted = Metrics.recordPanic(model)
+          return entered
+            ? Effect.andThen(
+              Effect.logWarning("routing in panic: every candidate looks bad; health and breaker exclusions ignored").pipe(
+                Effect.annotateLogs({ model, candidates: route.backends.map((b) => `${b.id}:${b.health}`).join(",") })
+              ),
+              counted
+            )
+            : counted
+        }
+        if (!panicking.has(model)) return Effect.void
+        panicking.delete(model)
+        return Effect.logInfo("routing out of panic").pipe(Effect.annotateLogs({ model }))
       }
 
       return Router.of({
@@ -119,7 +163,9 @@ export class Router extends Context.Service<Router, {
           Effect.flatMap(Clock.currentTimeMillis, (now) =>
             Effect.flatMap(config.current, (plan) => {
               const result = route(req, now, plan)
-              return result instanceof NoBackendAvailable ? Effect.fail(result) : Effect.succeed(result)
+              if (result instanceof NoBackendAvailable) return Effect.fail(result)
+              // The common path: no model in panic, nothing to count or log.
+              return !result.panic && panicking.size === 0 ? Effect.succeed(result) : Effect.as(observe(req, result), result)
             }))
       })
     })

@@ -61,8 +61,12 @@ export const view = (
   const kvUsage = signals?.kvUsage ?? Math.min(1, local.kvTokens / profile.kvCapacityTokens)
   const gpu = Predict.gpuSeconds(e, profile, cached, load)
   let weight = backend.plan.weight
-  if (breaker === "degraded" || breaker === "half_open") weight *= deps.degradedWeight
-  if (health === "degraded") weight *= deps.degradedWeight
+  // An open breaker or an unhealthy backend is only ever ranked in panic: below degraded ones.
+  const dw = deps.degradedWeight
+  if (breaker === "degraded" || breaker === "half_open") weight *= dw
+  else if (breaker === "open") weight *= dw * dw
+  if (health === "degraded") weight *= dw
+  else if (health === "unhealthy") weight *= dw * dw
 
   return {
     backend,

@@ -42,7 +42,12 @@ export const FaultsSchema = Schema.Struct({
   resetRate: Rate,
   resetAfterTokens: Count,
   /** Step-time multiplier: 1 = normal, 4 = four times slower (throughput collapse). */
-  slow: Schema.Number.check(Schema.isBetween({ minimum: 0.01, maximum: 1000 }))
+  slow: Schema.Number.check(Schema.isBetween({ minimum: 0.01, maximum: 1000 })),
+  /**
+   * The next API request kills the engine process (or thread): `throw` raises an uncaught exception from a
+   * timer callback (as an engine bug would), `oom` allocates until the heap is exhausted. `none`: off.
+   */
+  crash: Schema.Literals(["none", "throw", "oom"])
 })
 
 export type Faults = typeof FaultsSchema.Type
@@ -63,7 +68,8 @@ export const FaultsPatchSchema = FaultsSchema.mapFields((fields) => ({
   coldStartSeconds: Schema.optionalKey(fields.coldStartSeconds),
   resetRate: Schema.optionalKey(fields.resetRate),
   resetAfterTokens: Schema.optionalKey(fields.resetAfterTokens),
-  slow: Schema.optionalKey(fields.slow)
+  slow: Schema.optionalKey(fields.slow),
+  crash: Schema.optionalKey(fields.crash)
 }))
 
 export type FaultsPatch = typeof FaultsPatchSchema.Type
@@ -84,7 +90,8 @@ export const defaultFaults: Faults = {
   coldStartSeconds: 0,
   resetRate: 0,
   resetAfterTokens: 3,
-  slow: 1
+  slow: 1,
+  crash: "none"
 }
 
 const decodePatch = Schema.decodeUnknownResult(FaultsPatchSchema, { onExcessProperty: "error", errors: "all" })

@@ -80,7 +80,7 @@ export const loadFleetFile = Effect.fn("Simulator.loadFleetFile")(function*(path
   return options.success
 })
 
-export const USAGE = `Usage: npm run simulate -- [flags]
+export const USAGE = `Usage: sluice simulate [flags]   (from a checkout: npm run simulate -- [flags])
   --profile <name>     ${PROFILE_NAMES.join(" | ")}
   --model <name>       served model name (default: llama-3.1-8b)
   --dialect <d>        openai | anthropic | ollama | sglang (default openai)

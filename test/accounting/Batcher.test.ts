@@ -43,3 +43,34 @@ describe("Batcher", () => {
       assert.deepStrictEqual(stored, [1, 2])
     }))
 })
+
+describe("Batcher backoff while the store is down", () => {
+  // Reproducer (issue 9, item 11): with more than `maxBatch` records queued, every new
+  // record woke the writer at once, so the retry backoff collapsed to one attempt per
+  // offered record (40-48 a second at the load of the report).
+  it.live("keeps attempts per second bounded however many records arrive", () =>
+    Effect.gen(function*() {
+      let attempts = 0
+      const scope = yield* Scope.make()
+      const batcher = yield* Batcher.make<number, string>({
+        write: () => Effect.sync(() => void attempts++).pipe(Effect.andThen(Effect.fail("store down"))),
+        maxBatch: 50,
+        intervalMs: 20,
+        drainMs: 0,
+        onError: () => Effect.void
+      }).pipe(Scope.provide(scope))
+      // More than a batch queued, then a steady trickle: one record every 5 ms for 2 s.
+      for (let i = 0; i < 60; i++) batcher.offer(i)
+      yield* Effect.sleep(300)
+      const before = attempts
+      for (let i = 0; i < 400; i++) {
+        batcher.offer(i)
+        yield* Effect.sleep(5)
+      }
+      const during = attempts - before
+      yield* Scope.close(scope, Exit.void)
+      // Backoff from 20 ms doubling: at most a handful of attempts in two seconds, not one per record.
+      assert.isAtMost(during, 8, `attempts during 2 s of trickle: ${during}`)
+      assert.isAtLeast(during, 1)
+    }))
+})

@@ -1,20 +1,31 @@
 /**
- * Budgets shared through the machine's real Redis (127.0.0.1:6379). This test fails, not
+ * Budgets shared through Redis: the machine's real Redis (127.0.0.1:6379) for the shared
+ * window, and a redis-server of this test's own for outages (frozen with SIGSTOP, so
+ * commands time out and run late, which is what makes exactly-once hard). Fails, not
  * skips, when Redis is not running.
  */
-import { Effect, Exit } from "effect"
+import { Effect, Exit, Scope } from "effect"
 import { Redis } from "ioredis"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import * as RedisBudget from "../../src/admission/RedisBudget.ts"
 import { TenantId } from "../../src/domain/Ids.ts"
+import { eventually } from "../support/Gateway.ts"
+import * as RedisServer from "../support/RedisServer.ts"
 
 const url = process.env["REDIS_URL"] ?? "redis://127.0.0.1:6379"
 const run = <A, E>(e: Effect.Effect<A, E>) => Effect.runPromise(e)
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 describe("TokenBudget in Redis", () => {
   let redis: Redis
   let other: Redis
   const prefix = `sluice-test:${process.pid}:${Date.now()}`
+  const scopes: Array<Scope.Closeable> = []
+  const budget = async (client: Redis, options: RedisBudget.RedisBudgetOptions) => {
+    const scope = await run(Scope.make())
+    scopes.push(scope)
+    return run(Scope.provide(RedisBudget.make(client, { prefix, retryIntervalMs: 100, ...options }), scope))
+  }
 
   beforeAll(async () => {
     redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: false })
@@ -24,6 +35,7 @@ describe("TokenBudget in Redis", () => {
     await other.connect()
   })
   afterAll(async () => {
+    for (const s of scopes) await run(Scope.close(s, Exit.void))
     const keys = await redis.keys(`${prefix}*`)
     if (keys.length > 0) await redis.del(...keys)
     await redis.quit()
@@ -31,8 +43,8 @@ describe("TokenBudget in Redis", () => {
   })
 
   it("shares one tenant's window between two replicas without overbooking", async () => {
-    const a = RedisBudget.make(redis, { limit: 1000, windowMs: 60_000, prefix })
-    const b = RedisBudget.make(other, { limit: 1000, windowMs: 60_000, prefix })
+    const a = await budget(redis, { limit: 1000, windowMs: 60_000 })
+    const b = await budget(other, { limit: 1000, windowMs: 60_000 })
     const t = TenantId("shared")
     // 20 concurrent reservations of 100 from two replicas: exactly 10 fit.
     const replicas = Array.from({ length: 20 }, (_, i) => (i % 2 === 0 ? a : b))
@@ -52,26 +64,76 @@ describe("TokenBudget in Redis", () => {
   })
 
   it("settles a reservation exactly once", async () => {
-    const a = RedisBudget.make(redis, { limit: undefined, windowMs: 60_000, prefix })
+    const a = await budget(redis, { limit: undefined, windowMs: 60_000 })
     const r = await run(a.reserve(TenantId("once"), 10))
     await run(a.settle(r, 7))
     await run(a.settle(r, 7))
     const s = await run(a.snapshot)
     expect(s.settlements).toBe(1)
     expect(s.doubleSettlements).toBe(1)
-    expect(await redis.hget(RedisBudget.keyOf(prefix, TenantId("once"), r.window), "used")).toBe("7")
+    const key = RedisBudget.keyOf(prefix, TenantId("once"), r.window)
+    expect(await redis.hmget(key, "used", "reserved")).toEqual(["7", "0"])
   })
 
-  it("falls back to a local budget when Redis does not answer, and settles there", async () => {
+  it("falls back to a local share of the limit when Redis does not answer, and settles there", async () => {
     const dead = new Redis("redis://127.0.0.1:1", { lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false, commandTimeout: 100 })
     dead.on("error", () => undefined)
-    const a = RedisBudget.make(dead, { limit: 100, windowMs: 60_000, prefix })
+    const a = await budget(dead, { limit: 300, windowMs: 60_000, localShare: 1 / 3 })
     const t = TenantId("fallback")
     const r = await run(a.reserve(t, 80))
+    // The local share is 100 of the 300: 80 + 30 does not fit.
     expect(Exit.isFailure(await run(Effect.exit(a.reserve(t, 30))))).toBe(true)
     await run(a.settle(r, 10))
     const s = await run(a.snapshot)
     expect(s).toMatchObject({ reservedTokens: 0, openReservations: 0, settlements: 1, chargedTokens: 10, doubleSettlements: 0 })
+    expect(s.shared).toMatchObject({ degraded: true, localReservedTokens: 80 })
     dead.disconnect()
+  })
+
+  it("refuses reservations while Redis does not answer when the policy is fail_closed", async () => {
+    const dead = new Redis("redis://127.0.0.1:1", { lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false, commandTimeout: 100 })
+    dead.on("error", () => undefined)
+    const a = await budget(dead, { limit: 300, windowMs: 60_000, redisDown: "fail_closed" })
+    const exit = await run(Effect.exit(a.reserve(TenantId("closed"), 10)))
+    expect(Exit.isFailure(exit) && String(exit.cause)).toContain("BudgetUnavailable")
+    dead.disconnect()
+  })
+
+  describe("through an outage of a redis-server of the test's own", () => {
+    let own: RedisServer.RedisServer
+    beforeAll(async () => {
+      own = await RedisServer.start()
+    })
+    afterAll(async () => {
+      await own?.stop()
+    })
+
+    it("spends a share of what was left, then applies every queued settlement once and releases late reservations", async () => {
+      const scope = await run(Scope.make())
+      scopes.push(scope)
+      const client = await run(Scope.provide(RedisBudget.connect(own.url), scope))
+      const a = await budget(client, { limit: 1000, windowMs: 60_000, localShare: 0.5 })
+      const t = TenantId("outage")
+      const held = await run(a.reserve(t, 400))
+      // Redis says 600 are left. Then it stops answering.
+      own.freeze()
+      // The first reservation times out (and may run late); the local share is half of 600.
+      const local1 = await run(a.reserve(t, 200))
+      expect(Exit.isFailure(await run(Effect.exit(a.reserve(t, 150))))).toBe(true)
+      const local2 = await run(a.reserve(t, 100))
+      await run(a.settle(held, 350))
+      await run(a.settle(local1, 180))
+      await run(a.settle(local2, 90))
+      expect((await run(a.snapshot)).shared).toMatchObject({ degraded: true, pendingSettlements: 4 })
+      await sleep(300)
+      own.thaw()
+      const after = await eventually(() => run(a.snapshot), (s) => s.shared?.degraded === false && s.shared.pendingSettlements === 0, 5000)
+      expect(after.shared).toMatchObject({ degraded: false, pendingSettlements: 0, droppedSettlements: 0 })
+      const key = RedisBudget.keyOf(prefix, t, held.window)
+      const check = new Redis(own.url)
+      // 350 settled from Redis + 270 spent locally, each once; the late reservation released.
+      expect(await check.hmget(key, "used", "reserved")).toEqual(["620", "0"])
+      await check.quit()
+    })
   })
 })

@@ -36,6 +36,18 @@ describe("SlotPool", () => {
       assert.strictEqual(pool.inUse, 0)
     }))
 
+  it.effect("reports the time each acquisition waited: 0 when a slot was free", () =>
+    Effect.gen(function*() {
+      const pool = new SlotPool(1)
+      const first = yield* Scope.make()
+      assert.strictEqual(yield* pool.acquire(1000).pipe(Scope.provide(first)), 0)
+      const waiter = yield* Effect.forkChild(Effect.scoped(pool.acquire(1000)))
+      yield* Effect.yieldNow
+      yield* TestClock.adjust(300)
+      yield* Scope.close(first, Exit.void)
+      assert.strictEqual(yield* Fiber.join(waiter), 300)
+    }))
+
   // Random holders: some hold for a while, some are interrupted while queued or while
   // holding, some time out. Whatever the interleaving: never above capacity, all back at the end.
   it.effect("never leaks or over-grants under random interruption", () =>

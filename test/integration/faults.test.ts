@@ -61,6 +61,8 @@ describe("failure modes against the simulator's fault injection", () => {
   /** A gateway over two simulated engines; breakers stay out of the way unless asked. */
   const makeGateway = (breakers = "{ min_requests: 1000 }", probes = false) =>
     startGateway(`
+models:
+  - { name: m, repetition: end_stream }
 backends:
   - { id: a, simulate: { profile: llama-3.1-8b-fp8-h100 }, models: [m], gpu: H100, max_concurrency: 16 }
   - { id: b, simulate: { profile: llama-3.1-8b-fp8-h100 }, models: [m], gpu: A100, max_concurrency: 16 }
@@ -111,7 +113,7 @@ health: { unhealthy_after: 3, min_tokens_per_second: 1, probe_interval: 100ms, p
   it.each(midStream)("%s after the first token ends the stream with an error event, partial, never retried", async (_, f, reason, code) => {
     await faults("a", f)
     const seenB = (await Effect.runPromise(sims.get("b")!.stats)).completed
-    const result = await streamChat(gw.url, body(reason === "DegenerateOutput" ? { max_tokens: 200, sim_output_tokens: undefined } : {}))
+    const result = await streamChat(gw.url, body(reason === "DegenerateOutput" ? { max_tokens: 600, sim_output_tokens: undefined } : {}))
     expect(result.status).toBe(200)
     expect(result.headers["x-sluice-backend"]).toBe("a")
     const last = result.events.at(-1)!
@@ -177,7 +179,7 @@ health: { unhealthy_after: 3, min_tokens_per_second: 1, probe_interval: 100ms, p
     expect(await eventually(async () => a.health, (h) => h === "healthy")).toBe("healthy")
   })
 
-  it("marks a backend degraded, then unhealthy, when its streams keep failing after HTTP 200", async () => {
+  it("marks a backend degraded, then unhealthy once enough of its streams fail after HTTP 200", async () => {
     await gw.close()
     sims.clear()
     gw = await makeGateway()
@@ -185,7 +187,11 @@ health: { unhealthy_after: 3, min_tokens_per_second: 1, probe_interval: 100ms, p
     const backend = gw.fleet.all.find((x) => x.id === "a")!
     await streamChat(gw.url, body())
     expect(backend.health).toBe("degraded")
-    for (let i = 0; i < 2; i++) await streamChat(gw.url, body())
+    // A failure rate of 100%, but unhealthy only with the minimum of evidence (health.min_samples).
+    const { minSamples } = gw.plan.health
+    for (let i = 1; i < minSamples - 1; i++) await streamChat(gw.url, body())
+    expect(backend.health).toBe("degraded")
+    await streamChat(gw.url, body())
     expect(backend.health).toBe("unhealthy")
   })
 })

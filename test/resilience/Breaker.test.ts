@@ -18,11 +18,11 @@ describe("Breaker", () => {
   it("waits for enough outcomes, then degrades, opens, half-opens and closes", () => {
     const b = new Breaker(config)
     let t = 0
-    expect(b.record("failure", t++)).toBeUndefined()
+    expect(b.record("ok", t++)).toBeUndefined()
     expect(b.record("ok", t++)).toBeUndefined()
     expect(b.record("ok", t++)).toBeUndefined()
     // 4 outcomes, 1 failure: 25% → degraded.
-    expect(b.record("ok", t++)?.to).toBe("degraded")
+    expect(b.record("failure", t++)?.to).toBe("degraded")
     expect(b.admit(t)).toBe("yes")
     // 3 failures of 6 → 50% → open.
     b.record("failure", t++)
@@ -34,7 +34,7 @@ describe("Breaker", () => {
     expect(b.admit(t)).toBe("probe")
     expect(b.admit(t)).toBe("probe")
     expect(b.admit(t)).toBe("no")
-    b.releaseProbe()
+    b.releaseProbe(b.probePeriod)
     expect(b.record("ok", t)).toBeUndefined()
     expect(b.record("ok", t)?.to).toBe("closed")
     expect(b.windowSize(t)).toBe(0)
@@ -59,6 +59,18 @@ describe("Breaker", () => {
     // 1 slow in 8 = 12.5%: exactly half the degrade threshold is not below it.
     expect(b.record("ok", t++)).toBeUndefined()
     expect(b.record("ok", t++)?.to).toBe("closed")
+  })
+
+  it("is judged when bad evidence arrives: successes after a burst never open it", () => {
+    const b = new Breaker({ ...config, minRequests: 10 })
+    let t = 0
+    // Five failures (below the minimum of evidence), then five successes: 50% over ten
+    // outcomes, but the last word was good. Main opened here and refused a healthy model.
+    for (let i = 0; i < 5; i++) expect(b.record("failure", t++)).toBeUndefined()
+    for (let i = 0; i < 5; i++) expect(b.record("ok", t++)).toBeUndefined()
+    expect(b.state(t)).toBe("closed")
+    // The next failure is judged on the whole window: 6 of 11 → open.
+    expect(b.record("failure", t++)?.to).toBe("open")
   })
 
   it("forgets outcomes older than the window", () => {
@@ -116,7 +128,8 @@ describe("Breaker", () => {
           recent.length = 0
         }
         if (transition?.to === "closed" && before === "half_open") recent.length = 0
-        if (before === "closed" && transition === undefined && recent.length >= config.minRequests) {
+        // Only a failure is judged against open_at: the failure rate after it stays below.
+        if (before === "closed" && s.outcome === "failure" && transition === undefined && recent.length >= config.minRequests) {
           const failures = recent.filter(([, o]) => o === "failure").length / recent.length
           expect(failures).toBeLessThan(config.openAt)
         }

@@ -1,7 +1,9 @@
 /**
  * Properties of routing (fast-check):
  * - every scorer returns a number in [0, 1], whatever the view's numbers (NaN and ∞ included);
- * - a backend a filter excludes is never among the candidates, under any policy but `ordered`;
+ * - a backend a hard filter excludes is never among the candidates, under any policy but `ordered`;
+ *   one the health gates (health, breaker) exclude is a candidate only when the model routes in
+ *   panic (under half of its eligible backends pass the gates), and then after all the others;
  * - a session stays on its backend while that backend is healthy and no busier than the others,
  *   and leaves it once it turns unhealthy;
  * (the prefix index's bound is in PrefixIndex.test.ts).
@@ -72,9 +74,9 @@ describe("routing properties", () => {
         async (states, policy, picker, allowedQuant) => {
           const backends = states.map((s, i) => {
             const b = backend(`b${i}`, { quantization: s.quantization, gpu: GpuSku(s.gpu) })
-            if (s.health === "cold") b.healthState.observe({ _tag: "Loading" })
-            if (s.health === "degraded") b.healthState.observe({ _tag: "ProbeFailed" })
-            if (s.health === "unhealthy") for (let k = 0; k < 3; k++) b.healthState.observe({ _tag: "ProbeFailed" })
+            if (s.health === "cold") b.healthState.observe({ _tag: "Loading" }, 0)
+            if (s.health === "degraded") b.healthState.observe({ _tag: "ProbeFailed" }, 0)
+            if (s.health === "unhealthy") for (let k = 0; k < 3; k++) b.healthState.observe({ _tag: "ProbeFailed" }, k)
             if (s.coolingDown) b.coolDownUntilMs = Date.now() + 60_000
             return b
           })
@@ -86,17 +88,25 @@ describe("routing properties", () => {
               for (let k = 0; k < 20; k++) await r.run(r.breakers.record(backends[i]!.plan.models.keys().next().value!, backends[i]!.plan.gpu, "failure"))
             }
             const now = Date.now()
-            const excluded = (b: Backend) =>
-              b.health === "unhealthy" || b.health === "cold" ||
-              r.breakers.state(b.plan.models.keys().next().value!, b.plan.gpu, now) === "open" ||
-              (allowedQuant !== undefined && b.plan.quantization !== allowedQuant)
+            const hardExcluded = (b: Backend) =>
+              b.health === "cold" || (allowedQuant !== undefined && b.plan.quantization !== allowedQuant)
+            const gateExcluded = (b: Backend) =>
+              b.health === "unhealthy" || r.breakers.state(b.plan.models.keys().next().value!, b.plan.gpu, now) === "open"
             const req = request(text(500, states.length), { model: modelPlan({ allowedQuantizations: allowedQuant === undefined ? undefined : [allowedQuant] }) })
             const result = await r.run(r.router.candidates(req)).then(
-              (bs) => ({ ok: true as const, bs }),
+              (route) => ({ ok: true as const, route }),
               () => ({ ok: false as const })
             )
-            if (!result.ok) return backends.every(excluded)
-            return result.bs.length > 0 && result.bs.every((b) => !excluded(b))
+            const eligible = backends.filter((b) => !hardExcluded(b))
+            if (!result.ok) return eligible.length === 0
+            const { backends: bs, panic } = result.route
+            const available = eligible.filter((b) => !gateExcluded(b))
+            if (panic !== available.length < 0.5 * eligible.length) return false
+            if (bs.length === 0 || bs.some(hardExcluded)) return false
+            if (!panic) return bs.every((b) => !gateExcluded(b))
+            // In panic the gate-excluded come last.
+            const firstBad = bs.findIndex(gateExcluded)
+            return firstBad === -1 || bs.slice(firstBad).every(gateExcluded)
           } finally {
             await r.close()
           }
@@ -132,7 +142,7 @@ describe("routing properties", () => {
               if (order[0] !== home.id) return false
               await (await r.dispatch(req, home)).end()
             }
-            for (let k = 0; k < 3; k++) home.healthState.observe({ _tag: "ProbeFailed" })
+            for (let k = 0; k < 3; k++) home.healthState.observe({ _tag: "ProbeFailed" }, k)
             const after = await r.order(request(history + " more", { sessionKey: "s:prop" }))
             return !after.includes(home.id)
           } finally {

@@ -8,7 +8,7 @@ import { afterEach, describe, expect, it } from "vitest"
 import type { Backend } from "../../src/backends/Backend.ts"
 import { GpuSku } from "../../src/domain/Ids.ts"
 import { routerFor } from "./harness.ts"
-import { backend, request, text } from "./support.ts"
+import { backend, modelPlan, request, text } from "./support.ts"
 
 let close: (() => Promise<void>) | undefined
 afterEach(async () => {
@@ -66,9 +66,9 @@ describe("baselines", () => {
 
   it("random permutes all candidates and still honours the hard filters", async () => {
     const [a, b, c] = [backend("a"), backend("b"), backend("c")]
-    b.healthState.observe({ _tag: "ProbeFailed" })
-    b.healthState.observe({ _tag: "ProbeFailed" })
-    b.healthState.observe({ _tag: "ProbeFailed" })
+    b.healthState.observe({ _tag: "ProbeFailed" }, 0)
+    b.healthState.observe({ _tag: "ProbeFailed" }, 0)
+    b.healthState.observe({ _tag: "ProbeFailed" }, 0)
     expect(b.health).toBe("unhealthy")
     const r = await make([a, b, c], { policy: "random" })
     const seen = new Set<string>()
@@ -78,6 +78,21 @@ describe("baselines", () => {
       seen.add(order[0]!)
     }
     expect(seen.size).toBe(2)
+  })
+})
+
+describe("panic under the ordered policy", () => {
+  it("admits backends behind open breakers once fewer than panic_threshold of them are usable, those last", async () => {
+    const [a, b] = [backend("a"), backend("b", A100)]
+    const r = await make([a, b], { policy: "ordered" })
+    const req = request("hi")
+    for (let i = 0; i < 20; i++) await r.run(r.breakers.record(req.model.id, a.plan.gpu, "failure"))
+    // One of two breakers open: half are usable, no panic (the dispatcher skips a).
+    expect(await r.run(r.router.candidates(req))).toMatchObject({ panic: false })
+    for (let i = 0; i < 20; i++) await r.run(r.breakers.record(req.model.id, b.plan.gpu, "failure"))
+    const route = await r.run(r.router.candidates(req))
+    expect(route.panic).toBe(true)
+    expect(route.backends.map((x) => x.id)).toEqual(["a", "b"])
   })
 })
 
@@ -115,10 +130,53 @@ describe("inference", () => {
   it("never returns a filtered-out backend, fails with the filter's name when none is left", async () => {
     const [a, b] = [backend("a"), backend("b")]
     const r = await make([a, b])
-    for (let i = 0; i < 3; i++) a.healthState.observe({ _tag: "ProbeFailed" })
+    for (let i = 0; i < 3; i++) a.healthState.observe({ _tag: "ProbeFailed" }, i)
+    // One of two is still half the candidates: no panic, the unhealthy one is left out.
     expect(await r.order(request("hi"))).toEqual(["b"])
-    for (let i = 0; i < 3; i++) b.healthState.observe({ _tag: "ProbeFailed" })
+    // A hard filter (the model's allowed SKUs) that leaves nothing fails the request with its name.
+    const strict = request("hi", { model: modelPlan({ allowedGpus: ["B200"] }) })
+    await expect(r.order(strict)).rejects.toMatchObject({ _tag: "NoBackendAvailable", message: expect.stringContaining("sku") })
+  })
+
+  it("routes in panic when the health gates leave under panic_threshold of the candidates: the least bad first", async () => {
+    const [a, b, c] = [backend("a"), backend("b"), backend("c")]
+    const r = await make([a, b, c])
+    for (const x of [a, b]) for (let i = 0; i < 3; i++) x.healthState.observe({ _tag: "ProbeFailed" }, i)
+    // One of three passes the gates (33% < 50%): all three are candidates, the healthy one first.
+    const route = await r.run(r.router.candidates(request("hi")))
+    expect(route.panic).toBe(true)
+    expect(route.backends.map((x) => x.id)[0]).toBe("c")
+    expect(route.backends.map((x) => x.id).sort()).toEqual(["a", "b", "c"])
+    // Every backend unhealthy: still routed, never refused.
+    for (let i = 0; i < 3; i++) c.healthState.observe({ _tag: "ProbeFailed" }, i)
+    expect((await r.order(request("hi"))).sort()).toEqual(["a", "b", "c"])
+    // An open breaker counts the same: a, b back, c's (model, SKU) breaker open → 2 of 3 pass.
+    a.healthState.observe({ _tag: "ProbeOk" }, 10)
+    b.healthState.observe({ _tag: "ProbeOk" }, 10)
+    const notPanic = await r.run(r.router.candidates(request("hi")))
+    expect(notPanic.panic).toBe(false)
+    expect(notPanic.backends.map((x) => x.id).sort()).toEqual(["a", "b"])
+  })
+
+  it("panic_threshold 0 disables panic routing: the health filter's name is the refusal", async () => {
+    const [a, b] = [backend("a"), backend("b")]
+    const r = await make([a, b], { panicThreshold: 0 })
+    for (const x of [a, b]) for (let i = 0; i < 3; i++) x.healthState.observe({ _tag: "ProbeFailed" }, i)
     await expect(r.order(request("hi"))).rejects.toMatchObject({ _tag: "NoBackendAvailable", message: expect.stringContaining("health") })
+  })
+
+  it("panic also covers open breakers, and the baselines rank the excluded last", async () => {
+    const [a, b, c] = [backend("a"), backend("b", A100), backend("c", { gpu: GpuSku("L40S") })]
+    const r = await make([a, b, c], { policy: "round_robin" })
+    const req = request("hi")
+    // Open the H100 and A100 breakers: one of three (c) passes the gates.
+    for (const gpu of [a.plan.gpu, b.plan.gpu]) for (let i = 0; i < 20; i++) await r.run(r.breakers.record(req.model.id, gpu, "failure"))
+    for (let turn = 0; turn < 3; turn++) {
+      const route = await r.run(r.router.candidates(req))
+      expect(route.panic).toBe(true)
+      expect(route.backends[0]!.id).toBe("c")
+      expect(route.backends.length).toBe(3)
+    }
   })
 
   it("saturation fails open: when every backend is cooling down they are all still candidates", async () => {
@@ -145,7 +203,7 @@ describe("inference", () => {
     const home = await turn()
     for (let i = 0; i < 5; i++) expect(await turn()).toBe(home)
     const homeBackend = [a, b, c].find((x) => x.id === home)!
-    for (let i = 0; i < 3; i++) homeBackend.healthState.observe({ _tag: "ProbeFailed" })
+    for (let i = 0; i < 3; i++) homeBackend.healthState.observe({ _tag: "ProbeFailed" }, 0)
     expect(await turn()).not.toBe(home)
   })
 

@@ -49,7 +49,7 @@ export const routerFor = async (backends: ReadonlyArray<Backend>, routing: Parti
   const run = <A, E>(effect: Effect.Effect<A, E>) => runtime.runPromise(effect)
   /** The backends in the router's order (ids). */
   const order = async (req: GatewayRequest): Promise<Array<string>> =>
-    (await run(services.router.candidates(req))).map((b) => b.id)
+    (await run(services.router.candidates(req))).backends.map((b) => b.id)
   /**
    * Dispatches `req` to `backend` as the dispatcher would (session pin + routing state),
    * returning a function that ends the attempt (committed: the request completed there).

@@ -23,7 +23,8 @@ const pool: UpstreamPool = {
   post: () => Effect.die("the router must not call a backend"),
   getFromOrigin: () => Effect.die("the router must not call a backend"),
   close: Effect.void,
-  open: () => 0
+  open: () => 0,
+  queued: () => 0
 }
 
 const adapter: Adapter = {
@@ -66,6 +67,9 @@ export const modelPlan = (over: Partial<ModelPlan> = {}): ModelPlan => ({
   allowedGpus: undefined,
   ttftTargetMs: undefined,
   itlTargetMs: undefined,
+  repetition: "observe",
+  retryUnaryAfterResponse: false,
+  maxN: 8,
   extensions: undefined,
   ...over
 })
@@ -148,6 +152,7 @@ export const routingPlan = (over: Partial<RoutingPlan> = {}): RoutingPlan => ({
   seed: 1,
   tenants: new Map(),
   pdMinPromptTokens: 256,
+  panicThreshold: 0.5,
   ...over
 })
 

@@ -4,6 +4,10 @@
  * fail before the first token, fail mid-stream or stream slowly. It records what it saw
  * (request bodies and headers, sockets opened and closed) so tests can assert that the
  * gateway forwarded bytes and closed the upstream socket when the client left.
+ *
+ * Holding (`holdHeaders`, `holdAfter`) waits for the gateway to close the response, never
+ * for a timer: a test that wants "the client left before the first token" gets exactly
+ * that, however slow the machine is.
  */
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from "node:http"
 import type { AddressInfo, Socket } from "node:net"
@@ -26,9 +30,28 @@ export interface Script {
   readonly resetAfter?: number
   /** Send a malformed chunk after this many tokens. */
   readonly malformedAfter?: number
+  /**
+   * Hold before sending the response headers until the gateway closes the request (stream
+   * and unary).
+   */
+  readonly holdHeaders?: boolean
+  /**
+   * After this many tokens, hold until the gateway closes the request: 0 holds the first
+   * token (stream) or the whole answer after its headers (unary).
+   */
+  readonly holdAfter?: number
+  /** Waits for this before the first token (stream) or before answering (unary). */
+  readonly until?: Promise<unknown>
+  /** After this many tokens, waits for `until` before going on (e.g. until the client saw them). */
+  readonly pauseAfter?: { readonly tokens: number; readonly until: Promise<unknown> }
+  /** The completion id of every chunk (default `chatcmpl-<n>`). */
+  readonly id?: string
   readonly finishReason?: string
-  readonly usage?: { readonly prompt_tokens: number; readonly completion_tokens: number; readonly cached_tokens?: number }
+  /** Reported usage; `null` sends none at all (an engine without usage reporting). */
+  readonly usage?: { readonly prompt_tokens: number; readonly completion_tokens: number; readonly cached_tokens?: number } | null
   readonly toolCall?: { readonly name: string; readonly arguments: ReadonlyArray<string> }
+  /** A non-streaming answer: this raw body (after `firstDelayMs`) with status 200, instead of a completion. */
+  readonly unaryBody?: string
 }
 
 export interface Seen {
@@ -46,7 +69,9 @@ export interface FakeEngine {
   readonly aborted: () => number
   /** Resolves with the time (performance.now) of the next response close. */
   readonly nextClose: () => Promise<number>
-  script: (model: string, body: Record<string, unknown>) => Script
+  /** Responses not closed yet (requests the engine is still working on). */
+  readonly active: () => number
+  script: (model: string, body: Record<string, unknown>, headers: IncomingMessage["headers"]) => Script
   readonly close: () => Promise<void>
 }
 
@@ -66,6 +91,7 @@ export const start = async (script: FakeEngine["script"] = () => ({})): Promise<
   const seen: Array<Seen> = []
   const sockets = new Set<Socket>()
   let aborted = 0
+  let active = 0
   let closeWaiters: Array<(t: number) => void> = []
   const engine: FakeEngine = {
     url: "",
@@ -73,6 +99,7 @@ export const start = async (script: FakeEngine["script"] = () => ({})): Promise<
     openSockets: () => sockets.size,
     aborted: () => aborted,
     nextClose: () => new Promise((resolve) => closeWaiters.push(resolve)),
+    active: () => active,
     script,
     close: async () => {
       for (const s of sockets) s.destroy()
@@ -93,16 +120,24 @@ export const start = async (script: FakeEngine["script"] = () => ({})): Promise<
     const body = text === "" ? {} : JSON.parse(text) as Record<string, unknown>
     seen.push({ path: url, headers: req.headers, body })
     const model = String(body["model"] ?? "")
-    const s = engine.script(model, body)
+    const s = engine.script(model, body, req.headers)
     let ended = false
+    active++
+    let onClosed: () => void = () => {}
+    const closed = new Promise<void>((r) => {
+      onClosed = r
+    })
     res.on("close", () => {
       if (!res.writableEnded) aborted++
       ended = true
+      active--
+      onClosed()
       const t = performance.now()
       const w = closeWaiters
       closeWaiters = []
       for (const f of w) f(t)
     })
+    if (s.holdHeaders) return closed
     if ((s.status ?? 200) !== 200) {
       if (s.firstDelayMs) await sleep(s.firstDelayMs)
       res.writeHead(s.status!, { "content-type": "application/json", ...s.headers })
@@ -110,14 +145,14 @@ export const start = async (script: FakeEngine["script"] = () => ({})): Promise<
       return
     }
     const tokens = s.tokens ?? ["Hello", " world"]
-    const usage = s.usage ?? { prompt_tokens: 11, completion_tokens: tokens.length }
-    const usageJson = {
+    const usage = s.usage === undefined ? { prompt_tokens: 11, completion_tokens: tokens.length } : s.usage
+    const usageJson = usage === null ? null : {
       prompt_tokens: usage.prompt_tokens,
       completion_tokens: usage.completion_tokens,
       total_tokens: usage.prompt_tokens + usage.completion_tokens,
       prompt_tokens_details: { cached_tokens: usage.cached_tokens ?? 0 }
     }
-    const id = `chatcmpl-${seen.length}`
+    const id = s.id ?? `chatcmpl-${seen.length}`
     if (url.endsWith("/rerank")) {
       const docs = Array.isArray(body["documents"]) ? body["documents"] : []
       res.writeHead(200, { "content-type": "application/json" })
@@ -142,7 +177,18 @@ export const start = async (script: FakeEngine["script"] = () => ({})): Promise<
     }
     if (body["stream"] !== true) {
       if (s.firstDelayMs) await sleep(s.firstDelayMs)
+      if (s.until) await s.until
       if (ended) return
+      if (s.unaryBody !== undefined) {
+        res.writeHead(200, { "content-type": "application/json" })
+        res.end(s.unaryBody)
+        return
+      }
+      if (s.holdAfter !== undefined) {
+        res.writeHead(200, { "content-type": "application/json" })
+        res.flushHeaders()
+        return closed
+      }
       const message: Record<string, unknown> = { role: "assistant", content: tokens.join("") }
       if (s.toolCall) {
         message["content"] = null
@@ -151,14 +197,15 @@ export const start = async (script: FakeEngine["script"] = () => ({})): Promise<
       res.writeHead(200, { "content-type": "application/json" })
       res.end(JSON.stringify(
         url.endsWith("/completions") && !url.endsWith("/chat/completions")
-          ? { id, object: "text_completion", created: 1, model, choices: [{ index: 0, text: tokens.join(""), finish_reason: s.finishReason ?? "stop" }], usage: usageJson }
-          : { id, object: "chat.completion", created: 1, model, choices: [{ index: 0, message, finish_reason: s.toolCall ? "tool_calls" : s.finishReason ?? "stop" }], usage: usageJson }
+          ? { id, object: "text_completion", created: 1, model, choices: [{ index: 0, text: tokens.join(""), finish_reason: s.finishReason ?? "stop" }], ...(usageJson === null ? {} : { usage: usageJson }) }
+          : { id, object: "chat.completion", created: 1, model, choices: [{ index: 0, message, finish_reason: s.toolCall ? "tool_calls" : s.finishReason ?? "stop" }], ...(usageJson === null ? {} : { usage: usageJson }) }
       ))
       return
     }
     res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" })
     res.flushHeaders()
     if (s.firstDelayMs) await sleep(s.firstDelayMs)
+    if (s.until) await s.until
     const legacy = url.endsWith("/completions") && !url.endsWith("/chat/completions")
     const write = (data: string) => {
       if (!ended) res.write(data)
@@ -174,12 +221,17 @@ export const start = async (script: FakeEngine["script"] = () => ({})): Promise<
       for (let i = 0; i < tokens.length; i++) {
         if (ended) return
         if (i > 0 && s.gapMs) await sleep(s.gapMs)
+        if (s.pauseAfter?.tokens === i) {
+          await s.pauseAfter.until
+          if (ended) return
+        }
         if (s.errorAfter === i) {
           write(`data: ${JSON.stringify({ error: { message: "engine died mid-stream", type: "InternalServerError", code: 500 } })}\n\n`)
           res.end()
           return
         }
         if (s.stallAfter === i) return
+        if (s.holdAfter === i) return closed
         if (s.resetAfter === i) {
           res.socket?.destroy()
           return
@@ -190,12 +242,13 @@ export const start = async (script: FakeEngine["script"] = () => ({})): Promise<
           : chunk(id, model, i === 0 ? { role: "assistant", content: tokens[i] } : { content: tokens[i] }))
       }
       if (s.stallAfter === tokens.length) return
+      if (s.holdAfter === tokens.length) return closed
       write(legacy
         ? `data: ${JSON.stringify({ id, object: "text_completion", created: 1, model, choices: [{ index: 0, text: "", finish_reason: s.finishReason ?? "stop" }] })}\n\n`
         : chunk(id, model, {}, s.finishReason ?? "stop"))
     }
     const so = body["stream_options"] as { include_usage?: boolean } | undefined
-    if (so?.include_usage) {
+    if (so?.include_usage && usageJson !== null) {
       write(`data: ${JSON.stringify({ id, object: "chat.completion.chunk", created: 1, model, choices: [], usage: usageJson })}\n\n`)
     }
     write("data: [DONE]\n\n")

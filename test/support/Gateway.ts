@@ -11,6 +11,7 @@ import { GatewayConfig } from "../../src/config/GatewayConfig.ts"
 import * as Load from "../../src/config/Load.ts"
 import type { Plan } from "../../src/config/Plan.ts"
 import * as Gateway from "../../src/Gateway.ts"
+import { Connections } from "../../src/http/Connections.ts"
 import { Lifecycle } from "../../src/http/Lifecycle.ts"
 import { RequestLog, type RequestLine } from "../../src/observability/RequestLog.ts"
 import { RetryBudget } from "../../src/resilience/RetryBudget.ts"
@@ -36,7 +37,7 @@ export const startGateway = async (
   const parsed = await planFromYaml(yaml, options.env)
   const plan: Plan = {
     ...parsed,
-    server: { host: "127.0.0.1", port: 0 },
+    server: { ...parsed.server, host: "127.0.0.1", port: 0 },
     health: options.probes === true ? parsed.health : { ...parsed.health, probeIntervalMs: 0 }
   }
   const lines: Array<RequestLine> = []
@@ -57,7 +58,8 @@ export const startGateway = async (
       affinity: yield* Affinity,
       breakers: yield* Breakers,
       retryBudget: yield* RetryBudget,
-      lifecycle: yield* Lifecycle
+      lifecycle: yield* Lifecycle,
+      connections: yield* Connections
     }
   }))
   const url = HttpServer.formatAddress(services.server.address)

@@ -12,6 +12,12 @@ const Rest = [Schema.Record(Schema.String, Schema.Unknown)] as const
 const open = <F extends Schema.Struct.Fields>(fields: F) => Schema.StructWithRest(Schema.Struct(fields), Rest)
 
 const PositiveInt = Schema.Int.check(Schema.isGreaterThan(0))
+/**
+ * An output cap: at most 2^31 − 1. Larger values are no real request, and a reservation of
+ * 2^53 tokens makes the ledger's sums lose integer precision (a float residue that never
+ * returns to zero).
+ */
+const TokenCap = Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 2_147_483_647 }))
 const NonNegativeInt = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))
 const opt = <S extends Schema.Top>(s: S) => Schema.optionalKey(Schema.NullOr(s))
 
@@ -39,19 +45,21 @@ export const Tool = open({
 const Sampling = {
   stream: opt(Schema.Boolean),
   stream_options: opt(StreamOptions),
-  max_tokens: opt(PositiveInt),
+  max_tokens: opt(TokenCap),
   temperature: opt(Schema.Finite.check(Schema.isBetween({ minimum: 0, maximum: 2 }))),
   top_p: opt(Schema.Finite.check(Schema.isBetween({ minimum: 0, maximum: 1 }))),
   n: opt(PositiveInt),
   stop: Schema.optionalKey(Stop),
   seed: opt(Schema.Int),
-  user: opt(Schema.String)
+  user: opt(Schema.String),
+  /** vLLM: generate `best_of` sequences, return the best `n` (the engine's work is `best_of`). */
+  best_of: opt(PositiveInt)
 }
 
 export const ChatCompletionRequest = open({
   model: Schema.String,
   messages: Schema.Array(ChatMessage).check(Schema.isMinLength(1)),
-  max_completion_tokens: opt(PositiveInt),
+  max_completion_tokens: opt(TokenCap),
   tools: opt(Schema.Array(Tool)),
   tool_choice: Schema.optionalKey(Schema.Unknown),
   ...Sampling
@@ -94,3 +102,26 @@ export const RerankRequest = open({
   return_documents: opt(Schema.Boolean)
 })
 export type RerankRequest = typeof RerankRequest.Type
+
+/**
+ * Top-level request fields the gateway owns: routing and dialect code write them into
+ * upstream bodies, or engines act on them with the gateway's authority. A client body
+ * carrying one is refused with 400 (never forwarded, never silently dropped):
+ *
+ * - `kv_transfer_params` (vLLM prefill/decode disaggregation, written by
+ *   routing/Disaggregation.ts): tells a decode engine where to pull KV blocks from;
+ *   forwarded, a client picks the URL an engine calls (request forgery through the fleet).
+ * - `bootstrap_host`, `bootstrap_port`, `bootstrap_room` (SGLang's disaggregation
+ *   handshake): the same, in SGLang's spelling.
+ * - `rid` (SGLang's request id, written by dialects/sglang/openai_sglang.ts and named in
+ *   `/abort_request`) and `request_id` (vLLM's): engine request ids; a client's own could
+ *   collide with another request's and abort or break it.
+ */
+export const GATEWAY_OWNED_FIELDS: ReadonlyArray<string> = [
+  "kv_transfer_params",
+  "bootstrap_host",
+  "bootstrap_port",
+  "bootstrap_room",
+  "rid",
+  "request_id"
+]

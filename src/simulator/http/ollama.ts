@@ -12,7 +12,7 @@ import { hashString } from "../engine/random.ts"
 import type { ToolChoice } from "../outputs.ts"
 import { chatPromptTokens, completionPromptTokens, type TemplateMessage } from "../tokens.ts"
 import { admitGeneration, type ErrorSender, rejectIfLoading, sendInjectedError } from "./admit.ts"
-import { embedDelayMs, embeddingVector, replyLater } from "./embeddings.ts"
+import { embedDelayMs, embeddingVector, MAX_EMBEDDING_INPUTS, replyItemsLater, tooManyInputs } from "./embeddings.ts"
 import type { Encoder, FailureKind, Generation } from "./generation.ts"
 import { forcedTool as openaiForcedTool } from "./openai.ts"
 import { bool, contentText, isRecord, type Json, num, parseJson, readJson, sendJson, type SimContext, str } from "./wire.ts"
@@ -179,6 +179,7 @@ export const handleOllamaEmbed = (ctx: SimContext, req: IncomingMessage, res: Se
     if (inputs === undefined || inputs.length === 0 || !inputs.every((x) => typeof x === "string")) {
       return ollamaErrors(res, 400, "invalid_request", "input must be a string or a list of strings")
     }
+    if (inputs.length > MAX_EMBEDDING_INPUTS) return ollamaErrors(res, 400, "invalid_request", tooManyInputs(inputs.length))
     const dims = num(raw, "dimensions") ?? ctx.profile.hiddenSize
     if (!Number.isInteger(dims) || dims < 1 || dims > ctx.profile.hiddenSize) {
       return ollamaErrors(res, 400, "invalid_request", `dimensions must be between 1 and ${ctx.profile.hiddenSize}`)
@@ -186,19 +187,20 @@ export const handleOllamaEmbed = (ctx: SimContext, req: IncomingMessage, res: Se
     if (rejectIfLoading(ctx, res, ollamaErrors)) return
     if (ctx.faults.drawRequest().failBeforeFirstToken) return sendInjectedError(ctx, res, ollamaErrors)
     let tokens = 0
-    const embeddings = inputs.map((text: string) => {
-      const ids = completionPromptTokens(text)
-      tokens += ids.length
-      return Array.from(embeddingVector(ids, dims, ctx.seed))
+    const ids = inputs.map((text: string) => {
+      const t = completionPromptTokens(text)
+      tokens += t.length
+      return t
     })
     const delay = embedDelayMs(ctx, tokens)
-    replyLater(res, delay, {
+    const shell = {
       model: ctx.model,
-      embeddings,
+      embeddings: [],
       total_duration: ns(delay * ctx.timeScale),
       load_duration: 0,
       prompt_eval_count: tokens
-    })
+    }
+    replyItemsLater(res, delay, shell, "embeddings", ids.length, (i) => Array.from(embeddingVector(ids[i]!, dims, ctx.seed)))
   })
 
 const modelEntry = (ctx: SimContext) => {

@@ -8,6 +8,7 @@
  * Must never: hold per-request state (generation.ts does), or block on anything but the socket.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http"
+import { crashEngine } from "../crash.ts"
 import type { ErrorSender } from "./admit.ts"
 import { handleAbortRequest, handleAdmin } from "./admin.ts"
 import { anthropicErrors, handleMessages } from "./anthropic.ts"
@@ -104,6 +105,12 @@ export const createSimServer = (ctx: SimContext): Server => {
       return handlePull(ctx, res, decodeURIComponent(path.slice("/kv_transfer/".length)))
     }
     if (path.startsWith("/admin/") && handleAdmin(ctx, req, res, path)) return
+    const crash = ctx.faults.current.crash
+    if (crash !== "none" && req.method === "POST") {
+      // The request that meets the fault never gets an answer: the engine dies under it.
+      req.resume()
+      return crashEngine(crash)
+    }
     if (!dialectRoutes(ctx, req, res, key)) {
       req.resume()
       notFound(ctx, res, path)

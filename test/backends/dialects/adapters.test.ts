@@ -6,7 +6,7 @@
  */
 import { Effect, Exit, Redacted, type Scope } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import type { Adapter, FrameSource } from "../../../src/backends/Contract.ts"
+import { type Adapter, type FrameSource, unaryAll } from "../../../src/backends/Contract.ts"
 import * as Anthropic from "../../../src/backends/dialects/anthropic/Client.ts"
 import * as Ollama from "../../../src/backends/dialects/ollama/Client.ts"
 import * as Sglang from "../../../src/backends/dialects/sglang/Client.ts"
@@ -60,7 +60,7 @@ describe("anthropic adapter", () => {
         usage: { input_tokens: 3, output_tokens: 1, cache_read_input_tokens: 2 }
       })]
     })
-    const exit = await run(adapter.unary(callOf("chat", { model: "claude", messages: [{ role: "user", content: "x" }] })))
+    const exit = await run(unaryAll(adapter, callOf("chat", { model: "claude", messages: [{ role: "user", content: "x" }] })))
     expect(Exit.isSuccess(exit)).toBe(true)
     const seen = fake.requests.at(-1)!
     expect(seen.path).toBe("/v1/messages")
@@ -79,7 +79,7 @@ describe("anthropic adapter", () => {
     expect(adapter.capabilities).toEqual({ chat: true, completion: false, embedding: false, rerank: false })
     const before = fake.requests.length
     for (const kind of ["completion", "embedding", "rerank"] as const) {
-      const failure = failureOf(await run(adapter.unary(callOf(kind, { model: "claude", prompt: "x", input: "x", query: "q", documents: ["d"] }))))
+      const failure = failureOf(await run(unaryAll(adapter, callOf(kind, { model: "claude", prompt: "x", input: "x", query: "q", documents: ["d"] }))))
       expect(failure?._tag).toBe("InvalidRequest")
       expect(failure?._tag === "InvalidRequest" && failure.status).toBe(400)
       expect(failure?.isRetryable).toBe(false)
@@ -126,7 +126,7 @@ describe("ollama adapter", () => {
 
   it("embeds over /api/embed and answers an OpenAI list", async () => {
     fake.route("POST", "/api/embed", { chunks: [JSON.stringify({ embeddings: [[1, 2], [3, 4]], prompt_eval_count: 6 })] })
-    const exit = await run(adapter.unary(callOf("embedding", { model: "nomic", input: ["a", "b"] }, { upstreamModel: "nomic-embed-text" })))
+    const exit = await run(unaryAll(adapter, callOf("embedding", { model: "nomic", input: ["a", "b"] }, { upstreamModel: "nomic-embed-text" })))
     expect(fake.requests.at(-1)?.body).toEqual({ model: "nomic-embed-text", input: ["a", "b"] })
     expect(Exit.isSuccess(exit)).toBe(true)
     if (Exit.isSuccess(exit)) {

@@ -8,10 +8,10 @@
  * (no breaker trip). Owns nothing beyond the attempt's scope.
  */
 import { Clock, Effect, Redacted } from "effect"
-import type { Adapter, AdapterOptions, UpstreamCall } from "../../Contract.ts"
-import { InvalidRequest, MalformedChunk, TimeToFirstTokenExceeded, TotalTimeout } from "../../Failure.ts"
+import type { Adapter, AdapterOptions, UnaryResult, UpstreamCall } from "../../Contract.ts"
+import { type FailureReason, InvalidRequest, MalformedChunk, TimeToFirstTokenExceeded, TotalTimeout } from "../../Failure.ts"
 import { failWith, readAll, readFailure, type UpstreamPool, type UpstreamResponse } from "../../Upstream.ts"
-import { bytes, clientModel, parseObject, translated } from "../openai/Wire.ts"
+import { bytes, clientModel, completionTexts, parseObject, translated } from "../openai/Wire.ts"
 import * as Errors from "./Errors.ts"
 import * as Translate from "./openai_anthropic.ts"
 import * as AnthropicStream from "./Stream.ts"
@@ -79,20 +79,27 @@ export const make = (pool: UpstreamPool, options: Options): Adapter => ({
         () => new TotalTimeout({ afterMs: options.totalMs })
       )
       if (res.status < 200 || res.status >= 300) return yield* failureOf(res)
-      const raw = yield* readAll(res.body, options.maxResponseBytes, readFailure)
-      const json = parseObject(raw.toString("utf8"))
-      if (json === undefined) return yield* new MalformedChunk({ message: "the backend answered with invalid JSON" })
-      const now = yield* Clock.currentTimeMillis
-      if (json["type"] === "error") {
-        return yield* Effect.fail(Errors.fromResponse(500, undefined, raw.toString("utf8"), now))
-      }
-      const translated = Translate.completionOf(json, clientModel(call), Math.floor(now / 1000))
-      return {
-        status: 200,
-        body: bytes(JSON.stringify(translated.body)),
-        contentType: "application/json",
-        usage: translated.usage,
-        finish: translated.finish
-      }
+      return { status: res.status, read: readUnary(res, call, options) }
     })
 })
+
+/** The second phase of a unary call: the body of a 2xx answer, read and translated. */
+const readUnary = (res: UpstreamResponse, call: UpstreamCall, options: Options): Effect.Effect<UnaryResult, FailureReason> =>
+  Effect.gen(function*() {
+    const raw = yield* readAll(res.body, options.maxResponseBytes, readFailure)
+    const json = parseObject(raw.toString("utf8"))
+    if (json === undefined) return yield* new MalformedChunk({ message: "the backend answered with invalid JSON" })
+    const now = yield* Clock.currentTimeMillis
+    if (json["type"] === "error") {
+      return yield* Effect.fail(Errors.fromResponse(500, undefined, raw.toString("utf8"), now))
+    }
+    const translated = Translate.completionOf(json, clientModel(call), Math.floor(now / 1000))
+    return {
+      status: 200,
+      body: bytes(JSON.stringify(translated.body)),
+      contentType: "application/json",
+      usage: translated.usage,
+      finish: translated.finish,
+      texts: completionTexts(translated.body)
+    }
+  })

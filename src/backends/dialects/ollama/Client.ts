@@ -8,10 +8,10 @@
  * Owns nothing beyond the attempt's scope.
  */
 import { Clock, Effect } from "effect"
-import type { Adapter, AdapterOptions, UpstreamCall } from "../../Contract.ts"
-import { InvalidRequest, MalformedChunk, TimeToFirstTokenExceeded, TotalTimeout } from "../../Failure.ts"
+import type { Adapter, AdapterOptions, UnaryResult, UpstreamCall } from "../../Contract.ts"
+import { type FailureReason, InvalidRequest, MalformedChunk, TimeToFirstTokenExceeded, TotalTimeout } from "../../Failure.ts"
 import { failWith, readAll, readFailure, type UpstreamPool, type UpstreamResponse } from "../../Upstream.ts"
-import { bytes, type ChunkHead, clientModel, parseObject, translated } from "../openai/Wire.ts"
+import { bytes, type ChunkHead, clientModel, completionTexts, parseObject, translated } from "../openai/Wire.ts"
 import * as Errors from "./Errors.ts"
 import * as Translate from "./openai_ollama.ts"
 import * as OllamaStream from "./Stream.ts"
@@ -68,26 +68,33 @@ export const make = (pool: UpstreamPool, options: Options): Adapter => ({
         () => new TotalTimeout({ afterMs: options.totalMs })
       )
       if (res.status < 200 || res.status >= 300) return yield* failureOf(res)
-      const raw = yield* readAll(res.body, options.maxResponseBytes, readFailure)
-      const json = parseObject(raw.toString("utf8"))
-      if (json === undefined) return yield* new MalformedChunk({ message: "the backend answered with invalid JSON" })
-      const now = yield* Clock.currentTimeMillis
-      if (json["error"] !== undefined && json["error"] !== null) {
-        return yield* Effect.fail(Errors.fromResponse(500, undefined, raw.toString("utf8"), now))
-      }
-      const created = Math.floor(now / 1000)
-      const model = clientModel(call)
-      const translated = call.kind === "chat"
-        ? Translate.chatCompletionOf(json, { id: `chatcmpl-${call.requestId}`, created, model } satisfies ChunkHead, call.requestId)
-        : call.kind === "completion"
-        ? Translate.textCompletionOf(json, { id: `cmpl-${call.requestId}`, created, model })
-        : { ...Translate.embeddingsOf(json, model, call.body["encoding_format"] === "base64"), finish: undefined }
-      return {
-        status: 200,
-        body: bytes(JSON.stringify(translated.body)),
-        contentType: "application/json",
-        usage: translated.usage,
-        finish: translated.finish
-      }
+      return { status: res.status, read: readUnary(res, call, options) }
     })
 })
+
+/** The second phase of a unary call: the body of a 2xx answer, read and translated. */
+const readUnary = (res: UpstreamResponse, call: UpstreamCall, options: Options): Effect.Effect<UnaryResult, FailureReason> =>
+  Effect.gen(function*() {
+    const raw = yield* readAll(res.body, options.maxResponseBytes, readFailure)
+    const json = parseObject(raw.toString("utf8"))
+    if (json === undefined) return yield* new MalformedChunk({ message: "the backend answered with invalid JSON" })
+    const now = yield* Clock.currentTimeMillis
+    if (json["error"] !== undefined && json["error"] !== null) {
+      return yield* Effect.fail(Errors.fromResponse(500, undefined, raw.toString("utf8"), now))
+    }
+    const created = Math.floor(now / 1000)
+    const model = clientModel(call)
+    const translated = call.kind === "chat"
+      ? Translate.chatCompletionOf(json, { id: `chatcmpl-${call.requestId}`, created, model } satisfies ChunkHead, call.requestId)
+      : call.kind === "completion"
+      ? Translate.textCompletionOf(json, { id: `cmpl-${call.requestId}`, created, model })
+      : { ...Translate.embeddingsOf(json, model, call.body["encoding_format"] === "base64"), finish: undefined }
+    return {
+      status: 200,
+      body: bytes(JSON.stringify(translated.body)),
+      contentType: "application/json",
+      usage: translated.usage,
+      finish: translated.finish,
+      texts: completionTexts(translated.body)
+    }
+  })

@@ -5,11 +5,12 @@
  */
 import { Clock, Effect } from "effect"
 import * as Usage from "../../../domain/Usage.ts"
-import { type Adapter, type AdapterOptions, finishReason, type UpstreamCall } from "../../Contract.ts"
-import { MalformedChunk, TimeToFirstTokenExceeded, TotalTimeout } from "../../Failure.ts"
+import { type Adapter, type AdapterOptions, finishReason, type UnaryResult, type UpstreamCall } from "../../Contract.ts"
+import { type FailureReason, MalformedChunk, TimeToFirstTokenExceeded, TotalTimeout } from "../../Failure.ts"
 import { failWith, header, readAll, readFailure, type UpstreamPool, type UpstreamResponse } from "../../Upstream.ts"
 import * as Errors from "./Errors.ts"
 import * as Translate from "./openai_openai.ts"
+import { completionTexts } from "./Wire.ts"
 import * as OpenAIStream from "./Stream.ts"
 
 export interface Options extends AdapterOptions {
@@ -61,28 +62,35 @@ export const make = (pool: UpstreamPool, options: Options): Adapter => ({
         () => new TotalTimeout({ afterMs: options.totalMs })
       )
       if (res.status < 200 || res.status >= 300) return yield* failureOf(res)
-      const body = yield* readAll(res.body, options.maxResponseBytes, readFailure)
-      let json: unknown
-      try {
-        json = JSON.parse(body.toString("utf8"))
-      } catch {
-        return yield* new MalformedChunk({ message: "the backend answered with invalid JSON" })
-      }
-      const o = (typeof json === "object" && json !== null ? json : {}) as Record<string, unknown>
-      if (o["error"] !== undefined && o["error"] !== null) {
-        const now = yield* Clock.currentTimeMillis
-        return yield* Effect.fail(Errors.fromResponse(500, undefined, body.toString("utf8"), now))
-      }
-      const choices = o["choices"]
-      const first = Array.isArray(choices) && typeof choices[0] === "object" && choices[0] !== null
-        ? (choices[0] as Record<string, unknown>)
-        : undefined
-      return {
-        status: res.status,
-        body,
-        contentType: header(res.headers, "content-type") ?? "application/json",
-        usage: Usage.fromOpenAI(o["usage"]),
-        finish: finishReason(first?.["finish_reason"])
-      }
+      return { status: res.status, read: readUnary(res, options) }
     })
 })
+
+/** The second phase of a unary call: the body of a 2xx answer, read and checked. */
+const readUnary = (res: UpstreamResponse, options: Options): Effect.Effect<UnaryResult, FailureReason> =>
+  Effect.gen(function*() {
+    const body = yield* readAll(res.body, options.maxResponseBytes, readFailure)
+    let json: unknown
+    try {
+      json = JSON.parse(body.toString("utf8"))
+    } catch {
+      return yield* new MalformedChunk({ message: "the backend answered with invalid JSON" })
+    }
+    const o = (typeof json === "object" && json !== null ? json : {}) as Record<string, unknown>
+    if (o["error"] !== undefined && o["error"] !== null) {
+      const now = yield* Clock.currentTimeMillis
+      return yield* Effect.fail(Errors.fromResponse(500, undefined, body.toString("utf8"), now))
+    }
+    const choices = o["choices"]
+    const first = Array.isArray(choices) && typeof choices[0] === "object" && choices[0] !== null
+      ? (choices[0] as Record<string, unknown>)
+      : undefined
+    return {
+      status: res.status,
+      body,
+      contentType: header(res.headers, "content-type") ?? "application/json",
+      usage: Usage.fromOpenAI(o["usage"]),
+      finish: finishReason(first?.["finish_reason"]),
+      texts: completionTexts(o)
+    }
+  })

@@ -88,6 +88,26 @@ export interface ToolCall {
   readonly arguments: string
 }
 
+/**
+ * The generated text of each choice of a unary OpenAI body (`message.content` of a chat
+ * completion, `text` of a legacy completion); empty for embeddings and rerank.
+ */
+export const completionTexts = (body: unknown): Array<string> => {
+  if (typeof body !== "object" || body === null) return []
+  const choices = (body as Record<string, unknown>)["choices"]
+  if (!Array.isArray(choices)) return []
+  const out: Array<string> = []
+  for (const choice of choices) {
+    if (typeof choice !== "object" || choice === null) continue
+    const c = choice as Record<string, unknown>
+    const message = c["message"]
+    const content = typeof message === "object" && message !== null ? (message as Record<string, unknown>)["content"] : undefined
+    if (typeof content === "string") out.push(content)
+    else if (typeof c["text"] === "string") out.push(c["text"])
+  }
+  return out
+}
+
 /** A unary `chat.completion` body. */
 export const chatCompletion = (
   head: ChunkHead,

@@ -6,7 +6,7 @@
  * fires `POST {origin}/abort_request {"rid"}` when the scope closes while the engine may
  * still be working on the request: before its response headers (interrupt, first-token
  * deadline) or mid-stream (client gone, stall, mid-stream error, relay failure). It is not
- * sent when the stream was read to its end, the unary answer arrived, or the attempt
+ * sent when the stream was read to its end, the unary answer's headers arrived, or the attempt
  * failed without the engine holding the request (refused connection, an HTTP error
  * answer). The call is bounded by `abortTimeoutMs` and never fails the finalizer; it goes
  * outside the backend's pool (the abort route lives at the origin, not under /v1, and
@@ -92,9 +92,10 @@ export const make = (pool: UpstreamPool, options: Options): Adapter => {
       Effect.gen(function*() {
         if (call.kind === "embedding" || call.kind === "rerank") return yield* inner.unary(call)
         const held = yield* abortOnClose(pool, call.requestId, options.abortTimeoutMs)
-        const result = yield* inner.unary(withRid(call)).pipe(Effect.tapError(settle(held)))
+        const response = yield* inner.unary(withRid(call)).pipe(Effect.tapError(settle(held)))
+        // A 2xx unary answer means the engine finished the request: nothing left to abort.
         held.state = "over"
-        return result
+        return response
       })
   }
 }

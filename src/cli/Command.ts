@@ -1,0 +1,139 @@
+/**
+ * The command line's grammar: which commands exist, which flags each takes, and turning
+ * argv into one typed `Invocation` (or a usage error). Flags are tokenized by Node's own
+ * `util.parseArgs` in strict mode, so an unknown flag, a missing value or a stray argument
+ * is an error, never ignored.
+ *
+ * Must never: import effect or anything that starts, loads or reads (this runs before
+ * `--help` and `--version` print, which must stay instant). A new command (the key
+ * commands of the identity work) is one more entry in `COMMANDS` and one more case here.
+ */
+import { parseArgs, type ParseArgsOptionsConfig } from "node:util"
+import type { Flags } from "../config/Settings.ts"
+
+export const COMMANDS = ["serve", "check-config", "simulate", "help"] as const
+export type CommandName = typeof COMMANDS[number]
+
+/** Accepted by `--log-level` (any case). */
+export const LOG_LEVELS = ["trace", "debug", "info", "warn", "warning", "error", "fatal", "none", "all"] as const
+
+export type Invocation =
+  | { readonly _tag: "Help"; readonly topic: CommandName | undefined }
+  | { readonly _tag: "Version" }
+  | { readonly _tag: "Serve"; readonly flags: Flags }
+  | { readonly _tag: "CheckConfig"; readonly files: ReadonlyArray<string> }
+  /** The simulator parses its own flags (strictly too: src/simulator/fleet.ts). */
+  | { readonly _tag: "Simulate"; readonly argv: ReadonlyArray<string> }
+  | { readonly _tag: "UsageError"; readonly message: string; readonly topic: CommandName | undefined }
+
+const help = { help: { type: "boolean", short: "h" } } as const satisfies ParseArgsOptionsConfig
+
+const serveOptions = {
+  ...help,
+  version: { type: "boolean" },
+  config: { type: "string" },
+  upstream: { type: "string" },
+  host: { type: "string" },
+  port: { type: "string" },
+  "log-level": { type: "string" },
+  workers: { type: "string" }
+} as const satisfies ParseArgsOptionsConfig
+
+const isCommand = (word: string): word is CommandName => (COMMANDS as ReadonlyArray<string>).includes(word)
+
+const usageError = (message: string, topic: CommandName | undefined): Invocation => ({ _tag: "UsageError", message, topic })
+
+/** Node's parseArgs messages, first sentence only (its hint about `--` is noise here). */
+const parseError = (e: unknown): string => {
+  const text = e instanceof Error ? e.message : String(e)
+  const first = text.split("\n")[0] ?? text
+  const unknown = /^Unknown option '(.+?)'/.exec(first)
+  return unknown !== null ? `unknown flag ${unknown[1]}` : first
+}
+
+/** Node's parser throws on bad input; this is the boundary that turns that into data. */
+const attempt = <A>(f: () => A): { readonly ok: true; readonly value: A } | { readonly ok: false; readonly message: string } => {
+  try {
+    return { ok: true, value: f() }
+  } catch (e) {
+    return { ok: false, message: parseError(e) }
+  }
+}
+
+/** Flags of commands that take only `--help`, plus positional arguments. */
+const parseHelpOnly = (args: ReadonlyArray<string>) =>
+  attempt(() => parseArgs({ args: [...args], options: help, strict: true, allowPositionals: true }))
+
+const parsePort = (raw: string): number | undefined => {
+  if (!/^\d{1,5}$/.test(raw)) return undefined
+  const n = Number(raw)
+  return n <= 65535 ? n : undefined
+}
+
+const parseWorkers = (raw: string): number | "auto" | undefined => {
+  if (raw === "auto") return "auto"
+  if (!/^\d{1,4}$/.test(raw)) return undefined
+  const n = Number(raw)
+  return n >= 1 ? n : undefined
+}
+
+const parseServe = (args: ReadonlyArray<string>, topic: CommandName | undefined): Invocation => {
+  const parsed = attempt(() => parseArgs({ args: [...args], options: serveOptions, strict: true, allowPositionals: true }))
+  if (!parsed.ok) return usageError(parsed.message, topic)
+  const v = parsed.value.values
+  if (v.help === true) return { _tag: "Help", topic }
+  if (v.version === true) return { _tag: "Version" }
+  const stray = parsed.value.positionals[0]
+  if (stray !== undefined) {
+    return topic === undefined
+      ? usageError(`unknown command "${stray}"`, undefined)
+      : usageError(`unexpected argument "${stray}"`, topic)
+  }
+  let port: number | undefined
+  if (v.port !== undefined) {
+    port = parsePort(v.port)
+    if (port === undefined) return usageError(`--port must be a port number (0-65535), got "${v.port}"`, topic)
+  }
+  let workers: number | "auto" | undefined
+  if (v.workers !== undefined) {
+    workers = parseWorkers(v.workers)
+    if (workers === undefined) return usageError(`--workers must be a positive integer or "auto", got "${v.workers}"`, topic)
+  }
+  const level = v["log-level"]
+  if (level !== undefined && !(LOG_LEVELS as ReadonlyArray<string>).includes(level.toLowerCase())) {
+    return usageError(`--log-level must be one of ${LOG_LEVELS.join(", ")}, got "${level}"`, topic)
+  }
+  return {
+    _tag: "Serve",
+    flags: { config: v.config, upstream: v.upstream, host: v.host, port, logLevel: level, workers }
+  }
+}
+
+/** argv (without node and the script) → what to do. */
+export const parse = (argv: ReadonlyArray<string>): Invocation => {
+  const first = argv[0]
+  // No command word: the flags are serve's (`sluice --config x.yaml`, as `npm start -- …` passes them).
+  if (first === undefined || first.startsWith("-")) return parseServe(argv, undefined)
+  const rest = argv.slice(1)
+  if (!isCommand(first)) return usageError(`unknown command "${first}"`, undefined)
+  switch (first) {
+    case "serve":
+      return parseServe(rest, "serve")
+    case "simulate":
+      return { _tag: "Simulate", argv: rest }
+    case "check-config": {
+      const parsed = parseHelpOnly(rest)
+      if (!parsed.ok) return usageError(parsed.message, "check-config")
+      if (parsed.value.values.help === true) return { _tag: "Help", topic: "check-config" }
+      return { _tag: "CheckConfig", files: parsed.value.positionals }
+    }
+    case "help": {
+      const parsed = parseHelpOnly(rest)
+      if (!parsed.ok) return usageError(parsed.message, "help")
+      const [topic, extra] = parsed.value.positionals
+      if (topic === undefined) return { _tag: "Help", topic: undefined }
+      if (extra !== undefined) return usageError(`unexpected argument "${extra}"`, "help")
+      return isCommand(topic) ? { _tag: "Help", topic } : usageError(`unknown command "${topic}"`, undefined)
+    }
+  }
+}

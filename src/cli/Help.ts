@@ -1,0 +1,74 @@
+/**
+ * The command line's help texts, one per command. Plain strings: printing help loads
+ * nothing else. Must never: parse arguments (Command.ts does) or start anything.
+ */
+import type { CommandName } from "./Command.ts"
+
+const overview = `Sluice: an OpenAI-compatible inference gateway for LLM traffic.
+
+Usage:
+  sluice [serve] [flags]          start the gateway (the default command)
+  sluice check-config [FILE...]   decode and validate config files, print every error
+  sluice simulate [flags]         run the inference-engine simulator on its own
+  sluice help [COMMAND]           help for a command
+  sluice --version                print the version
+
+Run 'sluice help serve' for the gateway's flags and environment variables.`
+
+const serve = `Usage: sluice [serve] [flags]
+
+Starts the gateway in front of the backends of its config file (by default
+config/sluice.yaml: a built-in simulated GPU fleet). SIGINT/SIGTERM drain: readiness
+turns 503, new requests get 503, in-flight streams get up to timeouts.drain to finish.
+
+Flags (each wins over its environment variable):
+  --config FILE        config file                       SLUICE_CONFIG (default config/sluice.yaml)
+  --upstream URL       quick start: front one OpenAI-compatible server for every model
+                       its /models lists                 SLUICE_UPSTREAM (key: SLUICE_UPSTREAM_API_KEY)
+  --host HOST          listen address                    HOST (default: the config's server.host)
+  --port N             listen port (0-65535)             PORT (default: the config's server.port)
+  --log-level LEVEL    trace|debug|info|warn|error|fatal|none
+                                                         SLUICE_LOG_LEVEL or LOG_LEVEL (default info)
+  --workers N|auto     node:cluster workers sharing the socket
+                                                         SLUICE_WORKERS (default 1)
+  -h, --help           this help
+  --version            print the version
+
+Other environment: DATABASE_URL (audit ledger in Postgres), REDIS_URL (shared budgets),
+SLUICE_DATA_DIR (embedded ledger folder, default data/), OTEL_EXPORTER_OTLP_ENDPOINT
+(traces over OTLP/HTTP), OTEL_SERVICE_NAME.`
+
+const checkConfig = `Usage: sluice check-config [FILE...]
+
+Decodes and validates each file with the gateway's own loader, exactly as serve would
+at start, and prints every problem with the path that holds it, e.g.
+  config/sluice.yaml: backends[1].max_concurency: Expected no excess property
+Without FILE it checks what serve would load ($SLUICE_CONFIG or config/sluice.yaml).
+Backends' api_key_env variables are read from the environment, as at start.
+
+Exit status: 0 when every file is valid, 1 when one is not, 2 on a usage error.`
+
+const simulate = `Usage: sluice simulate [flags]
+
+Runs the inference-engine simulator on its own (vLLM/OpenAI, Anthropic, Ollama or
+SGLang wire protocol), one instance from flags or a whole fleet from a file.
+Run 'sluice simulate --help' for its flags.`
+
+const helpText = `Usage: sluice help [COMMAND]
+
+Prints help for COMMAND (serve, check-config, simulate), or the overview.`
+
+export const text = (topic: CommandName | undefined): string => {
+  switch (topic) {
+    case undefined:
+      return overview
+    case "serve":
+      return serve
+    case "check-config":
+      return checkConfig
+    case "simulate":
+      return simulate
+    case "help":
+      return helpText
+  }
+}
