@@ -8,6 +8,10 @@
  */
 import { Data, type Exit, Result } from "effect"
 import { summarize } from "../domain/SchemaIssues.ts"
+import type { InferenceCall } from "./openai/Calls.ts"
+
+/** What an inbound translator produces: a chat call, as the chat endpoint would have decoded it. */
+export type ChatCall = Extract<InferenceCall, { readonly kind: "chat" }>
 
 /** A request the inbound API accepts on its wire but Sluice cannot serve (always a 400). */
 export class Refused extends Data.TaggedError("Refused")<{

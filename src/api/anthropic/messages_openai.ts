@@ -35,9 +35,8 @@
  * Pure functions: never performs I/O, never reads the clock.
  */
 import { Result, Schema } from "effect"
-import type { InferenceCall } from "../openai/Calls.ts"
 import { ChatCompletionRequest } from "../openai/Requests.ts"
-import { fromSchema, isRecord, Refused } from "../Inbound.ts"
+import { type ChatCall, fromSchema, isRecord, Refused } from "../Inbound.ts"
 import {
   type ContentBlock,
   CountTokensRequest,
@@ -48,7 +47,6 @@ import {
   type ToolChoice
 } from "./Requests.ts"
 
-export type ChatCall = Extract<InferenceCall, { readonly kind: "chat" }>
 type ChatMessage = ChatCompletionRequest["messages"][number]
 type Part = Readonly<Record<string, unknown>>
 
