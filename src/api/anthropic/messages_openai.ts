@@ -83,7 +83,7 @@ const toolResultContent = (block: Block<"tool_result">, path: string): string | 
   if (typeof content === "string") return content
   const parts = content.map((b, k): Part => {
     if (b.type === "text") return { type: "text", text: b.text }
-    return refuse(`tool results may hold text only; a ${b.type} block has no place in a chat tool message`, `${path}.content[${k}]`)
+    return refuse(`tool results may hold text only (a chat tool message cannot carry a ${b.type} block)`, `${path}.content[${k}]`)
   })
   return textOf(parts)
 }

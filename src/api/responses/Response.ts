@@ -127,7 +127,7 @@ export const response = (
     output.push(messageItem(itemId("msg", head, output.length), [{ type: "refusal", refusal: answer.refusal }], itemStatus))
   }
   for (const call of answer.toolCalls) {
-    output.push(functionCallItem(itemId("fc", head, output.length), { callId: call.id, name: call.name, arguments: call.arguments }, "completed"))
+    output.push(functionCallItem(itemId("fc", head, output.length), { callId: call.id, name: call.name, arguments: call.arguments }, itemStatus))
   }
   return envelope(head, status, output, {
     usage: usageJson(usage ?? usageOfBody(body)),

@@ -175,6 +175,7 @@ const chatBodyOf = (req: ResponsesRequest, items: ReadonlyArray<{ readonly item:
   for (const [key, value] of Object.entries(req)) if (!RESPONSES_FIELDS.has(key)) body[key] = value
   body["model"] = req.model
   const messages = messagesOf(items)
+  if (messages.length === 0) refuse("the input holds no message to answer", "input")
   if (typeof req.instructions === "string" && req.instructions !== "") messages.unshift({ role: "system", content: req.instructions })
   body["messages"] = messages
   if (req.tools !== undefined && req.tools.length > 0) {
