@@ -8,6 +8,7 @@
  */
 import { Data, type Exit, Result } from "effect"
 import { summarize } from "../domain/SchemaIssues.ts"
+import type { Usage } from "../domain/Usage.ts"
 import type { InferenceCall } from "./openai/Calls.ts"
 
 /** What an inbound translator produces: a chat call, as the chat endpoint would have decoded it. */
@@ -50,12 +51,6 @@ export const parseObject = (text: string): Json | undefined => {
   } catch {
     return undefined
   }
-}
-
-/** A `data:` URL split into its media type and base64 payload; undefined for any other URL. */
-export const dataUrl = (url: string): { readonly mediaType: string; readonly data: string } | undefined => {
-  const m = /^data:([^;,]+);base64,(.*)$/s.exec(url)
-  return m === null ? undefined : { mediaType: m[1]!, data: m[2]! }
 }
 
 /** One tool call of a chat-completion message. */
@@ -108,6 +103,25 @@ export const chatAnswer = (body: unknown): ChatAnswer => {
     toolCalls,
     stopString: str(choice["stop_reason"]),
     finishReason: str(choice["finish_reason"])
+  }
+}
+
+const count = (v: unknown): number => (typeof v === "number" && Number.isFinite(v) ? v : 0)
+
+/**
+ * The `usage` object of a chat-completion body as gateway usage, for an encoder that was
+ * handed no parsed usage (the pipeline always passes it; this keeps a body's own counts).
+ */
+export const usageOfChatBody = (body: unknown): Usage | undefined => {
+  if (!isRecord(body) || !isRecord(body["usage"])) return undefined
+  const u = body["usage"]
+  const input = isRecord(u["prompt_tokens_details"]) ? u["prompt_tokens_details"] : {}
+  const output = isRecord(u["completion_tokens_details"]) ? u["completion_tokens_details"] : {}
+  return {
+    promptTokens: count(u["prompt_tokens"]),
+    completionTokens: count(u["completion_tokens"]),
+    cachedTokens: count(input["cached_tokens"]),
+    reasoningTokens: count(output["reasoning_tokens"])
   }
 }
 

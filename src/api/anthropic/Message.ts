@@ -18,7 +18,7 @@
  */
 import type { Usage } from "../../domain/Usage.ts"
 import type { FinishReason } from "../Events.ts"
-import { type ChatToolCall, chatAnswer, isRecord, parseObject } from "../Inbound.ts"
+import { type ChatToolCall, chatAnswer, parseObject, usageOfChatBody } from "../Inbound.ts"
 
 export type StopReason = "end_turn" | "max_tokens" | "stop_sequence" | "tool_use" | "refusal"
 
@@ -92,17 +92,7 @@ export const message = (
     content,
     stop_reason: reason,
     stop_sequence: reason === "stop_sequence" ? answer.stopString ?? null : null,
-    usage: usageJson(usage ?? usageOfBody(body))
+    usage: usageJson(usage ?? usageOfChatBody(body))
   }
 }
 
-/** The body's own `usage`, when the pipeline passed none (it always should). */
-const usageOfBody = (body: unknown): Usage | undefined => {
-  if (!isRecord(body) || !isRecord(body["usage"])) return undefined
-  const u = body["usage"]
-  const prompt = typeof u["prompt_tokens"] === "number" ? u["prompt_tokens"] : 0
-  const completion = typeof u["completion_tokens"] === "number" ? u["completion_tokens"] : 0
-  const details = isRecord(u["prompt_tokens_details"]) ? u["prompt_tokens_details"] : {}
-  const cached = typeof details["cached_tokens"] === "number" ? details["cached_tokens"] : 0
-  return { promptTokens: prompt, completionTokens: completion, cachedTokens: cached }
-}

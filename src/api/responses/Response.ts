@@ -16,7 +16,7 @@
  */
 import type { Usage } from "../../domain/Usage.ts"
 import type { FinishReason } from "../Events.ts"
-import { chatAnswer, isRecord } from "../Inbound.ts"
+import { chatAnswer, usageOfChatBody } from "../Inbound.ts"
 
 export interface ResponseHead {
   /** `resp_<request id>`. */
@@ -130,22 +130,9 @@ export const response = (
     output.push(functionCallItem(itemId("fc", head, output.length), { callId: call.id, name: call.name, arguments: call.arguments }, itemStatus))
   }
   return envelope(head, status, output, {
-    usage: usageJson(usage ?? usageOfBody(body)),
+    usage: usageJson(usage ?? usageOfChatBody(body)),
     incomplete,
     completedAt: status === "completed" ? now : null
   })
 }
 
-/** The body's own `usage`, when the pipeline passed none (it always should). */
-const usageOfBody = (body: unknown): Usage | undefined => {
-  if (!isRecord(body) || !isRecord(body["usage"])) return undefined
-  const u = body["usage"]
-  const details = isRecord(u["prompt_tokens_details"]) ? u["prompt_tokens_details"] : {}
-  const out = isRecord(u["completion_tokens_details"]) ? u["completion_tokens_details"] : {}
-  return {
-    promptTokens: typeof u["prompt_tokens"] === "number" ? u["prompt_tokens"] : 0,
-    completionTokens: typeof u["completion_tokens"] === "number" ? u["completion_tokens"] : 0,
-    cachedTokens: typeof details["cached_tokens"] === "number" ? details["cached_tokens"] : 0,
-    reasoningTokens: typeof out["reasoning_tokens"] === "number" ? out["reasoning_tokens"] : 0
-  }
-}
