@@ -95,4 +95,3 @@ export const message = (
     usage: usageJson(usage ?? usageOfChatBody(body))
   }
 }
-

@@ -135,4 +135,3 @@ export const response = (
     completedAt: status === "completed" ? now : null
   })
 }
-
