@@ -63,7 +63,7 @@ const refuse = (message: string, param: string): never => {
 }
 
 const textOf = (blocks: ReadonlyArray<Part>): string | ReadonlyArray<Part> =>
-  blocks.length === 1 && blocks[0]!["type"] === "text" ? String(blocks[0]!["text"]) : blocks
+  blocks.length === 1 && blocks[0]?.["type"] === "text" ? String(blocks[0]["text"]) : blocks
 
 const imagePart = (block: Block<"image">, path: string): Part => {
   const source = block.source

@@ -53,7 +53,7 @@ const refuse = (message: string, param: string): never => {
 }
 
 const textOf = (parts: ReadonlyArray<Part>): string | ReadonlyArray<Part> =>
-  parts.length === 1 && parts[0]!["type"] === "text" ? String(parts[0]!["text"]) : parts
+  parts.length === 1 && parts[0]?.["type"] === "text" ? String(parts[0]["text"]) : parts
 
 type Known = "input_text" | "input_image" | "output_text" | "refusal"
 const isPart = <T extends Known>(part: ContentPart, type: T): part is Extract<ContentPart, { readonly type: T }> =>
