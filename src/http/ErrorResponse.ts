@@ -6,12 +6,41 @@
  */
 import { HttpServerResponse } from "effect/http"
 import type { BudgetExceeded } from "../admission/Budget.ts"
+import type {
+  AdminDisabled,
+  AdminUnauthorized,
+  AuthUnavailable,
+  InvalidAdminRequest,
+  KeyNotFound,
+  ModelNotAllowed,
+  TenantNotFound,
+  Unauthenticated
+} from "../auth/Errors.ts"
+import type { StoreError, TenantExists } from "../stores/KeyStore.ts"
 import { type ErrorBody, envelope, sseEvent } from "../api/openai/ErrorEnvelope.ts"
 import type { FailureReason } from "../backends/Failure.ts"
 import type { BackendFailed, BackendsExhausted, NoBackendAvailable } from "../dispatch/Errors.ts"
 import type { RequestError } from "./RequestErrors.ts"
 
-export type GatewayError = RequestError | BudgetExceeded | BackendFailed | BackendsExhausted | NoBackendAvailable
+export type AuthError = Unauthenticated | ModelNotAllowed | AuthUnavailable
+
+export type AdminError =
+  | AdminUnauthorized
+  | AdminDisabled
+  | TenantNotFound
+  | KeyNotFound
+  | TenantExists
+  | InvalidAdminRequest
+  | StoreError
+
+export type GatewayError =
+  | RequestError
+  | AuthError
+  | AdminError
+  | BudgetExceeded
+  | BackendFailed
+  | BackendsExhausted
+  | NoBackendAvailable
 
 export interface WireError {
   readonly status: number
@@ -80,6 +109,32 @@ export const toWire = (error: GatewayError): WireError => {
       return err(413, "invalid_request_error", `The request body exceeds the limit of ${error.limit} bytes.`, "request_too_large")
     case "UnsupportedOperation":
       return err(400, "invalid_request_error", error.message, "unsupported")
+    case "Unauthenticated":
+      // One answer for missing, malformed, unknown, revoked and expired keys: it never says which.
+      return err(
+        401,
+        "invalid_request_error",
+        "Invalid or missing API key. Send a valid key as `Authorization: Bearer <key>` or `x-api-key: <key>`.",
+        "invalid_api_key"
+      )
+    case "ModelNotAllowed":
+      return err(403, "permission_error", `This API key may not use the model \`${error.model}\`.`, "model_not_allowed", "model")
+    case "AuthUnavailable":
+      return err(503, "server_error", "API keys cannot be checked right now; retry shortly.", "auth_unavailable", null, 1000)
+    case "AdminUnauthorized":
+      return err(401, "invalid_request_error", "Invalid or missing admin token (`Authorization: Bearer <SLUICE_ADMIN_TOKEN>`).", "invalid_admin_token")
+    case "AdminDisabled":
+      return err(404, "invalid_request_error", `Unknown request URL: ${error.path}.`, "unknown_url")
+    case "TenantNotFound":
+      return err(404, "not_found_error", `No tenant \`${error.tenant}\`.`, "tenant_not_found", "tenant")
+    case "KeyNotFound":
+      return err(404, "not_found_error", `No API key \`${error.key}\`.`, "key_not_found", "key")
+    case "TenantExists":
+      return err(409, "invalid_request_error", `Tenant \`${error.tenant}\` already exists.`, "tenant_exists", "id")
+    case "InvalidAdminRequest":
+      return err(400, "invalid_request_error", error.message, "invalid_value", error.param)
+    case "StoreError":
+      return err(503, "server_error", "The key store is unavailable; retry shortly.", "store_unavailable", null, 1000)
     case "Draining":
       return err(503, "server_error", "The gateway is shutting down; retry on another instance.", "draining", null, 1000)
     case "BudgetExceeded":

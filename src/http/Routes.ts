@@ -1,12 +1,14 @@
 /**
- * The public routes: the OpenAI-compatible API, health, and OpenAI-style 404/405 answers
- * for everything else. Handlers live in Handlers.ts; this file only wires paths.
+ * The public routes: the OpenAI-compatible API, health, the admin API (Admin.ts), and
+ * OpenAI-style 404/405 answers for everything else. Handlers live in Handlers.ts; this file
+ * only wires paths.
  */
 import { Effect, Layer } from "effect"
 import { HttpRouter, HttpServerResponse } from "effect/http"
 import { envelope } from "../api/openai/ErrorEnvelope.ts"
 import { GatewayConfig } from "../config/GatewayConfig.ts"
 import type { CallKind } from "../backends/Contract.ts"
+import * as Admin from "./Admin.ts"
 import { makeHandler } from "./Handlers.ts"
 import { Lifecycle } from "./Lifecycle.ts"
 import { UsageSink } from "../accounting/Accounting.ts"
@@ -103,5 +105,6 @@ export const layer = Layer.mergeAll(
   Models,
   Health,
   Prometheus,
+  Admin.layer,
   Fallback
 )

@@ -6,6 +6,8 @@ import { Effect, Layer, ManagedRuntime } from "effect"
 import { HttpServer } from "effect/http"
 import { UsageSink } from "../../src/accounting/Accounting.ts"
 import { TokenBudget } from "../../src/admission/Budget.ts"
+import { ApiKeys } from "../../src/auth/ApiKeys.ts"
+import { KeyAdmin } from "../../src/auth/KeyAdmin.ts"
 import { EngineLauncher, Fleet } from "../../src/backends/Fleet.ts"
 import { GatewayConfig } from "../../src/config/GatewayConfig.ts"
 import * as Load from "../../src/config/Load.ts"
@@ -57,7 +59,9 @@ export const startGateway = async (
       affinity: yield* Affinity,
       breakers: yield* Breakers,
       retryBudget: yield* RetryBudget,
-      lifecycle: yield* Lifecycle
+      lifecycle: yield* Lifecycle,
+      keyAdmin: yield* KeyAdmin,
+      apiKeys: yield* ApiKeys
     }
   }))
   const url = HttpServer.formatAddress(services.server.address)
