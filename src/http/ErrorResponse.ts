@@ -168,6 +168,20 @@ export const toWire = (error: GatewayError): WireError => {
   }
 }
 
+const TAGS: ReadonlySet<string> = new Set([
+  "InvalidJson", "InvalidBody", "UnknownModel", "BodyTooLarge", "UnsupportedOperation", "Draining",
+  "Unauthenticated", "ModelNotAllowed", "AuthUnavailable", "AdminUnauthorized", "AdminDisabled", "TenantNotFound",
+  "KeyNotFound", "TenantExists", "InvalidAdminRequest", "StoreError", "BudgetExceeded", "BackendFailed",
+  "NoBackendAvailable", "BackendsExhausted"
+])
+
+/** Whether `error` is one of the tagged errors this module maps (by its tag). */
+const isGatewayError = (error: unknown): error is GatewayError =>
+  typeof error === "object" && error !== null && "_tag" in error && typeof error._tag === "string" && TAGS.has(error._tag)
+
+/** The wire answer of an error this module knows (the command line prints its message), else undefined. */
+export const toWireIfKnown = (error: unknown): WireError | undefined => isGatewayError(error) ? toWire(error) : undefined
+
 export const response = (wire: WireError, requestId: string): HttpServerResponse.HttpServerResponse => {
   const headers: Record<string, string> = { "x-request-id": requestId }
   if (wire.retryAfterMs !== undefined) headers["retry-after"] = String(Math.max(1, Math.ceil(wire.retryAfterMs / 1000)))

@@ -2,7 +2,8 @@
  * Starts the real gateway graph (Gateway.make) on an ephemeral port for integration
  * tests, from YAML text, and exposes the services whose state the invariants are about.
  */
-import { Effect, Layer, ManagedRuntime } from "effect"
+import { Context, Effect, Layer, ManagedRuntime } from "effect"
+import { SqlClient } from "effect/sql"
 import { HttpServer } from "effect/http"
 import { UsageSink } from "../../src/accounting/Accounting.ts"
 import { TokenBudget } from "../../src/admission/Budget.ts"
@@ -61,7 +62,9 @@ export const startGateway = async (
       retryBudget: yield* RetryBudget,
       lifecycle: yield* Lifecycle,
       keyAdmin: yield* KeyAdmin,
-      apiKeys: yield* ApiKeys
+      apiKeys: yield* ApiKeys,
+      /** The key store's database (SQLite in memory unless DATABASE_URL is given). */
+      database: Context.make(SqlClient.SqlClient, yield* SqlClient.SqlClient)
     }
   }))
   const url = HttpServer.formatAddress(services.server.address)
