@@ -39,6 +39,15 @@ auth: { revocation_channel: "sluice-test:revocations:${run}" }
     }
   })
   afterAll(async () => {
+    // Only this run's rows: the tables are shared with other runs and never dropped.
+    const a = replicas[0]
+    if (a !== undefined) {
+      await a.run(Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        yield* sql`DELETE FROM sluice_keys WHERE tenant_id = ${`rev-${run}`}`
+        yield* sql`DELETE FROM sluice_tenants WHERE id = ${`rev-${run}`}`
+      }).pipe(Effect.provide(a.database)))
+    }
     for (const gw of replicas) await gw.close()
     await engine?.close()
   })

@@ -34,7 +34,15 @@ describe.each(databases)("key store on %s", (label, location) => {
     // Opens and migrates; a missing PostgreSQL fails here.
     await go(Effect.asVoid(KeyStore))
   })
-  afterAll(() => runtime.dispose())
+  afterAll(async () => {
+    // Only this run's rows: the tables are shared with other runs and never dropped.
+    await go(Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      yield* sql`DELETE FROM sluice_keys WHERE tenant_id LIKE ${`%-${run}`}`
+      yield* sql`DELETE FROM sluice_tenants WHERE id LIKE ${`%-${run}`}`
+    }))
+    await runtime.dispose()
+  })
 
   it("creates, reads, lists, renames and disables tenants; a second create is a conflict", async () => {
     const acme = tenant("acme")
