@@ -17,6 +17,7 @@ const LAYERS = [
   "api",
   "config",
   "observability",
+  "stores",
   "resilience",
   "backends",
   "admission",

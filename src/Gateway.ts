@@ -1,7 +1,7 @@
 /**
  * The single Layer graph of the gateway:
  *
- *   config → observability → stores → backends → admission → routing → dispatch → http
+ *   config → observability → database, keys → registries → stores → backends → admission → routing → dispatch → http
  *
  * This is the only file that wires layers across folders. `make` takes the few parts a
  * deployment or a test swaps (where the config comes from, how simulated engines start,
@@ -14,6 +14,12 @@ import { createServer, type Server } from "node:http"
 import { Accounting } from "./accounting/Accounting.ts"
 import * as Sinks from "./accounting/Sinks.ts"
 import * as Stores from "./admission/Stores.ts"
+import { AdminToken } from "./auth/AdminToken.ts"
+import { ApiKeys } from "./auth/ApiKeys.ts"
+import { Authentication } from "./auth/Authentication.ts"
+import { KeyAdmin } from "./auth/KeyAdmin.ts"
+import * as Protection from "./auth/Protection.ts"
+import { Revocations } from "./auth/Revocations.ts"
 import { HealthReports } from "./backends/Actor.ts"
 import { type EngineLauncher, Fleet } from "./backends/Fleet.ts"
 import * as SimulatedEngines from "./backends/SimulatedEngines.ts"
@@ -22,6 +28,7 @@ import { GatewayConfig } from "./config/GatewayConfig.ts"
 import type * as Settings from "./config/Settings.ts"
 import { Dispatcher } from "./dispatch/Dispatch.ts"
 import * as ConnectionLimits from "./http/Connections.ts"
+import { Authenticators } from "./extensions/Registries.ts"
 import { Lifecycle } from "./http/Lifecycle.ts"
 import * as Routes from "./http/Routes.ts"
 import { EventLoopDelay } from "./observability/EventLoopDelay.ts"
@@ -35,17 +42,24 @@ import { Placement } from "./routing/Placement.ts"
 import { Dialects } from "./backends/Dialects.ts"
 import { RoutingPlugins } from "./routing/Registry.ts"
 import { Router } from "./routing/Router.ts"
+import * as Database from "./stores/Database.ts"
+import { KeyStore } from "./stores/KeyStore.ts"
 
 /** The registries extensions add to. */
-export type Registries = RoutingPlugins | Dialects | PlanChecks
+export type Registries = RoutingPlugins | Dialects | Authenticators | PlanChecks
 
-const registries = Layer.mergeAll(RoutingPlugins.layer, Dialects.layer).pipe(Layer.provideMerge(PlanChecks.layer))
+const registries = Layer.mergeAll(RoutingPlugins.layer, Dialects.layer, Authenticators.layer).pipe(
+  Layer.provideMerge(PlanChecks.layer)
+)
 
 export interface GatewayParts<E> {
   readonly config: Layer.Layer<GatewayConfig, E>
   readonly launcher: Layer.Layer<EngineLauncher>
   readonly requestLog: Layer.Layer<RequestLog>
-  /** Where the embedded audit ledger is written when no database is configured (none: memory only). */
+  /**
+   * The data folder: the embedded database (`sluice.db`: tenants, keys) and the embedded audit
+   * ledger live there when no `DATABASE_URL` is set (none: both in memory only).
+   */
   readonly dataDir?: string | undefined
   /**
    * Extensions: layers that add entries to the registries (routing plugins, ...). Built
@@ -139,12 +153,23 @@ export const make = <E>(parts: GatewayParts<E>) => {
     Sinks.fromEnvironment(initial.ledger, initial.timeouts.drainMs, parts.dataDir)))
   const stores = Layer.mergeAll(Stores.budgetLayer, usage, RetryBudget.layer, Affinity.layer, Breakers.layer, Placement.layer)
   const backends = Fleet.layer.pipe(Layer.provideMerge(HealthReports.layer), Layer.provide(parts.launcher))
+  // Tenants and keys: the database, the key store, key events between replicas, and the
+  // `api_key` authenticator, registered before extensions add theirs and the plan is checked.
+  const revocations = Layer.unwrap(Effect.map(GatewayConfig, ({ initial }) =>
+    Revocations.fromEnvironment(initial.auth.revocationChannel)))
+  const keys = ApiKeys.layer.pipe(
+    Layer.provideMerge(Layer.mergeAll(KeyStore.layer, revocations)),
+    Layer.provideMerge(Database.fromEnvironment(parts.dataDir))
+  )
+  const withKeys = ApiKeys.register.pipe(Layer.provideMerge(registries), Layer.provideMerge(keys))
   const extended = parts.extensions === undefined
-    ? registries
-    : parts.extensions.pipe(Layer.provideMerge(registries))
+    ? withKeys
+    : parts.extensions.pipe(Layer.provideMerge(withKeys))
+  // Authentication seals the authenticator registry; the protected-mode rule runs before the listener.
+  const identity = Layer.mergeAll(Authentication.layer, KeyAdmin.layer, AdminToken.fromEnvironment, Protection.layer)
   // The plan is checked against the registries once every extension has registered,
   // before any backend, engine or listener starts.
-  const core = Layer.mergeAll(Accounting.layer, Router.layer, Dispatcher.layer).pipe(
+  const core = Layer.mergeAll(Accounting.layer, Router.layer, Dispatcher.layer, identity).pipe(
     Layer.provideMerge(backends),
     Layer.provideMerge(Layer.mergeAll(stores, Lifecycle.layer)),
     Layer.provideMerge(verifyPlan),

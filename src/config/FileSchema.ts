@@ -298,6 +298,50 @@ export const Extensions = Schema.Struct({
   timeout: Schema.optionalKey(Duration)
 })
 
+/** A tenant declared in the config file (GitOps-style; tenants can also live in the database). */
+export const AuthTenant = Schema.Struct({
+  name: Schema.optionalKey(Schema.String)
+})
+
+/**
+ * An API key declared in the config file: its public id and the Argon2id hash of the whole
+ * key (`sluice keys hash` prints both), never the key itself.
+ */
+export const AuthKey = Schema.Struct({
+  /** The key id: the 12 characters after `sk-sluice-`. */
+  id: Schema.String.check(Schema.isPattern(/^[0-9A-Za-z]{12}$/, { message: "expected a key id of 12 letters and digits" })),
+  tenant: Name,
+  name: Schema.optionalKey(Schema.String),
+  hash: Schema.String.check(Schema.isPattern(/^\$argon2id\$/, { message: "expected an Argon2id hash ($argon2id$...)" })),
+  /** Models (names or aliases) the key may use; default: every model. */
+  models: Schema.optionalKey(Schema.Array(Name)),
+  /** ISO 8601 time after which the key is refused, e.g. 2026-12-31T00:00:00Z. */
+  expires_at: Schema.optionalKey(Schema.String)
+})
+
+/**
+ * Who may call the gateway. `none` serves every request as tenant `default` without keys,
+ * on any address. Otherwise requests present API keys once any key exists (in the database
+ * or here); with no key at all the gateway serves anonymously on a loopback address only.
+ */
+export const Auth = Schema.Union([
+  Schema.Literal("none"),
+  Schema.Struct({
+    /** Authenticators in order (registry names); default `[api_key]`. */
+    authenticators: Schema.optionalKey(Schema.Array(Name)),
+    /** Verified keys kept per replica (SHA-256 of the key → identity); default 10000. */
+    cache_size: Schema.optionalKey(PositiveInt),
+    /** How long a verified key is trusted before its row is read again (no Argon2 then); default 30s. */
+    cache_ttl: Schema.optionalKey(Duration),
+    /** Redis pub/sub channel that carries revocations to every replica (with REDIS_URL). */
+    revocation_channel: Schema.optionalKey(Schema.String.check(Schema.isMinLength(1))),
+    /** Tenants declared here, by id. */
+    tenants: Schema.optionalKey(Schema.Record(Name, AuthTenant)),
+    /** Keys declared here (hashes only). */
+    keys: Schema.optionalKey(Schema.Array(AuthKey))
+  })
+])
+
 export const Server = Schema.Struct({
   host: Schema.optionalKey(Schema.String),
   port: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 65535 }))),
@@ -325,7 +369,8 @@ export const ConfigFile = Schema.Struct({
   ledger: Schema.optionalKey(Ledger),
   health: Schema.optionalKey(Health),
   breakers: Schema.optionalKey(Breakers),
-  extensions: Schema.optionalKey(Extensions)
+  extensions: Schema.optionalKey(Extensions),
+  auth: Schema.optionalKey(Auth)
 })
 export type ConfigFile = typeof ConfigFile.Type
 

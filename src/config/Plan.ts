@@ -8,7 +8,7 @@
  */
 import { Data, Redacted } from "effect"
 import * as Encodings from "../domain/Encodings.ts"
-import { BackendId, GpuSku, ModelId } from "../domain/Ids.ts"
+import { BackendId, GpuSku, ModelId, TenantId } from "../domain/Ids.ts"
 import { byteCount, type ConfigFile, durationMs } from "./FileSchema.ts"
 
 export interface ModelPlan {
@@ -194,6 +194,31 @@ export interface LedgerPlan {
   readonly segmentBytes: number
 }
 
+/** A key declared in the config file: id and Argon2id hash only. */
+export interface DeclaredKey {
+  readonly id: string
+  readonly tenant: TenantId
+  readonly name: string
+  readonly hash: string
+  /** Model names or aliases it may use; undefined: every model. */
+  readonly models: ReadonlyArray<string> | undefined
+  readonly expiresAtMs: number | undefined
+}
+
+export interface AuthPlan {
+  /** `none`: `auth: none`, every request is tenant `default`; `keys`: API keys once any exists. */
+  readonly mode: "none" | "keys"
+  /** Authenticator names in order (checked against the registry at start). */
+  readonly authenticators: ReadonlyArray<string>
+  readonly cacheSize: number
+  readonly cacheTtlMs: number
+  readonly revocationChannel: string
+  /** Tenants declared in the file, by id. */
+  readonly tenants: ReadonlyMap<TenantId, { readonly name: string }>
+  /** Keys declared in the file, by key id. */
+  readonly keys: ReadonlyMap<string, DeclaredKey>
+}
+
 export interface Plan {
   readonly server: ServerPlan
   readonly models: ReadonlyMap<ModelId, ModelPlan>
@@ -209,6 +234,7 @@ export interface Plan {
   readonly budgets: BudgetsPlan
   readonly ledger: LedgerPlan
   readonly extensions: ExtensionsPlan
+  readonly auth: AuthPlan
 }
 
 export interface PlanIssue {
@@ -285,7 +311,8 @@ export const defaults = {
     repetitionMinRun: 320,
     repetitionMaxPeriod: 128,
     repetitionMinRepeats: 4
-  }
+  },
+  auth: { authenticators: ["api_key"], cacheSize: 10_000, cacheTtlMs: 30_000, revocationChannel: "sluice:auth:revocations" }
 } as const
 
 /** The metrics of a simulated engine: it serves vLLM's names, or SGLang's, or none. */
@@ -462,6 +489,7 @@ const validate = (
   }
   const lim = file.limits ?? {}
   const cors = file.server?.cors
+  const auth = authPlan(file.auth, modelNames, fail)
   const h = file.health ?? {}
   if ((h.degrade_at ?? defaults.health.degradeAt) > (h.unhealthy_at ?? defaults.health.unhealthyAt)) {
     fail("health.degrade_at", "must not exceed health.unhealthy_at")
@@ -574,6 +602,56 @@ const validate = (
       request: file.extensions?.request,
       response: file.extensions?.response,
       timeoutMs: file.extensions?.timeout === undefined ? 1_000 : durationMs(file.extensions.timeout)
+    },
+    auth
+  }
+}
+
+const ISO_TIME = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?$/
+
+/** The `auth` section: declared keys name declared tenants and known models, ids are unique. */
+const authPlan = (
+  section: ConfigFile["auth"],
+  modelNames: ReadonlyMap<string, ModelId>,
+  fail: (path: string, message: string) => void
+): AuthPlan => {
+  const d = defaults.auth
+  if (section === "none") {
+    return {
+      mode: "none",
+      authenticators: ["anonymous"],
+      cacheSize: d.cacheSize,
+      cacheTtlMs: d.cacheTtlMs,
+      revocationChannel: d.revocationChannel,
+      tenants: new Map(),
+      keys: new Map()
     }
+  }
+  const a = section ?? {}
+  const tenants = new Map<TenantId, { readonly name: string }>()
+  for (const [id, t] of Object.entries(a.tenants ?? {})) tenants.set(TenantId(id), { name: t.name ?? id })
+  const keys = new Map<string, DeclaredKey>()
+  ;(a.keys ?? []).forEach((k, i) => {
+    const path = `auth.keys[${i}]`
+    if (keys.has(k.id)) fail(`${path}.id`, `duplicate key id "${k.id}"`)
+    if (!tenants.has(TenantId(k.tenant))) fail(`${path}.tenant`, `tenant "${k.tenant}" is not declared under auth.tenants`)
+    ;(k.models ?? []).forEach((m, j) => {
+      if (!modelNames.has(m)) fail(`${path}.models[${j}]`, `unknown model "${m}"`)
+    })
+    let expiresAtMs: number | undefined
+    if (k.expires_at !== undefined) {
+      expiresAtMs = ISO_TIME.test(k.expires_at) ? Date.parse(k.expires_at) : Number.NaN
+      if (Number.isNaN(expiresAtMs)) fail(`${path}.expires_at`, "expected an ISO 8601 time such as 2026-12-31T00:00:00Z")
+    }
+    keys.set(k.id, { id: k.id, tenant: TenantId(k.tenant), name: k.name ?? k.id, hash: k.hash, models: k.models, expiresAtMs })
+  })
+  return {
+    mode: "keys",
+    authenticators: a.authenticators ?? d.authenticators,
+    cacheSize: a.cache_size ?? d.cacheSize,
+    cacheTtlMs: a.cache_ttl === undefined ? d.cacheTtlMs : durationMs(a.cache_ttl),
+    revocationChannel: a.revocation_channel ?? d.revocationChannel,
+    tenants,
+    keys
   }
 }

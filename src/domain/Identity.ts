@@ -10,4 +10,6 @@ export interface Identity {
   readonly keyId: string | undefined
   /** Which authenticator decided (`anonymous` when none is configured). */
   readonly via: string
+  /** The models (ids or aliases) this identity may use; undefined: every model. */
+  readonly models?: ReadonlyArray<string> | undefined
 }

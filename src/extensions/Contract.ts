@@ -77,6 +77,8 @@ export interface Credentials {
 export interface AuthRejection {
   readonly _tag: "AuthRejection"
   readonly message: string
+  /** The authenticator could not decide (its store did not answer): 503, not 401. */
+  readonly unavailable?: boolean | undefined
 }
 
 /**

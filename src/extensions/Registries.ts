@@ -83,9 +83,17 @@ export const anonymous: Authenticator = {
 export class Authenticators extends Context.Service<Authenticators, NameTable.NameTable<Authenticator>>()(
   "sluice/extensions/Authenticators"
 ) {
-  static readonly layer: Layer.Layer<Authenticators> = Layer.sync(
+  static readonly layer: Layer.Layer<Authenticators, never, PlanChecks> = Layer.effect(
     Authenticators,
-    () => NameTable.make<Authenticator>("authenticator", [[anonymous.name, anonymous]])
+    Effect.map(PlanChecks, (checks) => {
+      const table = NameTable.make<Authenticator>("authenticator", [[anonymous.name, anonymous]])
+      checks.add((plan) =>
+        plan.auth.authenticators.flatMap((name, i) =>
+          table.has(name) ? [] : [{ path: `auth.authenticators[${i}]`, message: NameTable.unknown("authenticator", name, table) }]
+        )
+      )
+      return table
+    })
   )
   static readonly add = adder<Authenticators, Authenticator>(Authenticators)
 }

@@ -8,12 +8,42 @@
 import { HttpServerResponse } from "effect/http"
 import { STATUS_CODES } from "node:http"
 import type { BudgetExceeded, BudgetUnavailable } from "../admission/Budget.ts"
+import type {
+  AdminDisabled,
+  AdminUnauthorized,
+  AuthUnavailable,
+  InvalidAdminRequest,
+  KeyNotFound,
+  ModelNotAllowed,
+  TenantNotFound,
+  Unauthenticated
+} from "../auth/Errors.ts"
+import type { StoreError, TenantExists } from "../stores/KeyStore.ts"
 import { type ErrorBody, envelope, sseEvent } from "../api/openai/ErrorEnvelope.ts"
 import type { FailureReason } from "../backends/Failure.ts"
 import type { BackendFailed, BackendsExhausted, NoBackendAvailable } from "../dispatch/Errors.ts"
 import type { RequestError } from "./RequestErrors.ts"
 
-export type GatewayError = RequestError | BudgetExceeded | BudgetUnavailable | BackendFailed | BackendsExhausted | NoBackendAvailable
+export type AuthError = Unauthenticated | ModelNotAllowed | AuthUnavailable
+
+export type AdminError =
+  | AdminUnauthorized
+  | AdminDisabled
+  | TenantNotFound
+  | KeyNotFound
+  | TenantExists
+  | InvalidAdminRequest
+  | StoreError
+
+export type GatewayError =
+  | RequestError
+  | AuthError
+  | AdminError
+  | BudgetExceeded
+  | BudgetUnavailable
+  | BackendFailed
+  | BackendsExhausted
+  | NoBackendAvailable
 
 export interface WireError {
   readonly status: number
@@ -84,6 +114,32 @@ export const toWire = (error: GatewayError): WireError => {
       return err(413, "invalid_request_error", `The request body exceeds the limit of ${error.limit} bytes.`, "request_too_large")
     case "UnsupportedOperation":
       return err(400, "invalid_request_error", error.message, "unsupported")
+    case "Unauthenticated":
+      // One answer for missing, malformed, unknown, revoked and expired keys: it never says which.
+      return err(
+        401,
+        "invalid_request_error",
+        "Invalid or missing API key. Send a valid key as `Authorization: Bearer <key>` or `x-api-key: <key>`.",
+        "invalid_api_key"
+      )
+    case "ModelNotAllowed":
+      return err(403, "permission_error", `This API key may not use the model \`${error.model}\`.`, "model_not_allowed", "model")
+    case "AuthUnavailable":
+      return err(503, "server_error", "API keys cannot be checked right now; retry shortly.", "auth_unavailable", null, 1000)
+    case "AdminUnauthorized":
+      return err(401, "invalid_request_error", "Invalid or missing admin token (`Authorization: Bearer <SLUICE_ADMIN_TOKEN>`).", "invalid_admin_token")
+    case "AdminDisabled":
+      return err(404, "invalid_request_error", `Unknown request URL: ${error.path}.`, "unknown_url")
+    case "TenantNotFound":
+      return err(404, "not_found_error", `No tenant \`${error.tenant}\`.`, "tenant_not_found", "tenant")
+    case "KeyNotFound":
+      return err(404, "not_found_error", `No API key \`${error.key}\`.`, "key_not_found", "key")
+    case "TenantExists":
+      return err(409, "invalid_request_error", `Tenant \`${error.tenant}\` already exists.`, "tenant_exists", "id")
+    case "InvalidAdminRequest":
+      return err(400, "invalid_request_error", error.message, "invalid_value", error.param)
+    case "StoreError":
+      return err(503, "server_error", "The key store is unavailable; retry shortly.", "store_unavailable", null, 1000)
     case "Draining":
       return err(503, "server_error", "The gateway is shutting down; retry on another instance.", "draining", null, 1000)
     case "LimitExceeded":
@@ -142,6 +198,20 @@ export const toWire = (error: GatewayError): WireError => {
     }
   }
 }
+
+const TAGS: ReadonlySet<string> = new Set([
+  "InvalidJson", "InvalidBody", "UnknownModel", "BodyTooLarge", "UnsupportedOperation", "Draining",
+  "Unauthenticated", "ModelNotAllowed", "AuthUnavailable", "AdminUnauthorized", "AdminDisabled", "TenantNotFound",
+  "KeyNotFound", "TenantExists", "InvalidAdminRequest", "StoreError", "BudgetExceeded", "BackendFailed",
+  "NoBackendAvailable", "BackendsExhausted"
+])
+
+/** Whether `error` is one of the tagged errors this module maps (by its tag). */
+const isGatewayError = (error: unknown): error is GatewayError =>
+  typeof error === "object" && error !== null && "_tag" in error && typeof error._tag === "string" && TAGS.has(error._tag)
+
+/** The wire answer of an error this module knows (the command line prints its message), else undefined. */
+export const toWireIfKnown = (error: unknown): WireError | undefined => isGatewayError(error) ? toWire(error) : undefined
 
 export const response = (wire: WireError, requestId: string): HttpServerResponse.HttpServerResponse => {
   const headers: Record<string, string> = { "x-request-id": requestId }

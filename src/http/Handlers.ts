@@ -1,7 +1,7 @@
 /**
  * The request lifecycle of the public inference endpoints, phase by phase:
  *
- *   accept → decode → admit → route → dispatch → stream → account → release
+ *   accept → authenticate → decode → admit → route → dispatch → stream → account → release
  *
  * Decode and admit bound what one request costs before anything is reserved: the media
  * type, the body size, the depth/values/keys pre-scan, item counts, gateway-owned fields
@@ -14,7 +14,7 @@
  * slot, the KV pin and the upstream request. Closing that scope (end of body, client
  * disconnect, shutdown) releases all of it, in reverse order, with the `Exit`.
  */
-import { Cause, Clock, Effect, Exit, References } from "effect"
+import { Cause, Clock, Effect, Exit, Option, References } from "effect"
 import { HttpServerRequest, HttpServerResponse } from "effect/http"
 import { createHash } from "node:crypto"
 import { Accounting } from "../accounting/Accounting.ts"
@@ -22,9 +22,11 @@ import { RequestTracker } from "../accounting/Tracker.ts"
 import { TokenBudget } from "../admission/Budget.ts"
 import * as Estimate from "../admission/Estimate.ts"
 import * as Tokenizer from "../admission/Tokenizer.ts"
+import { Authentication, mayUse } from "../auth/Authentication.ts"
+import { ModelNotAllowed } from "../auth/Errors.ts"
 import type { CallKind } from "../backends/Contract.ts"
 import { GatewayConfig } from "../config/GatewayConfig.ts"
-import { RequestId, TenantId } from "../domain/Ids.ts"
+import { RequestId } from "../domain/Ids.ts"
 import type { GatewayRequest } from "../domain/Request.ts"
 import { Dispatcher } from "../dispatch/Dispatch.ts"
 import { relay } from "../dispatch/Relay.ts"
@@ -59,8 +61,6 @@ const boundedKey = (key: string): string =>
 
 const positiveInt = (v: unknown): number | undefined => typeof v === "number" && Number.isInteger(v) && v > 0 ? v : undefined
 
-const tenantOf = (_request: HttpServerRequest.HttpServerRequest) => TenantId("default")
-
 export const makeHandler = (kind: CallKind) =>
   Effect.gen(function*() {
     const config = yield* GatewayConfig
@@ -73,6 +73,7 @@ export const makeHandler = (kind: CallKind) =>
     const reports = yield* HealthReports
     const { state } = yield* Lifecycle
     const tracing = yield* References.TracerEnabled
+    const authentication = yield* Authentication
 
     const spanName = `Gateway.${kind}`
     // The request span is opened without capturing a stack trace: an Error per request
@@ -87,6 +88,8 @@ export const makeHandler = (kind: CallKind) =>
       let admitted = false
       state.inFlight++
       let modelLabel = "unknown"
+      let tenant: string | undefined
+      let keyId: string | undefined
       yield* Effect.addFinalizer((exit) =>
         Effect.flatMap(Clock.currentTimeMillis, (now) => {
           state.inFlight--
@@ -131,7 +134,9 @@ export const makeHandler = (kind: CallKind) =>
             ttft_ms: tracker.ttftMs,
             duration_ms: now - receivedAtMs,
             attempts: tracker.attempts.map((a) => ({ backend: a.backend, reason: a.reason })),
-            error: tracker.failureAfterCommit?._tag ?? tracker.errorType
+            error: tracker.failureAfterCommit?._tag ?? tracker.errorType,
+            tenant,
+            key_id: keyId
           })
           return metrics
         })
@@ -140,6 +145,17 @@ export const makeHandler = (kind: CallKind) =>
       const serve = Effect.gen(function*() {
         if (state.draining) return yield* new Draining()
         const plan = yield* config.current
+
+        // authenticate: the identity's tenant owns the reservation, the ledger row and the log line
+        const identity = yield* authentication.authenticate(
+          { headers: request.headers, remoteAddress: Option.getOrUndefined(request.remoteAddress) },
+          plan
+        )
+        tenant = identity.tenant
+        keyId = identity.keyId
+        yield* Effect.annotateCurrentSpan(keyId === undefined
+          ? { "sluice.tenant": tenant }
+          : { "sluice.tenant": tenant, "sluice.key_id": keyId })
 
         // decode
         const limits = plan.limits
@@ -159,6 +175,7 @@ export const makeHandler = (kind: CallKind) =>
         if (modelId === undefined) return yield* new UnknownModel({ model })
         model = modelId
         const modelPlan = plan.models.get(modelId)!
+        if (!mayUse(identity, modelPlan, requested)) return yield* new ModelNotAllowed({ model: requested })
         modelLabel = modelId
         yield* Effect.annotateCurrentSpan("sluice.model", modelId)
         const stream = (kind === "chat" || kind === "completion") && body["stream"] === true
@@ -211,7 +228,7 @@ export const makeHandler = (kind: CallKind) =>
           clientWantsUsage,
           requestedMaxTokens,
           estimate,
-          tenant: tenantOf(request),
+          tenant: identity.tenant,
           sessionKey: sessionHeader !== undefined && sessionHeader !== ""
             ? boundedKey(`s:${sessionHeader}`)
             : typeof user === "string" && user !== "" ? boundedKey(`u:${user}`) : undefined,

@@ -1,8 +1,8 @@
 /**
- * The public routes: the OpenAI-compatible API, health, and OpenAI-style 404/405 answers
- * for everything else, plus CORS when `server.cors` is configured (off by default: no
- * CORS header is ever sent and a preflight gets no allow header). Handlers live in
- * Handlers.ts; this file only wires paths.
+ * The public routes: the OpenAI-compatible API, health, the admin API (Admin.ts), and
+ * OpenAI-style 404/405 answers for everything else, plus CORS when `server.cors` is
+ * configured (off by default: no CORS header is ever sent and a preflight gets no allow
+ * header). Handlers live in Handlers.ts; this file only wires paths.
  */
 import { Effect, Layer } from "effect"
 import { HttpMiddleware, HttpRouter, HttpServerError, HttpServerResponse } from "effect/http"
@@ -10,6 +10,7 @@ import { envelope } from "../api/openai/ErrorEnvelope.ts"
 import { GatewayConfig } from "../config/GatewayConfig.ts"
 import type { CallKind } from "../backends/Contract.ts"
 import { Connections } from "./Connections.ts"
+import * as Admin from "./Admin.ts"
 import { makeHandler } from "./Handlers.ts"
 import { Lifecycle } from "./Lifecycle.ts"
 import { UsageSink } from "../accounting/Accounting.ts"
@@ -173,6 +174,7 @@ export const layer = Layer.mergeAll(
   Models,
   Health,
   Prometheus,
+  Admin.layer,
   Fallback,
   Cors,
   RouteErrors

@@ -2,10 +2,13 @@
  * Starts the real gateway graph (Gateway.make) on an ephemeral port for integration
  * tests, from YAML text, and exposes the services whose state the invariants are about.
  */
-import { Effect, Layer, ManagedRuntime } from "effect"
+import { Context, Effect, Layer, ManagedRuntime } from "effect"
+import { SqlClient } from "effect/sql"
 import { HttpServer } from "effect/http"
 import { UsageSink } from "../../src/accounting/Accounting.ts"
 import { TokenBudget } from "../../src/admission/Budget.ts"
+import { ApiKeys } from "../../src/auth/ApiKeys.ts"
+import { KeyAdmin } from "../../src/auth/KeyAdmin.ts"
 import { EngineLauncher, Fleet } from "../../src/backends/Fleet.ts"
 import { GatewayConfig } from "../../src/config/GatewayConfig.ts"
 import * as Load from "../../src/config/Load.ts"
@@ -59,7 +62,11 @@ export const startGateway = async (
       breakers: yield* Breakers,
       retryBudget: yield* RetryBudget,
       lifecycle: yield* Lifecycle,
-      connections: yield* Connections
+      connections: yield* Connections,
+      keyAdmin: yield* KeyAdmin,
+      apiKeys: yield* ApiKeys,
+      /** The key store's database (SQLite in memory unless DATABASE_URL is given). */
+      database: Context.make(SqlClient.SqlClient, yield* SqlClient.SqlClient)
     }
   }))
   const url = HttpServer.formatAddress(services.server.address)
