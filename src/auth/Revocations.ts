@@ -91,7 +91,7 @@ export class Revocations extends Context.Service<Revocations, {
 const connect = (url: string) =>
   Effect.acquireRelease(
     Effect.gen(function*() {
-      const { Redis } = yield* Effect.promise(() => import("ioredis"))
+      const { Redis } = yield* Effect.promise(() => import("../stores/Ioredis.ts"))
       const redis: Redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1, connectTimeout: 2000 })
       yield* Effect.tryPromise(() => redis.connect()).pipe(
         Effect.catch((cause) =>
