@@ -5,12 +5,13 @@
  * install script; default parameters m=19 MiB, t=2, p=1, the OWASP minimum, carried in the
  * PHC string so a hash made with other parameters still verifies). Argon2 runs on libuv's
  * thread pool, never on the event loop, and only when a key is not in the cache (KeyCache.ts):
- * the hot path compares SHA-256 digests in constant time instead.
+ * the hot path compares SHA-256 digests in constant time instead. The native module is loaded
+ * on first use: a gateway with no keys never loads it (it stays outside the bundle, as a
+ * package next to dist/, because of its `.node` binary).
  *
  * Owns key material while it is being made or checked. Must never: log, store or return a
  * raw key except the one `generate` hands to the caller that shows it once.
  */
-import { hash as argon2Hash, verify as argon2Verify } from "@node-rs/argon2"
 import { Effect } from "effect"
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto"
 import { ALPHABET, KEY_ID_LENGTH, PREFIX, SECRET_LENGTH } from "../domain/ApiKeys.ts"
@@ -35,12 +36,15 @@ export const generate = (): { readonly keyId: string; readonly key: string } => 
   return { keyId, key: `${PREFIX}${keyId}-${randomBase62(SECRET_LENGTH)}` }
 }
 
+let argon2: Promise<typeof import("@node-rs/argon2")> | undefined
+const loadArgon2 = () => (argon2 ??= import("@node-rs/argon2"))
+
 /** The Argon2id hash (PHC string) of a key. */
-export const hash = (key: string): Effect.Effect<string> => Effect.promise(() => argon2Hash(key))
+export const hash = (key: string): Effect.Effect<string> => Effect.promise(() => loadArgon2().then((a) => a.hash(key)))
 
 /** Whether `key` matches the Argon2id hash; a malformed hash is a mismatch. */
 export const verify = (hashed: string, key: string): Effect.Effect<boolean> =>
-  Effect.tryPromise(() => argon2Verify(hashed, key)).pipe(Effect.orElseSucceed(() => false))
+  Effect.tryPromise(() => loadArgon2().then((a) => a.verify(hashed, key))).pipe(Effect.orElseSucceed(() => false))
 
 /** The fast digest the cache keeps of a verified key (SHA-256, 32 bytes). */
 export const digest = (key: string): Buffer => createHash("sha256").update(key).digest()
