@@ -157,9 +157,15 @@ export const make = <E>(parts: GatewayParts<E>) => {
   // `api_key` authenticator, registered before extensions add theirs and the plan is checked.
   const revocations = Layer.unwrap(Effect.map(GatewayConfig, ({ initial }) =>
     Revocations.fromEnvironment(initial.auth.revocationChannel)))
+  // With `auth: none` no key is ever read: the key store stays in memory, so the gateway
+  // never needs (or waits for) a database to authenticate.
+  const database = Layer.unwrap(Effect.map(GatewayConfig, ({ initial }) =>
+    initial.auth.mode === "none"
+      ? Database.layer({ kind: "sqlite", file: ":memory:" })
+      : Database.fromEnvironment(parts.dataDir)))
   const keys = ApiKeys.layer.pipe(
     Layer.provideMerge(Layer.mergeAll(KeyStore.layer, revocations)),
-    Layer.provideMerge(Database.fromEnvironment(parts.dataDir))
+    Layer.provideMerge(database)
   )
   const withKeys = ApiKeys.register.pipe(Layer.provideMerge(registries), Layer.provideMerge(keys))
   const extended = parts.extensions === undefined
