@@ -36,7 +36,7 @@ export class HealthReports extends Context.Service<HealthReports, {
       const report = (backend: Backend, evidence: Evidence): Effect.Effect<void> =>
         Effect.flatMap(Clock.currentTimeMillis, (now) => {
           const before = backend.health
-          const after = backend.healthState.observe(evidence, now)
+          const after = backend.observeHealth(evidence, now)
           if (after === undefined) return Effect.void
           return Effect.logWarning("backend health changed").pipe(
             Effect.annotateLogs({ backend: backend.id, from: before, to: after, evidence: evidence._tag })
@@ -63,10 +63,10 @@ export const supervise = (backend: Backend, name: string, loop: Effect.Effect<vo
     return Effect.forever(loop).pipe(
       Effect.catchCause((cause) => {
         if (Cause.hasInterrupts(cause)) return Effect.failCause(cause)
-        backend.loopRestarts++
-        const delay = Math.min(30_000, 200 * 2 ** Math.min(8, backend.loopRestarts - 1))
+        const restarts = backend.loopRestarted()
+        const delay = Math.min(30_000, 200 * 2 ** Math.min(8, restarts - 1))
         return Effect.logError("backend loop crashed; restarting").pipe(
-          Effect.annotateLogs({ backend: backend.id, loop: name, restarts: backend.loopRestarts, delay_ms: delay, cause: Cause.pretty(cause) }),
+          Effect.annotateLogs({ backend: backend.id, loop: name, restarts, delay_ms: delay, cause: Cause.pretty(cause) }),
           Effect.andThen(Effect.sleep(Duration.millis(delay))),
           Effect.andThen(restart)
         )
@@ -93,7 +93,7 @@ const scrapeOnce = (backend: Backend, plan: Plan, previous: { counters: EngineMe
     const now = yield* Clock.currentTimeMillis
     const result = EngineMetrics.signals(flavour, text, previous.counters, now)
     previous.counters = result.counters
-    backend.signals = result.signals
+    backend.observeSignals(result.signals)
   })
 
 /** One active probe: a 1-token generation, unless real traffic proved the backend recently. */
@@ -104,12 +104,11 @@ const probeOnce = (backend: Backend, plan: Plan, reports: HealthReports["Service
     if (!backend.adapter.capabilities.chat) return
     const model = [...backend.plan.models.values()][0]
     if (model === undefined) return
-    const body = { model, messages: [{ role: "user", content: "ping" }], max_tokens: 1, stream: false }
     const outcome = yield* Effect.scoped(unaryAll(backend.adapter, {
       kind: "chat",
       requestId: RequestId(`probe-${backend.id}-${now}`),
-      body,
-      rawBody: new TextEncoder().encode(JSON.stringify(body)),
+      body: { model, messages: [{ role: "user", content: "ping" }], max_tokens: 1, stream: false },
+      rawBody: undefined,
       upstreamModel: model,
       stream: false,
       clientWantsUsage: false,
@@ -127,7 +126,7 @@ const probeOnce = (backend: Backend, plan: Plan, reports: HealthReports["Service
       })
     )
     if (outcome === undefined) return
-    if (outcome._tag === "ProbeOk") backend.lastSuccessAtMs = yield* Clock.currentTimeMillis
+    if (outcome._tag === "ProbeOk") backend.proved(yield* Clock.currentTimeMillis)
     yield* reports.report(backend, outcome)
   })
 

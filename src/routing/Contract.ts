@@ -15,7 +15,7 @@
 import type { Backend, EngineSignals } from "../backends/Backend.ts"
 import type { BreakerState, Health } from "../domain/States.ts"
 import type { RoutingPlan } from "../config/Plan.ts"
-import type { GatewayRequest } from "../domain/Request.ts"
+import type { GatewayRequest } from "../admission/Request.ts"
 
 export type { BreakerState } from "../domain/States.ts"
 
@@ -136,6 +136,19 @@ export interface Picker {
   readonly name: string
   /** Orders candidates: the first is tried first. `random` is in [0, 1). */
   readonly order: (ctx: RoutingContext, scored: ReadonlyArray<Scored>, random: () => number) => ReadonlyArray<BackendView>
+}
+
+/**
+ * How an attempt the router placed is going, as dispatch (its owner) reports it: routing
+ * reads it to count a backend's queued and decoding work and to correct its prefix index.
+ */
+export interface AttemptProgress {
+  /** The attempt produced its first token (its engine is decoding it, not queueing or prefilling). */
+  readonly started: boolean
+  /** The attempt is the one that served the request. */
+  readonly served: boolean
+  /** Prompt tokens the engine reported serving from its prefix cache, once it reported usage. */
+  readonly cachedTokens: number | undefined
 }
 
 /** Builds a plugin from the routing plan (its config hook); called once per plan, not per request. */

@@ -5,7 +5,7 @@
  * They depend on the candidate's live load, so the router evaluates them once per request
  * per candidate, from the numbers fixed at admission. Pure functions; no clocks, no I/O.
  */
-import type { Estimate } from "../domain/Request.ts"
+import type { Estimate } from "../admission/Request.ts"
 import type { GpuProfile } from "./Contract.ts"
 
 /** Prompt tokens covered by `matchedBlocks` leading blocks (at most all but one token, as engines cap hits). */

@@ -12,7 +12,7 @@
 import * as Predict from "./Predict.ts"
 import type { Backend } from "../backends/Backend.ts"
 import type { BackendId } from "../domain/Ids.ts"
-import type { GatewayRequest } from "../domain/Request.ts"
+import type { GatewayRequest } from "../admission/Request.ts"
 import type { Breakers } from "../resilience/Breakers.ts"
 import type { BackendView } from "./Contract.ts"
 import type { RoutingState } from "./Placement.ts"
@@ -79,8 +79,8 @@ export const view = (
     inFlightTokens: backend.inFlightTokens,
     slotsFree: backend.slots.free,
     coolingDown: backend.coolDownUntilMs > now,
-    ttftMs: backend.stats.ttftMs.value,
-    tokensPerSecond: backend.stats.tokensPerSecond.value,
+    ttftMs: backend.ttftMs,
+    tokensPerSecond: backend.tokensPerSecond,
     profile,
     prefixMatchedBlocks: matched,
     prefixTotalBlocks: e.prefixHashes.length,

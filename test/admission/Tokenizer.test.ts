@@ -19,7 +19,7 @@ const file = (path: string) => readFileSync(new URL(`../../${path}`, import.meta
 
 const ordinary: ReadonlyArray<readonly [string, string]> = [
   ["README (markdown, tables, code)", file("README.md")],
-  ["TypeScript source", file("src/http/Handlers.ts") + file("src/admission/Estimate.ts")],
+  ["TypeScript source", file("src/request/Pipeline.ts") + file("src/admission/Estimate.ts")],
   ["YAML", file("config/sluice.yaml")],
   ["a chat prompt", "user\nWrite a haiku about GPUs, please. Don't rhyme; it's 5-7-5!\nassistant\n"],
   [

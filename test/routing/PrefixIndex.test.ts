@@ -34,8 +34,8 @@ describe("PrefixHash", () => {
   })
 
   it("the estimate carries the hashes and maps matched blocks to cached tokens", () => {
-    const body = { model: "m", messages: [{ role: "user", content: text(6400, 3) }] }
-    const { estimate } = Estimate.estimate("chat", body, "chars", 16, { blockChars: 64, maxBlocks: 512, salt: "m" })
+    const body = { model: "m", messages: [{ role: "user" as const, content: text(6400, 3) }] }
+    const { estimate } = Estimate.estimate({ kind: "chat", body }, "chars", 16, { blockChars: 64, maxBlocks: 512, salt: "m" })
     expect(estimate.prefixHashes.length).toBe(Math.floor(estimate.promptChars / 64))
     expect(Predict.cachedTokens(estimate, 0)).toBe(0)
     const half = Predict.cachedTokens(estimate, Math.floor(estimate.prefixHashes.length / 2))

@@ -47,3 +47,39 @@ export const user = (call: InferenceCall): string | undefined => {
 
 /** Whether the call generates tokens (chat, completions) or only reads the prompt (embeddings, rerank). */
 export const generates = (call: InferenceCall): boolean => call.kind === "chat" || call.kind === "completion"
+
+/**
+ * The call with `fields` set on its body (the model name a backend knows, a gateway-owned
+ * field such as SGLang's `rid` or vLLM's `kv_transfer_params`); every other field stays.
+ */
+export const withFields = (call: InferenceCall, fields: { readonly [key: string]: unknown }): InferenceCall => {
+  switch (call.kind) {
+    case "chat":
+      return { kind: "chat", body: { ...call.body, ...fields } }
+    case "completion":
+      return { kind: "completion", body: { ...call.body, ...fields } }
+    case "embedding":
+      return { kind: "embedding", body: { ...call.body, ...fields } }
+    case "rerank":
+      return { kind: "rerank", body: { ...call.body, ...fields } }
+  }
+}
+
+/** The call without the listed body fields. */
+export const withoutFields = (call: InferenceCall, names: ReadonlyArray<string>): InferenceCall => {
+  const strip = <B extends { readonly [key: string]: unknown }>(body: B): B => {
+    const out: { [key: string]: unknown } & B = { ...body }
+    for (const name of names) delete out[name]
+    return out
+  }
+  switch (call.kind) {
+    case "chat":
+      return { kind: "chat", body: strip(call.body) }
+    case "completion":
+      return { kind: "completion", body: strip(call.body) }
+    case "embedding":
+      return { kind: "embedding", body: strip(call.body) }
+    case "rerank":
+      return { kind: "rerank", body: strip(call.body) }
+  }
+}

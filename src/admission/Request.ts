@@ -1,10 +1,14 @@
 /**
- * A decoded, admitted request as it travels through the phases. Immutable: what changes
- * while the request runs lives in its `RequestTracker` (accounting/Tracker.ts).
+ * The admitted request, as it travels from admission through routing, dispatch and
+ * accounting: the decoded call exactly as the wire schema typed it (its `kind` and `body`,
+ * after the request policies), who sent it, the model it resolved to and the token
+ * estimate computed once at admission. Immutable: what happens while the request runs is
+ * recorded by the phase that owns it (dispatch's attempt log, the stream's tally).
  */
-import type { CallKind } from "../backends/Contract.ts"
+import type { InferenceCall } from "../api/openai/Calls.ts"
 import type { ModelPlan } from "../config/Plan.ts"
-import type { RequestId, TenantId } from "./Ids.ts"
+import type { RequestId, TenantId } from "../domain/Ids.ts"
+import type { Identity } from "../domain/Identity.ts"
 
 /** Token estimates computed once at admission and carried on the request. */
 export interface Estimate {
@@ -27,23 +31,36 @@ export interface Estimate {
   readonly prefixBlockChars: number
 }
 
-export interface GatewayRequest {
+/** What an admitted request carries beside its call (`kind` and the typed `body`). */
+export interface Admitted {
   readonly id: RequestId
-  readonly kind: CallKind
   readonly model: ModelPlan
   /** The name the client used (may be an alias). */
   readonly requestedModel: string
-  readonly body: Readonly<Record<string, unknown>>
-  readonly rawBody: Uint8Array
+  /**
+   * The client's body bytes while the call is unchanged (forwarded untouched when nothing
+   * needs rewriting); undefined once a request policy rewrote the call.
+   */
+  readonly rawBody: Uint8Array | undefined
   readonly stream: boolean
   readonly clientWantsUsage: boolean
   /** `max_tokens` / `max_completion_tokens` as sent, if any. */
   readonly requestedMaxTokens: number | undefined
   readonly estimate: Estimate
+  readonly identity: Identity
+  /** The identity's tenant (the owner of the reservation, the ledger row and the limits). */
   readonly tenant: TenantId
+  /**
+   * The request's headers (names in lower case), for extensions that route or judge by them
+   * (a region hint, a priority). Read-only; the gateway itself reads the few it knows at decode.
+   */
+  readonly headers: Readonly<Record<string, string | undefined>>
   /** Session affinity key (`x-session-id` header or the `user` field). */
   readonly sessionKey: string | undefined
   /** Prompt text the estimate and the prefix key were computed from (bounded). */
   readonly promptPrefix: string
   readonly receivedAtMs: number
 }
+
+/** The decoded call, typed by its endpoint's schema, plus what admission added. */
+export type GatewayRequest = InferenceCall & Admitted

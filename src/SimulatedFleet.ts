@@ -7,7 +7,7 @@
  * make that backend unavailable for a moment, never take the gateway down.
  */
 import { Effect, Layer } from "effect"
-import { EngineLauncher, FleetError } from "./Fleet.ts"
+import { EngineLauncher, FleetError } from "./backends/Fleet.ts"
 
 export { EngineLauncher as EngineLauncherService }
 
@@ -36,8 +36,8 @@ export const layer = Layer.succeed(
         // Loaded on first use: a gateway that fronts real engines never loads the supervisor;
         // the simulator itself (and its tokenizer tables) only ever loads in the engine threads.
         const { Supervisor, profiles } = yield* Effect.promise(async () => ({
-          Supervisor: await import("../simulator/Supervisor.ts"),
-          profiles: await import("../profiles/Profiles.ts")
+          Supervisor: await import("./simulator/Supervisor.ts"),
+          profiles: await import("./profiles/Profiles.ts")
         }))
         if (!profiles.isProfileName(sim.profile)) {
           return yield* new FleetError({
