@@ -22,14 +22,15 @@ import * as Protection from "./auth/Protection.ts"
 import { Revocations } from "./auth/Revocations.ts"
 import { HealthReports } from "./backends/Actor.ts"
 import { type EngineLauncher, Fleet } from "./backends/Fleet.ts"
-import * as SimulatedEngines from "./backends/SimulatedEngines.ts"
+import * as SimulatedEngines from "./SimulatedFleet.ts"
 import { PlanChecks, verify } from "./config/Checks.ts"
 import { GatewayConfig } from "./config/GatewayConfig.ts"
+import type { Plan } from "./config/Plan.ts"
 import type * as Settings from "./config/Settings.ts"
 import { Dispatcher } from "./dispatch/Dispatch.ts"
 import * as ConnectionLimits from "./http/Connections.ts"
-import { Authenticators } from "./extensions/Registries.ts"
-import { Lifecycle } from "./http/Lifecycle.ts"
+import { Authenticators, RequestPolicies, ResponsePolicies } from "./extensions/Registries.ts"
+import { Lifecycle } from "./request/Lifecycle.ts"
 import * as Routes from "./http/Routes.ts"
 import { EventLoopDelay } from "./observability/EventLoopDelay.ts"
 import * as Logging from "./observability/Logging.ts"
@@ -46,11 +47,21 @@ import * as Database from "./stores/Database.ts"
 import { KeyStore } from "./stores/KeyStore.ts"
 
 /** The registries extensions add to. */
-export type Registries = RoutingPlugins | Dialects | Authenticators | PlanChecks
+export type Registries =
+  | RoutingPlugins
+  | Dialects
+  | Authenticators
+  | RequestPolicies
+  | ResponsePolicies
+  | PlanChecks
 
-const registries = Layer.mergeAll(RoutingPlugins.layer, Dialects.layer, Authenticators.layer).pipe(
-  Layer.provideMerge(PlanChecks.layer)
-)
+const registries = Layer.mergeAll(
+  RoutingPlugins.layer,
+  Dialects.layer,
+  Authenticators.layer,
+  RequestPolicies.layer,
+  ResponsePolicies.layer
+).pipe(Layer.provideMerge(PlanChecks.layer))
 
 export interface GatewayParts<E> {
   readonly config: Layer.Layer<GatewayConfig, E>
@@ -196,6 +207,54 @@ export const make = <E>(parts: GatewayParts<E>) => {
     Layer.provideMerge(parts.config)
   )
 }
+
+/** How an embedder runs the gateway in its own program (the public API: src/index.ts). */
+export interface EmbedOptions {
+  /** The config: a file path, YAML text, or an already validated plan. */
+  readonly config: { readonly file: string } | { readonly yaml: string; readonly source?: string } | { readonly plan: Plan }
+  /** Layers that add routing plugins, dialects, policies or authenticators to the registries. */
+  readonly extensions?: Layer.Layer<never, unknown, Registries | GatewayConfig> | undefined
+  /** Where to listen instead of the config's `server.host`/`server.port` (port 0: any free port). */
+  readonly host?: string | undefined
+  readonly port?: number | undefined
+  /** The data folder (embedded database and ledger); none: both in memory. */
+  readonly dataDir?: string | undefined
+  /** Request log lines and logs on stdout at this level (default `info`); `none` turns them off. */
+  readonly logLevel?: string | undefined
+}
+
+/**
+ * The whole gateway as a layer, for an embedder's own program: the same graph the service
+ * binary runs, with the embedder's extensions registered before anything reads a registry.
+ * Simulated engines (`simulate:` backends) start in the gateway's scope, as with `npm start`.
+ */
+export const embedded = (options: EmbedOptions) => {
+  const listen = (plan: Plan): Plan => ({
+    ...plan,
+    server: { ...plan.server, host: options.host ?? plan.server.host, port: options.port ?? plan.server.port }
+  })
+  const config = "plan" in options.config
+    ? GatewayConfig.fromPlan(listen(options.config.plan))
+    : "yaml" in options.config
+    ? GatewayConfig.fromYaml(options.config.yaml, options.config.source)
+    : GatewayConfig.fromFile(options.config.file)
+  const overridden = "plan" in options.config || (options.host === undefined && options.port === undefined)
+    ? config
+    : Layer.effect(GatewayConfig, Effect.map(GatewayConfig, (c) => GatewayConfig.of({ ...c, initial: listen(c.initial) }))).pipe(
+      Layer.provide(config)
+    )
+  const flags: Settings.Flags = { logLevel: options.logLevel }
+  return make({
+    config: overridden,
+    launcher: SimulatedEngines.layer,
+    requestLog: Layer.merge(Logging.layer(flags), Tracing.layer),
+    dataDir: options.dataDir,
+    extensions: options.extensions
+  })
+}
+
+/** The address the gateway listens on (`http://host:port`). */
+export const address = Effect.map(HttpServer.HttpServer, (server) => HttpServer.formatAddress(server.address))
 
 /** The service binary's logging: JSON lines on stdout at the configured level. */
 export const logging = (flags: Settings.Flags) => Logging.layer(flags)

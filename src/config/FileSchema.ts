@@ -121,7 +121,9 @@ export const BackendEntry = Schema.Struct({
   /** Metrics endpoint flavour to scrape; default from the dialect; `none` disables scraping. */
   metrics: Schema.optionalKey(Schema.Literals(["vllm", "sglang", "trtllm", "llamacpp", "nim", "tgi", "none"])),
   /** Pool role for prefill/decode disaggregation. */
-  role: Schema.optionalKey(Schema.Literals(["mixed", "prefill", "decode"]))
+  role: Schema.optionalKey(Schema.Literals(["mixed", "prefill", "decode"])),
+  /** Free labels (region, zone, tier, ...) for routing extensions to read; Sluice itself reads none. */
+  labels: Schema.optionalKey(Schema.Record(Name, Schema.String))
 })
 
 export const Timeouts = Schema.Struct({

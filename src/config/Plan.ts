@@ -72,6 +72,8 @@ export interface BackendPlan {
   /** Which engine metrics to scrape; undefined: the dialect's default (the fleet resolves it). */
   readonly metrics: MetricsFlavour | undefined
   readonly role: "mixed" | "prefill" | "decode"
+  /** Free labels for routing extensions (`backends[].labels`). */
+  readonly labels: Readonly<Record<string, string>>
 }
 
 /** The engine metrics names a scrape understands (backends/EngineMetrics.ts). */
@@ -454,7 +456,8 @@ const validate = (
       profile: b.profile ?? simulate?.profile,
       costPerGpuSecond: b.cost_per_gpu_second ?? 1,
       metrics: b.metrics ?? (simulate === undefined ? undefined : simulatedMetrics(simulate.dialect ?? "openai")),
-      role: b.role ?? "mixed"
+      role: b.role ?? "mixed",
+      labels: b.labels ?? {}
     }
   })
 

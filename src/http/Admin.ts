@@ -26,7 +26,7 @@ import { type CreatedKey, DEFAULT_ROTATION_GRACE_MS, KeyAdmin, keyStatus, parseE
 import { summarize } from "../domain/SchemaIssues.ts"
 import type { KeyRecord, TenantRecord } from "../stores/KeyStore.ts"
 import * as ErrorResponse from "./ErrorResponse.ts"
-import { requestIdOf } from "./Handlers.ts"
+import { requestIdOf } from "../request/Pipeline.ts"
 
 const PREFIX = "/admin/v1"
 

@@ -44,3 +44,23 @@ export type RequestError =
   | LimitExceeded
   | GatewayOwnedField
   | UnsupportedMediaType
+
+/** A request policy (guardrail) refused the request: a 400 with the policy's code. */
+export class PolicyRejected extends Data.TaggedError("PolicyRejected")<{
+  readonly policy: string
+  readonly message: string
+  readonly code: string
+}> {}
+
+/** A response policy stopped a unary answer (a stream gets an error event instead). */
+export class ContentBlocked extends Data.TaggedError("ContentBlocked")<{
+  readonly policy: string
+  readonly message: string
+}> {}
+
+/** An extension failed, died, or ran past its deadline (`extensions.timeout`). */
+export class ExtensionFailed extends Data.TaggedError("ExtensionFailed")<{
+  readonly extension: string
+  readonly phase: "request" | "response" | "authentication"
+  readonly reason: "failed" | "died" | "timeout"
+}> {}

@@ -7,6 +7,6 @@ import { Context, Layer } from "effect"
 
 export class Lifecycle extends Context.Service<Lifecycle, {
   readonly state: { draining: boolean; inFlight: number }
-}>()("sluice/http/Lifecycle") {
+}>()("sluice/request/Lifecycle") {
   static readonly layer = Layer.sync(Lifecycle, () => Lifecycle.of({ state: { draining: false, inFlight: 0 } }))
 }

@@ -10,10 +10,10 @@
  * per field; it never walks the body.
  */
 import { GATEWAY_OWNED_FIELDS } from "../api/openai/Requests.ts"
-import type { CallKind } from "../backends/Contract.ts"
+import type { CallKind, InferenceCall } from "../api/openai/Calls.ts"
 import type { LimitsPlan, ModelPlan } from "../config/Plan.ts"
 import type { ScanFailure } from "./JsonScan.ts"
-import { GatewayOwnedField, LimitExceeded } from "./RequestErrors.ts"
+import { GatewayOwnedField, LimitExceeded } from "./Errors.ts"
 
 /** The 400 for what the byte pre-scan found. */
 export const fromScan = (failure: ScanFailure): LimitExceeded => {
@@ -102,14 +102,11 @@ const count = (value: unknown): number | undefined =>
  * `best_of` candidates when larger, for each prompt of a completions batch. `n` and
  * `best_of` above the model's `max_n` are refused. Embeddings and rerank decode nothing: 0.
  */
-export const sequences = (
-  kind: CallKind,
-  body: Readonly<Record<string, unknown>>,
-  model: ModelPlan
-): number | LimitExceeded => {
-  if (kind !== "chat" && kind !== "completion") return 0
-  const n = count(body["n"]) ?? 1
-  const bestOf = count(body["best_of"]) ?? 1
+export const sequences = (call: InferenceCall, model: ModelPlan): number | LimitExceeded => {
+  if (call.kind !== "chat" && call.kind !== "completion") return 0
+  const n = call.body.n ?? 1
+  // `best_of` is vLLM's (not in the OpenAI schema): the body keeps it as an unknown field.
+  const bestOf = count(call.body["best_of"]) ?? 1
   for (const [field, value] of [["n", n], ["best_of", bestOf]] as const) {
     if (value > model.maxN) {
       return new LimitExceeded({
@@ -119,6 +116,6 @@ export const sequences = (
       })
     }
   }
-  const prompts = kind === "completion" ? Math.max(1, batchLength(body["prompt"])) : 1
+  const prompts = call.kind === "completion" ? Math.max(1, batchLength(call.body.prompt)) : 1
   return Math.max(n, bestOf) * prompts
 }
