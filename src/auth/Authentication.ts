@@ -7,7 +7,7 @@
  *
  * Owns the order of the chain. Must never: look at a credential itself (authenticators do).
  */
-import { Context, Effect, Layer } from "effect"
+import { Cause, Context, Duration, Effect, Layer } from "effect"
 import type { ModelPlan, Plan } from "../config/Plan.ts"
 import type { Identity } from "../domain/Identity.ts"
 import type { AuthRejection, Authenticator, Credentials } from "../extensions/Contract.ts"
@@ -16,16 +16,53 @@ import { AuthUnavailable, Unauthenticated } from "./Errors.ts"
 
 const toError = (r: AuthRejection) => r.unavailable === true ? new AuthUnavailable() : new Unauthenticated()
 
+/**
+ * One authenticator's answer, bounded by `extensions.timeout`: an authenticator that dies,
+ * fails with something other than its rejection, or does not answer in time could not
+ * decide, which is a 503 (logged with its name), never a crash, a hang or a 401 that would
+ * make a client drop a valid key. The client leaving interrupts it like the rest.
+ */
+const ask = (
+  authenticator: Authenticator,
+  credentials: Credentials,
+  timeoutMs: number
+): Effect.Effect<Identity | undefined, Unauthenticated | AuthUnavailable> =>
+  authenticator.authenticate(credentials).pipe(
+    Effect.mapError(toError),
+    Effect.timeoutOrElse({
+      duration: Duration.millis(timeoutMs),
+      orElse: () =>
+        Effect.andThen(
+          Effect.logWarning("authenticator timed out").pipe(
+            Effect.annotateLogs({ authenticator: authenticator.name, timeoutMs })
+          ),
+          Effect.fail(new AuthUnavailable())
+        )
+    }),
+    Effect.catchCause((cause) => {
+      if (Cause.hasInterruptsOnly(cause)) return Effect.failCause(cause)
+      const typed = cause.reasons.find((r) => r._tag === "Fail")
+      if (typed !== undefined && typed._tag === "Fail") return Effect.fail(typed.error)
+      return Effect.andThen(
+        Effect.logError("authenticator died").pipe(
+          Effect.annotateLogs({ authenticator: authenticator.name, cause: Cause.pretty(cause) })
+        ),
+        Effect.fail(new AuthUnavailable())
+      )
+    })
+  )
+
 const first = (
   chain: ReadonlyArray<Authenticator>,
   credentials: Credentials,
+  timeoutMs: number,
   i: number
 ): Effect.Effect<Identity, Unauthenticated | AuthUnavailable> =>
   i >= chain.length
     ? Effect.fail(new Unauthenticated())
     : Effect.flatMap(
-      Effect.mapError(chain[i]!.authenticate(credentials), toError),
-      (identity) => identity === undefined ? first(chain, credentials, i + 1) : Effect.succeed(identity)
+      ask(chain[i]!, credentials, timeoutMs),
+      (identity) => identity === undefined ? first(chain, credentials, timeoutMs, i + 1) : Effect.succeed(identity)
     )
 
 export class Authentication extends Context.Service<Authentication, {
@@ -45,7 +82,7 @@ export class Authentication extends Context.Service<Authentication, {
             chain = plan.auth.authenticators.flatMap((name) => table.get(name) ?? [])
             lastPlan = plan
           }
-          return first(chain, credentials, 0)
+          return first(chain, credentials, plan.extensions.timeoutMs, 0)
         }
       })
     })
