@@ -3,8 +3,8 @@
 #   docker build -t sluice .            (or: podman build --format docker -t sluice .)
 #   docker run --rm -p 8080:8080 sluice
 #
-# Stages: deps (npm ci) -> build (npm run bundle) -> runtime (Node + dist/ + config/ only;
-# the bundle needs no node_modules). On machines that reach no image registry, BASE points at
+# Stages: deps (npm ci) -> build (npm run bundle) -> runtime (Node + dist/ + config/, and of
+# node_modules only the Argon2 package: its native binary cannot be bundled). On machines that reach no image registry, BASE points at
 # a local stand-in for the official image (scripts/test-image.sh builds one).
 ARG BASE=node:24-bookworm-slim
 
@@ -25,14 +25,16 @@ RUN npm run bundle
 
 FROM ${BASE} AS runtime
 WORKDIR /app
-# HOST=0.0.0.0: listen on every interface of the container. (A later change will make a
-# non-loopback bind without API keys refuse to start unless the config says `auth: none`;
-# until then the gateway has no authentication: put it behind your network's policy.)
+# HOST=0.0.0.0: listen on every interface of the container. On a non-loopback address the
+# gateway refuses to start until an API key exists (`sluice keys create ...` against the same
+# DATABASE_URL, or keys declared in the config) unless the config says `auth: none`.
 ENV NODE_ENV=production \
     HOST=0.0.0.0 \
     PORT=8080 \
     SLUICE_DATA_DIR=/app/data
 COPY --from=build /app/dist ./dist
+# API-key hashing (Argon2id) is a native module the bundle loads from node_modules on first use.
+COPY --from=deps /app/node_modules/@node-rs ./node_modules/@node-rs
 COPY config ./config
 # The only writable place: the embedded audit ledger (data/usage.jsonl) when no DATABASE_URL
 # is set. Everything else stays read-only for the runtime user (the root filesystem can be

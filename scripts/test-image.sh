@@ -39,7 +39,9 @@ fail() {
   fi
   exit 1
 }
+KEY_ID=""
 cleanup() {
+  [ -n "$KEY_ID" ] && revoke_key
   podman rm -f -t 0 "$NAME" >/dev/null 2>&1 || true
   rm -rf "$WORK"
 }
@@ -147,6 +149,15 @@ redis-cli -u "$REDIS_URL" ping >/dev/null || fail "Redis is not reachable at $RE
 PORT=$(node -e 'const s=require("node:net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
 BASE_URL="http://127.0.0.1:$PORT"
 
+step "an API key for the test (the gateway on 0.0.0.0 refuses to start without one)"
+tenant="image-test-$$"
+key_json=$(podman run --rm --no-healthcheck --network host -e DATABASE_URL="$DATABASE_URL" "$IMAGE" \
+  keys create --tenant "$tenant" --name ci --json) || fail "sluice keys create failed in the image"
+API_KEY=$(printf '%s' "$key_json" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).key))')
+KEY_ID=$(printf '%s' "$key_json" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).id))')
+[[ "$API_KEY" == sk-sluice-* ]] || fail "keys create printed no key: $key_json"
+revoke_key() { podman run --rm --no-healthcheck --network host -e DATABASE_URL="$DATABASE_URL" "$IMAGE" keys revoke "$KEY_ID" >/dev/null 2>&1 || true; }
+
 step "starting the container on port $PORT"
 podman run -d --name "$NAME" --network host \
   -e PORT="$PORT" -e DATABASE_URL="$DATABASE_URL" -e REDIS_URL="$REDIS_URL" -e SLUICE_LOG_LEVEL=info \
@@ -168,6 +179,7 @@ step "a streamed chat completion"
 request_id="image-test-$(date +%s)-$$"
 chat() { # $1: request id, $2: output tokens (the simulator's sim_output_tokens; passed through untouched)
   curl -sN --max-time 90 "$BASE_URL/v1/chat/completions" -H 'content-type: application/json' -H "x-request-id: $1" \
+    -H "authorization: Bearer $API_KEY" \
     -d "{\"model\":\"llama-3.1-8b\",\"messages\":[{\"role\":\"user\",\"content\":\"Write a haiku about containers\"}],\"stream\":true,\"max_tokens\":$2,\"sim_output_tokens\":$2,\"stream_options\":{\"include_usage\":true}}"
 }
 last_event() { grep -v '^$' "$1" | tail -n 1; }

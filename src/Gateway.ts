@@ -1,7 +1,7 @@
 /**
  * The single Layer graph of the gateway:
  *
- *   config → observability → stores → backends → admission → routing → dispatch → http
+ *   config → observability → database, keys → registries → stores → backends → admission → routing → dispatch → http
  *
  * This is the only file that wires layers across folders. `make` takes the few parts a
  * deployment or a test swaps (where the config comes from, how simulated engines start,
@@ -14,14 +14,23 @@ import { createServer, type Server } from "node:http"
 import { Accounting } from "./accounting/Accounting.ts"
 import * as Sinks from "./accounting/Sinks.ts"
 import * as Stores from "./admission/Stores.ts"
+import { AdminToken } from "./auth/AdminToken.ts"
+import { ApiKeys } from "./auth/ApiKeys.ts"
+import { Authentication } from "./auth/Authentication.ts"
+import { KeyAdmin } from "./auth/KeyAdmin.ts"
+import * as Protection from "./auth/Protection.ts"
+import { Revocations } from "./auth/Revocations.ts"
 import { HealthReports } from "./backends/Actor.ts"
 import { type EngineLauncher, Fleet } from "./backends/Fleet.ts"
-import * as SimulatedEngines from "./backends/SimulatedEngines.ts"
+import * as SimulatedEngines from "./SimulatedFleet.ts"
+import { PlanChecks, verify } from "./config/Checks.ts"
 import { GatewayConfig } from "./config/GatewayConfig.ts"
+import type { Plan } from "./config/Plan.ts"
 import type * as Settings from "./config/Settings.ts"
 import { Dispatcher } from "./dispatch/Dispatch.ts"
 import * as ConnectionLimits from "./http/Connections.ts"
-import { Lifecycle } from "./http/Lifecycle.ts"
+import { Authenticators, RequestPolicies, ResponsePolicies } from "./extensions/Registries.ts"
+import { Lifecycle } from "./request/Lifecycle.ts"
 import * as Routes from "./http/Routes.ts"
 import { EventLoopDelay } from "./observability/EventLoopDelay.ts"
 import * as Logging from "./observability/Logging.ts"
@@ -31,14 +40,43 @@ import { Breakers } from "./resilience/Breakers.ts"
 import { RetryBudget } from "./resilience/RetryBudget.ts"
 import { Affinity } from "./routing/Affinity.ts"
 import { Placement } from "./routing/Placement.ts"
+import { Dialects } from "./backends/Dialects.ts"
+import { RoutingPlugins } from "./routing/Registry.ts"
 import { Router } from "./routing/Router.ts"
+import * as Database from "./stores/Database.ts"
+import { KeyStore } from "./stores/KeyStore.ts"
+
+/** The registries extensions add to. */
+export type Registries =
+  | RoutingPlugins
+  | Dialects
+  | Authenticators
+  | RequestPolicies
+  | ResponsePolicies
+  | PlanChecks
+
+const registries = Layer.mergeAll(
+  RoutingPlugins.layer,
+  Dialects.layer,
+  Authenticators.layer,
+  RequestPolicies.layer,
+  ResponsePolicies.layer
+).pipe(Layer.provideMerge(PlanChecks.layer))
 
 export interface GatewayParts<E> {
   readonly config: Layer.Layer<GatewayConfig, E>
   readonly launcher: Layer.Layer<EngineLauncher>
   readonly requestLog: Layer.Layer<RequestLog>
-  /** Where the embedded audit ledger is written when no database is configured (none: memory only). */
+  /**
+   * The data folder: the embedded database (`sluice.db`: tenants, keys) and the embedded audit
+   * ledger live there when no `DATABASE_URL` is set (none: both in memory only).
+   */
   readonly dataDir?: string | undefined
+  /**
+   * Extensions: layers that add entries to the registries (routing plugins, ...). Built
+   * after the config and before anything reads a registry.
+   */
+  readonly extensions?: Layer.Layer<never, unknown, Registries | GatewayConfig> | undefined
   /** The listener; default: node:http on the plan's host and port. */
   readonly server?:
     | Layer.Layer<HttpServer.HttpServer | Listener | ConnectionLimits.Connections, unknown, GatewayConfig>
@@ -114,14 +152,45 @@ const announce = Layer.effectDiscard(
   })
 )
 
+/** Runs every registry's checks on the initial plan: unknown names stop the start, with their paths. */
+const verifyPlan = Layer.effectDiscard(Effect.gen(function*() {
+  const { initial } = yield* GatewayConfig
+  const checks = yield* PlanChecks
+  yield* verify(initial, checks.run(initial), "config")
+}))
+
 export const make = <E>(parts: GatewayParts<E>) => {
   const usage = Layer.unwrap(Effect.map(GatewayConfig, ({ initial }) =>
     Sinks.fromEnvironment(initial.ledger, initial.timeouts.drainMs, parts.dataDir)))
   const stores = Layer.mergeAll(Stores.budgetLayer, usage, RetryBudget.layer, Affinity.layer, Breakers.layer, Placement.layer)
   const backends = Fleet.layer.pipe(Layer.provideMerge(HealthReports.layer), Layer.provide(parts.launcher))
-  const core = Layer.mergeAll(Accounting.layer, Router.layer, Dispatcher.layer).pipe(
+  // Tenants and keys: the database, the key store, key events between replicas, and the
+  // `api_key` authenticator, registered before extensions add theirs and the plan is checked.
+  const revocations = Layer.unwrap(Effect.map(GatewayConfig, ({ initial }) =>
+    Revocations.fromEnvironment(initial.auth.revocationChannel)))
+  // With `auth: none` no key is ever read: the key store stays in memory, so the gateway
+  // never needs (or waits for) a database to authenticate.
+  const database = Layer.unwrap(Effect.map(GatewayConfig, ({ initial }) =>
+    initial.auth.mode === "none"
+      ? Database.layer({ kind: "sqlite", file: ":memory:" })
+      : Database.fromEnvironment(parts.dataDir)))
+  const keys = ApiKeys.layer.pipe(
+    Layer.provideMerge(Layer.mergeAll(KeyStore.layer, revocations)),
+    Layer.provideMerge(database)
+  )
+  const withKeys = ApiKeys.register.pipe(Layer.provideMerge(registries), Layer.provideMerge(keys))
+  const extended = parts.extensions === undefined
+    ? withKeys
+    : parts.extensions.pipe(Layer.provideMerge(withKeys))
+  // Authentication seals the authenticator registry; the protected-mode rule runs before the listener.
+  const identity = Layer.mergeAll(Authentication.layer, KeyAdmin.layer, AdminToken.fromEnvironment, Protection.layer)
+  // The plan is checked against the registries once every extension has registered,
+  // before any backend, engine or listener starts.
+  const core = Layer.mergeAll(Accounting.layer, Router.layer, Dispatcher.layer, identity).pipe(
     Layer.provideMerge(backends),
-    Layer.provideMerge(Layer.mergeAll(stores, Lifecycle.layer))
+    Layer.provideMerge(Layer.mergeAll(stores, Lifecycle.layer)),
+    Layer.provideMerge(verifyPlan),
+    Layer.provideMerge(extended)
   )
   // The body cap while reading (the content-length check uses the current plan per request).
   const maxBody = Layer.unwrap(Effect.map(GatewayConfig, ({ initial }) =>
@@ -138,6 +207,54 @@ export const make = <E>(parts: GatewayParts<E>) => {
     Layer.provideMerge(parts.config)
   )
 }
+
+/** How an embedder runs the gateway in its own program (the public API: src/index.ts). */
+export interface EmbedOptions {
+  /** The config: a file path, YAML text, or an already validated plan. */
+  readonly config: { readonly file: string } | { readonly yaml: string; readonly source?: string } | { readonly plan: Plan }
+  /** Layers that add routing plugins, dialects, policies or authenticators to the registries. */
+  readonly extensions?: Layer.Layer<never, unknown, Registries | GatewayConfig> | undefined
+  /** Where to listen instead of the config's `server.host`/`server.port` (port 0: any free port). */
+  readonly host?: string | undefined
+  readonly port?: number | undefined
+  /** The data folder (embedded database and ledger); none: both in memory. */
+  readonly dataDir?: string | undefined
+  /** Request log lines and logs on stdout at this level (default `info`); `none` turns them off. */
+  readonly logLevel?: string | undefined
+}
+
+/**
+ * The whole gateway as a layer, for an embedder's own program: the same graph the service
+ * binary runs, with the embedder's extensions registered before anything reads a registry.
+ * Simulated engines (`simulate:` backends) start in the gateway's scope, as with `npm start`.
+ */
+export const embedded = (options: EmbedOptions) => {
+  const listen = (plan: Plan): Plan => ({
+    ...plan,
+    server: { ...plan.server, host: options.host ?? plan.server.host, port: options.port ?? plan.server.port }
+  })
+  const config = "plan" in options.config
+    ? GatewayConfig.fromPlan(listen(options.config.plan))
+    : "yaml" in options.config
+    ? GatewayConfig.fromYaml(options.config.yaml, options.config.source)
+    : GatewayConfig.fromFile(options.config.file)
+  const overridden = "plan" in options.config || (options.host === undefined && options.port === undefined)
+    ? config
+    : Layer.effect(GatewayConfig, Effect.map(GatewayConfig, (c) => GatewayConfig.of({ ...c, initial: listen(c.initial) }))).pipe(
+      Layer.provide(config)
+    )
+  const flags: Settings.Flags = { logLevel: options.logLevel }
+  return make({
+    config: overridden,
+    launcher: SimulatedEngines.layer,
+    requestLog: Layer.merge(Logging.layer(flags), Tracing.layer),
+    dataDir: options.dataDir,
+    extensions: options.extensions
+  })
+}
+
+/** The address the gateway listens on (`http://host:port`). */
+export const address = Effect.map(HttpServer.HttpServer, (server) => HttpServer.formatAddress(server.address))
 
 /** The service binary's logging: JSON lines on stdout at the configured level. */
 export const logging = (flags: Settings.Flags) => Logging.layer(flags)

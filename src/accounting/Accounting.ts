@@ -3,8 +3,9 @@
  *
  * `settle` is the release of the request's reservation, so it runs exactly once per
  * admitted request whatever way the request ends (completed, cut mid-stream, client gone,
- * every backend failed, defect): it computes what the tenant is charged from the tracker,
- * settles the reservation, and hands one record to the usage sink. The sink here keeps
+ * every backend failed, defect): given the outcome (request/Outcome.ts decides it), it
+ * computes what the tenant is charged from the answer's tally, settles the reservation,
+ * and hands one record to the usage sink. The sink here keeps
  * recent records in memory; the shared audit store plugs in behind the same interface.
  *
  * Admission is recorded too (`admit`): with a durable sink it becomes a journal entry, so
@@ -21,13 +22,16 @@
  * cannot show; its record keeps the reservation and the prompt estimate for
  * reconciliation.
  */
-import { Context, Effect, Exit, Layer } from "effect"
+import { Context, Effect, Layer } from "effect"
 import { TokenBudget, type Reservation } from "../admission/Budget.ts"
+import type { GatewayRequest } from "../admission/Request.ts"
+import type { AttemptLog, AttemptRecord } from "../dispatch/Attempts.ts"
+import type { Tally } from "../dispatch/Tally.ts"
 import type { BackendId, ModelId, RequestId, TenantId } from "../domain/Ids.ts"
 import type { RequestOutcome } from "../domain/Outcome.ts"
-import type { GatewayRequest } from "../domain/Request.ts"
 import type { Usage } from "../domain/Usage.ts"
-import type { AttemptRecord, RequestTracker } from "./Tracker.ts"
+
+export type { AttemptRecord } from "../dispatch/Attempts.ts"
 
 export interface AccountingRecord {
   /** Minted at admission; unique per admitted request (the store's idempotency key). */
@@ -116,30 +120,28 @@ export const makeMemorySink = (keep: number): UsageSink["Service"] => {
 /** What the tenant is charged for a request that ended with `outcome`. */
 export const charge = (
   req: GatewayRequest,
-  tracker: RequestTracker,
+  tally: Tally,
   outcome: RequestOutcome
 ): { readonly usage: Usage; readonly reported: boolean } => {
-  if (tracker.reported !== undefined && (outcome === "completed" || outcome === "partial" || outcome === "client_aborted")) {
-    return { usage: tracker.reported, reported: true }
+  if (tally.reported !== undefined && (outcome === "completed" || outcome === "partial" || outcome === "client_aborted")) {
+    return { usage: tally.reported, reported: true }
   }
-  const produced = tracker.firstTokenAtMs !== undefined || (outcome === "completed" && (req.kind === "embedding" || req.kind === "rerank"))
+  const produced = tally.firstTokenAtMs !== undefined || (outcome === "completed" && (req.kind === "embedding" || req.kind === "rerank"))
   if (!produced || outcome === "failed" || outcome === "rejected" || outcome === "error" || outcome === "interrupted") {
     return { usage: { promptTokens: 0, completionTokens: 0, cachedTokens: 0 }, reported: false }
   }
   return {
-    usage: { promptTokens: req.estimate.promptTokens, completionTokens: tracker.countedCompletionTokens, cachedTokens: 0 },
+    usage: { promptTokens: req.estimate.promptTokens, completionTokens: tally.countedCompletionTokens, cachedTokens: 0 },
     reported: false
   }
 }
 
-/** The outcome of a request from its tracker and the exit its scope closed with. */
-export const outcomeOf = (tracker: RequestTracker, exit: Exit.Exit<unknown, unknown>): RequestOutcome => {
-  if (Exit.hasInterrupts(exit)) {
-    // The client left. A stream that had already ended badly stays partial.
-    return tracker.outcome === "partial" ? "partial" : "client_aborted"
-  }
-  if (tracker.outcome !== undefined) return tracker.outcome
-  return Exit.isFailure(exit) ? "error" : "completed"
+/** How an admitted request ended, as settlement needs it. */
+export interface Ending {
+  readonly outcome: RequestOutcome
+  readonly attempts: AttemptLog
+  readonly tally: Tally
+  readonly nowMs: number
 }
 
 /** An admitted request: its reservation and the id its accounting record will carry. */
@@ -151,14 +153,8 @@ export interface Admitted {
 export class Accounting extends Context.Service<Accounting, {
   /** Admission, after the reservation: mints the record id and journals the admission. */
   readonly admit: (req: GatewayRequest, reservation: Reservation) => Effect.Effect<Admitted>
-  /** The release of a reservation: settle once, record once. */
-  readonly settle: (
-    req: GatewayRequest,
-    admitted: Admitted,
-    tracker: RequestTracker,
-    exit: Exit.Exit<unknown, unknown>,
-    nowMs: number
-  ) => Effect.Effect<void>
+  /** The release of a reservation: settle once, record once; returns what was charged. */
+  readonly settle: (req: GatewayRequest, admitted: Admitted, ending: Ending) => Effect.Effect<Usage>
 }>()("sluice/accounting/Accounting") {
   static readonly layer = Layer.effect(
     Accounting,
@@ -182,28 +178,27 @@ export class Accounting extends Context.Service<Accounting, {
               admitted
             )
           }),
-        settle: (req, { reservation, recordId }, tracker, exit, nowMs) =>
+        settle: (req, { reservation, recordId }, { outcome, attempts, tally, nowMs }) =>
           Effect.gen(function*() {
-            const outcome = outcomeOf(tracker, exit)
-            tracker.outcome = outcome
-            const { usage, reported } = charge(req, tracker, outcome)
+            const { usage, reported } = charge(req, tally, outcome)
             yield* budget.settle(reservation, usage.promptTokens + usage.completionTokens)
             yield* sink.write({
               recordId,
               requestId: req.id,
               tenant: req.tenant,
               model: req.model.id,
-              backend: tracker.backend,
+              backend: attempts.backend,
               outcome,
               reservedTokens: reservation.tokens,
               estimatedPromptTokens: req.estimate.promptTokens,
               charged: usage,
               reported,
-              attempts: tracker.attempts,
-              wastedPromptTokens: tracker.attempts.reduce((n, a) => n + a.wastedPromptTokens, 0),
-              ttftMs: tracker.ttftMs,
-              durationMs: nowMs - tracker.startedAtMs
+              attempts: attempts.failed,
+              wastedPromptTokens: attempts.wastedPromptTokens,
+              ttftMs: tally.ttftMs,
+              durationMs: nowMs - req.receivedAtMs
             })
+            return usage
           })
       })
     })

@@ -6,17 +6,14 @@
  * index's key). Linear in the body: one pass to collect the text (nested client objects
  * are stringified only after the decode phase bounded their depth), a bounded count.
  *
- * Also the per-candidate estimates the router derives from these and a backend's GPU
- * profile (backends.md §5.4): prefill and decode GPU-seconds and the predicted time to
- * first token (queue + prefill − cached prefix). They depend on the candidate's live load,
- * so the router evaluates them once per request per candidate, from the numbers fixed here.
- * Pure functions; no clocks, no I/O.
+ * The per-candidate predictions the router derives from these (GPU-seconds, time to first
+ * token) live in routing/Predict.ts. Pure functions; no clocks, no I/O.
  */
 import { Effect } from "effect"
-import type { CallKind } from "../backends/Contract.ts"
-import type { Estimate } from "../domain/Request.ts"
-import type { GpuProfile } from "../routing/Contract.ts"
-import * as PrefixHash from "../routing/PrefixHash.ts"
+import * as Calls from "../api/openai/Calls.ts"
+import type { InferenceCall } from "../api/openai/Calls.ts"
+import type { Estimate } from "./Request.ts"
+import * as PrefixHash from "./PrefixHash.ts"
 import * as Tokenizer from "./Tokenizer.ts"
 
 /** Tokens the OpenAI chat format adds per message, and to prime the reply (cookbook figures). */
@@ -25,15 +22,18 @@ const REPLY_PRIMING = 3
 /** A flat allowance per image part (low-detail figure). */
 const PER_IMAGE = 85
 
+/** A content part or a document: an object whose fields are read one by one (the schema keeps parts as unknown). */
+const isRecord = (v: unknown): v is { readonly [key: string]: unknown } => typeof v === "object" && v !== null
+
 const partsText = (content: unknown, images: { n: number }): string => {
   if (typeof content === "string") return content
   if (!Array.isArray(content)) return ""
   let text = ""
   for (const part of content) {
-    if (typeof part !== "object" || part === null) continue
-    const p = part as Record<string, unknown>
-    if (typeof p["text"] === "string") text += p["text"]
-    else if (p["type"] === "image_url" || p["type"] === "input_image") images.n++
+    if (!isRecord(part)) continue
+    const partText = part["text"]
+    if (typeof partText === "string") text += partText
+    else if (part["type"] === "image_url" || part["type"] === "input_image") images.n++
   }
   return text
 }
@@ -45,41 +45,48 @@ export interface PromptText {
   readonly extraTokens: number
 }
 
-export const promptText = (kind: CallKind, body: Readonly<Record<string, unknown>>): PromptText => {
-  if (kind === "chat") {
-    const messages = Array.isArray(body["messages"]) ? body["messages"] : []
-    const images = { n: 0 }
-    let text = ""
-    for (const m of messages) {
-      if (typeof m !== "object" || m === null) continue
-      const msg = m as Record<string, unknown>
-      text += `${String(msg["role"] ?? "")}\n${partsText(msg["content"], images)}\n`
-      if (Array.isArray(msg["tool_calls"])) text += JSON.stringify(msg["tool_calls"])
-    }
-    if (Array.isArray(body["tools"])) text += JSON.stringify(body["tools"])
-    return { text, extraTokens: messages.length * PER_MESSAGE + REPLY_PRIMING + images.n * PER_IMAGE }
-  }
-  if (kind === "rerank") {
-    // Each document is scored against the query: the engine reads the query once per document.
-    const documents = Array.isArray(body["documents"]) ? body["documents"] : []
-    const query = typeof body["query"] === "string" ? body["query"] : ""
-    let text = ""
-    for (const d of documents) text += `${query}\n${typeof d === "string" ? d : JSON.stringify(d)}\n`
-    return { text, extraTokens: 0 }
-  }
-  const input = kind === "completion" ? body["prompt"] : body["input"]
+/** Prompts of completions and inputs of embeddings: text, texts, token ids, or lists of token ids. */
+const promptOf = (input: string | ReadonlyArray<string> | ReadonlyArray<number> | ReadonlyArray<ReadonlyArray<number>>): PromptText => {
   if (typeof input === "string") return { text: input, extraTokens: 0 }
-  if (Array.isArray(input)) {
-    if (input.every((x) => typeof x === "number")) return { text: "", extraTokens: input.length }
-    let text = ""
-    let extra = 0
-    for (const x of input) {
-      if (typeof x === "string") text += x + "\n"
-      else if (Array.isArray(x)) extra += x.length
-    }
-    return { text, extraTokens: extra }
+  let text = ""
+  let extra = 0
+  for (const x of input) {
+    if (typeof x === "string") text += x + "\n"
+    else if (typeof x === "number") extra++
+    else extra += x.length
   }
-  return { text: "", extraTokens: 0 }
+  return { text, extraTokens: extra }
+}
+
+/**
+ * The text the engine will read, from the typed call. JSON.stringify runs only on fields
+ * decode has bounded in depth (JsonScan.ts), never on unbounded client data.
+ */
+export const promptText = (call: InferenceCall): PromptText => {
+  switch (call.kind) {
+    case "chat": {
+      const messages = call.body.messages
+      const images = { n: 0 }
+      let text = ""
+      for (const msg of messages) {
+        text += `${msg.role}\n${partsText(msg.content, images)}\n`
+        if (msg.tool_calls != null) text += JSON.stringify(msg.tool_calls)
+      }
+      if (call.body.tools != null) text += JSON.stringify(call.body.tools)
+      return { text, extraTokens: messages.length * PER_MESSAGE + REPLY_PRIMING + images.n * PER_IMAGE }
+    }
+    case "rerank": {
+      // Each document is scored against the query: the engine reads the query once per document.
+      const query = call.body.query
+      let text = ""
+      for (const d of call.body.documents) text += `${query}\n${typeof d === "string" ? d : JSON.stringify(d)}\n`
+      return { text, extraTokens: 0 }
+    }
+    case "completion":
+      return promptOf(call.body.prompt)
+    case "embedding":
+      return promptOf(call.body.input)
+  }
 }
 
 /** How the prompt's prefix hashes are cut: `routing.prefix_block_chars`, `prefix_max_blocks`, the model id. */
@@ -98,7 +105,7 @@ export const DEFAULT_PREFIX: PrefixOptions = { blockChars: 64, maxBlocks: 512, s
  * prompt of a completions batch is decoded up to the cap).
  */
 const fromCount = (
-  kind: CallKind,
+  call: InferenceCall,
   prompt: PromptText,
   counted: number,
   maxOutputTokens: number,
@@ -106,7 +113,7 @@ const fromCount = (
   sequences: number
 ): Estimate => {
   const promptTokens = counted + prompt.extraTokens
-  const generates = kind !== "embedding" && kind !== "rerank"
+  const generates = Calls.generates(call)
   const output = generates ? Math.max(1, sequences) * maxOutputTokens : 0
   return {
     promptTokens,
@@ -123,15 +130,14 @@ const fromCount = (
 
 /** The estimate, counted synchronously (bounded: see Tokenizer.ts). */
 export const estimate = (
-  kind: CallKind,
-  body: Readonly<Record<string, unknown>>,
+  call: InferenceCall,
   encoding: Tokenizer.Encoding,
   maxOutputTokens: number,
   prefix: PrefixOptions = DEFAULT_PREFIX,
   sequences = 1
 ): { readonly estimate: Estimate; readonly prompt: PromptText } => {
-  const prompt = promptText(kind, body)
-  return { estimate: fromCount(kind, prompt, Tokenizer.count(encoding, prompt.text), maxOutputTokens, prefix, sequences), prompt }
+  const prompt = promptText(call)
+  return { estimate: fromCount(call, prompt, Tokenizer.count(encoding, prompt.text), maxOutputTokens, prefix, sequences), prompt }
 }
 
 /**
@@ -140,8 +146,7 @@ export const estimate = (
  * however long it is).
  */
 export const estimateYielding = (
-  kind: CallKind,
-  body: Readonly<Record<string, unknown>>,
+  call: InferenceCall,
   encoding: Tokenizer.Encoding,
   maxOutputTokens: number,
   prefix: PrefixOptions,
@@ -149,75 +154,10 @@ export const estimateYielding = (
   stopAbove?: number
 ): Effect.Effect<{ readonly estimate: Estimate; readonly prompt: PromptText }> =>
   Effect.suspend(() => {
-    const prompt = promptText(kind, body)
+    const prompt = promptText(call)
     return Effect.map(
       Tokenizer.countYielding(encoding, prompt.text, stopAbove),
-      (counted) => ({ estimate: fromCount(kind, prompt, counted, maxOutputTokens, prefix, sequences), prompt })
+      (counted) => ({ estimate: fromCount(call, prompt, counted, maxOutputTokens, prefix, sequences), prompt })
     )
   })
 
-/** Prompt tokens covered by `matchedBlocks` leading blocks (at most all but one token, as engines cap hits). */
-export const cachedTokens = (e: Estimate, matchedBlocks: number): number => {
-  if (matchedBlocks <= 0 || e.promptChars === 0) return 0
-  const share = Math.min(1, (matchedBlocks * e.prefixBlockChars) / e.promptChars)
-  return Math.min(e.promptTokens - 1, Math.floor(share * e.promptTokens))
-}
-
-/** A candidate's load as the predictions need it (gateway-local numbers or fresh engine signals). */
-export interface CandidateLoad {
-  /** Prompt tokens queued or being prefilled ahead of this request. */
-  readonly pendingPrefillTokens: number
-  /** Sequences decoding. */
-  readonly decoding: number
-  /** Context tokens of the resident sequences (KV read per step). */
-  readonly contextTokens: number
-}
-
-/** Engine ms to prefill `tokens` with `load` in the batch: prefill cost plus every step's overhead. */
-const prefillMs = (p: GpuProfile, tokens: number, load: CandidateLoad): number => {
-  if (tokens <= 0) return 0
-  const budget = Math.max(256, p.maxBatchedTokens - load.decoding)
-  const steps = Math.ceil(tokens / budget)
-  const perStep = p.stepMs + p.decodeMsPerSeq * load.decoding + p.kvMsPerContextToken * load.contextTokens
-  return tokens * p.prefillMsPerToken + steps * perStep
-}
-
-/**
- * Predicted time to first token, engine ms: the prefill work queued ahead (FCFS, chunked)
- * plus this request's uncached prompt, then the step that emits the first token.
- */
-export const predictTtftMs = (e: Estimate, p: GpuProfile, cached: number, load: CandidateLoad): number => {
-  const own = Math.max(1, e.promptTokens - cached)
-  const firstStep = p.stepMs + p.decodeMsPerSeq * (load.decoding + 1) +
-    p.kvMsPerContextToken * (load.contextTokens + e.promptTokens)
-  return prefillMs(p, load.pendingPrefillTokens + own, load) + firstStep
-}
-
-/**
- * Predicted decode step time if the request joins, engine ms: one more sequence and its
- * context in the batch, plus a full prefill chunk while prefill work is queued (chunked
- * prefill co-schedules it with every decode: the cause of ITL spikes).
- */
-export const predictItlMs = (e: Estimate, p: GpuProfile, load: CandidateLoad): number => {
-  const chunk = Math.min(load.pendingPrefillTokens, p.maxBatchedTokens)
-  return p.stepMs + p.decodeMsPerSeq * (load.decoding + 1) +
-    p.kvMsPerContextToken * (load.contextTokens + e.promptTokens + e.maxOutputTokens / 2) +
-    p.prefillMsPerToken * chunk
-}
-
-/**
- * GPU-seconds this request costs on a candidate: the uncached prefill, and its decode share
- * (its own per-sequence and KV-read cost per token plus its share of each step's fixed cost
- * in a batch of `decoding + 1`), times the GPUs the engine spans.
- */
-export const gpuSeconds = (
-  e: Estimate,
-  p: GpuProfile,
-  cached: number,
-  load: CandidateLoad
-): { readonly prefill: number; readonly decode: number } => {
-  const prefill = Math.max(0, e.promptTokens - cached) * p.prefillMsPerToken
-  const perToken = p.decodeMsPerSeq + p.kvMsPerContextToken * (e.promptTokens + e.maxOutputTokens / 2) +
-    p.stepMs / (load.decoding + 1)
-  return { prefill: (prefill * p.gpuCount) / 1000, decode: (e.maxOutputTokens * perToken * p.gpuCount) / 1000 }
-}

@@ -23,7 +23,7 @@
  */
 import { createHash } from "node:crypto"
 import { Clock, Effect, Schedule, type Scope } from "effect"
-import { Redis } from "ioredis"
+import { Redis } from "../stores/Ioredis.ts"
 import type { TenantId } from "../domain/Ids.ts"
 import { BudgetExceeded, BudgetUnavailable, makeInMemory, type Reservation, TokenBudget } from "./Budget.ts"
 

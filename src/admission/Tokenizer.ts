@@ -24,7 +24,10 @@
  */
 import { Effect } from "effect"
 
-export type Encoding = "o200k" | "cl100k" | "chars"
+import type { Encoding } from "../domain/Encodings.ts"
+
+export type { Encoding } from "../domain/Encodings.ts"
+export { encodingFor } from "../domain/Encodings.ts"
 
 type Counter = (text: string) => number
 
@@ -41,13 +44,6 @@ const bytesOf = (text: string): number => Buffer.byteLength(text, "utf8")
 
 const counters: Partial<Record<Encoding, Counter>> = {
   chars: (text) => Math.ceil(bytesOf(text) / 4)
-}
-
-/** The encoding a model name implies when the config does not say. */
-export const encodingFor = (model: string): Encoding => {
-  const m = model.toLowerCase().replace(/^.*\//, "")
-  if (/^(gpt-4o|gpt-4\.1|gpt-4\.5|gpt-5|o[1-9]|chatgpt|gpt-oss|codex)/.test(m)) return "o200k"
-  return "cl100k"
 }
 
 /** Special-token strings in client text are text: counted, never a thrown "disallowed special token". */

@@ -2,8 +2,8 @@
  * The backend actor's behaviour: health evidence in, supervised background loops out.
  *
  * `HealthReports` is the one way to change a backend's health (probes, request outcomes);
- * it stamps each piece of evidence with the clock's time, logs every transition, and a
- * backend turning unhealthy loses its affinity hints. What a failed attempt is evidence of
+ * it stamps each piece of evidence with the clock's time, logs every transition (the
+ * router ignores session hints to a cold or unhealthy backend). What a failed attempt is evidence of
  * is decided here: backpressure (retry-after) is none (the dispatcher cools the backend
  * down), load shedding without retry-after says nothing about health, and every other
  * reason that trips breakers is a bad outcome (a probe alone marks an engine cold).
@@ -18,7 +18,6 @@
 import { Cause, Clock, Context, Duration, Effect, Layer } from "effect"
 import type { Plan } from "../config/Plan.ts"
 import { RequestId } from "../domain/Ids.ts"
-import { Affinity } from "../routing/Affinity.ts"
 import type { Backend } from "./Backend.ts"
 import * as EngineMetrics from "./EngineMetrics.ts"
 import { unaryAll } from "./Contract.ts"
@@ -34,17 +33,13 @@ export class HealthReports extends Context.Service<HealthReports, {
   static readonly layer = Layer.effect(
     HealthReports,
     Effect.gen(function*() {
-      const affinity = yield* Affinity
       const report = (backend: Backend, evidence: Evidence): Effect.Effect<void> =>
         Effect.flatMap(Clock.currentTimeMillis, (now) => {
           const before = backend.health
-          const after = backend.healthState.observe(evidence, now)
+          const after = backend.observeHealth(evidence, now)
           if (after === undefined) return Effect.void
-          return Effect.andThen(
-            Effect.logWarning("backend health changed").pipe(
-              Effect.annotateLogs({ backend: backend.id, from: before, to: after, evidence: evidence._tag })
-            ),
-            after === "unhealthy" || after === "cold" ? affinity.forget(backend.id) : Effect.void
+          return Effect.logWarning("backend health changed").pipe(
+            Effect.annotateLogs({ backend: backend.id, from: before, to: after, evidence: evidence._tag })
           )
         })
       return HealthReports.of({
@@ -68,10 +63,10 @@ export const supervise = (backend: Backend, name: string, loop: Effect.Effect<vo
     return Effect.forever(loop).pipe(
       Effect.catchCause((cause) => {
         if (Cause.hasInterrupts(cause)) return Effect.failCause(cause)
-        backend.loopRestarts++
-        const delay = Math.min(30_000, 200 * 2 ** Math.min(8, backend.loopRestarts - 1))
+        const restarts = backend.loopRestarted()
+        const delay = Math.min(30_000, 200 * 2 ** Math.min(8, restarts - 1))
         return Effect.logError("backend loop crashed; restarting").pipe(
-          Effect.annotateLogs({ backend: backend.id, loop: name, restarts: backend.loopRestarts, delay_ms: delay, cause: Cause.pretty(cause) }),
+          Effect.annotateLogs({ backend: backend.id, loop: name, restarts, delay_ms: delay, cause: Cause.pretty(cause) }),
           Effect.andThen(Effect.sleep(Duration.millis(delay))),
           Effect.andThen(restart)
         )
@@ -82,7 +77,7 @@ export const supervise = (backend: Backend, name: string, loop: Effect.Effect<vo
 /** One scrape of the engine's metrics endpoint into `backend.signals`. */
 const scrapeOnce = (backend: Backend, plan: Plan, previous: { counters: EngineMetrics.Counters | undefined }) =>
   Effect.gen(function*() {
-    const flavour = backend.plan.metrics
+    const flavour = backend.plan.metrics ?? "none"
     if (flavour === "none") return
     const path = EngineMetrics.metricsPath(flavour)!
     const text = yield* Effect.scoped(
@@ -98,7 +93,7 @@ const scrapeOnce = (backend: Backend, plan: Plan, previous: { counters: EngineMe
     const now = yield* Clock.currentTimeMillis
     const result = EngineMetrics.signals(flavour, text, previous.counters, now)
     previous.counters = result.counters
-    backend.signals = result.signals
+    backend.observeSignals(result.signals)
   })
 
 /** One active probe: a 1-token generation, unless real traffic proved the backend recently. */
@@ -109,12 +104,11 @@ const probeOnce = (backend: Backend, plan: Plan, reports: HealthReports["Service
     if (!backend.adapter.capabilities.chat) return
     const model = [...backend.plan.models.values()][0]
     if (model === undefined) return
-    const body = { model, messages: [{ role: "user", content: "ping" }], max_tokens: 1, stream: false }
     const outcome = yield* Effect.scoped(unaryAll(backend.adapter, {
       kind: "chat",
       requestId: RequestId(`probe-${backend.id}-${now}`),
-      body,
-      rawBody: new TextEncoder().encode(JSON.stringify(body)),
+      body: { model, messages: [{ role: "user", content: "ping" }], max_tokens: 1, stream: false },
+      rawBody: undefined,
       upstreamModel: model,
       stream: false,
       clientWantsUsage: false,
@@ -132,7 +126,7 @@ const probeOnce = (backend: Backend, plan: Plan, reports: HealthReports["Service
       })
     )
     if (outcome === undefined) return
-    if (outcome._tag === "ProbeOk") backend.lastSuccessAtMs = yield* Clock.currentTimeMillis
+    if (outcome._tag === "ProbeOk") backend.proved(yield* Clock.currentTimeMillis)
     yield* reports.report(backend, outcome)
   })
 
@@ -140,7 +134,7 @@ const probeOnce = (backend: Backend, plan: Plan, reports: HealthReports["Service
 export const runLoops = (backend: Backend, plan: Plan, reports: HealthReports["Service"]) =>
   Effect.gen(function*() {
     const previous: { counters: EngineMetrics.Counters | undefined } = { counters: undefined }
-    if (backend.plan.metrics !== "none") {
+    if ((backend.plan.metrics ?? "none") !== "none") {
       yield* Effect.forkScoped(supervise(
         backend,
         "scrape",

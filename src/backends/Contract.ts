@@ -11,12 +11,16 @@
  * scope: closing the scope closes the upstream socket.
  */
 import { Effect, type Scope } from "effect"
-import type { Dialect } from "../config/FileSchema.ts"
+import type { StreamEvent } from "../api/Events.ts"
+import type { FinishReason } from "../api/Events.ts"
+import * as Calls from "../api/openai/Calls.ts"
+import type { InferenceCall } from "../api/openai/Calls.ts"
 import type { RequestId } from "../domain/Ids.ts"
 import type { Usage } from "../domain/Usage.ts"
 import type { FailureReason } from "./Failure.ts"
 
-export type FinishReason = "stop" | "length" | "tool_calls" | "content_filter" | "function_call" | "error" | "other"
+export type { FinishReason } from "../api/Events.ts"
+export type { CallKind } from "../api/openai/Calls.ts"
 
 export const finishReason = (raw: unknown): FinishReason | undefined => {
   switch (raw) {
@@ -35,19 +39,11 @@ export const finishReason = (raw: unknown): FinishReason | undefined => {
   }
 }
 
-/** Typed token events inside the gateway (ARCHITECTURE.md §4). */
-export type TokenEvent =
-  | { readonly _tag: "Delta"; readonly text: string }
-  | {
-    readonly _tag: "ToolCallDelta"
-    readonly index: number
-    readonly id: string | undefined
-    readonly name: string | undefined
-    readonly arguments: string | undefined
-  }
-  | { readonly _tag: "Usage"; readonly usage: Usage }
-  | { readonly _tag: "Finish"; readonly reason: FinishReason }
-  | { readonly _tag: "Error"; readonly failure: FailureReason }
+/**
+ * Typed token events inside the gateway (ARCHITECTURE.md §4): the stream events every
+ * inbound encoder reads (api/Events.ts), plus a failure that ends the stream.
+ */
+export type TokenEvent = StreamEvent | { readonly _tag: "Error"; readonly failure: FailureReason }
 
 export interface Frame {
   /** Bytes for the client, or undefined when the event is consumed by the gateway. */
@@ -94,16 +90,20 @@ export interface UnaryResponse {
   readonly read: Effect.Effect<UnaryResult, FailureReason>
 }
 
-export type CallKind = "chat" | "completion" | "embedding" | "rerank"
+/**
+ * One attempt's request, in the public (OpenAI) dialect: the decoded call (`kind` and its
+ * schema-typed `body`, which keeps fields the gateway does not know) plus what the attempt
+ * adds. Dialects read the body's fields through its type.
+ */
+export type UpstreamCall = InferenceCall & UpstreamCallInfo
 
-/** One attempt's request, in the public (OpenAI) dialect. */
-export interface UpstreamCall {
-  readonly kind: CallKind
+export interface UpstreamCallInfo {
   readonly requestId: RequestId
-  /** The client's parsed body: forwarded as is apart from the model name and usage option. */
-  readonly body: Readonly<Record<string, unknown>>
-  /** The client's raw body bytes, forwarded untouched when nothing needs rewriting. */
-  readonly rawBody: Uint8Array
+  /**
+   * The client's raw body bytes while the body is the client's own (forwarded untouched when
+   * nothing needs rewriting); undefined once something changed it.
+   */
+  readonly rawBody: Uint8Array | undefined
   readonly upstreamModel: string
   readonly stream: boolean
   /** Whether the client asked for the usage chunk (`stream_options.include_usage`). */
@@ -115,6 +115,16 @@ export interface UpstreamCall {
    */
   readonly maxOutputTokens: number
 }
+
+/** The attempt's call with `fields` set on its body; the raw bytes no longer match, so they go. */
+export const withBodyFields = (call: UpstreamCall, fields: { readonly [key: string]: unknown }): UpstreamCall => ({
+  ...call,
+  ...Calls.withFields(call, fields),
+  rawBody: undefined
+})
+
+/** The bytes to send: the client's own when the body is unchanged, else the body serialized. */
+export const bodyBytes = (call: UpstreamCall): Uint8Array | string => call.rawBody ?? JSON.stringify(call.body)
 
 export interface Capabilities {
   readonly chat: boolean
@@ -134,7 +144,10 @@ export interface AdapterOptions {
 
 /** A dialect adapter bound to one backend endpoint. */
 export interface Adapter {
-  readonly dialect: Dialect
+  /** The registered dialect name. */
+  readonly dialect: string
+  /** Its engines speak vLLM's `kv_transfer_params` (prefill/decode disaggregation). */
+  readonly kvTransfer?: boolean
   readonly capabilities: Capabilities
   /** Sends a streaming request; resolves once the response headers are in and say success. */
   readonly stream: (call: UpstreamCall) => Effect.Effect<FrameSource, FailureReason, Scope.Scope>

@@ -7,7 +7,7 @@
  * become a hit rate over the interval between two scrapes. Pure functions; the actor
  * owns the scraping loop.
  */
-import type { BackendPlan } from "../config/Plan.ts"
+import type { MetricsFlavour } from "../config/Plan.ts"
 import type { EngineSignals } from "./Backend.ts"
 
 export interface Sample {
@@ -51,7 +51,7 @@ interface NameMap {
   readonly blocksLabel: string
 }
 
-const maps: Record<Exclude<BackendPlan["metrics"], "none">, NameMap> = {
+const maps: Record<Exclude<MetricsFlavour, "none">, NameMap> = {
   vllm: {
     path: "/metrics",
     waiting: ["vllm:num_requests_waiting"],
@@ -127,7 +127,7 @@ const maps: Record<Exclude<BackendPlan["metrics"], "none">, NameMap> = {
 }
 
 /** The path of the metrics endpoint (on the backend's origin), or undefined when not scraped. */
-export const metricsPath = (flavour: BackendPlan["metrics"]): string | undefined =>
+export const metricsPath = (flavour: MetricsFlavour): string | undefined =>
   flavour === "none" ? undefined : maps[flavour].path
 
 const first = (samples: Map<string, Array<Sample>>, names: ReadonlyArray<string>): ReadonlyArray<Sample> | undefined => {
@@ -156,7 +156,7 @@ export interface Counters {
 
 /** Signals from one scrape; `previous` counters turn cumulative hits into a rate. */
 export const signals = (
-  flavour: Exclude<BackendPlan["metrics"], "none">,
+  flavour: Exclude<MetricsFlavour, "none">,
   text: string,
   previous: Counters | undefined,
   nowMs: number

@@ -9,7 +9,8 @@ import type { BackendPlan, Plan } from "../config/Plan.ts"
 import type { BackendId, ModelId } from "../domain/Ids.ts"
 import { HealthReports, runLoops } from "./Actor.ts"
 import { Backend } from "./Backend.ts"
-import { adapterFor } from "./Dialects.ts"
+import * as NameTable from "../domain/NameTable.ts"
+import { adapterOptions, Dialects, type DialectsShape } from "./Dialects.ts"
 import * as Upstream from "./Upstream.ts"
 
 export class FleetError extends Data.TaggedError("FleetError")<{ readonly backend: string; readonly message: string }> {}
@@ -37,7 +38,9 @@ export class Fleet extends Context.Service<Fleet, {
       const config = yield* GatewayConfig
       const launcher = yield* EngineLauncher
       const reports = yield* HealthReports
-      const fleet = yield* build(config.initial, launcher)
+      const dialects = yield* Dialects
+      dialects.seal()
+      const fleet = yield* build(config.initial, launcher, dialects)
       // Each backend's supervised loops live in the fleet's scope: torn down with it.
       for (const backend of fleet.all) yield* runLoops(backend, config.initial, reports)
       return fleet
@@ -45,7 +48,7 @@ export class Fleet extends Context.Service<Fleet, {
   )
 }
 
-const build = (plan: Plan, launcher: EngineLauncher["Service"]) =>
+const build = (plan: Plan, launcher: EngineLauncher["Service"], dialects: DialectsShape) =>
   Effect.gen(function*() {
     const backends: Array<Backend> = []
     // Simulated engines boot in parallel (each in its own thread), not one after another.
@@ -55,8 +58,12 @@ const build = (plan: Plan, launcher: EngineLauncher["Service"]) =>
       { concurrency: "unbounded" }
     )
     for (const [i, bp] of plan.backends.entries()) {
+      const dialect = dialects.get(bp.dialect)
+      if (dialect === undefined) {
+        return yield* new FleetError({ backend: bp.id, message: NameTable.unknown("dialect", bp.dialect, dialects) })
+      }
       const url = launched[i]!
-      const resolved: BackendPlan = { ...bp, url }
+      const resolved: BackendPlan = { ...bp, url, metrics: bp.metrics ?? dialect.metrics }
       const pool = Upstream.make(url, {
         connections: bp.connections,
         apiKey: bp.apiKey,
@@ -64,7 +71,7 @@ const build = (plan: Plan, launcher: EngineLauncher["Service"]) =>
       })
       yield* Effect.addFinalizer(() => pool.close)
       const adapter = yield* Effect.try({
-        try: () => adapterFor(resolved, pool, plan),
+        try: () => dialect.make({ backend: resolved, pool, options: adapterOptions(plan) }),
         catch: (e) => new FleetError({ backend: bp.id, message: e instanceof Error ? e.message : String(e) })
       })
       backends.push(new Backend(resolved, pool, adapter, plan.health))

@@ -21,8 +21,8 @@
  * and must prove itself on traffic; `Loading` → cold until a probe or request succeeds.
  * Unhealthy and cold backends are excluded by the router; degraded ones weigh less.
  */
+import type { Health } from "../domain/States.ts"
 import { OutcomeWindow } from "../resilience/Window.ts"
-import type { Health } from "./Backend.ts"
 
 export type Evidence =
   | { readonly _tag: "ProbeOk" }

@@ -11,7 +11,7 @@
 import { parseArgs, type ParseArgsOptionsConfig } from "node:util"
 import type { Flags } from "../config/Settings.ts"
 
-export const COMMANDS = ["serve", "check-config", "simulate", "help"] as const
+export const COMMANDS = ["serve", "check-config", "simulate", "keys", "tenants", "help"] as const
 export type CommandName = typeof COMMANDS[number]
 
 /** Accepted by `--log-level` (any case). */
@@ -24,6 +24,8 @@ export type Invocation =
   | { readonly _tag: "CheckConfig"; readonly files: ReadonlyArray<string> }
   /** The simulator parses its own flags (strictly too: src/simulator/fleet.ts). */
   | { readonly _tag: "Simulate"; readonly argv: ReadonlyArray<string> }
+  /** The tenant and key commands parse their own arguments (src/cli/keys.ts). */
+  | { readonly _tag: "Keys"; readonly command: "keys" | "tenants"; readonly argv: ReadonlyArray<string> }
   | { readonly _tag: "UsageError"; readonly message: string; readonly topic: CommandName | undefined }
 
 const help = { help: { type: "boolean", short: "h" } } as const satisfies ParseArgsOptionsConfig
@@ -121,6 +123,9 @@ export const parse = (argv: ReadonlyArray<string>): Invocation => {
       return parseServe(rest, "serve")
     case "simulate":
       return { _tag: "Simulate", argv: rest }
+    case "keys":
+    case "tenants":
+      return { _tag: "Keys", command: first, argv: rest }
     case "check-config": {
       const parsed = parseHelpOnly(rest)
       if (!parsed.ok) return usageError(parsed.message, "check-config")

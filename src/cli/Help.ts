@@ -10,6 +10,8 @@ Usage:
   sluice [serve] [flags]          start the gateway (the default command)
   sluice check-config [FILE...]   decode and validate config files, print every error
   sluice simulate [flags]         run the inference-engine simulator on its own
+  sluice keys COMMAND ...         API keys: create, list, revoke, rotate, expire, hash
+  sluice tenants COMMAND ...      tenants: create, list, disable, enable
   sluice help [COMMAND]           help for a command
   sluice --version                print the version
 
@@ -54,9 +56,29 @@ Runs the inference-engine simulator on its own (vLLM/OpenAI, Anthropic, Ollama o
 SGLang wire protocol), one instance from flags or a whole fleet from a file.
 Run 'sluice simulate --help' for its flags.`
 
+const keys = `Usage: sluice keys COMMAND ...
+
+  keys create --tenant ID --name NAME [--models a,b] [--expires 30d|ISO-TIME]
+  keys list [--tenant ID]
+  keys revoke KEY_ID
+  keys rotate KEY_ID [--grace 7d]
+  keys expire KEY_ID (--in 30d | --at ISO-TIME | --never)
+  keys hash [KEY | -]        the Argon2id hash of a key, for auth.keys (no KEY: a new key)
+
+Works on the gateway's own store: DATABASE_URL, else SLUICE_DATA_DIR (default data/).
+--json prints JSON; --config FILE reads the gateway's config. The raw key is printed once,
+by create, rotate and hash. With REDIS_URL set, running replicas learn of a revocation at once.`
+
+const tenants = `Usage: sluice tenants COMMAND ...
+
+  tenants create ID [--name NAME]
+  tenants list
+  tenants disable ID
+  tenants enable ID`
+
 const helpText = `Usage: sluice help [COMMAND]
 
-Prints help for COMMAND (serve, check-config, simulate), or the overview.`
+Prints help for COMMAND (serve, check-config, simulate, keys, tenants), or the overview.`
 
 export const text = (topic: CommandName | undefined): string => {
   switch (topic) {
@@ -68,6 +90,10 @@ export const text = (topic: CommandName | undefined): string => {
       return checkConfig
     case "simulate":
       return simulate
+    case "keys":
+      return keys
+    case "tenants":
+      return tenants
     case "help":
       return helpText
   }

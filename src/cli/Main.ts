@@ -43,5 +43,10 @@ export const main = (argv: ReadonlyArray<string>): void => {
     case "Simulate":
       import("../simulator/Command.ts").then((Simulator) => Simulator.run(invocation.argv), failed)
       return
+    case "Keys":
+      import("./keys.ts").then((Keys) => Keys.main([invocation.command, ...invocation.argv]), failed).then((code) => {
+        if (typeof code === "number") process.exitCode = code
+      })
+      return
   }
 }

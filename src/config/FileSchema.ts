@@ -30,8 +30,17 @@ const Name = Schema.String.check(Schema.isPattern(/^[A-Za-z0-9][A-Za-z0-9._:/@+-
 const PositiveInt = Schema.Int.check(Schema.isGreaterThan(0))
 const Ratio = Schema.Finite.check(Schema.isBetween({ minimum: 0, maximum: 1 }))
 
-export const Dialect = Schema.Literals(["openai", "vllm", "sglang", "llamacpp", "nim", "tgi", "anthropic", "ollama"])
-export type Dialect = typeof Dialect.Type
+/**
+ * A registered dialect: `openai`, `vllm`, `sglang`, `llamacpp`, `nim`, `tgi`, `anthropic`,
+ * `ollama`, or one an extension adds (checked against the dialect registry at start).
+ */
+export const Dialect = Name
+
+/** Which request and response policies (extensions) run; names from the registries. */
+export const PolicySelection = Schema.Struct({
+  request: Schema.optionalKey(Schema.Array(Name)),
+  response: Schema.optionalKey(Schema.Array(Name))
+})
 
 export const ModelEntry = Schema.Struct({
   name: Name,
@@ -64,7 +73,9 @@ export const ModelEntry = Schema.Struct({
    */
   retry_unary_after_response: Schema.optionalKey(Schema.Boolean),
   /** Largest `n` (and vLLM `best_of`) a request may ask for; default 8. */
-  max_n: Schema.optionalKey(PositiveInt)
+  max_n: Schema.optionalKey(PositiveInt),
+  /** The policies for this model (instead of the gateway-wide `extensions` lists). */
+  extensions: Schema.optionalKey(PolicySelection)
 })
 
 /** A backend serves a model under the public name, or under another upstream name. */
@@ -110,7 +121,9 @@ export const BackendEntry = Schema.Struct({
   /** Metrics endpoint flavour to scrape; default from the dialect; `none` disables scraping. */
   metrics: Schema.optionalKey(Schema.Literals(["vllm", "sglang", "trtllm", "llamacpp", "nim", "tgi", "none"])),
   /** Pool role for prefill/decode disaggregation. */
-  role: Schema.optionalKey(Schema.Literals(["mixed", "prefill", "decode"]))
+  role: Schema.optionalKey(Schema.Literals(["mixed", "prefill", "decode"])),
+  /** Free labels (region, zone, tier, ...) for routing extensions to read; Sluice itself reads none. */
+  labels: Schema.optionalKey(Schema.Record(Name, Schema.String))
 })
 
 export const Timeouts = Schema.Struct({
@@ -164,7 +177,8 @@ export const Routing = Schema.Struct({
   filters: Schema.optionalKey(Schema.Array(Schema.String)),
   /** Scorer name → weight. */
   scorers: Schema.optionalKey(Schema.Record(Schema.String, Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0)))),
-  picker: Schema.optionalKey(Schema.Literals(["max_score", "p2c", "weighted_random"])),
+  /** A registered picker: `max_score`, `p2c`, `weighted_random` or one an extension adds. */
+  picker: Schema.optionalKey(Schema.String),
   /** Saturation filter thresholds. */
   max_queue: Schema.optionalKey(Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))),
   max_kv_usage: Schema.optionalKey(Ratio),
@@ -276,6 +290,60 @@ export const Cors = Schema.Struct({
   max_age: Schema.optionalKey(Duration)
 })
 
+/** Request and response policies (extensions registered by layers): which run, and their deadline. */
+export const Extensions = Schema.Struct({
+  /** Request guardrails and transforms in order; default: every registered one. */
+  request: Schema.optionalKey(Schema.Array(Name)),
+  /** Response text filters in order; default: every registered one. */
+  response: Schema.optionalKey(Schema.Array(Name)),
+  /** Deadline of one policy call (a request policy, or one step of a response filter). */
+  timeout: Schema.optionalKey(Duration)
+})
+
+/** A tenant declared in the config file (GitOps-style; tenants can also live in the database). */
+export const AuthTenant = Schema.Struct({
+  name: Schema.optionalKey(Schema.String)
+})
+
+/**
+ * An API key declared in the config file: its public id and the Argon2id hash of the whole
+ * key (`sluice keys hash` prints both), never the key itself.
+ */
+export const AuthKey = Schema.Struct({
+  /** The key id: the 12 characters after `sk-sluice-`. */
+  id: Schema.String.check(Schema.isPattern(/^[0-9A-Za-z]{12}$/, { message: "expected a key id of 12 letters and digits" })),
+  tenant: Name,
+  name: Schema.optionalKey(Schema.String),
+  hash: Schema.String.check(Schema.isPattern(/^\$argon2id\$/, { message: "expected an Argon2id hash ($argon2id$...)" })),
+  /** Models (names or aliases) the key may use; default: every model. */
+  models: Schema.optionalKey(Schema.Array(Name)),
+  /** ISO 8601 time after which the key is refused, e.g. 2026-12-31T00:00:00Z. */
+  expires_at: Schema.optionalKey(Schema.String)
+})
+
+/**
+ * Who may call the gateway. `none` serves every request as tenant `default` without keys,
+ * on any address. Otherwise requests present API keys once any key exists (in the database
+ * or here); with no key at all the gateway serves anonymously on a loopback address only.
+ */
+export const Auth = Schema.Union([
+  Schema.Literal("none"),
+  Schema.Struct({
+    /** Authenticators in order (registry names); default `[api_key]`. */
+    authenticators: Schema.optionalKey(Schema.Array(Name)),
+    /** Verified keys kept per replica (SHA-256 of the key → identity); default 10000. */
+    cache_size: Schema.optionalKey(PositiveInt),
+    /** How long a verified key is trusted before its row is read again (no Argon2 then); default 30s. */
+    cache_ttl: Schema.optionalKey(Duration),
+    /** Redis pub/sub channel that carries revocations to every replica (with REDIS_URL). */
+    revocation_channel: Schema.optionalKey(Schema.String.check(Schema.isMinLength(1))),
+    /** Tenants declared here, by id. */
+    tenants: Schema.optionalKey(Schema.Record(Name, AuthTenant)),
+    /** Keys declared here (hashes only). */
+    keys: Schema.optionalKey(Schema.Array(AuthKey))
+  })
+])
+
 export const Server = Schema.Struct({
   host: Schema.optionalKey(Schema.String),
   port: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 65535 }))),
@@ -302,7 +370,9 @@ export const ConfigFile = Schema.Struct({
   budgets: Schema.optionalKey(Budgets),
   ledger: Schema.optionalKey(Ledger),
   health: Schema.optionalKey(Health),
-  breakers: Schema.optionalKey(Breakers)
+  breakers: Schema.optionalKey(Breakers),
+  extensions: Schema.optionalKey(Extensions),
+  auth: Schema.optionalKey(Auth)
 })
 export type ConfigFile = typeof ConfigFile.Type
 

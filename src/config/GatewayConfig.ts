@@ -24,6 +24,20 @@ export class GatewayConfig extends Context.Service<GatewayConfig, {
     return Layer.effect(GatewayConfig, make(plan, Effect.succeed(plan)))
   }
 
+  /**
+   * From YAML text (an embedder's own config; `source` names it in errors). API-key variables
+   * are read from the environment, as at start.
+   */
+  static fromYaml(text: string, source = "config"): Layer.Layer<GatewayConfig, Load.ConfigError> {
+    const load = Load.parse(text, source, process.env)
+    return Layer.effect(GatewayConfig, Effect.flatMap(load, (plan) => make(plan, load)))
+  }
+
+  /** From a config file (re-read on reload). */
+  static fromFile(path: string): Layer.Layer<GatewayConfig, Load.ConfigError | unknown> {
+    return GatewayConfig.fromEnvironment({ config: path })
+  }
+
   /** Loads from the serve command's flags and the environment (the service binary). */
   static fromEnvironment(flags: Settings.Flags): Layer.Layer<GatewayConfig, Load.ConfigError | unknown> {
     return Layer.effect(

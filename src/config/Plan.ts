@@ -7,10 +7,9 @@
  * This module does no I/O except reading the API-key environment variables it is given.
  */
 import { Data, Redacted } from "effect"
-import * as Tokenizer from "../admission/Tokenizer.ts"
-import { BackendId, GpuSku, ModelId } from "../domain/Ids.ts"
-import { FILTERS, SCORERS } from "../routing/plugins/Names.ts"
-import { byteCount, type ConfigFile, type Dialect, durationMs } from "./FileSchema.ts"
+import * as Encodings from "../domain/Encodings.ts"
+import { BackendId, GpuSku, ModelId, TenantId } from "../domain/Ids.ts"
+import { byteCount, type ConfigFile, durationMs } from "./FileSchema.ts"
 
 export interface ModelPlan {
   readonly id: ModelId
@@ -18,7 +17,7 @@ export interface ModelPlan {
   readonly defaultMaxTokens: number
   readonly maxOutputTokens: number | undefined
   readonly contextWindow: number | undefined
-  readonly tokenizer: Tokenizer.Encoding
+  readonly tokenizer: Encodings.Encoding
   readonly allowedQuantizations: ReadonlyArray<string> | undefined
   readonly allowedGpus: ReadonlyArray<string> | undefined
   readonly ttftTargetMs: number | undefined
@@ -29,6 +28,18 @@ export interface ModelPlan {
   readonly retryUnaryAfterResponse: boolean
   /** Largest `n` / `best_of` a request may ask for. */
   readonly maxN: number
+  /** This model's policy lists (undefined: the gateway's `extensions`). */
+  readonly extensions: PolicySelectionPlan | undefined
+}
+
+export interface PolicySelectionPlan {
+  readonly request?: ReadonlyArray<string> | undefined
+  readonly response?: ReadonlyArray<string> | undefined
+}
+
+export interface ExtensionsPlan extends PolicySelectionPlan {
+  /** Deadline of one policy call. */
+  readonly timeoutMs: number
 }
 
 export interface SimulatedPlan {
@@ -41,7 +52,8 @@ export interface SimulatedPlan {
 
 export interface BackendPlan {
   readonly id: BackendId
-  readonly dialect: Dialect
+  /** A name in the dialect registry (checked at start). */
+  readonly dialect: string
   /** Base URL with the API prefix (".../v1"); undefined until a simulated engine is started. */
   readonly url: string | undefined
   readonly simulate: SimulatedPlan | undefined
@@ -57,9 +69,15 @@ export interface BackendPlan {
   /** Engine performance profile name (GPU-second estimates), if known. */
   readonly profile: string | undefined
   readonly costPerGpuSecond: number
-  readonly metrics: "vllm" | "sglang" | "trtllm" | "llamacpp" | "nim" | "tgi" | "none"
+  /** Which engine metrics to scrape; undefined: the dialect's default (the fleet resolves it). */
+  readonly metrics: MetricsFlavour | undefined
   readonly role: "mixed" | "prefill" | "decode"
+  /** Free labels for routing extensions (`backends[].labels`). */
+  readonly labels: Readonly<Record<string, string>>
 }
+
+/** The engine metrics names a scrape understands (backends/EngineMetrics.ts). */
+export type MetricsFlavour = "vllm" | "sglang" | "trtllm" | "llamacpp" | "nim" | "tgi" | "none"
 
 export interface TimeoutsPlan {
   readonly connectMs: number
@@ -81,7 +99,7 @@ export interface RoutingPlan {
   readonly policy: "inference" | "ordered" | "round_robin" | "least_outstanding" | "random"
   readonly filters: ReadonlyArray<string>
   readonly scorers: Readonly<Record<string, number>>
-  readonly picker: "max_score" | "p2c" | "weighted_random"
+  readonly picker: string
   readonly maxQueue: number
   readonly maxKvUsage: number
   readonly prefixBlockChars: number
@@ -178,6 +196,31 @@ export interface LedgerPlan {
   readonly segmentBytes: number
 }
 
+/** A key declared in the config file: id and Argon2id hash only. */
+export interface DeclaredKey {
+  readonly id: string
+  readonly tenant: TenantId
+  readonly name: string
+  readonly hash: string
+  /** Model names or aliases it may use; undefined: every model. */
+  readonly models: ReadonlyArray<string> | undefined
+  readonly expiresAtMs: number | undefined
+}
+
+export interface AuthPlan {
+  /** `none`: `auth: none`, every request is tenant `default`; `keys`: API keys once any exists. */
+  readonly mode: "none" | "keys"
+  /** Authenticator names in order (checked against the registry at start). */
+  readonly authenticators: ReadonlyArray<string>
+  readonly cacheSize: number
+  readonly cacheTtlMs: number
+  readonly revocationChannel: string
+  /** Tenants declared in the file, by id. */
+  readonly tenants: ReadonlyMap<TenantId, { readonly name: string }>
+  /** Keys declared in the file, by key id. */
+  readonly keys: ReadonlyMap<string, DeclaredKey>
+}
+
 export interface Plan {
   readonly server: ServerPlan
   readonly models: ReadonlyMap<ModelId, ModelPlan>
@@ -192,6 +235,8 @@ export interface Plan {
   readonly retries: { readonly maxAttempts: number; readonly budgetRatio: number; readonly minPerSecond: number }
   readonly budgets: BudgetsPlan
   readonly ledger: LedgerPlan
+  readonly extensions: ExtensionsPlan
+  readonly auth: AuthPlan
 }
 
 export interface PlanIssue {
@@ -268,25 +313,13 @@ export const defaults = {
     repetitionMinRun: 320,
     repetitionMaxPeriod: 128,
     repetitionMinRepeats: 4
-  }
+  },
+  auth: { authenticators: ["api_key"], cacheSize: 10_000, cacheTtlMs: 30_000, revocationChannel: "sluice:auth:revocations" }
 } as const
 
-/** Which metrics names a backend exposes, by dialect (simulated engines speak vLLM's names). */
-const defaultMetrics = (dialect: string, simulated: boolean): BackendPlan["metrics"] => {
-  switch (dialect) {
-    case "vllm":
-    case "sglang":
-    case "llamacpp":
-    case "nim":
-    case "tgi":
-      return dialect
-    case "openai":
-      // Hosted OpenAI has no metrics endpoint; a simulated or self-hosted "openai" engine is vLLM-like.
-      return simulated ? "vllm" : "none"
-    default:
-      return "none"
-  }
-}
+/** The metrics of a simulated engine: it serves vLLM's names, or SGLang's, or none. */
+const simulatedMetrics = (dialect: string): MetricsFlavour =>
+  dialect === "openai" ? "vllm" : dialect === "sglang" ? "sglang" : "none"
 
 /**
  * Validates a decoded file into a plan; the environment is passed in so tests control it.
@@ -329,14 +362,15 @@ const validate = (
       defaultMaxTokens: m.default_max_tokens ?? m.max_output_tokens ?? defaults.defaultMaxTokens,
       maxOutputTokens: m.max_output_tokens,
       contextWindow: m.context_window,
-      tokenizer: m.tokenizer ?? Tokenizer.encodingFor(m.name),
+      tokenizer: m.tokenizer ?? Encodings.encodingFor(m.name),
       allowedQuantizations: m.allowed_quantizations,
       allowedGpus: m.allowed_gpus,
       ttftTargetMs: m.ttft_target === undefined ? undefined : durationMs(m.ttft_target),
       itlTargetMs: m.itl_target === undefined ? undefined : durationMs(m.itl_target),
       repetition: m.repetition ?? "observe",
       retryUnaryAfterResponse: m.retry_unary_after_response ?? false,
-      maxN: m.max_n ?? defaults.maxN
+      maxN: m.max_n ?? defaults.maxN,
+      extensions: m.extensions === undefined ? undefined : { request: m.extensions.request, response: m.extensions.response }
     })
   })
   const declared = (file.models ?? []).length > 0
@@ -363,14 +397,15 @@ const validate = (
           defaultMaxTokens: defaults.defaultMaxTokens,
           maxOutputTokens: undefined,
           contextWindow: undefined,
-          tokenizer: Tokenizer.encodingFor(name),
+          tokenizer: Encodings.encodingFor(name),
           allowedQuantizations: undefined,
           allowedGpus: undefined,
           ttftTargetMs: undefined,
           itlTargetMs: undefined,
           repetition: "observe",
           retryUnaryAfterResponse: false,
-          maxN: defaults.maxN
+          maxN: defaults.maxN,
+          extensions: undefined
         })
         modelNames.set(name, implicit)
         served.set(implicit, upstream)
@@ -420,8 +455,9 @@ const validate = (
       weight: b.weight ?? 1,
       profile: b.profile ?? simulate?.profile,
       costPerGpuSecond: b.cost_per_gpu_second ?? 1,
-      metrics: b.metrics ?? defaultMetrics(b.dialect ?? simulate?.dialect ?? "openai", b.url === undefined),
-      role: b.role ?? "mixed"
+      metrics: b.metrics ?? (simulate === undefined ? undefined : simulatedMetrics(simulate.dialect ?? "openai")),
+      role: b.role ?? "mixed",
+      labels: b.labels ?? {}
     }
   })
 
@@ -434,16 +470,7 @@ const validate = (
 
   const t = { ...defaults.timeouts, ...file.timeouts }
   const rt = file.routing ?? {}
-  ;(rt.filters ?? []).forEach((name, i) => {
-    if (!(FILTERS as ReadonlyArray<string>).includes(name)) {
-      fail(`routing.filters[${i}]`, `unknown filter "${name}" (known: ${FILTERS.join(", ")})`)
-    }
-  })
-  for (const name of Object.keys(rt.scorers ?? {})) {
-    if (!(SCORERS as ReadonlyArray<string>).includes(name)) {
-      fail(`routing.scorers.${name}`, `unknown scorer "${name}" (known: ${SCORERS.join(", ")})`)
-    }
-  }
+  // Plugin names are checked against the routing plugin registry at start (config/Checks.ts).
   const tenants = new Map<string, TenantRoutingPlan>()
   for (const [tenant, policy] of Object.entries(rt.tenants ?? {})) {
     const check = (list: ReadonlyArray<string> | undefined, key: string) =>
@@ -465,6 +492,7 @@ const validate = (
   }
   const lim = file.limits ?? {}
   const cors = file.server?.cors
+  const auth = authPlan(file.auth, modelNames, fail)
   const h = file.health ?? {}
   if ((h.degrade_at ?? defaults.health.degradeAt) > (h.unhealthy_at ?? defaults.health.unhealthyAt)) {
     fail("health.degrade_at", "must not exceed health.unhealthy_at")
@@ -572,6 +600,61 @@ const validate = (
       maxBackoffMs: l.max_backoff === undefined ? defaults.ledger.maxBackoffMs : durationMs(l.max_backoff),
       syncIntervalMs: l.sync_interval === undefined ? defaults.ledger.syncIntervalMs : durationMs(l.sync_interval),
       segmentBytes: l.segment_size === undefined ? defaults.ledger.segmentBytes : byteCount(l.segment_size)
+    },
+    extensions: {
+      request: file.extensions?.request,
+      response: file.extensions?.response,
+      timeoutMs: file.extensions?.timeout === undefined ? 1_000 : durationMs(file.extensions.timeout)
+    },
+    auth
+  }
+}
+
+const ISO_TIME = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?$/
+
+/** The `auth` section: declared keys name declared tenants and known models, ids are unique. */
+const authPlan = (
+  section: ConfigFile["auth"],
+  modelNames: ReadonlyMap<string, ModelId>,
+  fail: (path: string, message: string) => void
+): AuthPlan => {
+  const d = defaults.auth
+  if (section === "none") {
+    return {
+      mode: "none",
+      authenticators: ["anonymous"],
+      cacheSize: d.cacheSize,
+      cacheTtlMs: d.cacheTtlMs,
+      revocationChannel: d.revocationChannel,
+      tenants: new Map(),
+      keys: new Map()
     }
+  }
+  const a = section ?? {}
+  const tenants = new Map<TenantId, { readonly name: string }>()
+  for (const [id, t] of Object.entries(a.tenants ?? {})) tenants.set(TenantId(id), { name: t.name ?? id })
+  const keys = new Map<string, DeclaredKey>()
+  ;(a.keys ?? []).forEach((k, i) => {
+    const path = `auth.keys[${i}]`
+    if (keys.has(k.id)) fail(`${path}.id`, `duplicate key id "${k.id}"`)
+    if (!tenants.has(TenantId(k.tenant))) fail(`${path}.tenant`, `tenant "${k.tenant}" is not declared under auth.tenants`)
+    ;(k.models ?? []).forEach((m, j) => {
+      if (!modelNames.has(m)) fail(`${path}.models[${j}]`, `unknown model "${m}"`)
+    })
+    let expiresAtMs: number | undefined
+    if (k.expires_at !== undefined) {
+      expiresAtMs = ISO_TIME.test(k.expires_at) ? Date.parse(k.expires_at) : Number.NaN
+      if (Number.isNaN(expiresAtMs)) fail(`${path}.expires_at`, "expected an ISO 8601 time such as 2026-12-31T00:00:00Z")
+    }
+    keys.set(k.id, { id: k.id, tenant: TenantId(k.tenant), name: k.name ?? k.id, hash: k.hash, models: k.models, expiresAtMs })
+  })
+  return {
+    mode: "keys",
+    authenticators: a.authenticators ?? d.authenticators,
+    cacheSize: a.cache_size ?? d.cacheSize,
+    cacheTtlMs: a.cache_ttl === undefined ? d.cacheTtlMs : durationMs(a.cache_ttl),
+    revocationChannel: a.revocation_channel ?? d.revocationChannel,
+    tenants,
+    keys
   }
 }

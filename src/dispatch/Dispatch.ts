@@ -1,12 +1,14 @@
 /**
- * Dispatch: try candidates in the router's order until one commits.
+ * Dispatch: try the route's candidates in order until one commits.
  *
  * Each attempt runs in a child scope of the request's scope that owns its model slot, its
- * KV pin and its upstream request. A failed attempt's scope is closed at once (slot
- * returned, socket closed) before the next candidate is tried; the committed attempt's
- * scope stays open until the request's scope closes. A stream commits at its first token,
- * awaited under the time-to-first-token deadline; after that nothing here runs again for
- * this request: a later failure belongs to the relay and ends the stream.
+ * in-flight tokens, its KV pin, its placement ticket and its upstream request. A failed
+ * attempt's scope is closed at once (slot returned, socket closed) before the next
+ * candidate is tried; the committed attempt's scope stays open until the request's scope
+ * closes. A stream commits at its first token, awaited under the time-to-first-token
+ * deadline; after that nothing here runs again for this request: a later failure belongs
+ * to the relay and ends the stream. Every attempt is written to the request's AttemptLog
+ * (dispatch is its only writer).
  *
  * A unary attempt is committed to the GPU work once the backend answers 2xx (engines send
  * the headers when the generation is done): a failure after that (`AfterResponse`: a
@@ -14,30 +16,41 @@
  * not retried unless the model sets `retry_unary_after_response`, and the prompt and the
  * completion (when known) are recorded as attempt waste. A retry-after answer cools the
  * backend down (and is neither breaker nor health evidence). A route ranked in panic
- * admits candidates behind an open breaker.
+ * admits candidates behind an open breaker. A disaggregated route runs its prefill leg
+ * (PrefillLeg.ts) inside the decode attempt, under its first-token deadline.
  */
 import { type Cause, Clock, Context, Data, Effect, Exit, identity, Layer, References, Scope } from "effect"
-import type { RequestTracker } from "../accounting/Tracker.ts"
+import type { GatewayRequest } from "../admission/Request.ts"
 import { HealthReports } from "../backends/Actor.ts"
 import type { Backend } from "../backends/Backend.ts"
 import type { Frame, FrameSource, UnaryResult, UpstreamCall } from "../backends/Contract.ts"
 import { BreakerOpen, DegenerateOutput, type FailureReason, TimeToFirstTokenExceeded, TotalTimeout } from "../backends/Failure.ts"
 import type { Plan } from "../config/Plan.ts"
-import type { GatewayRequest } from "../domain/Request.ts"
 import * as Metrics from "../observability/Metrics.ts"
 import { Breakers, keyOf } from "../resilience/Breakers.ts"
 import * as Repetition from "../resilience/Repetition.ts"
 import { RetryBudget } from "../resilience/RetryBudget.ts"
 import { Affinity } from "../routing/Affinity.ts"
+import type { AttemptProgress } from "../routing/Contract.ts"
 import { Placement } from "../routing/Placement.ts"
 import type { Route } from "../routing/Router.ts"
+import type { AttemptLog } from "./Attempts.ts"
 import { BackendFailed, BackendsExhausted } from "./Errors.ts"
+import { decodeLeg } from "./PrefillLeg.ts"
+import type { Tally } from "./Tally.ts"
 
 export interface CommittedStream {
   readonly backend: Backend
   /** Frames read up to the first token (and any that arrived with it), not yet observed. */
   readonly head: ReadonlyArray<Frame>
   readonly source: FrameSource
+  /** When the first token arrived (the head's frames were read by then). */
+  readonly committedAtMs: number
+}
+
+export interface CommittedUnary {
+  readonly backend: Backend
+  readonly result: UnaryResult
 }
 
 /** Failures after which the backend may already have run the prefill (their cost is waste). */
@@ -72,16 +85,27 @@ class AfterResponse extends Data.TaggedError("AfterResponse")<{
 /** A frame that proves generation started: a token, a finish, or usage. */
 const isCommitting = (frame: Frame): boolean => frame.events.some((e) => e._tag !== "Error")
 
-const callFor = (req: GatewayRequest, backend: Backend): UpstreamCall => ({
-  kind: req.kind,
-  requestId: req.id,
-  body: req.body,
-  rawBody: req.rawBody,
-  upstreamModel: backend.plan.models.get(req.model.id) ?? req.model.id,
-  stream: req.stream,
-  clientWantsUsage: req.clientWantsUsage,
-  maxOutputTokens: req.estimate.outputCap
-})
+/** The attempt's call: the request's typed call, named as the backend knows the model. */
+const callFor = (req: GatewayRequest, backend: Backend): UpstreamCall => {
+  const info = {
+    requestId: req.id,
+    rawBody: req.rawBody,
+    upstreamModel: backend.plan.models.get(req.model.id) ?? req.model.id,
+    stream: req.stream,
+    clientWantsUsage: req.clientWantsUsage,
+    maxOutputTokens: req.estimate.outputCap
+  }
+  switch (req.kind) {
+    case "chat":
+      return { kind: "chat", body: req.body, ...info }
+    case "completion":
+      return { kind: "completion", body: req.body, ...info }
+    case "embedding":
+      return { kind: "embedding", body: req.body, ...info }
+    case "rerank":
+      return { kind: "rerank", body: req.body, ...info }
+  }
+}
 
 /** The bounded number of pre-token frames held (role chunks, comments) before committing anyway. */
 const MAX_HEAD_FRAMES = 64
@@ -91,14 +115,16 @@ export class Dispatcher extends Context.Service<Dispatcher, {
     req: GatewayRequest,
     route: Route,
     plan: Plan,
-    tracker: RequestTracker
+    log: AttemptLog,
+    tally: Tally
   ) => Effect.Effect<CommittedStream, BackendFailed | BackendsExhausted, Scope.Scope>
   readonly unary: (
     req: GatewayRequest,
     route: Route,
     plan: Plan,
-    tracker: RequestTracker
-  ) => Effect.Effect<{ readonly backend: Backend; readonly result: UnaryResult }, BackendFailed | BackendsExhausted, Scope.Scope>
+    log: AttemptLog,
+    tally: Tally
+  ) => Effect.Effect<CommittedUnary, BackendFailed | BackendsExhausted, Scope.Scope>
 }>()("sluice/dispatch/Dispatcher") {
   static readonly layer = Layer.effect(
     Dispatcher,
@@ -115,7 +141,7 @@ export class Dispatcher extends Context.Service<Dispatcher, {
         req: GatewayRequest,
         route: Route,
         plan: Plan,
-        tracker: RequestTracker,
+        log: AttemptLog,
         attempt: (backend: Backend) => Effect.Effect<A, FailureReason | AfterResponse, Scope.Scope>
       ): Effect.Effect<{ readonly backend: Backend; readonly value: A }, BackendFailed | BackendsExhausted, Scope.Scope> =>
         Effect.gen(function*() {
@@ -138,7 +164,7 @@ export class Dispatcher extends Context.Service<Dispatcher, {
             if (!admitted && !route.panic) {
               yield* Scope.close(attemptScope, Exit.void)
               const open = new BreakerOpen({ key: keyOf(req.model.id, backend.plan.gpu) })
-              tracker.attempts.push({
+              log.fail({
                 backend: backend.id,
                 reason: open._tag,
                 message: open.message,
@@ -154,7 +180,8 @@ export class Dispatcher extends Context.Service<Dispatcher, {
               break
             }
             made++
-            backend.stats.attempts++
+            backend.attempted()
+            const started = yield* Clock.currentTimeMillis
             const exit = yield* attempt(backend).pipe(
               Scope.provide(attemptScope),
               tracing
@@ -165,11 +192,13 @@ export class Dispatcher extends Context.Service<Dispatcher, {
               Effect.exit
             )
             if (Exit.isSuccess(exit)) {
-              tracker.backend = backend.id
-              backend.stats.successes++
-              backend.lastSuccessAtMs = yield* Clock.currentTimeMillis
-              const ttft = tracker.committedAtMs === undefined ? 0 : tracker.committedAtMs - req.receivedAtMs
-              yield* breakers.record(req.model.id, backend.plan.gpu, ttft > plan.breakers.slowTtftMs ? "slow" : "ok")
+              const now = yield* Clock.currentTimeMillis
+              log.commit(backend.id, now)
+              backend.succeeded(now)
+              // A stream's first token slower than `breakers.slow_ttft` is a slow outcome (a unary
+              // answer's time is the whole generation: not a first-token figure).
+              const slow = req.stream && now - started > plan.breakers.slowTtftMs
+              yield* breakers.record(req.model.id, backend.plan.gpu, slow ? "slow" : "ok")
               return { backend, value: exit.value }
             }
             yield* Scope.close(attemptScope, exit)
@@ -182,13 +211,11 @@ export class Dispatcher extends Context.Service<Dispatcher, {
             const now = yield* Clock.currentTimeMillis
             const wasted = afterResponse || processedPrompt(reason) ? req.estimate.promptTokens : 0
             const wastedCompletion = afterResponse ? failed.completionTokens ?? 0 : 0
-            backend.stats.recordFailure(reason._tag)
+            backend.failed(reason._tag, wasted, wastedCompletion)
             // Backpressure (retry-after) does not trip breakers (`tripsBreaker` says so).
             if (reason.tripsBreaker) yield* breakers.record(req.model.id, backend.plan.gpu, "failure")
             yield* reports.failure(backend, reason)
-            backend.stats.wastedPromptTokens += wasted
-            backend.stats.wastedCompletionTokens += wastedCompletion
-            tracker.attempts.push({
+            log.fail({
               backend: backend.id,
               reason: reason._tag,
               message: reason.message,
@@ -197,7 +224,7 @@ export class Dispatcher extends Context.Service<Dispatcher, {
               afterResponse
             })
             if ("retryAfterMs" in reason && reason.retryAfterMs !== undefined) {
-              backend.coolDownUntilMs = Math.max(backend.coolDownUntilMs, now + reason.retryAfterMs)
+              backend.coolDown(now + reason.retryAfterMs)
               retryAfterMs = retryAfterMs === undefined ? reason.retryAfterMs : Math.min(retryAfterMs, reason.retryAfterMs)
             }
             if (!reason.isRetryable) return yield* new BackendFailed({ backend: backend.id, reason })
@@ -206,45 +233,54 @@ export class Dispatcher extends Context.Service<Dispatcher, {
               return yield* new BackendFailed({ backend: backend.id, reason })
             }
           }
-          return yield* new BackendsExhausted({ model: req.model.id, attempts: tracker.attempts, stoppedBy, retryAfterMs })
+          return yield* new BackendsExhausted({ model: req.model.id, attempts: log.failed, stoppedBy, retryAfterMs })
         })
 
-      const hold = (req: GatewayRequest, backend: Backend, plan: Plan, tracker: RequestTracker) =>
+      /** What the attempt on `backend` holds until its scope closes. */
+      const hold = (req: GatewayRequest, backend: Backend, plan: Plan, log: AttemptLog, tally: Tally) =>
         Effect.gen(function*() {
           // The request's only wait for capacity, metered whether it waited or not.
-          const waited = yield* backend.slots.acquire(plan.timeouts.queueMs).pipe(
+          const waited = yield* backend.holdSlot(plan.timeouts.queueMs).pipe(
             Effect.tapError((e) => Metrics.recordQueueWait(req.model.id, backend.id, e.afterMs))
           )
           yield* Metrics.recordQueueWait(req.model.id, backend.id, waited)
-          const tokens = req.estimate.reservationTokens
-          yield* Effect.acquireRelease(
-            Effect.sync(() => {
-              backend.inFlightTokens += tokens
-            }),
-            () =>
-              Effect.sync(() => {
-                backend.inFlightTokens -= tokens
-              })
-          )
+          yield* backend.holdTokens(req.estimate.reservationTokens)
           if (req.sessionKey !== undefined) yield* affinity.pin(req.sessionKey, backend.id)
           // Routing state: prefix blocks recorded for this backend, in-flight work until the scope closes.
-          yield* placement.dispatched(req, backend, tracker)
+          const progress: AttemptProgress = {
+            get started() {
+              return log.backend === backend.id
+            },
+            get served() {
+              return log.backend === backend.id
+            },
+            get cachedTokens() {
+              return tally.reported?.cachedTokens
+            }
+          }
+          yield* placement.dispatched(req, backend, progress)
         })
 
-      const streamAttempt = (req: GatewayRequest, plan: Plan, tracker: RequestTracker) => (backend: Backend) =>
+      /** The call to send: the request's own, or after a prefill leg, the decode leg's. */
+      const upstreamCall = (req: GatewayRequest, route: Route, backend: Backend, plan: Plan) => {
+        const call = callFor(req, backend)
+        return route.prefill !== undefined && route.prefill.length > 0 && backend.plan.role === "decode"
+          ? decodeLeg(req, route.prefill, call, plan, placement)
+          : Effect.succeed(call)
+      }
+
+      const streamAttempt = (req: GatewayRequest, route: Route, plan: Plan, log: AttemptLog, tally: Tally) =>
+      (backend: Backend) =>
         Effect.gen(function*() {
           const started = yield* Clock.currentTimeMillis
-          yield* hold(req, backend, plan, tracker)
+          yield* hold(req, backend, plan, log, tally)
           const deadline = started + plan.timeouts.firstTokenMs
           const ttft = () => new TimeToFirstTokenExceeded({ afterMs: plan.timeouts.firstTokenMs })
           // The wait for the response headers is bounded by the pool's headers timeout (set to
           // the first-token deadline); a disaggregated request also runs its prefill leg first,
           // so only then does the whole of it race the deadline (a race forks a fiber).
-          const twoLegs = placement.prefillPlan(req) !== undefined && backend.plan.role === "decode"
-          const upstream = Effect.flatMap(
-            placement.upstreamCall(req, backend, callFor(req, backend), plan),
-            (call) => backend.adapter.stream(call)
-          )
+          const twoLegs = route.prefill !== undefined && backend.plan.role === "decode"
+          const upstream = Effect.flatMap(upstreamCall(req, route, backend, plan), (call) => backend.adapter.stream(call))
           const source = yield* (twoLegs
             ? upstream.pipe(Effect.timeoutOrElse({ duration: plan.timeouts.firstTokenMs, orElse: () => Effect.fail(ttft()) }))
             : upstream)
@@ -265,21 +301,19 @@ export class Dispatcher extends Context.Service<Dispatcher, {
             }
             if (committed || head.length >= MAX_HEAD_FRAMES) break
           }
-          const now = yield* Clock.currentTimeMillis
-          tracker.committedAtMs = now
-          backend.stats.ttftMs.observe(now - started)
-          return { head, source }
+          const committedAtMs = yield* Clock.currentTimeMillis
+          backend.firstToken(committedAtMs - started)
+          return { head, source, committedAtMs }
         })
 
       // The request's total deadline bounds the whole answer, body included: the pool's
       // headers timeout alone let an answer whose headers came but whose body never did
       // hold the request (slot, reservation, socket) until the client gave up.
-      const unaryAttempt = (req: GatewayRequest, plan: Plan, tracker: RequestTracker) => (backend: Backend) =>
+      const unaryAttempt = (req: GatewayRequest, route: Route, plan: Plan, log: AttemptLog, tally: Tally) =>
+      (backend: Backend) =>
         Effect.gen(function*() {
-          yield* hold(req, backend, plan, tracker)
-          const call = yield* placement.upstreamCall(req, backend, callFor(req, backend), plan)
-          // The whole unary answer, headers and body, runs under what is left of the request's
-          // total deadline (an engine that sends headers and then withholds the body is bounded too).
+          yield* hold(req, backend, plan, log, tally)
+          const call = yield* upstreamCall(req, route, backend, plan)
           const deadline = req.receivedAtMs + plan.timeouts.totalMs
           const overTime = () => new TotalTimeout({ afterMs: plan.timeouts.totalMs })
           const left = () => Effect.map(Clock.currentTimeMillis, (now) => Math.max(0, deadline - now))
@@ -307,18 +341,19 @@ export class Dispatcher extends Context.Service<Dispatcher, {
           } else {
             yield* reports.report(backend, { _tag: "StreamOk", tokensPerSecond: undefined })
           }
+          tally.answered(result.usage, result.finish, yield* Clock.currentTimeMillis)
           return result
         })
 
       return Dispatcher.of({
-        stream: (req, route, plan, tracker) =>
+        stream: (req, route, plan, log, tally) =>
           Effect.map(
-            loop(req, route, plan, tracker, streamAttempt(req, plan, tracker)),
-            ({ backend, value }) => ({ backend, head: value.head, source: value.source })
+            loop(req, route, plan, log, streamAttempt(req, route, plan, log, tally)),
+            ({ backend, value }) => ({ backend, head: value.head, source: value.source, committedAtMs: value.committedAtMs })
           ),
-        unary: (req, route, plan, tracker) =>
+        unary: (req, route, plan, log, tally) =>
           Effect.map(
-            loop(req, route, plan, tracker, unaryAttempt(req, plan, tracker)),
+            loop(req, route, plan, log, unaryAttempt(req, route, plan, log, tally)),
             ({ backend, value }) => ({ backend, result: value })
           )
       })

@@ -4,7 +4,7 @@
  */
 import { Data } from "effect"
 import type { FailureReason } from "../backends/Failure.ts"
-import type { AttemptRecord } from "../accounting/Tracker.ts"
+import type { AttemptRecord } from "./Attempts.ts"
 import type { BackendId, ModelId } from "../domain/Ids.ts"
 
 /** A backend failed in a way another backend would not fix (e.g. the prompt is too long). */
@@ -21,10 +21,4 @@ export class BackendsExhausted extends Data.TaggedError("BackendsExhausted")<{
   readonly stoppedBy: "candidates" | "max_attempts" | "retry_budget"
   /** The soonest any backend said it could take work again, if one said so. */
   readonly retryAfterMs: number | undefined
-}> {}
-
-/** No backend can serve the model right now (none configured, or all excluded). */
-export class NoBackendAvailable extends Data.TaggedError("NoBackendAvailable")<{
-  readonly model: ModelId
-  readonly message: string
 }> {}

@@ -1,34 +1,41 @@
 /**
- * The stream phase: relay a committed stream to the client, pull by pull.
+ * The relay: a committed stream, read frame by frame as the client pulls.
  *
- * Pull-based end to end: the next upstream read happens only when the HTTP writer asks for
- * more, so a slow client slows the backend read and memory stays at the frames of one
- * upstream read plus the scanner's bounded carry-over. Each pull waits under the idle-gap
- * deadline (and the total deadline). Once committed the gateway never switches backends:
- * a failure ends the stream with an OpenAI error event, marks the request partial and
- * counts against the (model, SKU) breaker. A clean end feeds the backend's token-rate
- * statistics (a stream below the health floor counts as a slow outcome).
+ * Pull-based end to end: the next upstream read happens only when the stream phase asks
+ * for the next frame (and it asks only when the HTTP writer wants more), so a slow client
+ * slows the backend read and memory stays at the frames of one upstream read plus the
+ * scanner's bounded carry-over. Each read waits under the idle-gap deadline (and the total
+ * deadline). Once committed the gateway never switches backends: a failure ends the relay
+ * with a last frame carrying the `Error` event, recorded in the tally (the request is
+ * partial), and counted against the (model, SKU) breaker. A clean end feeds the backend's
+ * token-rate statistics (a stream below the health floor counts as a slow outcome).
  *
  * Every text delta goes through the repetition detector (resilience/Repetition.ts) as the
  * model's `repetition` setting says: `observe` (default) counts a loop once
  * (`sluice_degenerate_output_total`), logs it and reports the stream to health as a bad
- * outcome, but serves it whole; `end_stream` ends it with a DegenerateOutput error event;
- * `off` skips the detector.
+ * outcome, but serves it whole; `end_stream` ends it with a DegenerateOutput error; `off`
+ * skips the detector.
+ *
+ * The relay only reads and judges: it never encodes for the client (the stream phase,
+ * request/Respond.ts, does) and it is the tally's only writer while the stream runs.
  */
-import { Cause, Clock, Effect, Stream } from "effect"
-import type { RequestTracker } from "../accounting/Tracker.ts"
+import { Cause, Clock, Effect } from "effect"
+import type { GatewayRequest } from "../admission/Request.ts"
+import type { HealthReports } from "../backends/Actor.ts"
 import type { Frame } from "../backends/Contract.ts"
 import { DegenerateOutput, type FailureReason, StreamStalled, TotalTimeout, Truncated } from "../backends/Failure.ts"
 import type { Plan } from "../config/Plan.ts"
-import type { GatewayRequest } from "../domain/Request.ts"
-import { streamErrorEvent } from "../http/ErrorResponse.ts"
-import type { HealthReports } from "../backends/Actor.ts"
 import * as Metrics from "../observability/Metrics.ts"
 import type { Breakers } from "../resilience/Breakers.ts"
 import * as Repetition from "../resilience/Repetition.ts"
 import type { CommittedStream } from "./Dispatch.ts"
+import type { Tally } from "./Tally.ts"
 
-type Chunk = readonly [Uint8Array, ...Array<Uint8Array>]
+/** The next frame of the stream, or `Done` after its last one. */
+export type FramePull = Effect.Effect<Frame, Cause.Done>
+
+/** The frame that ends a stream with `failure` (its encoder writes the error event). */
+export const failureFrame = (failure: FailureReason): Frame => ({ bytes: undefined, events: [{ _tag: "Error", failure }] })
 
 /** The detector of one stream and what a loop does (undefined: `repetition: off`). */
 interface Loops {
@@ -38,24 +45,25 @@ interface Loops {
   found: boolean
 }
 
-const collect = (frames: ReadonlyArray<Frame>, tracker: RequestTracker, now: number, loops: Loops | undefined) => {
-  const out: Array<Uint8Array> = []
+/** Observes `frames` into the tally; stops at the first failure (or a loop under `end_stream`). */
+const collect = (frames: ReadonlyArray<Frame>, tally: Tally, now: number, loops: Loops | undefined) => {
+  const out: Array<Frame> = []
   let failure: FailureReason | undefined
   let looped = false
   for (const frame of frames) {
-    tracker.observe(frame.events, now)
+    tally.observe(frame.events, now)
     for (const e of frame.events) {
       if (e._tag === "Error") failure ??= e.failure
       else if (e._tag === "Delta" && loops !== undefined && !loops.found && loops.detector.push(e.text)) {
         loops.found = true
         looped = true
         if (loops.endStream) {
-          failure ??= new DegenerateOutput({ message: `the output repeats itself (after ${tracker.deltaChunks} tokens)` })
+          failure ??= new DegenerateOutput({ message: `the output repeats itself (after ${tally.deltaChunks} tokens)` })
         }
       }
     }
     if (failure !== undefined) break
-    if (frame.bytes !== undefined) out.push(frame.bytes)
+    out.push(frame)
   }
   return { out, failure, looped }
 }
@@ -64,13 +72,13 @@ export const relay = (
   req: GatewayRequest,
   committed: CommittedStream,
   plan: Plan,
-  tracker: RequestTracker,
+  tally: Tally,
   observers: { readonly breakers: Breakers["Service"]; readonly reports: HealthReports["Service"] }
-): Stream.Stream<Uint8Array> => {
+): FramePull => {
   const { breakers, reports } = observers
   const { source, backend } = committed
   const totalDeadline = req.receivedAtMs + plan.timeouts.totalMs
-  let pending: Array<Uint8Array> = []
+  let pending: Array<Frame> = []
   let started = false
   let ended = false
   const mode = req.model.repetition
@@ -80,19 +88,18 @@ export const relay = (
   const stalled = (): FailureReason => new StreamStalled({ afterMs: plan.timeouts.idleMs })
   const overTime = (): FailureReason => new TotalTimeout({ afterMs: plan.timeouts.totalMs })
 
-  /** Ends the stream with an error event after `out`. */
-  const fail = (failure: FailureReason, out: Array<Uint8Array>): Effect.Effect<Chunk> => {
+  /** Ends the stream: `out` first, then the failure's frame. */
+  const fail = (failure: FailureReason, out: Array<Frame>): Effect.Effect<Frame> => {
     ended = true
-    tracker.failureAfterCommit = failure
-    tracker.outcome = "partial"
-    backend.stats.recordFailure(failure._tag)
-    out.push(streamErrorEvent(failure))
+    tally.failure = failure
+    backend.failed(failure._tag)
+    out.push(failureFrame(failure))
     pending = out
-    const chunk: Chunk = [pending.shift()!]
+    const frame = pending.shift()!
     const health = reports.failure(backend, failure)
     return failure.tripsBreaker
-      ? Effect.as(Effect.andThen(breakers.record(req.model.id, backend.plan.gpu, "failure"), health), chunk)
-      : Effect.as(health, chunk)
+      ? Effect.as(Effect.andThen(breakers.record(req.model.id, backend.plan.gpu, "failure"), health), frame)
+      : Effect.as(health, frame)
   }
 
   /**
@@ -102,27 +109,24 @@ export const relay = (
    */
   const finish = (): Effect.Effect<void> => {
     ended = true
-    tracker.outcome ??= "completed"
-    const completion = tracker.reported?.completionTokens ?? tracker.countedCompletionTokens
+    const completion = tally.reported?.completionTokens ?? tally.countedCompletionTokens
     if (
-      tracker.finish === "length" && req.requestedMaxTokens !== undefined && completion < req.requestedMaxTokens * 0.9
+      tally.finish === "length" && req.requestedMaxTokens !== undefined && completion < req.requestedMaxTokens * 0.9
     ) {
       const truncated = new Truncated({ completionTokens: completion, requestedMax: req.requestedMaxTokens })
-      tracker.errorType = truncated._tag
-      backend.stats.recordFailure(truncated._tag)
+      tally.note = truncated._tag
+      backend.failed(truncated._tag)
       return Effect.andThen(breakers.record(req.model.id, backend.plan.gpu, "failure"), reports.failure(backend, truncated))
     }
-    const first = tracker.firstTokenAtMs
-    const last = tracker.lastTokenAtMs
-    const tokens = completion
+    const first = tally.firstTokenAtMs
+    const last = tally.lastTokenAtMs
     // An observed loop was served, but it is evidence against the backend.
     const served = (tokensPerSecond: number | undefined) =>
       reports.report(backend, loops?.found === true ? { _tag: "StreamBad" } : { _tag: "StreamOk", tokensPerSecond })
-    if (first === undefined || last === undefined || tokens < 2 || last <= first) return served(undefined)
-    const perToken = (last - first) / (tokens - 1)
+    if (first === undefined || last === undefined || completion < 2 || last <= first) return served(undefined)
+    const perToken = (last - first) / (completion - 1)
     const rate = 1000 / perToken
-    backend.stats.interTokenMs.observe(perToken)
-    backend.stats.tokensPerSecond.observe(rate)
+    backend.streamed(perToken)
     const health = served(rate)
     return rate < plan.health.minTokensPerSecond
       ? Effect.andThen(breakers.record(req.model.id, backend.plan.gpu, "slow"), health)
@@ -139,42 +143,42 @@ export const relay = (
           model: req.model.id,
           backend: backend.id,
           mode,
-          tokens: tracker.deltaChunks,
+          tokens: tally.deltaChunks,
           period_units: loops?.detector.period ?? 0
         })
       )
     )
 
-  /** After a loop was logged: the frames' bytes (and the failure, under end_stream) go on. */
-  const then = (out: Array<Uint8Array>, failure: FailureReason | undefined): Effect.Effect<Chunk, Cause.Done> =>
+  /** After a loop was logged: the frames (and the failure, under end_stream) go on. */
+  const then = (out: Array<Frame>, failure: FailureReason | undefined): FramePull =>
     failure !== undefined ? fail(failure, out) : Effect.suspend(() => {
       pending = out
       return pull
     })
 
-  const pull: Effect.Effect<Chunk, Cause.Done> = Effect.suspend(function loop(): Effect.Effect<Chunk, Cause.Done> {
+  const pull: FramePull = Effect.suspend(function loop(): FramePull {
     if (!started) {
       // The frames read while waiting for the first token go out first, through the same rules.
       started = true
-      const head = collect(committed.head, tracker, tracker.committedAtMs ?? req.receivedAtMs, loops)
+      const head = collect(committed.head, tally, committed.committedAtMs, loops)
       if (head.looped) return Effect.andThen(looped(), then(head.out, head.failure))
       if (head.failure !== undefined) return fail(head.failure, head.out)
       pending = head.out
     }
-    // One event per pull, so one write per event: events that arrived in one upstream read
+    // One frame per pull, so one write per event: events that arrived in one upstream read
     // still leave as separate writes (the client sees the engine's pacing, not ours).
-    if (pending.length > 0) return Effect.succeed([pending.shift()!] as const)
+    if (pending.length > 0) return Effect.succeed(pending.shift()!)
     if (ended) return Effect.fail(Cause.Done())
     return Effect.flatMap(Clock.currentTimeMillis, (now) => {
       const untilTotal = totalDeadline - now
-      if (untilTotal <= 0) return fail(new TotalTimeout({ afterMs: plan.timeouts.totalMs }), [])
+      if (untilTotal <= 0) return fail(overTime(), [])
       const idle = plan.timeouts.idleMs
       const wait = Math.min(idle, untilTotal)
       return source.next({ ms: wait, onTimeout: wait === idle ? stalled : overTime }).pipe(
-        Effect.flatMap((frames): Effect.Effect<Chunk, Cause.Done> => {
+        Effect.flatMap((frames): FramePull => {
           if (frames === null) return Effect.flatMap(finish(), loop)
           return Effect.flatMap(Clock.currentTimeMillis, (at) => {
-            const { out, failure, looped: found } = collect(frames, tracker, at, loops)
+            const { out, failure, looped: found } = collect(frames, tally, at, loops)
             if (found) return Effect.andThen(looped(), then(out, failure))
             if (failure !== undefined) return fail(failure, out)
             pending = out
@@ -188,5 +192,5 @@ export const relay = (
     })
   })
 
-  return Stream.fromPull(Effect.succeed(pull))
+  return pull
 }

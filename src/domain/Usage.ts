@@ -8,6 +8,10 @@ export interface Usage {
   readonly completionTokens: number
   /** Prompt tokens the backend served from its prefix cache (a subset of promptTokens). */
   readonly cachedTokens: number
+  /** Prompt tokens written to the backend's prompt cache (a subset of promptTokens), where reported. */
+  readonly cacheCreationTokens?: number
+  /** Completion tokens spent on hidden reasoning (a subset of completionTokens), where reported. */
+  readonly reasoningTokens?: number
 }
 
 export const zero: Usage = { promptTokens: 0, completionTokens: 0, cachedTokens: 0 }

@@ -1,147 +1,25 @@
 /**
- * The one place where errors become wire answers: the OpenAI error envelope plus the HTTP
- * status (and `retry-after` where it applies), or an SSE error event once a stream has
- * started, or, for what the listener refuses before a request exists (deadlines, oversized
- * headers, bad framing), the raw HTTP/1.1 bytes. Anything not listed here is a defect: an
- * opaque 500 whose details go to the log with the request id, never to the client.
+ * Errors rendered in the OpenAI envelope: an HTTP answer (status, envelope, `retry-after`),
+ * an SSE error event once a stream has started, or, for what the listener refuses before a
+ * request exists (deadlines, oversized headers, bad framing), the raw HTTP/1.1 bytes. Which
+ * error gets which status and code is decided in one place, request/WireErrors.ts; this
+ * module only renders.
  */
 import { HttpServerResponse } from "effect/http"
 import { STATUS_CODES } from "node:http"
-import type { BudgetExceeded, BudgetUnavailable } from "../admission/Budget.ts"
-import { type ErrorBody, envelope, sseEvent } from "../api/openai/ErrorEnvelope.ts"
+import { envelope, sseEvent } from "../api/openai/ErrorEnvelope.ts"
 import type { FailureReason } from "../backends/Failure.ts"
-import type { BackendFailed, BackendsExhausted, NoBackendAvailable } from "../dispatch/Errors.ts"
-import type { RequestError } from "./RequestErrors.ts"
+import { err, reasonToWire, type WireError } from "../request/WireErrors.ts"
 
-export type GatewayError = RequestError | BudgetExceeded | BudgetUnavailable | BackendFailed | BackendsExhausted | NoBackendAvailable
-
-export interface WireError {
-  readonly status: number
-  readonly body: ErrorBody
-  readonly retryAfterMs: number | undefined
-}
-
-const err = (
-  status: number,
-  type: ErrorBody["type"],
-  message: string,
-  code: string | null = null,
-  param: string | null = null,
-  retryAfterMs?: number
-): WireError => ({ status, body: { message, type, param, code }, retryAfterMs })
-
-/** A backend reason as the client sees it (used both before and after the first token). */
-export const reasonToWire = (reason: FailureReason): WireError => {
-  switch (reason._tag) {
-    case "ContextLengthExceeded":
-      return err(400, "invalid_request_error", reason.message, "context_length_exceeded")
-    case "InvalidRequest":
-      return err(
-        reason.status >= 400 && reason.status < 500 ? reason.status : 400,
-        reason.status === 404 ? "not_found_error" : "invalid_request_error",
-        reason.message,
-        reason.code,
-        reason.param
-      )
-    case "Overloaded":
-      return err(503, "overloaded_error", `the backend is overloaded: ${reason.message}`, "backend_overloaded", null, reason.retryAfterMs)
-    case "SlotsExhausted":
-    case "BreakerOpen":
-      return err(503, "overloaded_error", reason.message, "backend_overloaded")
-    case "Unavailable":
-      return err(503, "server_error", `the backend is unavailable: ${reason.message}`, "backend_unavailable", null, reason.retryAfterMs)
-    case "ConnectTimeout":
-    case "TimeToFirstTokenExceeded":
-    case "TotalTimeout":
-    case "StreamStalled":
-      return err(504, "timeout_error", reason.message, "backend_timeout")
-    case "ResponseTooLarge":
-      return err(502, "server_error", reason.message, "backend_response_too_large")
-    case "Unauthorized":
-      return err(502, "server_error", "the gateway's credentials were rejected by the backend", "backend_unauthorized")
-    case "MidStreamError":
-    case "MalformedChunk":
-    case "OutOfMemory":
-    case "DegenerateOutput":
-    case "Truncated":
-    case "UpstreamError":
-      return err(502, "server_error", `the backend failed: ${reason.message}`, "backend_error")
-  }
-}
-
-const busy = new Set(["Overloaded", "SlotsExhausted", "BreakerOpen", "Unavailable"])
-const slow = new Set(["ConnectTimeout", "TimeToFirstTokenExceeded", "TotalTimeout", "StreamStalled"])
-
-export const toWire = (error: GatewayError): WireError => {
-  switch (error._tag) {
-    case "InvalidJson":
-      return err(400, "invalid_request_error", `We could not parse the JSON body of your request: ${error.message}`, "invalid_json")
-    case "InvalidBody":
-      return err(400, "invalid_request_error", error.message, "invalid_value", error.param)
-    case "UnknownModel":
-      return err(404, "invalid_request_error", `The model \`${error.model}\` does not exist or is not served here.`, "model_not_found", "model")
-    case "BodyTooLarge":
-      return err(413, "invalid_request_error", `The request body exceeds the limit of ${error.limit} bytes.`, "request_too_large")
-    case "UnsupportedOperation":
-      return err(400, "invalid_request_error", error.message, "unsupported")
-    case "Draining":
-      return err(503, "server_error", "The gateway is shutting down; retry on another instance.", "draining", null, 1000)
-    case "LimitExceeded":
-      return err(400, "invalid_request_error", error.message, error.code, error.param)
-    case "GatewayOwnedField":
-      return err(
-        400,
-        "invalid_request_error",
-        `The field '${error.field}' is set by the gateway and may not be sent by clients.`,
-        "gateway_owned_field",
-        error.field
-      )
-    case "UnsupportedMediaType":
-      return err(
-        415,
-        "invalid_request_error",
-        `Unsupported Content-Type ${error.contentType === undefined ? "(none)" : `'${error.contentType.slice(0, 100)}'`}: send the body as application/json.`,
-        "unsupported_media_type"
-      )
-    case "BudgetExceeded":
-      return err(
-        429,
-        "rate_limit_error",
-        `Token budget exceeded for tenant ${error.tenant}: requested ${error.requested}, remaining ${error.remaining} in this window.`,
-        "token_budget_exceeded",
-        null,
-        error.retryAfterMs
-      )
-    case "BudgetUnavailable":
-      return err(
-        503,
-        "server_error",
-        "Token budgets cannot be checked right now (the budget store is unreachable); retry shortly.",
-        "budget_store_unavailable",
-        null,
-        error.retryAfterMs
-      )
-    case "BackendFailed":
-      return reasonToWire(error.reason)
-    case "NoBackendAvailable":
-      return err(503, "server_error", error.message, "no_backend_available")
-    case "BackendsExhausted": {
-      const tags = error.attempts.map((a) => a.reason)
-      const detail = error.attempts.map((a) => `${a.backend}: ${a.reason} (${a.message})`).join("; ")
-      const why = error.stoppedBy === "retry_budget"
-        ? " The gateway retry budget is spent."
-        : error.stoppedBy === "max_attempts"
-        ? " The attempt limit was reached."
-        : ""
-      const message = `All ${error.attempts.length} attempt(s) for model ${error.model} failed before the first token: ${detail}.${why}`
-      if (tags.length > 0 && tags.every((t) => busy.has(t))) {
-        return err(503, "overloaded_error", message, "backends_overloaded", null, error.retryAfterMs ?? 1000)
-      }
-      if (tags.length > 0 && tags.every((t) => slow.has(t))) return err(504, "timeout_error", message, "backends_timeout")
-      return err(502, "server_error", message, "backends_exhausted", null, error.retryAfterMs)
-    }
-  }
-}
+export {
+  type AdminError,
+  type AuthError,
+  type GatewayError,
+  reasonToWire,
+  toWire,
+  toWireIfKnown,
+  type WireError
+} from "../request/WireErrors.ts"
 
 export const response = (wire: WireError, requestId: string): HttpServerResponse.HttpServerResponse => {
   const headers: Record<string, string> = { "x-request-id": requestId }

@@ -1,17 +1,20 @@
 /**
- * The public routes: the OpenAI-compatible API, health, and OpenAI-style 404/405 answers
- * for everything else, plus CORS when `server.cors` is configured (off by default: no
- * CORS header is ever sent and a preflight gets no allow header). Handlers live in
- * Handlers.ts; this file only wires paths.
+ * The public routes: the OpenAI-compatible API, health, the admin API (Admin.ts), and
+ * OpenAI-style 404/405 answers for everything else, plus CORS when `server.cors` is
+ * configured (off by default: no CORS header is ever sent and a preflight gets no allow
+ * header). The inference endpoints run the request pipeline (request/Pipeline.ts) with the
+ * OpenAI inbound API (OpenAI.ts); this file only wires paths.
  */
 import { Effect, Layer } from "effect"
 import { HttpMiddleware, HttpRouter, HttpServerError, HttpServerResponse } from "effect/http"
 import { envelope } from "../api/openai/ErrorEnvelope.ts"
 import { GatewayConfig } from "../config/GatewayConfig.ts"
-import type { CallKind } from "../backends/Contract.ts"
+import type { CallKind } from "../api/openai/Calls.ts"
 import { Connections } from "./Connections.ts"
-import { makeHandler } from "./Handlers.ts"
-import { Lifecycle } from "./Lifecycle.ts"
+import * as Admin from "./Admin.ts"
+import * as Pipeline from "../request/Pipeline.ts"
+import * as OpenAI from "./OpenAI.ts"
+import { Lifecycle } from "../request/Lifecycle.ts"
 import { UsageSink } from "../accounting/Accounting.ts"
 import { TokenBudget } from "../admission/Budget.ts"
 import { Fleet } from "../backends/Fleet.ts"
@@ -50,7 +53,7 @@ const modelName = (url: string): string => {
 
 const inference = (path: `/${string}`, kind: CallKind) =>
   Layer.mergeAll(
-    HttpRouter.use((router) => Effect.flatMap(makeHandler(kind), (handler) => router.add("POST", path, handler))),
+    HttpRouter.use((router) => Effect.flatMap(Pipeline.handler(OpenAI.inbound(kind)), (handler) => router.add("POST", path, handler))),
     ...(["GET", "PUT", "PATCH", "DELETE"] as const).map((method) =>
       HttpRouter.add(method, path, (request) => Effect.succeed(methodNotAllowed(request.method, path, "POST")))
     )
@@ -105,7 +108,16 @@ const Prometheus = HttpRouter.use((router) =>
     const eventLoop = yield* EventLoopDelay
     yield* router.add("GET", "/metrics", Effect.gen(function*() {
       const text = yield* Metrics.render({
-        backends: fleet.all,
+        backends: fleet.all.map((b) => ({
+          id: b.id,
+          health: b.health,
+          inFlight: b.slots.inUse,
+          slotQueue: b.slots.queued,
+          upstreamQueued: b.pool.queued(),
+          loopRestarts: b.loopRestarts,
+          signals: b.signals,
+          tokensPerSecond: b.tokensPerSecond
+        })),
         breakers: breakers.snapshot,
         budget: yield* budget.snapshot,
         accounting: yield* sink.snapshot,
@@ -173,6 +185,7 @@ export const layer = Layer.mergeAll(
   Models,
   Health,
   Prometheus,
+  Admin.layer,
   Fallback,
   Cors,
   RouteErrors

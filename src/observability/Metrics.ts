@@ -9,11 +9,8 @@
  */
 import { Clock, Effect, Metric } from "effect"
 import { PrometheusMetrics } from "effect/observability"
-import type { AccountingSnapshot } from "../accounting/Accounting.ts"
-import type { BudgetSnapshot } from "../admission/Budget.ts"
-import type { Backend } from "../backends/Backend.ts"
 import type { RequestOutcome } from "../domain/Outcome.ts"
-import type { BreakerState } from "../routing/Contract.ts"
+import type { BreakerState, Health } from "../domain/States.ts"
 
 const latencyBuckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120]
 const tokenGapBuckets = [0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.15, 0.3, 0.6, 1.2, 2.5]
@@ -174,29 +171,63 @@ export const recordPanic = (model: string): Effect.Effect<void> =>
 const HEALTH = ["cold", "healthy", "degraded", "unhealthy"] as const
 const BREAKER: ReadonlyArray<BreakerState> = ["closed", "degraded", "open", "half_open"]
 
-/** Refreshes the gauges from the actors' state and renders the exposition text. */
-export const render = (state: {
-  readonly backends: ReadonlyArray<Backend>
+/** One backend's gauges, as its actor reports them. */
+export interface BackendGauges {
+  readonly id: string
+  readonly health: Health
+  readonly inFlight: number
+  readonly slotQueue: number
+  readonly upstreamQueued: number
+  readonly loopRestarts: number
+  readonly signals: { readonly waiting: number; readonly kvUsage: number | undefined } | undefined
+  readonly tokensPerSecond: number | undefined
+}
+
+/** Everything the scrape refreshes, as plain numbers (the /metrics route reads the actors). */
+export interface Gauges {
+  readonly backends: ReadonlyArray<BackendGauges>
   readonly breakers: (now: number) => ReadonlyArray<{ readonly key: string; readonly state: BreakerState }>
-  readonly budget: BudgetSnapshot
-  readonly accounting: AccountingSnapshot
+  readonly budget: {
+    readonly reservedTokens: number
+    readonly chargedTokens: number
+    readonly shared?: {
+      readonly degraded: boolean
+      readonly pendingSettlements: number
+      readonly droppedSettlements: number
+      readonly localReservedTokens: number
+    } | undefined
+  }
+  readonly accounting: {
+    readonly records: number
+    readonly ledger?: {
+      readonly queued: number
+      readonly pending: number
+      readonly failedWrites: number
+      readonly journalSegments: number
+      readonly journalBytes: number
+      readonly recoveredInterrupted: number
+    } | undefined
+  }
   /** `rejected`: every reason of the listener's closed set, with its count. */
   readonly connections: { readonly open: number; readonly rejected: ReadonlyArray<readonly [string, number]> }
-}): Effect.Effect<string> =>
+}
+
+/** Refreshes the gauges and renders the exposition text. */
+export const render = (state: Gauges): Effect.Effect<string> =>
   Effect.gen(function*() {
     const now = yield* Clock.currentTimeMillis
     for (const b of state.backends) {
       const id = { backend: b.id }
       for (const h of HEALTH) yield* Metric.update(Metric.withAttributes(backendHealth, { ...id, state: h }), b.health === h ? 1 : 0)
-      yield* Metric.update(Metric.withAttributes(inFlight, id), b.slots.inUse)
-      yield* Metric.update(Metric.withAttributes(slotQueueDepth, id), b.slots.queued)
-      yield* Metric.update(Metric.withAttributes(upstreamQueued, id), b.pool.queued())
+      yield* Metric.update(Metric.withAttributes(inFlight, id), b.inFlight)
+      yield* Metric.update(Metric.withAttributes(slotQueueDepth, id), b.slotQueue)
+      yield* Metric.update(Metric.withAttributes(upstreamQueued, id), b.upstreamQueued)
       yield* Metric.update(Metric.withAttributes(loopRestarts, id), b.loopRestarts)
       if (b.signals !== undefined) {
         yield* Metric.update(Metric.withAttributes(queueDepth, id), b.signals.waiting)
         if (b.signals.kvUsage !== undefined) yield* Metric.update(Metric.withAttributes(kvUsage, id), b.signals.kvUsage)
       }
-      const rate = b.stats.tokensPerSecond.value
+      const rate = b.tokensPerSecond
       if (rate !== undefined) yield* Metric.update(Metric.withAttributes(tokensPerSecond, id), rate)
     }
     for (const { key, state: s } of state.breakers(now)) {

@@ -30,6 +30,8 @@ export interface RequestLine {
   readonly attempts: ReadonlyArray<{ readonly backend: string; readonly reason: string }>
   readonly error?: string | undefined
   readonly tenant?: string | undefined
+  /** The public id of the API key that authenticated the request (never the key). */
+  readonly key_id?: string | undefined
 }
 
 export class RequestLog extends Context.Service<RequestLog, {

@@ -21,7 +21,7 @@
  * No clocks: callers pass `now`. No I/O. Plain TypeScript: it runs on every attempt.
  */
 import type { BreakersPlan } from "../config/Plan.ts"
-import type { BreakerState } from "../routing/Contract.ts"
+import type { BreakerState } from "../domain/States.ts"
 import { BUCKETS, type Outcome, OutcomeWindow } from "./Window.ts"
 
 export { BUCKETS, type Outcome }

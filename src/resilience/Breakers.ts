@@ -10,7 +10,7 @@ import { Clock, Context, Effect, Layer, Scope } from "effect"
 import { GatewayConfig } from "../config/GatewayConfig.ts"
 import type { BreakersPlan } from "../config/Plan.ts"
 import type { GpuSku, ModelId } from "../domain/Ids.ts"
-import type { BreakerState } from "../routing/Contract.ts"
+import type { BreakerState } from "../domain/States.ts"
 import { Breaker, type Outcome, type Transition } from "./Breaker.ts"
 
 export const keyOf = (model: ModelId, gpu: GpuSku): string => `${model}|${gpu}`

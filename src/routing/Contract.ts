@@ -12,11 +12,12 @@
  * engine spends), independent of the gateway's clock; token counts are the admission
  * estimate's (Estimate.ts).
  */
-import type { Backend, EngineSignals, Health } from "../backends/Backend.ts"
+import type { Backend, EngineSignals } from "../backends/Backend.ts"
+import type { BreakerState, Health } from "../domain/States.ts"
 import type { RoutingPlan } from "../config/Plan.ts"
-import type { GatewayRequest } from "../domain/Request.ts"
+import type { GatewayRequest } from "../admission/Request.ts"
 
-export type BreakerState = "closed" | "degraded" | "open" | "half_open"
+export type { BreakerState } from "../domain/States.ts"
 
 /**
  * GPU cost profile of a (model, SKU) pair, for GPU-second and TTFT estimates: the engine
@@ -120,6 +121,8 @@ export interface Filter {
 
 export interface Scorer {
   readonly name: string
+  /** Whether the score matters for a prefill-only leg (P/D plans rank prefill engines with these). */
+  readonly prefill?: boolean
   /** A score in [0, 1]; higher is better. May look at all candidates to normalise. */
   readonly score: (ctx: RoutingContext, view: BackendView, all: ReadonlyArray<BackendView>) => number
 }
@@ -133,6 +136,19 @@ export interface Picker {
   readonly name: string
   /** Orders candidates: the first is tried first. `random` is in [0, 1). */
   readonly order: (ctx: RoutingContext, scored: ReadonlyArray<Scored>, random: () => number) => ReadonlyArray<BackendView>
+}
+
+/**
+ * How an attempt the router placed is going, as dispatch (its owner) reports it: routing
+ * reads it to count a backend's queued and decoding work and to correct its prefix index.
+ */
+export interface AttemptProgress {
+  /** The attempt produced its first token (its engine is decoding it, not queueing or prefilling). */
+  readonly started: boolean
+  /** The attempt is the one that served the request. */
+  readonly served: boolean
+  /** Prompt tokens the engine reported serving from its prefix cache, once it reported usage. */
+  readonly cachedTokens: number | undefined
 }
 
 /** Builds a plugin from the routing plan (its config hook); called once per plan, not per request. */

@@ -17,8 +17,9 @@
  */
 import type { RoutingPlan } from "../config/Plan.ts"
 import type { BackendView, Filter, Picker, RoutingContext, Scored, Scorer } from "./Contract.ts"
-import * as Plugins from "./plugins/index.ts"
 import { unit } from "./plugins/support.ts"
+import type { NameTable } from "../domain/NameTable.ts"
+import type { RoutingPluginsShape } from "./Registry.ts"
 
 export interface WeightedScorer {
   readonly scorer: Scorer
@@ -41,31 +42,40 @@ export interface Compiled {
 
 const PREFILL_SCORERS: ReadonlySet<string> = new Set(["prefix_cache", "queue_depth", "predicted_ttft", "kv_usage"])
 
-const cache = new WeakMap<RoutingPlan, Compiled>()
-
-/** The plugins a plan names (names were validated when the config loaded; unknown ones are skipped). */
-export const compile = (plan: RoutingPlan): Compiled => {
-  const hit = cache.get(plan)
-  if (hit !== undefined) return hit
-  const filters: Array<Filter> = []
-  for (const name of plan.filters) if (Plugins.isFilterName(name)) filters.push(Plugins.filters[name](plan))
-  const scorers: Array<WeightedScorer> = []
-  for (const [name, weight] of Object.entries(plan.scorers)) {
-    if (weight > 0 && Plugins.isScorerName(name)) scorers.push({ scorer: Plugins.scorers[name](plan), weight })
+/**
+ * A compiler from routing plans to plugin instances, over one registry: each plan is
+ * compiled once and cached (plans are immutable; a reload brings a new one). Names were
+ * checked against the registry at start (Registry.check); an unknown one here is a defect.
+ */
+export const compiler = (registry: RoutingPluginsShape): (plan: RoutingPlan) => Compiled => {
+  const cache = new WeakMap<RoutingPlan, Compiled>()
+  const get = <F>(table: NameTable<F>, kind: string, name: string): F => {
+    const factory = table.get(name)
+    if (factory === undefined) throw new Error(`routing ${kind} "${name}" is not registered`)
+    return factory
   }
-  const prefillScorers = scorers.filter((s) => PREFILL_SCORERS.has(s.scorer.name))
-  const compiled: Compiled = {
-    filters,
-    gates: filters.filter((f) => f.healthGate === true),
-    hard: filters.filter((f) => f.healthGate !== true && !f.failOpen),
-    scorers,
-    totalWeight: scorers.reduce((n, s) => n + s.weight, 0),
-    picker: Plugins.pickers[plan.picker](plan),
-    prefillScorers,
-    prefillWeight: prefillScorers.reduce((n, s) => n + s.weight, 0)
+  return (plan) => {
+    const hit = cache.get(plan)
+    if (hit !== undefined) return hit
+    const filters = plan.filters.map((name) => get(registry.filters, "filter", name)(plan))
+    const scorers: Array<WeightedScorer> = []
+    for (const [name, weight] of Object.entries(plan.scorers)) {
+      if (weight > 0) scorers.push({ scorer: get(registry.scorers, "scorer", name)(plan), weight })
+    }
+    const prefillScorers = scorers.filter((s) => s.scorer.prefill === true || PREFILL_SCORERS.has(s.scorer.name))
+    const compiled: Compiled = {
+      filters,
+      gates: filters.filter((f) => f.healthGate === true),
+      hard: filters.filter((f) => f.healthGate !== true && !f.failOpen),
+      scorers,
+      totalWeight: scorers.reduce((n, s) => n + s.weight, 0),
+      picker: get(registry.pickers, "picker", plan.picker)(plan),
+      prefillScorers,
+      prefillWeight: prefillScorers.reduce((n, s) => n + s.weight, 0)
+    }
+    cache.set(plan, compiled)
+    return compiled
   }
-  cache.set(plan, compiled)
-  return compiled
 }
 
 export type Filtered =

@@ -1,35 +1,35 @@
 /**
  * Routing state that follows requests onto backends: the approximate prefix index, the
  * work the gateway has placed on each backend (requests waiting for their first token and
- * their uncached prompt tokens, requests decoding, KV tokens), how far the index's
- * predictions held per backend, and the prefill/decode plan of disaggregated requests.
+ * their uncached prompt tokens, requests decoding, KV tokens), and how far the index's
+ * predictions held per backend.
  *
  * The router reads it (synchronously, once per candidate); the dispatcher changes it only
  * through `dispatched` (scoped to an attempt: recorded when the attempt takes its slot,
- * released with the attempt's scope) and `upstreamCall` (runs the prefill leg of a
- * disaggregated request). Everything is gateway-local, so routing degrades gracefully to
- * these numbers when the engines' scraped signals are missing or stale.
+ * released with the attempt's scope) and `prefilled` (the prefill leg of a disaggregated
+ * request put its prompt's blocks on that engine). Everything is gateway-local, so routing
+ * degrades gracefully to these numbers when the engines' scraped signals are missing or
+ * stale. No I/O: the prefill leg itself is dispatch's (dispatch/PrefillLeg.ts).
  *
  * Correction by the engine: when an attempt ends, the prompt tokens the engine reported as
  * cached are compared with what the index predicted; the backend's `trust` (an EWMA of
  * reported ÷ predicted, 0..1) scales its prefix score and predicted cache hits. An attempt
- * that never committed un-records the blocks it had added (the engine never prefilled them).
+ * that never served the request un-records the blocks it had added (the engine never
+ * prefilled them, or the answer went elsewhere).
  */
 import { Clock, Context, Effect, Layer, type Scope } from "effect"
-import * as Estimate from "../admission/Estimate.ts"
-import type { RequestTracker } from "../accounting/Tracker.ts"
+import type { GatewayRequest } from "../admission/Request.ts"
 import type { Backend } from "../backends/Backend.ts"
-import type { UpstreamCall } from "../backends/Contract.ts"
 import { GatewayConfig } from "../config/GatewayConfig.ts"
 import type { Plan } from "../config/Plan.ts"
-import type { GatewayRequest } from "../domain/Request.ts"
-import * as Disaggregation from "./Disaggregation.ts"
+import type { AttemptProgress } from "./Contract.ts"
+import * as Predict from "./Predict.ts"
 import { capacityFor, PrefixIndex } from "./PrefixIndex.ts"
 import { profileOf } from "./Profiles.ts"
 
 /** One attempt's work on a backend. */
 interface Ticket {
-  readonly tracker: RequestTracker
+  readonly progress: AttemptProgress
   readonly uncachedTokens: number
   readonly kvTokens: number
 }
@@ -58,31 +58,19 @@ export interface RoutingState {
   readonly trust: (backend: Backend) => number
   /** Index capacity of a backend (entries). */
   readonly capacity: (backend: Backend) => number
-  /** Records an attempt on `backend` until the current scope closes. */
+  /** Records an attempt on `backend` until the current scope closes; `progress` says how it went. */
   readonly dispatched: (
     req: GatewayRequest,
     backend: Backend,
-    tracker: RequestTracker
+    progress: AttemptProgress
   ) => Effect.Effect<void, never, Scope.Scope>
-  /** The prefill candidates of a disaggregated request (set by the router, read by dispatch). */
-  readonly setPrefillPlan: (req: GatewayRequest, prefill: ReadonlyArray<Backend>) => void
-  readonly prefillPlan: (req: GatewayRequest) => ReadonlyArray<Backend> | undefined
-  /**
-   * The call to send to `backend`: `call` itself, or for a disaggregated request on a decode
-   * backend, the decode leg after running the prefill leg (falls back to `call` if it fails).
-   */
-  readonly upstreamCall: (
-    req: GatewayRequest,
-    backend: Backend,
-    call: UpstreamCall,
-    plan: Plan
-  ) => Effect.Effect<UpstreamCall, never, Scope.Scope>
+  /** A prefill leg put the request's prompt on `backend` (its engine now caches those blocks). */
+  readonly prefilled: (req: GatewayRequest, backend: Backend) => Effect.Effect<void>
 }
 
 export const make = (initial: Plan): RoutingState => {
   const index = new PrefixIndex(initial.routing.prefixTtlMs)
   const states = new Map<string, BackendState>()
-  const prefillPlans = new WeakMap<GatewayRequest, ReadonlyArray<Backend>>()
   const stateOf = (backend: Backend): BackendState => {
     let s = states.get(backend.id)
     if (s === undefined) {
@@ -107,7 +95,7 @@ export const make = (initial: Plan): RoutingState => {
     return matched
   }
 
-  const state: RoutingState = {
+  return {
     index,
     capacity,
     trust: (backend) => stateOf(backend).trust,
@@ -118,33 +106,33 @@ export const make = (initial: Plan): RoutingState => {
       let kvTokens = 0
       for (const t of stateOf(backend).tickets) {
         kvTokens += t.kvTokens
-        if (t.tracker.committedAtMs === undefined && t.tracker.firstTokenAtMs === undefined) {
+        if (t.progress.started) {
+          decoding++
+        } else {
           pendingRequests++
           pendingPrefillTokens += t.uncachedTokens
-        } else {
-          decoding++
         }
       }
       return { pendingRequests, pendingPrefillTokens, decoding, kvTokens }
     },
-    dispatched: (req, backend, tracker) =>
+    dispatched: (req, backend, progress) =>
       Effect.flatMap(Clock.currentTimeMillis, (now) => {
         const s = stateOf(backend)
         const e = req.estimate
         const matched = record(req, backend, now)
-        const predicted = Math.floor(Estimate.cachedTokens(e, matched) * s.trust)
+        const predicted = Math.floor(Predict.cachedTokens(e, matched) * s.trust)
         const uncached = Math.max(1, e.promptTokens - predicted)
-        const ticket: Ticket = { tracker, uncachedTokens: uncached, kvTokens: uncached + e.maxOutputTokens }
+        const ticket: Ticket = { progress, uncachedTokens: uncached, kvTokens: uncached + e.maxOutputTokens }
         s.tickets.add(ticket)
         return Effect.addFinalizer(() =>
           Effect.sync(() => {
             s.tickets.delete(ticket)
-            if (tracker.backend !== backend.id) {
+            if (!progress.served) {
               index.forget(backend.id, e.prefixHashes, matched)
               return
             }
-            const reported = tracker.reported?.cachedTokens
-            const expected = Estimate.cachedTokens(e, matched)
+            const reported = progress.cachedTokens
+            const expected = Predict.cachedTokens(e, matched)
             if (reported !== undefined && expected >= MIN_PREDICTED_TOKENS) {
               const ratio = Math.min(1, reported / expected)
               s.trust += TRUST_ALPHA * (ratio - s.trust)
@@ -152,19 +140,11 @@ export const make = (initial: Plan): RoutingState => {
           })
         )
       }),
-    setPrefillPlan: (req, prefill) => {
-      prefillPlans.set(req, prefill)
-    },
-    prefillPlan: (req) => prefillPlans.get(req),
-    upstreamCall: (req, backend, call, plan) => {
-      const prefill = prefillPlans.get(req)
-      if (prefill === undefined || prefill.length === 0 || backend.plan.role !== "decode") return Effect.succeed(call)
-      return Disaggregation.decodeLeg(req, prefill, call, plan, (p, now) => {
-        record(req, p, now)
+    prefilled: (req, backend) =>
+      Effect.map(Clock.currentTimeMillis, (now) => {
+        record(req, backend, now)
       })
-    }
   }
-  return state
 }
 
 export class Placement extends Context.Service<Placement, RoutingState>()("sluice/routing/Placement") {

@@ -1,6 +1,6 @@
 /**
  * GPU profiles for routing estimates: the engine step-cost coefficients of a backend's
- * (model, SKU), taken from the simulator's fitted profiles (src/simulator/profiles.ts,
+ * (model, SKU), taken from the simulator's fitted profiles (src/profiles/Profiles.ts,
  * backends.md §5.3–§5.4) when the backend names one (`profile:`, or its `simulate.profile`),
  * and a conservative default otherwise.
  *
@@ -8,7 +8,7 @@
  * profile is resolved once per backend plan and cached).
  */
 import type { BackendPlan } from "../config/Plan.ts"
-import { isProfileName, PROFILES } from "../simulator/profiles.ts"
+import { isProfileName, PROFILES } from "../profiles/Profiles.ts"
 import type { GpuProfile } from "./Contract.ts"
 
 /**

@@ -6,7 +6,7 @@
  * - `inference` (default): filter → score → pick (Pipeline.ts) over per-candidate views
  *   (Views.ts). When the model is served by a prefill/decode pool and the prompt is long
  *   enough, the request gets a two-leg plan: decode backends are the candidates and the
- *   ranked prefill backends are handed to dispatch through `Placement` (Disaggregation.ts).
+ *   ranked prefill backends travel in the route, for dispatch to run the prefill leg.
  * - baselines: `ordered`, `round_robin`, `least_outstanding`, `random` (Baselines.ts).
  *
  * Runs once per request, synchronously inside one Effect step; reads the fleet, the
@@ -24,26 +24,32 @@ import type { Backend } from "../backends/Backend.ts"
 import { Fleet } from "../backends/Fleet.ts"
 import { GatewayConfig } from "../config/GatewayConfig.ts"
 import type { Plan } from "../config/Plan.ts"
-import type { GatewayRequest } from "../domain/Request.ts"
-import { NoBackendAvailable } from "../dispatch/Errors.ts"
+import type { GatewayRequest } from "../admission/Request.ts"
 import * as Metrics from "../observability/Metrics.ts"
+import { NoBackendAvailable } from "./Errors.ts"
 import { Breakers } from "../resilience/Breakers.ts"
 import { Affinity } from "./Affinity.ts"
 import * as Baselines from "./Baselines.ts"
 import type { BackendView, RoutingContext } from "./Contract.ts"
 import { supportsTransfer } from "./Disaggregation.ts"
 import * as Pipeline from "./Pipeline.ts"
+import { RoutingPlugins } from "./Registry.ts"
 import { Placement } from "./Placement.ts"
 import * as Views from "./Views.ts"
 
 /** Signals older than this many scrape intervals are ignored (GIE treats stale metrics as unknown). */
 const SIGNAL_AGE_INTERVALS = 2
 
-/** The backends to try, in order, and whether they were ranked in panic. */
+/** The backends to try, in order, whether they were ranked in panic, and a prefill plan. */
 export interface Route {
   readonly backends: ReadonlyArray<Backend>
   /** Health and breaker exclusions were ignored: every candidate looked bad. */
   readonly panic: boolean
+  /**
+   * A disaggregated request's prefill engines, best first: dispatch runs the prefill leg on
+   * one of them before a decode candidate (undefined: one engine does everything).
+   */
+  readonly prefill?: ReadonlyArray<Backend> | undefined
 }
 
 export class Router extends Context.Service<Router, {
@@ -57,6 +63,9 @@ export class Router extends Context.Service<Router, {
       const breakers = yield* Breakers
       const state = yield* Placement
       const config = yield* GatewayConfig
+      const plugins = yield* RoutingPlugins
+      plugins.seal()
+      const compile = Pipeline.compiler(plugins)
       const random = Baselines.rng(config.initial.routing.seed ?? Math.floor(Math.random() * 2 ** 32))
       const turns = new Map<string, number>()
       /** Models routing in panic right now (for logging the transitions only). */
@@ -86,7 +95,7 @@ export class Router extends Context.Service<Router, {
           maxSignalAgeMs: SIGNAL_AGE_INTERVALS * plan.health.scrapeIntervalMs
         }
         const ctx: RoutingContext = { req, nowMs: now, plan: routing }
-        const compiled = Pipeline.compile(routing)
+        const compiled = compile(routing)
         const rejected = (filter: string) => none(`every backend for ${req.model.id} was excluded by the ${filter} filter`)
         const toBackends = (views: ReadonlyArray<BackendView>) => views.map((v) => v.backend)
 
@@ -119,11 +128,11 @@ export class Router extends Context.Service<Router, {
           const decodeOrder = Pipeline.run(compiled, ctx, Views.views(req, decode, now, hinted, deps), random)
           const prefillOrder = Pipeline.rankPrefill(compiled, ctx, Views.views(req, prefill, now, undefined, deps))
           if (decodeOrder.ok && prefillOrder.ok) {
-            state.setPrefillPlan(req, toBackends(prefillOrder.views))
+            const prefill = toBackends(prefillOrder.views)
             const rest = mixed.length === 0 ? undefined : Pipeline.run(compiled, ctx, Views.views(req, mixed, now, hinted, deps), random)
             return rest !== undefined && rest.ok
-              ? { backends: [...toBackends(decodeOrder.views), ...toBackends(rest.views)], panic: decodeOrder.panic || rest.panic }
-              : { backends: toBackends(decodeOrder.views), panic: decodeOrder.panic }
+              ? { backends: [...toBackends(decodeOrder.views), ...toBackends(rest.views)], panic: decodeOrder.panic || rest.panic, prefill }
+              : { backends: toBackends(decodeOrder.views), panic: decodeOrder.panic, prefill }
           }
         }
         // One engine per request: mixed and decode backends (a decode engine can prefill locally);

@@ -9,10 +9,10 @@
  * candidate, no Effect. Must never: mutate a backend (it only clears the prefix index of a
  * backend seen cold or unhealthy, whose engine cache is presumed lost).
  */
-import * as Estimate from "../admission/Estimate.ts"
+import * as Predict from "./Predict.ts"
 import type { Backend } from "../backends/Backend.ts"
 import type { BackendId } from "../domain/Ids.ts"
-import type { GatewayRequest } from "../domain/Request.ts"
+import type { GatewayRequest } from "../admission/Request.ts"
 import type { Breakers } from "../resilience/Breakers.ts"
 import type { BackendView } from "./Contract.ts"
 import type { RoutingState } from "./Placement.ts"
@@ -47,19 +47,19 @@ export const view = (
 
   const matched = state.index.match(backend.id, e.prefixHashes, now)
   const trust = state.trust(backend)
-  const cached = Math.floor(Estimate.cachedTokens(e, matched) * trust)
+  const cached = Math.floor(Predict.cachedTokens(e, matched) * trust)
 
   // Engine signals include other gateways' traffic: take the larger of theirs and ours.
   const waitingElsewhere = signals === undefined ? 0 : Math.max(0, signals.waiting - local.pendingRequests)
   const pendingPrefillTokens = local.pendingPrefillTokens + waitingElsewhere * e.promptTokens
   const decoding = Math.max(local.decoding, signals?.running ?? 0)
-  const load: Estimate.CandidateLoad = {
+  const load: Predict.CandidateLoad = {
     pendingPrefillTokens,
     decoding,
     contextTokens: backend.inFlightTokens
   }
   const kvUsage = signals?.kvUsage ?? Math.min(1, local.kvTokens / profile.kvCapacityTokens)
-  const gpu = Estimate.gpuSeconds(e, profile, cached, load)
+  const gpu = Predict.gpuSeconds(e, profile, cached, load)
   let weight = backend.plan.weight
   // An open breaker or an unhealthy backend is only ever ranked in panic: below degraded ones.
   const dw = deps.degradedWeight
@@ -79,20 +79,21 @@ export const view = (
     inFlightTokens: backend.inFlightTokens,
     slotsFree: backend.slots.free,
     coolingDown: backend.coolDownUntilMs > now,
-    ttftMs: backend.stats.ttftMs.value,
-    tokensPerSecond: backend.stats.tokensPerSecond.value,
+    ttftMs: backend.ttftMs,
+    tokensPerSecond: backend.tokensPerSecond,
     profile,
     prefixMatchedBlocks: matched,
     prefixTotalBlocks: e.prefixHashes.length,
     prefixTrust: trust,
     cachedPrefixTokens: cached,
-    sessionAffine: hinted !== undefined && hinted === backend.id,
+    // A hint to an engine that lost its cache (cold, unhealthy) is no reason to go back there.
+    sessionAffine: hinted !== undefined && hinted === backend.id && health !== "cold" && health !== "unhealthy",
     pendingRequests: local.pendingRequests + waitingElsewhere,
     pendingPrefillTokens,
     decodingRequests: decoding,
     kvUsage,
-    predictedTtftMs: Estimate.predictTtftMs(e, profile, cached, load),
-    predictedItlMs: Estimate.predictItlMs(e, profile, load),
+    predictedTtftMs: Predict.predictTtftMs(e, profile, cached, load),
+    predictedItlMs: Predict.predictItlMs(e, profile, load),
     prefillGpuSeconds: gpu.prefill,
     decodeGpuSeconds: gpu.decode,
     weight

@@ -17,12 +17,12 @@ import { FaultState, type Faults, parseFaultsPatch } from "./faults.ts"
 import { statsOf } from "./http/admin.ts"
 import { createSimServer } from "./http/server.ts"
 import type { Dialect, SequenceSink, SimContext } from "./http/wire.ts"
-import { getProfile, isProfileName, type ProfileName } from "./profiles.ts"
+import { getProfile, isProfileName, type ProfileName } from "../profiles/Profiles.ts"
 import type { EngineStats } from "./stats.ts"
 
 export type { EngineStats } from "./stats.ts"
 export type { Faults } from "./faults.ts"
-export type { ProfileName } from "./profiles.ts"
+export type { ProfileName } from "../profiles/Profiles.ts"
 export type { Dialect } from "./http/wire.ts"
 
 export interface SimulatorOptions {

@@ -12,7 +12,7 @@
 import { Effect, FileSystem, Result, Schema } from "effect"
 import { parse as parseYaml } from "yaml"
 import { FaultsPatchSchema } from "./faults.ts"
-import { PROFILE_NAMES } from "./profiles.ts"
+import { PROFILE_NAMES } from "../profiles/Profiles.ts"
 import type { SimulatorOptions } from "./Simulator.ts"
 
 const Dialect = Schema.Literals(["openai", "anthropic", "ollama", "sglang"])

@@ -8,7 +8,7 @@
 import { readFileSync } from "node:fs"
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import * as SimulatedEngines from "../../src/backends/SimulatedEngines.ts"
+import * as SimulatedEngines from "../../src/SimulatedFleet.ts"
 import { streamChat } from "../support/Client.ts"
 import * as Fake from "../support/FakeEngine.ts"
 import { startGateway, type TestGateway } from "../support/Gateway.ts"

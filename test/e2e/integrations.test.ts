@@ -70,6 +70,7 @@ backends:
     models: [llama-3.1-8b]
 budgets: { tokens_per_window: 50000000, window: 1m }
 timeouts: { drain: 5s }
+auth: none
 `,
       args: ["--workers", "2"],
       env: { REDIS_URL: redisUrl, DATABASE_URL: databaseUrl, OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url, OTEL_SERVICE_NAME: "sluice-e2e" }

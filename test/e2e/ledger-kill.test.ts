@@ -20,6 +20,8 @@ const databaseUrl = process.env["DATABASE_URL"] ?? "postgres://postgres@127.0.0.
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 const yaml = (engineUrl: string) => `
+# The ledger is under test, not keys (other tests may leave keys in the shared database).
+auth: none
 backends:
   - { id: fake, url: ${engineUrl}, models: [m] }
 timeouts: { drain: 5s }

@@ -56,6 +56,8 @@ describe("PostgreSQL down at boot", () => {
     gatedUrl.port = String(gate.port)
     const sluice = await Sluice.start({
       yaml: `
+# The ledger is under test, not keys: with auth: none no key store is opened.
+auth: none
 backends:
   - { id: fake, url: ${engine.url}, models: [m] }
 ledger: { queue: 100, batch: 50, max_backoff: 1s }

@@ -16,12 +16,12 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { describe, expect, it } from "vitest"
+import { upstreamCall } from "../support/Calls.ts"
 import type { CallKind, Frame, TokenEvent, UpstreamCall } from "../../src/backends/Contract.ts"
 import * as AnthropicStream from "../../src/backends/dialects/anthropic/Stream.ts"
 import * as AnthropicTranslate from "../../src/backends/dialects/anthropic/openai_anthropic.ts"
 import * as OllamaStream from "../../src/backends/dialects/ollama/Stream.ts"
 import * as OllamaTranslate from "../../src/backends/dialects/ollama/openai_ollama.ts"
-import type { RequestId } from "../../src/domain/Ids.ts"
 
 const root = dirname(fileURLToPath(import.meta.url))
 const UPDATE = process.env["UPDATE_GOLDEN"] === "1"
@@ -42,20 +42,8 @@ const golden = (file: string, actual: unknown) => {
   expect(text).toBe(readFileSync(path, "utf8"))
 }
 
-const callOf = (kind: CallKind, body: Record<string, unknown>, upstreamModel: string): UpstreamCall => {
-  const options = body["stream_options"]
-  return {
-    kind,
-    requestId: "req-golden" as RequestId,
-    body,
-    rawBody: new TextEncoder().encode(JSON.stringify(body)),
-    upstreamModel,
-    stream: body["stream"] === true,
-    clientWantsUsage: typeof options === "object" && options !== null && (options as Record<string, unknown>)["include_usage"] === true,
-    // The gateway's reservation cap when the client sent none (the model's default_max_tokens).
-    maxOutputTokens: 4096
-  }
-}
+const callOf = (kind: CallKind, body: { readonly [key: string]: unknown }, upstreamModel: string): UpstreamCall =>
+  upstreamCall(kind, body, { upstreamModel, requestId: "req-golden" })
 
 const eventJson = (e: TokenEvent): unknown =>
   e._tag === "Error" ? { _tag: "Error", failure: { _tag: e.failure._tag, message: e.failure.message, code: "code" in e.failure ? e.failure.code : undefined } } : e

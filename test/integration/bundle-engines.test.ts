@@ -5,7 +5,7 @@
  * gateway fails over, and serves again: the worker entry (`simulator-worker.mjs`) ships in the bundle.
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process"
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs"
 import { createServer } from "node:net"
 import { tmpdir } from "node:os"
 import { join, resolve } from "node:path"
@@ -43,6 +43,8 @@ describe("embedded engines in the shipped bundle", () => {
       cwd: root,
       env: { ...process.env, PATH: `${join(root, "node_modules/.bin")}:${process.env["PATH"] ?? ""}` }
     })
+    // The bundle's external packages (the Argon2 binary) resolve from node_modules next to dist/, as in a checkout.
+    symlinkSync(join(root, "node_modules"), join(dir, "node_modules"), "dir")
     writeFileSync(join(dir, "sluice.yaml"), `
 models: [{ name: m }]
 backends:

@@ -7,7 +7,7 @@
  * process is the gateway: if the engine ran on its thread, the exception would end the test run.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import * as SimulatedEngines from "../../src/backends/SimulatedEngines.ts"
+import * as SimulatedEngines from "../../src/SimulatedFleet.ts"
 import { BackendId } from "../../src/domain/Ids.ts"
 import { eventually, idle, startGateway, type TestGateway } from "../support/Gateway.ts"
 

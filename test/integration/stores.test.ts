@@ -24,6 +24,9 @@ describe("shared stores (PostgreSQL audit, Redis budgets)", () => {
 backends:
   - { id: a, url: ${engine.url}, models: [m] }
 budgets: { tokens_per_window: 1000000, window: 1m }
+# With DATABASE_URL the keys live in the shared PostgreSQL too, where other test runs leave
+# keys (so keys would be required here); this test is about the audit row and the budget.
+auth: none
 `, { extra: ConfigProvider.layer(ConfigProvider.fromUnknown({ DATABASE_URL: databaseUrl, REDIS_URL: redisUrl })) })
   })
   afterAll(async () => {

@@ -25,13 +25,11 @@ export const mutants: ReadonlyArray<Mutant> = [
     name: "skip-settlement-on-abort",
     plants: "a request whose client left is never settled or recorded",
     edits: [{
-      file: "src/http/Handlers.ts",
+      file: "src/request/Pipeline.ts",
       find: `          (admission, exit) =>
-            Effect.flatMap(Clock.currentTimeMillis, (now) => accounting.settle(req, admission, tracker, exit, now))`,
+            Effect.flatMap(Clock.currentTimeMillis, (nowMs) =>`,
       replace: `          (admission, exit) =>
-            Exit.hasInterrupts(exit)
-              ? Effect.void
-              : Effect.flatMap(Clock.currentTimeMillis, (now) => accounting.settle(req, admission, tracker, exit, now))`
+            Exit.hasInterrupts(exit) ? Effect.void : Effect.flatMap(Clock.currentTimeMillis, (nowMs) =>`
     }]
   },
   {
@@ -42,7 +40,7 @@ export const mutants: ReadonlyArray<Mutant> = [
       find: `            yield* budget.settle(reservation, usage.promptTokens + usage.completionTokens)
 `,
       replace: `            yield* budget.settle(reservation, usage.promptTokens + usage.completionTokens)
-            if (tracker.attempts.length > 0) yield* budget.settle(reservation, usage.promptTokens + usage.completionTokens)
+            if (attempts.failed.length > 0) yield* budget.settle(reservation, usage.promptTokens + usage.completionTokens)
 `
     }]
   },
@@ -81,9 +79,9 @@ export const mutants: ReadonlyArray<Mutant> = [
     plants: "the tenant is charged the admission estimate instead of the reported usage",
     edits: [{
       file: "src/accounting/Accounting.ts",
-      find: `    return { usage: tracker.reported, reported: true }`,
+      find: `    return { usage: tally.reported, reported: true }`,
       replace: `    return {
-      usage: { promptTokens: req.estimate.promptTokens, completionTokens: tracker.countedCompletionTokens, cachedTokens: 0 },
+      usage: { promptTokens: req.estimate.promptTokens, completionTokens: tally.countedCompletionTokens, cachedTokens: 0 },
       reported: true
     }`
     }]

@@ -5,7 +5,8 @@
 import fc from "fast-check"
 import { describe, expect, it } from "vitest"
 import * as Estimate from "../../src/admission/Estimate.ts"
-import * as PrefixHash from "../../src/routing/PrefixHash.ts"
+import * as Predict from "../../src/routing/Predict.ts"
+import * as PrefixHash from "../../src/admission/PrefixHash.ts"
 import { capacityFor, PrefixIndex } from "../../src/routing/PrefixIndex.ts"
 import { text } from "./support.ts"
 
@@ -33,14 +34,14 @@ describe("PrefixHash", () => {
   })
 
   it("the estimate carries the hashes and maps matched blocks to cached tokens", () => {
-    const body = { model: "m", messages: [{ role: "user", content: text(6400, 3) }] }
-    const { estimate } = Estimate.estimate("chat", body, "chars", 16, { blockChars: 64, maxBlocks: 512, salt: "m" })
+    const body = { model: "m", messages: [{ role: "user" as const, content: text(6400, 3) }] }
+    const { estimate } = Estimate.estimate({ kind: "chat", body }, "chars", 16, { blockChars: 64, maxBlocks: 512, salt: "m" })
     expect(estimate.prefixHashes.length).toBe(Math.floor(estimate.promptChars / 64))
-    expect(Estimate.cachedTokens(estimate, 0)).toBe(0)
-    const half = Estimate.cachedTokens(estimate, Math.floor(estimate.prefixHashes.length / 2))
+    expect(Predict.cachedTokens(estimate, 0)).toBe(0)
+    const half = Predict.cachedTokens(estimate, Math.floor(estimate.prefixHashes.length / 2))
     expect(half / estimate.promptTokens).toBeGreaterThan(0.45)
     expect(half / estimate.promptTokens).toBeLessThan(0.55)
-    expect(Estimate.cachedTokens(estimate, 10_000)).toBe(estimate.promptTokens - 1)
+    expect(Predict.cachedTokens(estimate, 10_000)).toBe(estimate.promptTokens - 1)
   })
 })
 

@@ -13,8 +13,9 @@ import { describe, it } from "vitest"
 import type { Backend } from "../../src/backends/Backend.ts"
 import { GpuSku } from "../../src/domain/Ids.ts"
 import type { BreakerState, RoutingContext } from "../../src/routing/Contract.ts"
-import { scorers } from "../../src/routing/plugins/index.ts"
-import { SCORERS } from "../../src/routing/plugins/Names.ts"
+import { builtinScorers as scorers } from "../../src/routing/plugins/index.ts"
+
+const SCORERS = Object.keys(scorers)
 import { routerFor } from "./harness.ts"
 import { backend, modelPlan, request, routingPlan, text, view } from "./support.ts"
 
@@ -46,7 +47,7 @@ describe("routing properties", () => {
           view(`b${i}`, { ...over, index: i }, known ? {} : { profile: undefined })
         )
         const ctx: RoutingContext = { req: request("x", { model: modelPlan({ ttftTargetMs: 500 }) }), nowMs: 0, plan: routingPlan() }
-        const s = scorers[name](routingPlan())
+        const s = scorers[name]!(routingPlan())
         return views.every((v) => {
           const x = s.score(ctx, v, views)
           return x >= 0 && x <= 1
@@ -73,10 +74,10 @@ describe("routing properties", () => {
         async (states, policy, picker, allowedQuant) => {
           const backends = states.map((s, i) => {
             const b = backend(`b${i}`, { quantization: s.quantization, gpu: GpuSku(s.gpu) })
-            if (s.health === "cold") b.healthState.observe({ _tag: "Loading" }, 0)
-            if (s.health === "degraded") b.healthState.observe({ _tag: "ProbeFailed" }, 0)
-            if (s.health === "unhealthy") for (let k = 0; k < 3; k++) b.healthState.observe({ _tag: "ProbeFailed" }, k)
-            if (s.coolingDown) b.coolDownUntilMs = Date.now() + 60_000
+            if (s.health === "cold") b.observeHealth({ _tag: "Loading" }, 0)
+            if (s.health === "degraded") b.observeHealth({ _tag: "ProbeFailed" }, 0)
+            if (s.health === "unhealthy") for (let k = 0; k < 3; k++) b.observeHealth({ _tag: "ProbeFailed" }, k)
+            if (s.coolingDown) b.coolDown(Date.now() + 60_000)
             return b
           })
           const r = await routerFor(backends, { policy, picker })
@@ -141,7 +142,7 @@ describe("routing properties", () => {
               if (order[0] !== home.id) return false
               await (await r.dispatch(req, home)).end()
             }
-            for (let k = 0; k < 3; k++) home.healthState.observe({ _tag: "ProbeFailed" }, k)
+            for (let k = 0; k < 3; k++) home.observeHealth({ _tag: "ProbeFailed" }, k)
             const after = await r.order(request(history + " more", { sessionKey: "s:prop" }))
             return !after.includes(home.id)
           } finally {

@@ -24,7 +24,7 @@ const make = async (backends: ReadonlyArray<Backend>, routing: Parameters<typeof
 const holdSlot = (b: Backend) =>
   Effect.runPromise(Effect.gen(function*() {
     const scope = yield* Scope.make()
-    yield* b.slots.acquire(0).pipe(Scope.provide(scope))
+    yield* b.holdSlot(0).pipe(Scope.provide(scope))
     return scope
   }))
 
@@ -35,7 +35,7 @@ describe("ordered (the foundation's policy)", () => {
     const [a, b, c, d] = [backend("a"), backend("b"), backend("c", { maxConcurrency: 1 }), backend("d")]
     const r = await make([a, b, c, d], { policy: "ordered" })
     expect(await r.order(request("hi"))).toEqual(["a", "b", "c", "d"])
-    a.coolDownUntilMs = Date.now() + 60_000
+    a.coolDown(Date.now() + 60_000)
     await holdSlot(c)
     const s = request("hi", { sessionKey: "s:1" })
     await (await r.dispatch(s, d)).end()
@@ -66,9 +66,9 @@ describe("baselines", () => {
 
   it("random permutes all candidates and still honours the hard filters", async () => {
     const [a, b, c] = [backend("a"), backend("b"), backend("c")]
-    b.healthState.observe({ _tag: "ProbeFailed" }, 0)
-    b.healthState.observe({ _tag: "ProbeFailed" }, 0)
-    b.healthState.observe({ _tag: "ProbeFailed" }, 0)
+    b.observeHealth({ _tag: "ProbeFailed" }, 0)
+    b.observeHealth({ _tag: "ProbeFailed" }, 0)
+    b.observeHealth({ _tag: "ProbeFailed" }, 0)
     expect(b.health).toBe("unhealthy")
     const r = await make([a, b, c], { policy: "random" })
     const seen = new Set<string>()
@@ -130,7 +130,7 @@ describe("inference", () => {
   it("never returns a filtered-out backend, fails with the filter's name when none is left", async () => {
     const [a, b] = [backend("a"), backend("b")]
     const r = await make([a, b])
-    for (let i = 0; i < 3; i++) a.healthState.observe({ _tag: "ProbeFailed" }, i)
+    for (let i = 0; i < 3; i++) a.observeHealth({ _tag: "ProbeFailed" }, i)
     // One of two is still half the candidates: no panic, the unhealthy one is left out.
     expect(await r.order(request("hi"))).toEqual(["b"])
     // A hard filter (the model's allowed SKUs) that leaves nothing fails the request with its name.
@@ -141,18 +141,18 @@ describe("inference", () => {
   it("routes in panic when the health gates leave under panic_threshold of the candidates: the least bad first", async () => {
     const [a, b, c] = [backend("a"), backend("b"), backend("c")]
     const r = await make([a, b, c])
-    for (const x of [a, b]) for (let i = 0; i < 3; i++) x.healthState.observe({ _tag: "ProbeFailed" }, i)
+    for (const x of [a, b]) for (let i = 0; i < 3; i++) x.observeHealth({ _tag: "ProbeFailed" }, i)
     // One of three passes the gates (33% < 50%): all three are candidates, the healthy one first.
     const route = await r.run(r.router.candidates(request("hi")))
     expect(route.panic).toBe(true)
     expect(route.backends.map((x) => x.id)[0]).toBe("c")
     expect(route.backends.map((x) => x.id).sort()).toEqual(["a", "b", "c"])
     // Every backend unhealthy: still routed, never refused.
-    for (let i = 0; i < 3; i++) c.healthState.observe({ _tag: "ProbeFailed" }, i)
+    for (let i = 0; i < 3; i++) c.observeHealth({ _tag: "ProbeFailed" }, i)
     expect((await r.order(request("hi"))).sort()).toEqual(["a", "b", "c"])
     // An open breaker counts the same: a, b back, c's (model, SKU) breaker open → 2 of 3 pass.
-    a.healthState.observe({ _tag: "ProbeOk" }, 10)
-    b.healthState.observe({ _tag: "ProbeOk" }, 10)
+    a.observeHealth({ _tag: "ProbeOk" }, 10)
+    b.observeHealth({ _tag: "ProbeOk" }, 10)
     const notPanic = await r.run(r.router.candidates(request("hi")))
     expect(notPanic.panic).toBe(false)
     expect(notPanic.backends.map((x) => x.id).sort()).toEqual(["a", "b"])
@@ -161,7 +161,7 @@ describe("inference", () => {
   it("panic_threshold 0 disables panic routing: the health filter's name is the refusal", async () => {
     const [a, b] = [backend("a"), backend("b")]
     const r = await make([a, b], { panicThreshold: 0 })
-    for (const x of [a, b]) for (let i = 0; i < 3; i++) x.healthState.observe({ _tag: "ProbeFailed" }, i)
+    for (const x of [a, b]) for (let i = 0; i < 3; i++) x.observeHealth({ _tag: "ProbeFailed" }, i)
     await expect(r.order(request("hi"))).rejects.toMatchObject({ _tag: "NoBackendAvailable", message: expect.stringContaining("health") })
   })
 
@@ -182,9 +182,10 @@ describe("inference", () => {
   it("saturation fails open: when every backend is cooling down they are all still candidates", async () => {
     const [a, b] = [backend("a"), backend("b")]
     const r = await make([a, b])
-    a.coolDownUntilMs = b.coolDownUntilMs = Date.now() + 60_000
+    a.coolDown(Date.now() + 60_000)
+    b.coolDown(Date.now() + 50)
     expect((await r.order(request("hi"))).sort()).toEqual(["a", "b"])
-    b.coolDownUntilMs = 0
+    await new Promise((resolve) => setTimeout(resolve, 80))
     expect(await r.order(request("hi"))).toEqual(["b"])
   })
 
@@ -203,7 +204,7 @@ describe("inference", () => {
     const home = await turn()
     for (let i = 0; i < 5; i++) expect(await turn()).toBe(home)
     const homeBackend = [a, b, c].find((x) => x.id === home)!
-    for (let i = 0; i < 3; i++) homeBackend.healthState.observe({ _tag: "ProbeFailed" }, 0)
+    for (let i = 0; i < 3; i++) homeBackend.observeHealth({ _tag: "ProbeFailed" }, 0)
     expect(await turn()).not.toBe(home)
   })
 
@@ -223,10 +224,12 @@ describe("inference", () => {
     const d2 = backend("d2", { role: "decode" })
     const r = await make([p1, d1, d2], { pdMinPromptTokens: 256 })
     const long = request(text(8000, 5))
-    expect((await r.order(long)).sort()).toEqual(["d1", "d2"])
-    expect(r.placement.prefillPlan(long)?.map((b) => b.id)).toEqual(["p1"])
+    const longRoute = await r.run(r.router.candidates(long))
+    expect(longRoute.backends.map((b) => b.id).sort()).toEqual(["d1", "d2"])
+    expect(longRoute.prefill?.map((b) => b.id)).toEqual(["p1"])
     const short = request("a short prompt")
-    expect((await r.order(short)).sort()).toEqual(["d1", "d2"])
-    expect(r.placement.prefillPlan(short)).toBeUndefined()
+    const shortRoute = await r.run(r.router.candidates(short))
+    expect(shortRoute.backends.map((b) => b.id).sort()).toEqual(["d1", "d2"])
+    expect(shortRoute.prefill).toBeUndefined()
   })
 })

@@ -3,15 +3,16 @@
  * affinity index, breakers and routing state, for policy and property tests.
  */
 import { Effect, Exit, Layer, ManagedRuntime, Scope } from "effect"
-import { RequestTracker } from "../../src/accounting/Tracker.ts"
 import type { Backend } from "../../src/backends/Backend.ts"
 import { Fleet } from "../../src/backends/Fleet.ts"
 import { GatewayConfig } from "../../src/config/GatewayConfig.ts"
 import type { Plan, RoutingPlan } from "../../src/config/Plan.ts"
-import type { GatewayRequest } from "../../src/domain/Request.ts"
+import type { GatewayRequest } from "../../src/admission/Request.ts"
 import { Breakers } from "../../src/resilience/Breakers.ts"
 import { Affinity } from "../../src/routing/Affinity.ts"
 import { Placement } from "../../src/routing/Placement.ts"
+import { RoutingPlugins } from "../../src/routing/Registry.ts"
+import { PlanChecks } from "../../src/config/Checks.ts"
 import { Router } from "../../src/routing/Router.ts"
 import { planFromYaml } from "../support/Gateway.ts"
 import { MODEL } from "./support.ts"
@@ -35,7 +36,11 @@ export const routerFor = async (backends: ReadonlyArray<Backend>, routing: Parti
   }))
   const stores = Layer.mergeAll(Affinity.layer, Breakers.layer, Placement.layer, fleet)
   const runtime = ManagedRuntime.make(
-    Layer.mergeAll(Router.layer).pipe(Layer.provideMerge(stores), Layer.provideMerge(GatewayConfig.fromPlan(plan)))
+    Layer.mergeAll(Router.layer).pipe(
+      Layer.provideMerge(stores),
+      Layer.provideMerge(RoutingPlugins.layer.pipe(Layer.provideMerge(PlanChecks.layer))),
+      Layer.provideMerge(GatewayConfig.fromPlan(plan))
+    )
   )
   const services = await runtime.runPromise(Effect.gen(function*() {
     return { router: yield* Router, affinity: yield* Affinity, placement: yield* Placement, breakers: yield* Breakers }
@@ -50,19 +55,20 @@ export const routerFor = async (backends: ReadonlyArray<Backend>, routing: Parti
    */
   const dispatch = async (req: GatewayRequest, backend: Backend, firstToken = true) => {
     const scope = await run(Scope.make())
-    const tracker = new RequestTracker(0)
+    const progress: { started: boolean; served: boolean; cachedTokens: number | undefined } = {
+      started: firstToken,
+      served: false,
+      cachedTokens: undefined
+    }
     await run(Effect.gen(function*() {
       if (req.sessionKey !== undefined) yield* services.affinity.pin(req.sessionKey, backend.id)
-      yield* services.placement.dispatched(req, backend, tracker)
+      yield* services.placement.dispatched(req, backend, progress)
     }).pipe(Scope.provide(scope)))
-    if (firstToken) tracker.committedAtMs = 1
     return {
-      tracker,
+      progress,
       end: async (cachedTokens?: number) => {
-        tracker.backend = backend.id
-        if (cachedTokens !== undefined) {
-          tracker.reported = { promptTokens: req.estimate.promptTokens, completionTokens: 1, cachedTokens }
-        }
+        progress.served = true
+        progress.cachedTokens = cachedTokens
         await run(Scope.close(scope, Exit.void))
       }
     }

@@ -5,7 +5,7 @@
 import { describe, expect, it } from "vitest"
 import { BackendId, GpuSku, TenantId } from "../../src/domain/Ids.ts"
 import type { RoutingContext, Scored } from "../../src/routing/Contract.ts"
-import { filters, pickers, scorers } from "../../src/routing/plugins/index.ts"
+import { builtinFilters as filters, builtinPickers as pickers, builtinScorers as scorers } from "../../src/routing/plugins/index.ts"
 import { modelPlan, request, routingPlan, view } from "./support.ts"
 
 const ctxWith = (over: Partial<RoutingContext> = {}): RoutingContext => ({

@@ -10,7 +10,7 @@ import type { Adapter } from "../../src/backends/Contract.ts"
 import type { UpstreamPool } from "../../src/backends/Upstream.ts"
 import type { BackendPlan, ModelPlan, RoutingPlan } from "../../src/config/Plan.ts"
 import { BackendId, GpuSku, ModelId, RequestId, TenantId } from "../../src/domain/Ids.ts"
-import type { GatewayRequest } from "../../src/domain/Request.ts"
+import type { Admitted, GatewayRequest } from "../../src/admission/Request.ts"
 import type { BackendView } from "../../src/routing/Contract.ts"
 import { profileOf } from "../../src/routing/Profiles.ts"
 
@@ -29,6 +29,7 @@ const pool: UpstreamPool = {
 
 const adapter: Adapter = {
   dialect: "openai",
+  kvTransfer: true,
   capabilities: { chat: true, completion: true, embedding: true, rerank: true },
   stream: () => Effect.die("the router must not call a backend"),
   unary: () => Effect.die("the router must not call a backend")
@@ -50,6 +51,7 @@ export const backendPlan = (id: string, over: Partial<BackendPlan> = {}): Backen
   costPerGpuSecond: 1,
   metrics: "none",
   role: "mixed",
+  labels: {},
   ...over
 })
 
@@ -69,6 +71,7 @@ export const modelPlan = (over: Partial<ModelPlan> = {}): ModelPlan => ({
   repetition: "observe",
   retryUnaryAfterResponse: false,
   maxN: 8,
+  extensions: undefined,
   ...over
 })
 
@@ -77,22 +80,24 @@ let ids = 0
 /** A chat request with a real estimate (chars tokenizer) and prefix hashes. */
 export const request = (
   text: string,
-  over: Partial<Omit<GatewayRequest, "estimate">> & { readonly maxTokens?: number } = {}
+  over: Partial<Omit<Admitted, "estimate">> & { readonly maxTokens?: number } = {}
 ): GatewayRequest => {
-  const body = { model: "m", messages: [{ role: "user", content: text }], stream: true }
-  const { estimate } = Estimate.estimate("chat", body, "chars", over.maxTokens ?? 64, { blockChars: 64, maxBlocks: 512, salt: "m" })
+  const body = { model: "m", messages: [{ role: "user" as const, content: text }], stream: true }
+  const call = { kind: "chat" as const, body }
+  const { estimate } = Estimate.estimate(call, "chars", over.maxTokens ?? 64, { blockChars: 64, maxBlocks: 512, salt: "m" })
   return {
+    ...call,
     id: RequestId(`r${ids++}`),
-    kind: "chat",
     model: modelPlan(),
     requestedModel: "m",
-    body,
     rawBody: new TextEncoder().encode(JSON.stringify(body)),
     stream: true,
     clientWantsUsage: false,
     requestedMaxTokens: undefined,
     estimate,
+    identity: { tenant: TenantId("default"), keyId: undefined, via: "anonymous" },
     tenant: TenantId("default"),
+    headers: {},
     sessionKey: undefined,
     promptPrefix: text.slice(0, 4096),
     receivedAtMs: 0,

@@ -10,7 +10,7 @@
  */
 import { describe, expect, it } from "vitest"
 import { runClosedLoop } from "../../src/simulator/engine/virtual.ts"
-import { PROFILES } from "../../src/simulator/profiles.ts"
+import { PROFILES } from "../../src/profiles/Profiles.ts"
 
 const distinctPrompts = (isl: number, osl: number) => (i: number) => ({
   prompt: Uint32Array.from({ length: isl }, (_, k) => (i * 1_000_003 + k * 7) % 120_000),

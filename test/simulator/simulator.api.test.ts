@@ -6,7 +6,7 @@ import { assert, describe, expect, it } from "@effect/vitest"
 import { Effect, Exit } from "effect"
 import type OpenAI from "openai"
 import * as Simulator from "../../src/simulator/Simulator.ts"
-import { PROFILES } from "../../src/simulator/profiles.ts"
+import { PROFILES } from "../../src/profiles/Profiles.ts"
 import { get, openaiClient } from "./helpers.ts"
 
 describe("Simulator API", () => {

@@ -2,17 +2,20 @@
  * Starts the real gateway graph (Gateway.make) on an ephemeral port for integration
  * tests, from YAML text, and exposes the services whose state the invariants are about.
  */
-import { Effect, Layer, ManagedRuntime } from "effect"
+import { Context, Effect, Layer, ManagedRuntime } from "effect"
+import { SqlClient } from "effect/sql"
 import { HttpServer } from "effect/http"
 import { UsageSink } from "../../src/accounting/Accounting.ts"
 import { TokenBudget } from "../../src/admission/Budget.ts"
+import { ApiKeys } from "../../src/auth/ApiKeys.ts"
+import { KeyAdmin } from "../../src/auth/KeyAdmin.ts"
 import { EngineLauncher, Fleet } from "../../src/backends/Fleet.ts"
 import { GatewayConfig } from "../../src/config/GatewayConfig.ts"
 import * as Load from "../../src/config/Load.ts"
 import type { Plan } from "../../src/config/Plan.ts"
 import * as Gateway from "../../src/Gateway.ts"
 import { Connections } from "../../src/http/Connections.ts"
-import { Lifecycle } from "../../src/http/Lifecycle.ts"
+import { Lifecycle } from "../../src/request/Lifecycle.ts"
 import { RequestLog, type RequestLine } from "../../src/observability/RequestLog.ts"
 import { RetryBudget } from "../../src/resilience/RetryBudget.ts"
 import { Breakers } from "../../src/resilience/Breakers.ts"
@@ -30,6 +33,8 @@ export const startGateway = async (
     readonly probes?: boolean
     /** Extra layers under the graph (e.g. tracing). */
     readonly extra?: Layer.Layer<never>
+    /** Extension layers (registry entries), as an embedder passes them to Gateway.make. */
+    readonly extensions?: Gateway.GatewayParts<never>["extensions"]
   } = {}
 ) => {
   const parsed = await planFromYaml(yaml, options.env)
@@ -43,7 +48,8 @@ export const startGateway = async (
     Gateway.make({
       config: GatewayConfig.fromPlan(plan),
       launcher: options.launcher ?? EngineLauncher.none,
-      requestLog: options.extra === undefined ? RequestLog.memory(lines) : Layer.merge(RequestLog.memory(lines), options.extra)
+      requestLog: options.extra === undefined ? RequestLog.memory(lines) : Layer.merge(RequestLog.memory(lines), options.extra),
+      extensions: options.extensions
     })
   )
   const services = await runtime.runPromise(Effect.gen(function*() {
@@ -56,7 +62,11 @@ export const startGateway = async (
       breakers: yield* Breakers,
       retryBudget: yield* RetryBudget,
       lifecycle: yield* Lifecycle,
-      connections: yield* Connections
+      connections: yield* Connections,
+      keyAdmin: yield* KeyAdmin,
+      apiKeys: yield* ApiKeys,
+      /** The key store's database (SQLite in memory unless DATABASE_URL is given). */
+      database: Context.make(SqlClient.SqlClient, yield* SqlClient.SqlClient)
     }
   }))
   const url = HttpServer.formatAddress(services.server.address)

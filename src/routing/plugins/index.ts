@@ -1,7 +1,6 @@
 /**
- * The plugin registry: every filter, scorer and picker by the name the config uses
- * (Names.ts). A constant table, not a mutable global registry: adding a plugin is adding
- * a folder and a line here.
+ * The built-in plugins by the name the config uses. The registry (../Registry.ts) starts
+ * from these tables; extensions add their own plugins through its layers, not here.
  */
 import type { FilterFactory, PickerFactory, ScorerFactory } from "../Contract.ts"
 import { breaker } from "./breaker/index.ts"
@@ -11,7 +10,6 @@ import { health } from "./health/index.ts"
 import { kvUsage } from "./kv_usage/index.ts"
 import { maxScore } from "./max_score/index.ts"
 import { modelServed } from "./model_served/index.ts"
-import type { FilterName, PickerName, ScorerName } from "./Names.ts"
 import { p2c } from "./p2c/index.ts"
 import { predictedTtft } from "./predicted_ttft/index.ts"
 import { prefixCache } from "./prefix_cache/index.ts"
@@ -23,7 +21,7 @@ import { sku } from "./sku/index.ts"
 import { tenant } from "./tenant/index.ts"
 import { weightedRandom } from "./weighted_random/index.ts"
 
-export const filters: Readonly<Record<FilterName, FilterFactory>> = {
+export const builtinFilters: Readonly<Record<string, FilterFactory>> = {
   model_served: modelServed,
   health,
   breaker,
@@ -33,7 +31,7 @@ export const filters: Readonly<Record<FilterName, FilterFactory>> = {
   tenant
 }
 
-export const scorers: Readonly<Record<ScorerName, ScorerFactory>> = {
+export const builtinScorers: Readonly<Record<string, ScorerFactory>> = {
   queue_depth: queueDepth,
   kv_usage: kvUsage,
   prefix_cache: prefixCache,
@@ -43,11 +41,8 @@ export const scorers: Readonly<Record<ScorerName, ScorerFactory>> = {
   cost
 }
 
-export const pickers: Readonly<Record<PickerName, PickerFactory>> = {
+export const builtinPickers: Readonly<Record<string, PickerFactory>> = {
   max_score: maxScore,
   p2c,
   weighted_random: weightedRandom
 }
-
-export const isFilterName = (s: string): s is FilterName => Object.hasOwn(filters, s)
-export const isScorerName = (s: string): s is ScorerName => Object.hasOwn(scorers, s)

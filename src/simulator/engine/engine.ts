@@ -16,21 +16,8 @@ import { hashString, makeRng, type Rng } from "./random.ts"
 import { Sequence, type SequenceSpec } from "./sequence.ts"
 
 /** The numbers the engine needs from a profile (see profiles.ts for the named ones). */
-export interface EngineConfig {
-  /** Fixed cost of one engine step (ms). */
-  readonly c0Ms: number
-  /** Cost per prefill token scheduled in the step (ms/token). */
-  readonly prefillMsPerToken: number
-  /** Cost per decoding sequence in the step (ms/sequence). */
-  readonly decodeMsPerSeq: number
-  /** Cost per context token read in the step, over all scheduled sequences (ms/token). */
-  readonly kvMsPerContextToken: number
-  readonly numGpuBlocks: number
-  readonly blockSize: number
-  readonly maxNumBatchedTokens: number
-  readonly maxNumSeqs: number
-  readonly maxModelLen: number
-}
+export type { EngineConfig } from "../../profiles/Profiles.ts"
+import type { EngineConfig } from "../../profiles/Profiles.ts"
 
 export interface EngineOptions {
   /** Relative step-time jitter: each step is scaled by a uniform factor in [1 − jitter, 1 + jitter]. */

@@ -22,11 +22,7 @@ import { isRecord, type Json, num, sendJson, type SimContext, str } from "./wire
 
 const TTL_MS = 60_000
 
-export interface TransferEntry {
-  readonly numTokens: number
-  readonly bytes: number
-  readonly expiresAtMs: number
-}
+export type { TransferEntry } from "./wire.ts"
 
 export type TransferRequest =
   | { readonly _tag: "RemoteDecode" }

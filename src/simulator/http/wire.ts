@@ -14,8 +14,14 @@ import type { Socket } from "node:net"
 import type { Engine } from "../engine/engine.ts"
 import type { Sequence } from "../engine/sequence.ts"
 import type { FaultState } from "../faults.ts"
-import type { Profile } from "../profiles.ts"
-import type { TransferEntry } from "./transfer.ts"
+import type { Profile } from "../../profiles/Profiles.ts"
+
+/** A prefill's KV held for a decode instance to pull (transfer.ts owns the protocol). */
+export interface TransferEntry {
+  readonly numTokens: number
+  readonly bytes: number
+  readonly expiresAtMs: number
+}
 
 export type Dialect = "openai" | "anthropic" | "ollama" | "sglang"
 

@@ -73,7 +73,7 @@ describe("anthropic stream", () => {
 })
 
 describe("anthropic request translation", () => {
-  const reject = (body: Record<string, unknown>) => () => Translate.requestBody(callOf("chat", body))
+  const reject = (body: Record<string, unknown>) => () => Translate.requestBody(callOf("chat", { model: "m", ...body }))
   const user = [{ role: "user", content: "hi" }]
 
   it("rejects what Anthropic cannot express", () => {

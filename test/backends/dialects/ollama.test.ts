@@ -89,12 +89,12 @@ describe("ollama stream", () => {
 
 describe("ollama request translation", () => {
   const reject = (kind: "chat" | "completion" | "embedding", body: Record<string, unknown>) => () =>
-    Translate.requestBody(callOf(kind, body))
+    Translate.requestBody(callOf(kind, { model: "m", ...body }))
 
   it("rejects what Ollama cannot express", () => {
     expect(reject("chat", { messages: [{ role: "user", content: [{ type: "image_url", image_url: { url: "https://x/y.png" } }] }] }))
       .toThrow(/data: URLs/)
-    expect(reject("chat", { messages: [], n: 3 })).toThrow(Untranslatable)
+    expect(reject("chat", { messages: [{ role: "user", content: "hi" }], n: 3 })).toThrow(Untranslatable)
     expect(reject("completion", { prompt: ["a", "b"] })).toThrow(/one text prompt/)
     expect(reject("completion", { prompt: [1, 2, 3] })).toThrow(Untranslatable)
     expect(reject("completion", { prompt: "a", echo: true })).toThrow(/echo/)
@@ -102,7 +102,7 @@ describe("ollama request translation", () => {
   })
 
   it("always states stream explicitly", () => {
-    const out = JSON.parse(Translate.requestBody(callOf("chat", { messages: [{ role: "user", content: "hi" }] })))
+    const out = JSON.parse(Translate.requestBody(callOf("chat", { model: "m", messages: [{ role: "user", content: "hi" }] })))
     expect(out.stream).toBe(false)
   })
 })

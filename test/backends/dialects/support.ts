@@ -5,9 +5,9 @@
  */
 import { Effect, Exit } from "effect"
 import { Readable } from "node:stream"
+import { upstreamCall } from "../../support/Calls.ts"
 import type { CallKind, Frame, FrameSource, TokenEvent, UpstreamCall } from "../../../src/backends/Contract.ts"
 import type { FailureReason } from "../../../src/backends/Failure.ts"
-import type { RequestId } from "../../../src/domain/Ids.ts"
 
 /** Splits `bytes` at the given cut points (any order, duplicates and out-of-range ignored). */
 export const splitAt = (bytes: Uint8Array, cuts: ReadonlyArray<number>): Array<Buffer> => {
@@ -54,19 +54,6 @@ export const drain = async (source: FrameSource) => {
 
 export const callOf = (
   kind: CallKind,
-  body: Record<string, unknown>,
+  body: { readonly [key: string]: unknown },
   options: { readonly upstreamModel?: string; readonly requestId?: string } = {}
-): UpstreamCall => {
-  const so = body["stream_options"]
-  return {
-    kind,
-    requestId: (options.requestId ?? "req-test") as RequestId,
-    body,
-    rawBody: new TextEncoder().encode(JSON.stringify(body)),
-    upstreamModel: options.upstreamModel ?? "upstream-model",
-    stream: body["stream"] === true,
-    clientWantsUsage: typeof so === "object" && so !== null && (so as Record<string, unknown>)["include_usage"] === true,
-    // The gateway's reservation cap when the client sent none (the model's default_max_tokens).
-    maxOutputTokens: 4096
-  }
-}
+): UpstreamCall => upstreamCall(kind, body, options)

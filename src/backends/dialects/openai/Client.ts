@@ -4,7 +4,6 @@
  * the whole answer. Owns nothing beyond the attempt's scope.
  */
 import { Clock, Effect } from "effect"
-import type { Dialect } from "../../../config/FileSchema.ts"
 import * as Usage from "../../../domain/Usage.ts"
 import { type Adapter, type AdapterOptions, finishReason, type UnaryResult, type UpstreamCall } from "../../Contract.ts"
 import { type FailureReason, MalformedChunk, TimeToFirstTokenExceeded, TotalTimeout } from "../../Failure.ts"
@@ -15,7 +14,7 @@ import { completionTexts } from "./Wire.ts"
 import * as OpenAIStream from "./Stream.ts"
 
 export interface Options extends AdapterOptions {
-  readonly dialect: Dialect
+  readonly dialect: "openai" | "vllm" | "sglang" | "llamacpp" | "nim" | "tgi"
 }
 
 /** Turns a non-2xx answer into its failure reason. */
@@ -29,6 +28,8 @@ const headersFor = (call: UpstreamCall, stream: boolean): Record<string, string>
 
 export const make = (pool: UpstreamPool, options: Options): Adapter => ({
   dialect: options.dialect,
+  // vLLM, SGLang and the simulator speak vLLM's P/D extension; hosted OpenAI and the others do not.
+  kvTransfer: options.dialect === "openai" || options.dialect === "vllm" || options.dialect === "sglang",
   // Rerank is served by vLLM, SGLang and llama.cpp (--reranking); not by NIM, TGI or OpenAI.
   capabilities: {
     chat: true,

@@ -4,19 +4,18 @@
  * chunk (the gateway settles on reported usage; the chunk is hidden from clients that
  * did not ask for it). When neither change is needed the client's bytes go out untouched.
  */
-import type { UpstreamCall } from "../../Contract.ts"
+import { bodyBytes, type UpstreamCall } from "../../Contract.ts"
 
 export const requestBody = (call: UpstreamCall): Uint8Array | string => {
   const body = call.body
-  const sameModel = body["model"] === call.upstreamModel
+  const sameModel = body.model === call.upstreamModel
   if (!call.stream) {
-    return sameModel ? call.rawBody : JSON.stringify({ ...body, model: call.upstreamModel })
+    return sameModel ? bodyBytes(call) : JSON.stringify({ ...body, model: call.upstreamModel })
   }
-  if (sameModel && call.clientWantsUsage) return call.rawBody
-  const options = body["stream_options"]
-  const streamOptions = typeof options === "object" && options !== null
-    ? { ...(options as Record<string, unknown>), include_usage: true }
-    : { include_usage: true }
+  if (sameModel && call.clientWantsUsage) return bodyBytes(call)
+  // Only chat and completions stream; their schema types `stream_options` (unknown keys kept).
+  const options = call.kind === "chat" || call.kind === "completion" ? call.body.stream_options : undefined
+  const streamOptions = options == null ? { include_usage: true } : { ...options, include_usage: true }
   return JSON.stringify({ ...body, model: call.upstreamModel, stream_options: streamOptions })
 }
 

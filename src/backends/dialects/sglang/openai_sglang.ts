@@ -4,16 +4,11 @@
  * so the gateway can name the request in `POST /abort_request {"rid"}` (backends.md §3).
  * Embeddings are left as they are (nothing to abort). Pure: no I/O.
  */
-import type { UpstreamCall } from "../../Contract.ts"
+import { type UpstreamCall, withBodyFields } from "../../Contract.ts"
 
-const encoder = new TextEncoder()
-
-/** The call with `rid` set in its body (and its raw bytes re-encoded to match). */
-export const withRid = (call: UpstreamCall): UpstreamCall => {
-  if (call.kind === "embedding" || call.kind === "rerank") return call
-  const body = { ...call.body, rid: call.requestId }
-  return { ...call, body, rawBody: encoder.encode(JSON.stringify(body)) }
-}
+/** The call with `rid` set in its body (the raw bytes no longer match: the body is serialized). */
+export const withRid = (call: UpstreamCall): UpstreamCall =>
+  call.kind === "embedding" || call.kind === "rerank" ? call : withBodyFields(call, { rid: call.requestId })
 
 export const abortBody = (rid: string): string => JSON.stringify({ rid })
 
