@@ -39,16 +39,27 @@ auth: { revocation_channel: "sluice-test:revocations:${run}" }
     }
   })
   afterAll(async () => {
-    // Only this run's rows: the tables are shared with other runs and never dropped.
+    // Only this run's rows: the tables are shared with other runs and never dropped. Best
+    // effort and bounded: the rows are unique to this run and harmless if left, and a lock
+    // held by some other process on the shared database must not hang the suite.
     const a = replicas[0]
     if (a !== undefined) {
       await a.run(Effect.gen(function*() {
         const sql = yield* SqlClient.SqlClient
         yield* sql`DELETE FROM sluice_keys WHERE tenant_id = ${`rev-${run}`}`
         yield* sql`DELETE FROM sluice_tenants WHERE id = ${`rev-${run}`}`
-      }).pipe(Effect.provide(a.database)))
+      }).pipe(
+        Effect.provide(a.database),
+        Effect.timeout("5 seconds"),
+        Effect.catchCause((cause) => Effect.sync(() => console.warn(`revocation test: rows of run ${run} left in place`, String(cause))))
+      ))
     }
-    for (const gw of replicas) await gw.close()
+    for (const [i, gw] of replicas.entries()) {
+      const t = performance.now()
+      await gw.close()
+      // A slow close is worth seeing in the log when a run goes over the hook's deadline.
+      if (performance.now() - t > 2000) console.warn(`revocation test: replica ${i} took ${Math.round(performance.now() - t)} ms to close`)
+    }
     await engine?.close()
   })
 
