@@ -117,17 +117,20 @@ export const nodeServer: Layer.Layer<
  * get 503 `draining` and readiness fails, while in-flight streams may finish. Node's
  * `server.close()` only closes connections idle at that moment; a keep-alive connection
  * whose last response ends during the drain would hold shutdown for the whole drain
- * time, so idle connections are closed every 50 ms until the server is closed.
+ * time, so every connection without a request in progress (idle keep-alive, and one that
+ * has sent nothing yet, which node counts as waiting for headers) is closed every 50 ms
+ * until the server is closed.
  */
 const drainOnShutdown = Layer.effectDiscard(
   Effect.gen(function*() {
     const { state } = yield* Lifecycle
     const { server } = yield* Listener
+    const connections = yield* ConnectionLimits.Connections
     yield* Effect.addFinalizer(() =>
       Effect.sync(() => {
         state.draining = true
         if (server === undefined) return
-        const timer = setInterval(() => server.closeIdleConnections(), 50)
+        const timer = setInterval(() => connections.closeUnused(), 50)
         timer.unref()
         server.once("close", () => clearInterval(timer))
       })

@@ -42,9 +42,19 @@ export const REJECTIONS: ReadonlyArray<Rejection> = [
 export class Connections extends Context.Service<Connections, {
   readonly open: () => number
   readonly rejected: () => ReadonlyArray<readonly [Rejection, number]>
+  /**
+   * Closes every socket with no request in progress, including one that has sent nothing
+   * yet (node's `closeIdleConnections` leaves those: to node a fresh socket is waiting for
+   * its headers, not idle). Draining calls it, since such a socket would otherwise hold
+   * shutdown for the whole drain time.
+   */
+  readonly closeUnused: () => void
 }>()("sluice/http/Connections") {
   /** No listener of ours (a test's own server). */
-  static readonly none = Layer.succeed(Connections, Connections.of({ open: () => 0, rejected: () => REJECTIONS.map((r) => [r, 0] as const) }))
+  static readonly none = Layer.succeed(
+    Connections,
+    Connections.of({ open: () => 0, rejected: () => REJECTIONS.map((r) => [r, 0] as const), closeUnused: () => {} })
+  )
 }
 
 type Limits = Pick<ServerPlan, "headersTimeoutMs" | "bodyTimeoutMs" | "maxConnections" | "maxConnectionsPerAddress">
@@ -80,6 +90,7 @@ export const guard = (server: Server, limits: Limits): Connections["Service"] =>
   const rejected = new Map<Rejection, number>()
   const count = (r: Rejection) => rejected.set(r, (rejected.get(r) ?? 0) + 1)
   const perAddress = new Map<string, number>()
+  const sockets = new Set<Socket>()
   let open = 0
   /** The latest response on each socket: a request whose headers arrived has one. */
   const responses = new WeakMap<Duplex, ServerResponse>()
@@ -97,8 +108,10 @@ export const guard = (server: Server, limits: Limits): Connections["Service"] =>
     }
     perAddress.set(address, held + 1)
     open++
+    sockets.add(socket)
     socket.once("close", () => {
       open--
+      sockets.delete(socket)
       const left = (perAddress.get(address) ?? 1) - 1
       if (left > 0) perAddress.set(address, left)
       else perAddress.delete(address)
@@ -140,5 +153,16 @@ export const guard = (server: Server, limits: Limits): Connections["Service"] =>
     socket.destroy()
   })
 
-  return Connections.of({ open: () => open, rejected: () => REJECTIONS.map((r) => [r, rejected.get(r) ?? 0] as const) })
+  const closeUnused = () => {
+    for (const socket of sockets) {
+      const current = responses.get(socket)
+      if (current === undefined || current.writableFinished) socket.destroy()
+    }
+  }
+
+  return Connections.of({
+    open: () => open,
+    rejected: () => REJECTIONS.map((r) => [r, rejected.get(r) ?? 0] as const),
+    closeUnused
+  })
 }

@@ -1,8 +1,12 @@
 /**
  * Graceful drain: on shutdown new requests get 503 `draining`, an in-flight stream runs to
- * its end, and shutdown does not wait for idle keep-alive connections.
+ * its end, and shutdown does not wait for idle keep-alive connections, nor for connections
+ * that never sent a request (an HTTP client's spare connection: node counts one as waiting
+ * for its headers, so `closeIdleConnections` leaves it, and it held shutdown for the whole
+ * drain time).
  */
 import { Agent, request } from "node:http"
+import { connect } from "node:net"
 import { describe, expect, it } from "vitest"
 import * as Fake from "../support/FakeEngine.ts"
 import { startGateway } from "../support/Gateway.ts"
@@ -46,6 +50,29 @@ timeouts: { drain: 10s }
       expect(took).toBeLessThan(3000)
     } finally {
       agent.destroy()
+      await engine.close()
+    }
+  })
+
+  it("does not wait for a connection that has sent nothing", async () => {
+    const engine = await Fake.start(() => ({}))
+    const gw = await startGateway(`
+backends:
+  - { id: a, url: ${engine.url}, models: [m] }
+timeouts: { drain: 10s }
+`)
+    const { port } = new URL(gw.url)
+    const silent = connect(Number(port), "127.0.0.1")
+    try {
+      await new Promise<void>((resolve, reject) => silent.once("connect", resolve).once("error", reject))
+      const closed = new Promise<void>((resolve) => silent.once("close", () => resolve()))
+      silent.on("error", () => {})
+      const t0 = performance.now()
+      await gw.close()
+      await closed
+      expect(performance.now() - t0).toBeLessThan(3000)
+    } finally {
+      silent.destroy()
       await engine.close()
     }
   })
