@@ -86,6 +86,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 /** A fake OpenAI-compatible engine (chat completions, streamed or not, with usage). */
 export const fakeOpenAI = async (script: (body: Received["body"]) => Script = () => ({ tokens: ["Hello", " world"] })) => {
   const received: Array<Received> = []
+  let aborted = 0
   const server = await listen(async (req, res) => {
     const path = req.url ?? "/"
     if (req.method === "GET") {
@@ -112,6 +113,7 @@ export const fakeOpenAI = async (script: (body: Received["body"]) => Script = ()
     }
     let closed = false
     res.on("close", () => {
+      if (!res.writableEnded) aborted++
       closed = true
     })
     res.writeHead(200, { "content-type": "text/event-stream" })
@@ -126,7 +128,36 @@ export const fakeOpenAI = async (script: (body: Received["body"]) => Script = ()
     res.write(`data: ${JSON.stringify({ id: "chatcmpl-1", object: "chat.completion.chunk", created: 1, model, choices: [], usage })}\n\n`)
     res.end("data: [DONE]\n\n")
   })
-  return { url: `${server.origin}/v1`, received, openSockets: server.openSockets, close: server.close }
+  return {
+    url: `${server.origin}/v1`,
+    received,
+    /** Streams the gateway closed before their end (it stopped reading). */
+    aborted: () => aborted,
+    openSockets: server.openSockets,
+    close: server.close
+  }
+}
+
+/** An SSE response read to its end: the text of its deltas, and its error events. */
+export const readStream = async (res: Response) => {
+  const text = await res.text()
+  let content = ""
+  const errors: Array<{ readonly code?: unknown; readonly message?: unknown }> = []
+  for (const line of text.split("\n")) {
+    if (!line.startsWith("data: ") || line === "data: [DONE]") continue
+    const event: unknown = JSON.parse(line.slice(6))
+    if (typeof event !== "object" || event === null) continue
+    if ("error" in event && typeof event.error === "object" && event.error !== null) errors.push({ ...event.error })
+    if ("choices" in event && Array.isArray(event.choices)) {
+      for (const choice of event.choices) {
+        const delta: unknown = choice?.delta
+        if (typeof delta === "object" && delta !== null && "content" in delta && typeof delta.content === "string") {
+          content += delta.content
+        }
+      }
+    }
+  }
+  return { content, errors, raw: text }
 }
 
 /** Polls until `check` holds or `ms` pass; returns the last value. */
