@@ -33,6 +33,15 @@ health: { probe_interval: 0 }
     expect(PiiGuardrail.luhn("4111111111111112")).toBe(false)
   })
 
+  it("does linear work on hostile text (no catastrophic backtracking)", () => {
+    const counts = { email: 0, card: 0, phone: 0 }
+    const hostile = ["a.".repeat(100_000), "1-".repeat(100_000), "x@".repeat(100_000) + "y", "(1 ".repeat(100_000)]
+    const start = performance.now()
+    for (const text of hostile) PiiGuardrail.mask(text, counts)
+    // Each is 200 KB; a backtracking pattern would take minutes, linear ones take milliseconds.
+    expect(performance.now() - start).toBeLessThan(5000)
+  })
+
   it("masks e-mail addresses, phone numbers and Luhn-valid card numbers before dispatch, and counts them", async () => {
     const text = "Mail jane.doe@example.co.uk or call +44 20 7946 0958; card 4111 1111 1111 1111, order 1234 5678 9012 3456."
     const res = await gateway.chat({
