@@ -15,9 +15,10 @@ describe("examples/stream-filter", () => {
   let engine: Awaited<ReturnType<typeof fakeOpenAI>>
   let gateway: Awaited<ReturnType<typeof startGateway>>
   let tokens: ReadonlyArray<string> = []
+  let holdAfter: number | undefined
 
   beforeAll(async () => {
-    engine = await fakeOpenAI(() => ({ tokens, gapMs: 20 }))
+    engine = await fakeOpenAI(() => ({ tokens, gapMs: 20, ...(holdAfter === undefined ? {} : { holdAfter }) }))
     gateway = await startGateway(
       `
 models:
@@ -55,7 +56,10 @@ health: { probe_interval: 0 }
   })
 
   it("blocks a split term with an error event, and accounts only the tokens streamed", async () => {
-    tokens = ["Hello", " there, the pass", "wo", "rd is ", "hunter2", ...Array.from({ length: 20 }, () => " more")]
+    // The engine sends the chunk that completes the term, then nothing until the gateway leaves:
+    // exactly four chunks were streamed, however the reads are cut.
+    tokens = ["Hello", " there, the pass", "wo", "rd is ", "hunter2", " more"]
+    holdAfter = 4
     const res = await gateway.chat({ model: "blocked", stream: true, max_tokens: 64, messages: [{ role: "user", content: "hi" }] })
     expect(res.status).toBe(200)
     const { content, errors } = await readStream(res)
@@ -77,6 +81,7 @@ health: { probe_interval: 0 }
 
   it("blocks a unary answer with a 400 content_blocked", async () => {
     tokens = ["my pass", "word"]
+    holdAfter = undefined
     const res = await gateway.chat({ model: "blocked", max_tokens: 16, messages: [{ role: "user", content: "hi" }] })
     expect(res.status).toBe(400)
     const body: unknown = await res.json()

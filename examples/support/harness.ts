@@ -41,6 +41,8 @@ export interface Script {
   readonly tokens: ReadonlyArray<string>
   /** Milliseconds between two chunks. */
   readonly gapMs?: number
+  /** After this many chunks, send nothing more until the gateway closes the stream. */
+  readonly holdAfter?: number
 }
 
 export interface Received {
@@ -112,14 +114,18 @@ export const fakeOpenAI = async (script: (body: Received["body"]) => Script = ()
       return
     }
     let closed = false
+    let onClosed = () => {}
+    const gone = new Promise<void>((resolve) => (onClosed = resolve))
     res.on("close", () => {
       if (!res.writableEnded) aborted++
       closed = true
+      onClosed()
     })
     res.writeHead(200, { "content-type": "text/event-stream" })
     const event = (delta: { readonly [key: string]: unknown }, finish: string | null, u: unknown = null) =>
       `data: ${JSON.stringify({ id: "chatcmpl-1", object: "chat.completion.chunk", created: 1, model, choices: [{ index: 0, delta, finish_reason: finish }], usage: u })}\n\n`
     for (let i = 0; i < s.tokens.length && !closed; i++) {
+      if (i === s.holdAfter) return gone
       if (i > 0 && s.gapMs !== undefined) await sleep(s.gapMs)
       res.write(event(i === 0 ? { role: "assistant", content: s.tokens[i] } : { content: s.tokens[i] }, null))
     }
