@@ -13,7 +13,16 @@
 import type { AccountingRecord } from "../../src/accounting/Accounting.ts"
 import type { RequestLine } from "../../src/observability/RequestLog.ts"
 import type { StreamResult, UnaryResult } from "../support/Client.ts"
-import { type Attempt, completionId, HOLDER_TOKENS, type OutcomeClass, type Scenario, tagsOf } from "./lifecycle.scenarios.ts"
+import {
+  type Attempt,
+  completionId,
+  HOLDER_TOKENS,
+  isExtensionClass,
+  type OutcomeClass,
+  type Scenario,
+  tagsOf
+} from "./lifecycle.scenarios.ts"
+import type { ProbeTrace } from "./lifecycle.world.ts"
 
 export type ClientResult =
   | { readonly api: "stream"; readonly result: StreamResult }
@@ -30,6 +39,8 @@ export interface Observation {
   readonly line: RequestLine | undefined
   /** Requests the fake engines received for this request id. */
   readonly engineAttempts: number
+  /** What the request-policy probe did for this request (undefined: it never ran). */
+  readonly probe: ProbeTrace | undefined
 }
 
 const parse = (text: string): unknown => {
@@ -62,10 +73,27 @@ const isEnvelope = (body: unknown): boolean => {
     get(e, "param") !== undefined && get(e, "code") !== undefined
 }
 
+/** The status and error code of a request refused before admission, as the client saw them. */
+const refusal = (client: ClientResult): { readonly status: number; readonly code: unknown; readonly aborted: boolean } => ({
+  status: client.result.status,
+  code: get(get(parse(client.result.text), "error"), "code"),
+  aborted: client.result.aborted
+})
+
+/** A request the request policy stopped before admission, from the client's answer and the log line. */
+const classifyRefused = (obs: Observation): OutcomeClass | `unclassified: ${string}` => {
+  const { status, code, aborted } = refusal(obs.client)
+  if (aborted && obs.line?.status === 499) return "extension:aborted"
+  if (status === 400 && code === "request_blocked") return "extension:rejected"
+  if (status === 500 && code === "extension_failed") return "extension:failed"
+  if (status === 504 && code === "extension_failed") return "extension:timed_out"
+  return `unclassified: not admitted, status ${status}, code ${String(code)}, log status ${String(obs.line?.status)}`
+}
+
 /** What actually happened to a request, from what the gateway recorded and the client saw. */
 export const classify = (obs: Observation): OutcomeClass | `unclassified: ${string}` => {
   const record = obs.records[0]
-  if (record === undefined) return "unclassified: no accounting record"
+  if (record === undefined) return classifyRefused(obs)
   const api = obs.scenario.stream ? "stream" : "unary"
   const tags = record.attempts.map((a) => a.reason)
   switch (record.outcome) {
@@ -92,7 +120,7 @@ export const classify = (obs: Observation): OutcomeClass | `unclassified: ${stri
   }
 }
 
-type Outcome = "completed" | "failed" | "partial" | "client_aborted"
+type Outcome = "completed" | "failed" | "partial" | "client_aborted" | "not_admitted"
 
 export const outcomeOf = (cls: OutcomeClass): Outcome => {
   switch (cls) {
@@ -116,6 +144,11 @@ export const outcomeOf = (cls: OutcomeClass): Outcome => {
     case "unary:aborted_before_response":
     case "queue:aborted_while_queued":
       return "client_aborted"
+    case "extension:rejected":
+    case "extension:failed":
+    case "extension:timed_out":
+    case "extension:aborted":
+      return "not_admitted"
   }
 }
 
@@ -127,6 +160,10 @@ const expectedAttemptTags = (sc: Scenario): ReadonlyArray<ReadonlyArray<string>>
     case "queue:timeout":
       return [["SlotsExhausted"]]
     case "queue:aborted_while_queued":
+    case "extension:rejected":
+    case "extension:failed":
+    case "extension:timed_out":
+    case "extension:aborted":
       return []
     case "stream:failed":
     case "stream:first_token_timeout":
@@ -175,7 +212,7 @@ export interface Charge {
 export const expectedCharge = (sc: Scenario, promptEstimate: number, deltas: number): Charge => {
   const none = { promptTokens: 0, completionTokens: 0, reported: false }
   const outcome = outcomeOf(sc.cls)
-  if (outcome === "failed") return none
+  if (outcome === "failed" || outcome === "not_admitted") return none
   const last = sc.attempts[sc.attempts.length - 1]
   const reported = outcome === "completed" && (last?.kind === "ok" || last?.kind === "slot_holder") ? last.usage : null
   if (reported !== null) return { promptTokens: reported.prompt, completionTokens: reported.completion, reported: true }
@@ -194,6 +231,35 @@ export interface Problem {
   readonly timing: boolean
 }
 
+/**
+ * A request the request policy stopped: never admitted (no record, no settlement, no engine
+ * attempt), answered with the status its behaviour maps to, and the probe released, by
+ * interruption when its deadline or the client ended it.
+ */
+const checkRefused = (obs: Observation, fail: (what: string) => void, markTiming: () => void): void => {
+  const { scenario: sc } = obs
+  if (obs.records.length !== 0) fail(`${obs.records.length} accounting record(s) for a request its policy stopped before admission`)
+  if (obs.engineAttempts !== 0) fail(`the engines saw ${obs.engineAttempts} attempt(s) of a request its policy stopped`)
+  const cls = classify(obs)
+  if (cls !== sc.cls) {
+    // A deadline or a client that fired late on a starved machine picks the other class.
+    if (sc.cls === "extension:aborted" || sc.cls === "extension:timed_out") markTiming()
+    fail(`outcome class ${cls}, expected ${sc.cls} (probe ${sc.extension})`)
+  }
+  if (obs.line === undefined) fail("no request log line")
+  const { status, aborted } = refusal(obs.client)
+  if (!aborted) {
+    if (!isEnvelope(parse(obs.client.result.text))) fail(`error body is not an OpenAI error envelope: ${obs.client.result.text.slice(0, 200)}`)
+    if (obs.line !== undefined && obs.line.status !== status) fail(`logged status ${obs.line.status}, the client got ${status}`)
+  }
+  const probe = obs.probe
+  if (probe === undefined || !probe.entered) fail("the request policy never ran")
+  else if (!probe.released) fail("the request policy's resource was never released")
+  else if ((sc.cls === "extension:timed_out" || sc.cls === "extension:aborted") && !probe.interrupted) {
+    fail("a hung request policy was released without being interrupted")
+  }
+}
+
 /** Every way this request broke the rules (empty when it behaved). */
 export const check = (obs: Observation): Array<Problem> => {
   const { scenario: sc, client, key } = obs
@@ -204,6 +270,16 @@ export const check = (obs: Observation): Array<Problem> => {
   if (obs.hung) {
     timing = true
     fail("the client got no answer in time (hung)")
+  }
+  if (isExtensionClass(sc.cls)) {
+    checkRefused(obs, fail, () => {
+      timing = true
+    })
+    return problems()
+  }
+  // Every admitted request went through the request policy, which passed and released.
+  if (obs.probe === undefined || !obs.probe.released || obs.probe.interrupted) {
+    fail(`the request policy's call was not passed and released: ${JSON.stringify(obs.probe)}`)
   }
   if (obs.records.length !== 1) fail(`${obs.records.length} accounting records (exactly one expected)`)
   const record = obs.records[0]

@@ -2,9 +2,12 @@
  * The lifecycle invariants of ARCHITECTURE.md §1, checked by fast-check on real sockets,
  * against the real gateway graph and fake engines:
  *
- *  - every admitted request yields exactly one accounting record and one settlement;
+ *  - every admitted request yields exactly one accounting record and one settlement, and a
+ *    request its request-policy extension stopped (rejected, failed, died, hung past
+ *    `extensions.timeout`, interrupted by the client leaving) yields none;
  *  - when idle: no slot, queued waiter, reservation, KV pin, upstream request or in-flight
- *    request is held, and the engines are working on nothing;
+ *    request is held, no extension call is left unreleased, and the engines are working on
+ *    nothing;
  *  - a tenant is charged exactly what the policy says (never twice, never the estimate when
  *    usage was reported, never for a backend that did not serve it);
  *  - after the first byte the gateway never switches backends: one attempt's chunks, an
@@ -31,7 +34,7 @@ import { describe, expect, it } from "vitest"
 import type { AccountingRecord } from "../../src/accounting/Accounting.ts"
 import { eventually } from "../support/Gateway.ts"
 import { check, classify, type Observation, type Problem } from "./lifecycle.oracle.ts"
-import { ALL_CLASSES, batch, type Batch, MAX_BATCH, type OutcomeClass } from "./lifecycle.scenarios.ts"
+import { ALL_CLASSES, batch, type Batch, isExtensionClass, MAX_BATCH, type OutcomeClass } from "./lifecycle.scenarios.ts"
 import { idleJson, newKey, send, sendQueueGroup, sleep, startWorld, type World } from "./lifecycle.world.ts"
 
 const parseSeeds = (): ReadonlyArray<number> => {
@@ -92,26 +95,30 @@ const runBatch = async (world: World, b: Batch): Promise<Array<Problem>> => {
   const keys = [...concurrentKeys, ...queueKeys]
   const scenarios = [...b.concurrent, b.queue.holder, b.queue.timesOut, b.queue.leaves]
   const results = [...concurrent, ...queue]
+  // Requests the request policy stops are never admitted: no record, no settlement.
+  const admitted = scenarios.filter((sc) => !isExtensionClass(sc.cls)).length
 
   const problems: Array<Problem> = []
   const broken = (text: string) => problems.push({ text, timing: false })
 
-  // Nothing held once the gateway is idle, the engines are working on nothing, and every
-  // admitted request (all of them here) has its record.
-  const [held, active, after] = await Promise.all([
+  // Nothing held once the gateway is idle (extension calls included), the engines are
+  // working on nothing, and every admitted request has its record.
+  const [held, active, after, probesOpen] = await Promise.all([
     eventually(() => gw.held(), (h) => JSON.stringify(h) === idleJson, SETTLE_MS),
     eventually(async () => engines.map((e) => e.active()), (xs) => xs.every((x) => x === 0), SETTLE_MS),
-    eventually(() => gw.run(gw.sink.snapshot), (s) => s.records >= before.records + keys.length, SETTLE_MS)
+    eventually(() => gw.run(gw.sink.snapshot), (s) => s.records >= before.records + admitted, SETTLE_MS),
+    eventually(async () => ledger.probesOpen, (n) => n === 0, SETTLE_MS)
   ])
   if (JSON.stringify(held) !== idleJson) broken(`held when idle: ${JSON.stringify(held)}`)
+  if (probesOpen !== 0) broken(`${probesOpen} request-policy call(s) never released`)
   if (active.some((x) => x !== 0)) broken(`engines still serving requests the gateway left: ${JSON.stringify(active)}`)
 
   // One record and one settlement per admitted request.
   const byId = recordsById(after.recent)
-  if (after.records - before.records !== keys.length) broken(`${after.records - before.records} accounting records for ${keys.length} requests`)
+  if (after.records - before.records !== admitted) broken(`${after.records - before.records} accounting records for ${admitted} admitted requests`)
   const budget = await gw.run(gw.budget.snapshot)
-  if (budget.settlements - budgetBefore.settlements !== keys.length) {
-    broken(`${budget.settlements - budgetBefore.settlements} settlements for ${keys.length} requests`)
+  if (budget.settlements - budgetBefore.settlements !== admitted) {
+    broken(`${budget.settlements - budgetBefore.settlements} settlements for ${admitted} admitted requests`)
   }
   if (budget.doubleSettlements !== 0) broken(`${budget.doubleSettlements} double settlements`)
   if (budget.reservedTokens !== 0 || budget.openReservations !== 0) {
@@ -126,7 +133,8 @@ const runBatch = async (world: World, b: Batch): Promise<Array<Problem>> => {
     hung: results[i]!.hung,
     records: byId.get(key) ?? [],
     line: gw.lines.find((l) => l.request_id === key),
-    engineAttempts: ledger.attemptsOf(key)
+    engineAttempts: ledger.attemptsOf(key),
+    probe: ledger.probes.get(key)
   }))
   for (const obs of observations) problems.push(...check(obs))
   const charged = observations.reduce((n, o) => n + (o.records[0] === undefined ? 0 : o.records[0].charged.promptTokens + o.records[0].charged.completionTokens), 0)

@@ -4,6 +4,11 @@
  * and after the first token, the queue), streaming and unary, with random prompt sizes and
  * reported usage that differs from the estimate (or is missing).
  *
+ * Every request also passes a request-policy extension (the guard phase) whose behaviour the
+ * scenario draws: it passes (every class above), or it rejects the request, fails with a
+ * typed error, dies, hangs past `extensions.timeout`, or hangs until the client leaves (the
+ * extension classes, which never reach admission or an engine).
+ *
  * A scenario is data: the scripted attempts the fake engines will serve in order (whatever
  * backend the router picks, the n-th attempt of a request gets the n-th script) and what
  * the client does. Everything the oracle expects is derived from it. Timing never decides
@@ -20,7 +25,7 @@ import type { Script } from "../support/FakeEngine.ts"
  * loses 100-200 ms at a time), and the total deadline is well past the longest scenario
  * that must not reach it (two first-token deadlines in a row).
  */
-export const TIMEOUTS = { firstTokenMs: 500, idleMs: 500, totalMs: 1500, queueMs: 250 } as const
+export const TIMEOUTS = { firstTokenMs: 500, idleMs: 500, totalMs: 1500, queueMs: 250, extensionMs: 400 } as const
 export const MAX_ATTEMPTS = 2
 
 export const STREAM_CLASSES = [
@@ -42,9 +47,26 @@ export const UNARY_CLASSES = [
   "unary:aborted_before_response"
 ] as const
 export const QUEUE_CLASSES = ["queue:timeout", "queue:aborted_while_queued"] as const
+/** Requests the request-policy extension stops before admission (streamed or not). */
+export const EXTENSION_CLASSES = ["extension:rejected", "extension:failed", "extension:timed_out", "extension:aborted"] as const
 
-export type OutcomeClass = typeof STREAM_CLASSES[number] | typeof UNARY_CLASSES[number] | typeof QUEUE_CLASSES[number]
-export const ALL_CLASSES: ReadonlyArray<OutcomeClass> = [...STREAM_CLASSES, ...UNARY_CLASSES, ...QUEUE_CLASSES]
+export type ExtensionClass = typeof EXTENSION_CLASSES[number]
+export type OutcomeClass =
+  | typeof STREAM_CLASSES[number]
+  | typeof UNARY_CLASSES[number]
+  | typeof QUEUE_CLASSES[number]
+  | ExtensionClass
+export const ALL_CLASSES: ReadonlyArray<OutcomeClass> = [...STREAM_CLASSES, ...UNARY_CLASSES, ...QUEUE_CLASSES, ...EXTENSION_CLASSES]
+
+export const isExtensionClass = (cls: OutcomeClass): cls is ExtensionClass => cls.startsWith("extension:")
+
+/**
+ * What the request policy does with the request: `pass` (it goes on), `reject` (a typed
+ * refusal: 400), `fail` (a typed error outside its contract: 500), `die` (a defect: 500),
+ * `hang` (never answers: interrupted at `extensions.timeout`, 504), `hang` with a client that
+ * leaves while it runs (interrupted by the abort).
+ */
+export type ExtensionBehaviour = "pass" | "reject" | "fail" | "die" | "hang"
 
 /** A failure before the first token, and the failure tags it may be recorded as. */
 export type Before =
@@ -98,6 +120,8 @@ export type ClientAction =
   | { readonly kind: "leave_after_events"; readonly events: number }
   /** Leaves while it waits in the slot queue. */
   | { readonly kind: "leave_when_queued" }
+  /** Leaves once the request policy is running for it. */
+  | { readonly kind: "leave_when_policy_runs" }
 
 export interface Scenario {
   readonly cls: OutcomeClass
@@ -106,6 +130,8 @@ export interface Scenario {
   readonly model: "m" | "q"
   readonly attempts: ReadonlyArray<Attempt>
   readonly client: ClientAction
+  /** What the request policy does (`pass` for every class but the extension ones). */
+  readonly extension: ExtensionBehaviour
   readonly prompt: string
   readonly maxTokens: number
   readonly includeUsage: boolean
@@ -152,7 +178,7 @@ const someTokens = fc.oneof(fc.constant(1), fc.integer({ min: 2, max: 5 }))
 const prefix = (fail: fc.Arbitrary<Before>) =>
   fc.array(fail.map((before): Attempt => ({ kind: "fail", before })), { maxLength: 1 })
 
-type Shape = Pick<Scenario, "cls" | "stream" | "attempts" | "client">
+type Shape = Pick<Scenario, "cls" | "stream" | "attempts" | "client"> & { readonly extension?: ExtensionBehaviour }
 
 const shape = (
   cls: OutcomeClass,
@@ -163,7 +189,15 @@ const shape = (
 
 const fails = (list: ReadonlyArray<Before>): ReadonlyArray<Attempt> => list.map((before) => ({ kind: "fail", before }))
 
+/** A request the policy stops: no attempt reaches an engine. */
+const stopped = (cls: ExtensionClass, extension: fc.Arbitrary<ExtensionBehaviour>, client: ClientAction = { kind: "read" }) =>
+  fc.tuple(fc.boolean(), extension).map(([stream, e]): Shape => ({ cls, stream, attempts: [], client, extension: e }))
+
 const shapes: Record<Exclude<OutcomeClass, typeof QUEUE_CLASSES[number]>, fc.Arbitrary<Shape>> = {
+  "extension:rejected": stopped("extension:rejected", fc.constant("reject")),
+  "extension:failed": stopped("extension:failed", fc.constantFrom("fail", "die")),
+  "extension:timed_out": stopped("extension:timed_out", fc.constant("hang")),
+  "extension:aborted": stopped("extension:aborted", fc.constant("hang"), { kind: "leave_when_policy_runs" }),
   "stream:completed": shape("stream:completed", true, ok.map((o) => [o])),
   "stream:retried": shape("stream:retried", true, fc.tuple(streamFail, ok).map(([f, o]) => [...fails([f]), o])),
   "stream:failed": shape(
@@ -220,7 +254,7 @@ const shapes: Record<Exclude<OutcomeClass, typeof QUEUE_CLASSES[number]>, fc.Arb
 }
 
 const withCommon = (s: fc.Arbitrary<Shape>, model: Scenario["model"] = "m"): fc.Arbitrary<Scenario> =>
-  fc.tuple(s, common).map(([sh, c]) => ({ ...sh, ...c, model }))
+  fc.tuple(s, common).map(([sh, c]) => ({ ...sh, ...c, model, extension: sh.extension ?? "pass" }))
 
 /**
  * The queue group, on the single-slot backend: a holder that keeps the slot for well over

@@ -1,18 +1,29 @@
 /**
  * The world the lifecycle property drives: three fake engines (two for model `m`, one with a
- * single slot for model `q`), the real gateway graph in front of them, and the clients.
+ * single slot for model `q`), the real gateway graph in front of them with one request-policy
+ * extension (the probe), and the clients.
+ *
+ * The probe runs for every request, as an embedder's guardrail would: it acquires a resource
+ * (a count of open probe calls) with `acquireUseRelease`, does what the request's scenario
+ * drew (pass, reject, fail, die, hang), and its release records whether it was interrupted,
+ * so the oracle can check that every probe call was released, and by interruption when the
+ * deadline or the client ended it.
  *
  * The `Ledger` is the bookkeeping shared by the engines and the clients: the n-th request an
  * engine receives for a request id gets the n-th scripted attempt of its scenario, whatever
  * backend the router chose, and clients leave on cue (when an engine has seen an attempt,
  * after N events, when queued). Nothing here judges anything.
  */
+import { Data, Effect, Exit } from "effect"
 import * as Tokenizer from "../../src/admission/Tokenizer.ts"
+import * as Extensions from "../../src/extensions/Contract.ts"
+import type { RequestVerdict } from "../../src/extensions/Contract.ts"
+import { RequestPolicies } from "../../src/extensions/Registries.ts"
 import { type ClientOptions, streamChat, unaryChat } from "../support/Client.ts"
 import * as Fake from "../support/FakeEngine.ts"
 import { eventually, idle, startGateway, type TestGateway } from "../support/Gateway.ts"
 import type { ClientResult } from "./lifecycle.oracle.ts"
-import { type Batch, MAX_ATTEMPTS, type Scenario, scriptOf, TIMEOUTS } from "./lifecycle.scenarios.ts"
+import { type Batch, type ExtensionBehaviour, MAX_ATTEMPTS, type Scenario, scriptOf, TIMEOUTS } from "./lifecycle.scenarios.ts"
 
 /** A client that has no answer this long after sending has hit a hang. */
 const HANG_MS = TIMEOUTS.totalMs + 4000
@@ -29,9 +40,23 @@ interface Waiter {
   readonly resolve: () => void
 }
 
-/** Per-request bookkeeping shared by the engines' script function and the clients. */
+/** What the probe policy did for one request. */
+export interface ProbeTrace {
+  entered: boolean
+  released: boolean
+  interrupted: boolean
+}
+
+/** The probe's typed failure (outside its contract's `never`: the gateway must contain it). */
+class ProbeFailed extends Data.TaggedError("ProbeFailed")<{ readonly key: string }> {}
+
+/** Per-request bookkeeping shared by the engines' script function, the probe policy and the clients. */
 export class Ledger {
   readonly scenarios = new Map<string, Scenario>()
+  readonly probes = new Map<string, ProbeTrace>()
+  /** Probe calls acquired and not released yet (0 when idle). */
+  probesOpen = 0
+  private readonly probeWaiters = new Map<string, Array<Waiter>>()
   private readonly attempts = new Map<string, number>()
   /** Waiters for a count (attempts received, events seen by the client) to reach `n`. */
   private readonly seenWaiters = new Map<string, Array<Waiter>>()
@@ -52,6 +77,56 @@ export class Ledger {
   clientSaw(key: string, n: number): Promise<void> {
     if ((this.events.get(key) ?? 0) >= n) return Promise.resolve()
     return new Promise((resolve) => this.push(this.eventWaiters, key, { n, resolve }))
+  }
+
+  /** Resolves once the probe policy is running for `key`. */
+  probeRuns(key: string): Promise<void> {
+    if (this.probes.get(key)?.entered === true) return Promise.resolve()
+    return new Promise((resolve) => this.push(this.probeWaiters, key, { n: 1, resolve }))
+  }
+
+  /** The probe's behaviour for a request: its scenario's, `pass` for requests without one. */
+  private behaviour(key: string): ExtensionBehaviour {
+    return this.scenarios.get(key)?.extension ?? "pass"
+  }
+
+  /** The request policy every request passes through. */
+  readonly probe: Extensions.RequestPolicy = {
+    name: "lifecycle-probe",
+    apply: (_call, ctx) => {
+      const key: string = ctx.requestId
+      const act = (behaviour: ExtensionBehaviour): Effect.Effect<RequestVerdict> => {
+        switch (behaviour) {
+          case "pass":
+            return Effect.succeed(Extensions.pass)
+          case "reject":
+            return Effect.succeed(Extensions.reject("blocked by the lifecycle probe"))
+          case "fail":
+            // A typed error the contract does not allow: an extension's bug the gateway must contain.
+            return Effect.fail(new ProbeFailed({ key })) as unknown as Effect.Effect<RequestVerdict>
+          case "die":
+            return Effect.die(new Error(`lifecycle probe defect (${key})`))
+          case "hang":
+            return Effect.never
+        }
+      }
+      return Effect.acquireUseRelease(
+        Effect.sync(() => {
+          const trace: ProbeTrace = { entered: true, released: false, interrupted: false }
+          this.probes.set(key, trace)
+          this.probesOpen++
+          this.wake(this.probeWaiters, key, 1)
+          return trace
+        }),
+        () => act(this.behaviour(key)),
+        (trace, exit) =>
+          Effect.sync(() => {
+            trace.released = true
+            trace.interrupted = Exit.hasInterrupts(exit)
+            this.probesOpen--
+          })
+      )
+    }
   }
 
   onEvent(key: string, count: number): void {
@@ -106,11 +181,12 @@ backends:
   - { id: b, url: "${b.url}", models: [m], gpu: fake-b, max_concurrency: 64, metrics: none }
   - { id: q, url: "${q.url}", models: [q], gpu: fake-q, max_concurrency: 1, metrics: none }
 timeouts: { first_token: ${TIMEOUTS.firstTokenMs}ms, idle: ${TIMEOUTS.idleMs}ms, total: ${TIMEOUTS.totalMs}ms, queue: ${TIMEOUTS.queueMs}ms }
+extensions: { timeout: ${TIMEOUTS.extensionMs}ms }
 retries: { max_attempts: ${MAX_ATTEMPTS}, budget_ratio: 1, min_per_second: 100000 }
 # Neither health nor breakers may mask a path: no run produces enough evidence to judge.
 health: { unhealthy_after: 1000000, min_samples: 1000000, min_tokens_per_second: 0 }
 breakers: { min_requests: 1000000 }
-`)
+`, { extensions: RequestPolicies.add(ledger.probe) })
   // The tokenizer tables load on first use, and the process's first requests run cold:
   // both happen here, so the first run's deadlines are like the others'.
   await gw.run(Tokenizer.load("cl100k"))
@@ -138,6 +214,7 @@ const warmUp = async (world: World) => {
     model,
     attempts: [{ kind: "ok", tokens: 3, gapMs: 0, usage: null }],
     client: { kind: "read" },
+    extension: "pass",
     prompt: "warm up",
     maxTokens: 16,
     includeUsage: false,
@@ -170,7 +247,11 @@ export const send = (world: World, key: string, sc: Scenario, leaveWhen?: Promis
       resolve()
     }, HANG_MS)
   })
-  const leave = sc.client.kind === "leave_when_seen" ? ledger.seen(key, sc.client.attempt) : leaveWhen
+  const leave = sc.client.kind === "leave_when_seen"
+    ? ledger.seen(key, sc.client.attempt)
+    : sc.client.kind === "leave_when_policy_runs"
+    ? ledger.probeRuns(key)
+    : leaveWhen
   const abortWhen = leave === undefined ? hang : Promise.race([leave, hang])
   const options: ClientOptions = {
     headers,
