@@ -247,7 +247,7 @@ export const embedded = (options: EmbedOptions) => {
   return make({
     config: overridden,
     launcher: SimulatedEngines.layer,
-    requestLog: Layer.merge(Logging.layer(flags), Tracing.layer),
+    requestLog: Tracing.layer.pipe(Layer.provideMerge(Logging.layer(flags))),
     dataDir: options.dataDir,
     extensions: options.extensions
   })
@@ -264,7 +264,7 @@ export const main = (flags: Settings.Flags) =>
   make({
     config: GatewayConfig.fromEnvironment(flags),
     launcher: SimulatedEngines.layer,
-    requestLog: Layer.merge(Logging.layer(flags), Tracing.layer),
+    requestLog: Tracing.layer.pipe(Layer.provideMerge(Logging.layer(flags))),
     dataDir: "data"
   })
 

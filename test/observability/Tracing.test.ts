@@ -39,12 +39,19 @@ const attr = (s: OtlpSpan, key: string): unknown => {
 
 describe("OpenTelemetry traces (GenAI conventions)", () => {
   const spans: Array<OtlpSpan> = []
+  /** Every metrics and logs export, as the collector received it (JSON text). */
+  const metricExports: Array<string> = []
+  const logExports: Array<string> = []
   const collector = createServer((req, res) => {
     let body = ""
     req.on("data", (c) => (body += c))
     req.on("end", () => {
-      const json = JSON.parse(body) as { resourceSpans: Array<{ scopeSpans: Array<{ spans: Array<OtlpSpan> }> }> }
-      for (const rs of json.resourceSpans) for (const ss of rs.scopeSpans) spans.push(...ss.spans)
+      if (req.url === "/v1/metrics") metricExports.push(body)
+      else if (req.url === "/v1/logs") logExports.push(body)
+      else {
+        const json = JSON.parse(body) as { resourceSpans: Array<{ scopeSpans: Array<{ spans: Array<OtlpSpan> }> }> }
+        for (const rs of json.resourceSpans) for (const ss of rs.scopeSpans) spans.push(...ss.spans)
+      }
       res.writeHead(200, { "content-type": "application/json" })
       res.end("{}")
     })
@@ -64,7 +71,10 @@ describe("OpenTelemetry traces (GenAI conventions)", () => {
     )
     broken = await Fake.start(() => ({ status: 503, errorBody: "{}" }))
     enginePort = new URL(engine.url).port
-    const env = ConfigProvider.layer(ConfigProvider.fromUnknown({ OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}` }))
+    const env = ConfigProvider.layer(ConfigProvider.fromUnknown({
+      OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}`,
+      OTEL_METRIC_EXPORT_INTERVAL: "300"
+    }))
     gw = await startGateway(`
 routing: { policy: ordered }
 backends:
@@ -175,5 +185,20 @@ backends:
     expect(attr(request, "http.response.status_code")).toBe(200)
     expect(request.status?.code).toBe(2)
     expect(attr(attempts[0]!, "sluice.attempt.outcome")).toBe("committed")
+  })
+
+  it("metrics and logs go to the same collector (/v1/metrics, /v1/logs)", async () => {
+    const res = await post("trace-metrics", { model: "m", messages: [{ role: "user", content: "hi" }] })
+    await res.text()
+    const metrics = await eventually(
+      async () => metricExports.find((m) => m.includes("sluice_requests_total") && m.includes("sluice_tokens_total")),
+      (m) => m !== undefined,
+      6000
+    )
+    expect(metrics, "an OTLP metrics export with Sluice's request and token counters").toBeDefined()
+    expect(JSON.parse(metrics!)).toHaveProperty("resourceMetrics")
+    const logs = await eventually(async () => logExports.find((l) => l.includes("sluice listening")), (l) => l !== undefined, 6000)
+    expect(logs, "the gateway's own log records over OTLP").toBeDefined()
+    expect(JSON.parse(logs!)).toHaveProperty("resourceLogs")
   })
 })
