@@ -12,6 +12,7 @@ import { GatewayConfig } from "../config/GatewayConfig.ts"
 import type { CallKind } from "../api/openai/Calls.ts"
 import { Connections } from "./Connections.ts"
 import * as Admin from "./Admin.ts"
+import * as Dashboard from "./Dashboard.ts"
 import * as Pipeline from "../request/Pipeline.ts"
 import * as OpenAI from "./OpenAI.ts"
 import { Lifecycle } from "../request/Lifecycle.ts"
@@ -186,6 +187,7 @@ export const layer = Layer.mergeAll(
   Health,
   Prometheus,
   Admin.layer,
+  Dashboard.layer,
   Fallback,
   Cors,
   RouteErrors

@@ -48,6 +48,7 @@ import type { PolicyContext } from "../extensions/Contract.ts"
 import { RequestPolicies, ResponsePolicies, selected } from "../extensions/Registries.ts"
 import * as GenAiSpans from "../observability/GenAiSpans.ts"
 import * as Metrics from "../observability/Metrics.ts"
+import { LiveStats } from "../observability/LiveStats.ts"
 import { RequestLog } from "../observability/RequestLog.ts"
 import { Breakers } from "../resilience/Breakers.ts"
 import { Router } from "../routing/Router.ts"
@@ -130,6 +131,7 @@ export const handler = (inbound: Inbound) =>
     const router = yield* Router
     const dispatcher = yield* Dispatcher
     const log = yield* RequestLog
+    const live = yield* LiveStats
     const breakers = yield* Breakers
     const reports = yield* HealthReports
     const requestPolicies = yield* RequestPolicies
@@ -171,8 +173,23 @@ export const handler = (inbound: Inbound) =>
             wastedCompletion: a.wastedCompletionTokens
           }))
         })
-        if (!log.enabled) return metrics
         const status = reply.status === 0 && Exit.hasInterrupts(exit) ? 499 : reply.status
+        live.record({
+          atMs: now,
+          requestId: facts.requestId,
+          model: facts.modelId ?? facts.model ?? "unknown",
+          backend: attempts.backend,
+          tenant: facts.identity?.tenant,
+          outcome,
+          status,
+          ttftMs: tally.ttftMs,
+          interTokenMs: tally.interTokenMs,
+          promptTokens: usage?.promptTokens ?? 0,
+          completionTokens: completion,
+          error: reply.failedAfterCommit ?? tally.failure?._tag ?? tally.note ?? facts.error,
+          failedAttempts: attempts.failed
+        })
+        if (!log.enabled) return metrics
         log.write({
           ts: new Date(now).toISOString(),
           level: outcome === "error" ? "error" : status >= 500 || outcome === "partial" ? "warn" : "info",
