@@ -43,6 +43,7 @@ export interface Percentiles {
 
 /** What the dashboard shows of the window. */
 export interface Summary {
+  /** The seconds the rates are over: the window, or less while the gateway is younger. */
   readonly windowSeconds: number
   readonly requests: number
   readonly requestsPerSecond: number
@@ -91,8 +92,10 @@ export class Recorder {
   private next = 0
   private readonly tenants = new Map<string, { requests: number; tokens: number }>()
   private readonly failures: Array<Finished> = []
+  private firstAtMs: number | undefined = undefined
 
   record(f: Finished): void {
+    if (this.firstAtMs === undefined) this.firstAtMs = f.atMs
     const kept: Finished = {
       ...f,
       model: cut(f.model),
@@ -141,7 +144,9 @@ export class Recorder {
       }
       for (const a of f.failedAttempts) errors.set(`attempt: ${a.reason}`, (errors.get(`attempt: ${a.reason}`) ?? 0) + 1)
     }
-    const seconds = windowMs / 1000
+    // Rates over the part of the window the recorder has seen (a gateway up for 10 s is not
+    // averaged over a minute), at least one second.
+    const seconds = Math.max(1, Math.min(windowMs, this.firstAtMs === undefined ? windowMs : nowMs - this.firstAtMs)) / 1000
     for (const b of Object.keys(perBackend)) perBackend[b] = perBackend[b]! / seconds
     return {
       windowSeconds: seconds,
