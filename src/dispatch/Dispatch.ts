@@ -187,9 +187,12 @@ export class Dispatcher extends Context.Service<Dispatcher, {
             // or, once committed, when the request ends (a stream's span covers the stream).
             const span = tracing
               ? yield* Effect.makeSpanScoped("Dispatch.attempt", {
+                // The GenAI client call: the gateway is the engine's client.
+                kind: "client",
                 attributes: GenAiSpans.attemptStart(
                   { id: backend.id, gpu: backend.plan.gpu, dialect: backend.plan.dialect, url: backend.plan.url },
                   made,
+                  req.kind,
                   req.model.id,
                   backend.plan.models.get(req.model.id)
                 )

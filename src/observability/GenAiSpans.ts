@@ -80,9 +80,11 @@ export const requestEnd = (span: Tracer.Span, end: RequestEnd): void => {
 export const attemptStart = (
   backend: { readonly id: string; readonly gpu: string; readonly dialect: string; readonly url: string | undefined },
   attempt: number,
+  kind: string,
   requestModel: string,
   backendModel: string | undefined
 ): Record<string, unknown> => ({
+  "gen_ai.operation.name": operationName(kind),
   "sluice.backend": backend.id,
   "sluice.gpu": backend.gpu,
   "sluice.attempt": attempt,

@@ -24,6 +24,7 @@ interface OtlpSpan {
   readonly traceId: string
   readonly spanId: string
   readonly parentSpanId?: string
+  readonly kind?: number
   readonly status?: { readonly code?: number }
   readonly attributes: ReadonlyArray<{ readonly key: string; readonly value: OtlpValue }>
 }
@@ -125,11 +126,16 @@ backends:
     expect(attr(request, "server.address")).toBe("127.0.0.1")
     expect(attr(request, "server.port")).toBe(Number(enginePort))
     expect(attr(request, "sluice.outcome")).toBe("completed")
+    expect(request.kind).toBe(2)
     expect(attempts).toHaveLength(1)
     expect(attr(attempts[0]!, "sluice.backend")).toBe("a")
     expect(attr(attempts[0]!, "sluice.attempt")).toBe(1)
     expect(attr(attempts[0]!, "sluice.attempt.outcome")).toBe("committed")
     expect(attr(attempts[0]!, "server.address")).toBe("127.0.0.1")
+    expect(attr(attempts[0]!, "gen_ai.operation.name")).toBe("chat")
+    expect(attr(attempts[0]!, "gen_ai.request.model")).toBe("m")
+    expect(attr(attempts[0]!, "gen_ai.response.model")).toBe("served-m")
+    expect(attempts[0]!.kind).toBe(3)
   })
 
   it("a unary request", async () => {
