@@ -9,13 +9,13 @@
  *
  * Bounded: at most `MAX_STREAMS` streams at once (then 429); each stream is pulled by the
  * client (a snapshot is computed only when the last one was written, so nothing queues for
- * a slow reader), a reader that has taken nothing for `STALL_MS` is dropped (its socket
- * closed), and a stream ends after `MAX_EVENTS` snapshots (the page reconnects).
+ * a slow reader), a reader that has taken nothing for `stallMs` (15 s) is dropped (its
+ * socket closed), and a stream ends after `maxEvents` (600) snapshots (the page reconnects).
  *
  * Owns the snapshot's wire shape and the streams' limits. Must never: accept the token from
  * a URL or a cookie, or put a key, a prompt or a completion in a snapshot.
  */
-import { Clock, Effect, Stream } from "effect"
+import { Clock, Context, Effect, Stream } from "effect"
 import { HttpRouter, type HttpServerRequest, HttpServerResponse } from "effect/http"
 import { IncomingMessage } from "node:http"
 import { AdminToken } from "../auth/AdminToken.ts"
@@ -32,11 +32,18 @@ import * as ErrorResponse from "./ErrorResponse.ts"
 export const PAGE_PATH = "/admin/dashboard"
 export const EVENTS_PATH = "/admin/v1/dashboard/events"
 export const MAX_STREAMS = 8
-export const INTERVAL_MS = 1000
-export const STALL_MS = 15_000
-export const MAX_EVENTS = 600
 /** The window of the rates and percentiles. */
 export const WINDOW_MS = 60_000
+
+/** The streams' pace and patience (a reference: tests shorten them). */
+export const StreamLimits = Context.Reference<{
+  /** Between snapshots. */
+  readonly intervalMs: number
+  /** A reader that has taken nothing for this long is dropped. */
+  readonly stallMs: number
+  /** Snapshots per stream before it ends (the page reconnects). */
+  readonly maxEvents: number
+}>("sluice/http/Dashboard/StreamLimits", { defaultValue: () => ({ intervalMs: 1000, stallMs: 15_000, maxEvents: 600 }) })
 
 /** Worst first: the state a backend row shows when several (model, GPU) breakers apply. */
 const SEVERITY: ReadonlyArray<BreakerState> = ["open", "half_open", "degraded", "closed"]
@@ -77,6 +84,7 @@ export const layer = HttpRouter.use((router) =>
     const breakers = yield* Breakers
     const live = yield* LiveStats
     const { state } = yield* Lifecycle
+    const limits = yield* StreamLimits
     let open = 0
 
     const snapshot = (now: number): Snapshot => {
@@ -126,19 +134,19 @@ export const layer = HttpRouter.use((router) =>
         yield* Effect.addFinalizer(() => Effect.sync(() => void open--))
         let pulledAt = yield* Clock.currentTimeMillis
         const socket = request.source instanceof IncomingMessage ? request.source.socket : undefined
-        // A reader that takes nothing for STALL_MS holds the writer on `drain`: close its socket.
+        // A reader that takes nothing for `stallMs` holds the writer on `drain`: close its socket.
         yield* Effect.forkScoped(Effect.gen(function*() {
           for (;;) {
-            yield* Effect.sleep(INTERVAL_MS)
-            if ((yield* Clock.currentTimeMillis) - pulledAt > STALL_MS) {
+            yield* Effect.sleep(Math.max(limits.intervalMs, 100))
+            if ((yield* Clock.currentTimeMillis) - pulledAt > limits.stallMs) {
               yield* Effect.logWarning("dashboard: slow reader dropped")
               socket?.destroy()
               return
             }
           }
         }))
-        const events = Stream.tick(INTERVAL_MS).pipe(
-          Stream.take(MAX_EVENTS),
+        const events = Stream.tick(limits.intervalMs).pipe(
+          Stream.take(limits.maxEvents),
           Stream.mapEffect(() =>
             Effect.map(Clock.currentTimeMillis, (now) => {
               pulledAt = now

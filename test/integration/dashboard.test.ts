@@ -4,10 +4,12 @@
  * ninth concurrent reader (429), its snapshots carry every backend and non-zero tokens/s,
  * and the page, loaded in headless Chromium (puppeteer-core driving the system's chromium;
  * the test fails if there is none), shows the backend rows, tokens/s, percentiles, tenants
- * and failures. The screenshot is saved as test-results/dashboard.png.
+ * and failures. The screenshot is saved as test-results/dashboard.png. A reader that takes
+ * nothing is dropped once the socket buffers are full and it stalls the stream, freeing its slot.
  */
-import { ConfigProvider } from "effect"
+import { ConfigProvider, Layer } from "effect"
 import { existsSync, mkdirSync } from "node:fs"
+import { connect } from "node:net"
 import puppeteer, { type Browser } from "puppeteer-core"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import * as Dashboard from "../../src/http/Dashboard.ts"
@@ -246,4 +248,61 @@ backends:
     expect(shown.stored).toBe(true)
     expect(problems).toEqual([])
   }, 90_000)
+})
+
+describe("live dashboard: a reader that takes nothing", () => {
+  let engine: Fake.FakeEngine
+  let gw: TestGateway
+
+  beforeAll(async () => {
+    engine = await Fake.start(() => ({}))
+    // A snapshot every millisecond fills the socket buffers of a reader that never reads
+    // within seconds; after 1 s without a pull it is dropped.
+    gw = await startGateway(`
+backends:
+  - { id: a, url: ${engine.url}, models: [m] }
+`, {
+      extra: Layer.mergeAll(
+        ConfigProvider.layer(ConfigProvider.fromUnknown({ SLUICE_ADMIN_TOKEN: TOKEN })),
+        Layer.succeed(Dashboard.StreamLimits, { intervalMs: 1, stallMs: 1000, maxEvents: 1_000_000 })
+      )
+    })
+  })
+  afterAll(async () => {
+    await gw?.close()
+    await engine?.close()
+  })
+
+  const openAll = () =>
+    Promise.all(Array.from({ length: Dashboard.MAX_STREAMS }, () =>
+      fetch(`${gw.url}${Dashboard.EVENTS_PATH}`, { headers: { authorization: `Bearer ${TOKEN}` } })))
+  const closeAll = async (responses: ReadonlyArray<Response>) => {
+    for (const r of responses) await r.body?.cancel()
+  }
+
+  it("is dropped (its slot freed) instead of being buffered for", async () => {
+    const { hostname, port } = new URL(gw.url)
+    const stalled = connect(Number(port), hostname)
+    await new Promise<void>((r) => stalled.once("connect", () => r()))
+    stalled.on("error", () => {})
+    stalled.write(`GET ${Dashboard.EVENTS_PATH} HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${TOKEN}\r\n\r\n`)
+    stalled.pause()
+    await new Promise((r) => setTimeout(r, 300))
+    // The stalled reader holds one of the slots.
+    const first = await openAll()
+    expect(first.map((r) => r.status).filter((s) => s === 429)).toHaveLength(1)
+    await closeAll(first)
+    // Once it is dropped, every slot is free again.
+    let statuses: Array<number> = []
+    const deadline = performance.now() + 45_000
+    while (performance.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 500))
+      const all = await openAll()
+      statuses = all.map((r) => r.status)
+      await closeAll(all)
+      if (statuses.every((s) => s === 200)) break
+    }
+    expect(statuses).toEqual(Array(Dashboard.MAX_STREAMS).fill(200))
+    stalled.destroy()
+  }, 60_000)
 })
