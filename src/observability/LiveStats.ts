@@ -17,6 +17,7 @@ const TENANTS = 10_000
 const FAILURES = 50
 const CHARS = 128
 const OTHER = "(other)"
+const NONE: Finished["failedAttempts"] = []
 
 /** One finished request, as the release phase records it. */
 export interface Finished {
@@ -100,7 +101,11 @@ export class Recorder {
       ...f,
       model: cut(f.model),
       tenant: f.tenant === undefined ? undefined : cut(f.tenant),
-      error: f.error === undefined ? undefined : cut(f.error)
+      error: f.error === undefined ? undefined : cut(f.error),
+      // Only what the summary reads (never the attempt's message), at most a few.
+      failedAttempts: f.failedAttempts.length === 0
+        ? NONE
+        : f.failedAttempts.slice(0, 8).map((a) => ({ backend: cut(a.backend), reason: cut(a.reason) }))
     }
     this.ring[this.next] = kept
     this.next = (this.next + 1) % RING
