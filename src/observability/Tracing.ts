@@ -13,8 +13,8 @@
  * the finish reasons, `server.address` of the backend that answered, the outcome and the
  * status; each dispatch attempt is a child span with its backend, attempt number and
  * outcome. The request span is a child of the HTTP server span, which continues an incoming
- * `traceparent`. Metrics are the same series `/metrics` serves (the per-request counters and
- * histograms live; backend gauges as of the last scrape). Logs are the gateway's own log
+ * `traceparent`. Metrics are the same series `/metrics` serves (the backend, breaker,
+ * budget and ledger gauges refreshed at the export's pace by http/Routes.ts). Logs are the gateway's own log
  * records (not the per-request line, which the spans carry), beside stdout.
  *
  * Must never: start an exporter without an endpoint. Off, tracing costs nothing on the hot
@@ -46,6 +46,16 @@ const endpoints = Effect.gen(function*() {
   } satisfies Endpoints
 })
 
+/** How often the gauges need a refresh for OTLP metrics; undefined when OTLP metrics are off. */
+export const metricsRefreshMs: Effect.Effect<number | undefined> = Effect.gen(function*() {
+  const to = yield* endpoints
+  if (to.metrics === undefined) return undefined
+  const interval = yield* Config.option(Config.Int("OTEL_METRIC_EXPORT_INTERVAL"))
+  return exportIntervalMs(Option.getOrUndefined(interval))
+}).pipe(Effect.orElseSucceed(() => undefined))
+
+const exportIntervalMs = (configured: number | undefined): number => Math.max(100, configured ?? 10_000)
+
 export const layer = Layer.unwrap(
   Effect.gen(function*() {
     const to = yield* endpoints
@@ -59,7 +69,7 @@ export const layer = Layer.unwrap(
     const metrics = to.metrics === undefined ? Layer.empty : OtlpMetrics.layer({
       url: to.metrics,
       resource,
-      exportInterval: Math.max(100, Option.getOrElse(interval, () => 10_000))
+      exportInterval: exportIntervalMs(Option.getOrUndefined(interval))
     })
     // Merged with the stdout logger (built under this layer), never instead of it.
     const logs = to.logs === undefined ? Layer.empty : OtlpLogger.layer({ url: to.logs, resource, mergeWithExisting: true })

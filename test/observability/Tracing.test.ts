@@ -81,7 +81,7 @@ routing: { policy: ordered }
 backends:
   - { id: z, url: ${broken.url}, models: [f] }
   - { id: a, url: ${engine.url}, models: [{ name: m, upstream: served-m }, f] }
-`, { extra: Tracing.layer.pipe(Layer.provide(env)) })
+`, { extra: Tracing.layer.pipe(Layer.provideMerge(env)) })
   })
   afterAll(async () => {
     await gw?.close()
@@ -197,11 +197,15 @@ backends:
     const res = await post("trace-metrics", { model: "m", messages: [{ role: "user", content: "hi" }] })
     await res.text()
     const metrics = await eventually(
-      async () => metricExports.find((m) => m.includes("sluice_requests_total") && m.includes("sluice_tokens_total")),
+      async () =>
+        metricExports.find((m) =>
+          m.includes("sluice_requests_total") && m.includes("sluice_tokens_total") && m.includes("sluice_backend_health")
+        ),
       (m) => m !== undefined,
       6000
     )
-    expect(metrics, "an OTLP metrics export with Sluice's request and token counters").toBeDefined()
+    // The backend gauges too, which only a refresh sets (no /metrics scrape happened).
+    expect(metrics, "an OTLP metrics export with Sluice's counters and backend gauges").toBeDefined()
     expect(JSON.parse(metrics!)).toHaveProperty("resourceMetrics")
     const logs = await eventually(async () => logExports.find((l) => l.includes("sluice listening")), (l) => l !== undefined, 6000)
     expect(logs, "the gateway's own log records over OTLP").toBeDefined()
