@@ -10,7 +10,8 @@
  * Bounded: at most `MAX_STREAMS` streams at once (then 429); each stream is pulled by the
  * client (a snapshot is computed only when the last one was written, so nothing queues for
  * a slow reader), a reader that has taken nothing for `stallMs` (15 s) is dropped (its
- * socket closed), and a stream ends after `maxEvents` (600) snapshots (the page reconnects).
+ * socket closed), and a stream ends after `maxEvents` (600) snapshots (the page reconnects)
+ * or, within one interval, when the gateway starts draining.
  *
  * Owns the snapshot's wire shape and the streams' limits. Must never: accept the token from
  * a URL or a cookie, or put a key, a prompt or a completion in a snapshot.
@@ -147,6 +148,8 @@ export const layer = HttpRouter.use((router) =>
         }))
         const events = Stream.tick(limits.intervalMs).pipe(
           Stream.take(limits.maxEvents),
+          // A draining gateway ends the stream at the next tick: a dashboard never holds shutdown.
+          Stream.takeWhile(() => !state.draining),
           Stream.mapEffect(() =>
             Effect.map(Clock.currentTimeMillis, (now) => {
               pulledAt = now

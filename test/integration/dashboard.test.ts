@@ -5,7 +5,8 @@
  * and the page, loaded in headless Chromium (puppeteer-core driving the system's chromium;
  * the test fails if there is none), shows the backend rows, tokens/s, percentiles, tenants
  * and failures. The screenshot is saved as test-results/dashboard.png. A reader that takes
- * nothing is dropped once the socket buffers are full and it stalls the stream, freeing its slot.
+ * nothing is dropped once the socket buffers are full and it stalls the stream, freeing its slot;
+ * a draining gateway ends every stream.
  */
 import { ConfigProvider, Layer } from "effect"
 import { existsSync, mkdirSync } from "node:fs"
@@ -305,4 +306,17 @@ backends:
     expect(statuses).toEqual(Array(Dashboard.MAX_STREAMS).fill(200))
     stalled.destroy()
   }, 60_000)
+
+  it("ends when the gateway starts draining (a dashboard never holds shutdown)", async () => {
+    const res = await fetch(`${gw.url}${Dashboard.EVENTS_PATH}`, { headers: { authorization: `Bearer ${TOKEN}` } })
+    expect(res.status).toBe(200)
+    const reader = res.body!.getReader()
+    expect((await reader.read()).done).toBe(false)
+    gw.lifecycle.state.draining = true
+    const started = performance.now()
+    let done = false
+    while (!done && performance.now() - started < 10_000) done = (await reader.read()).done
+    gw.lifecycle.state.draining = false
+    expect(done).toBe(true)
+  }, 30_000)
 })
