@@ -33,6 +33,7 @@ import { Authenticators, RequestPolicies, ResponsePolicies } from "./extensions/
 import { Lifecycle } from "./request/Lifecycle.ts"
 import * as Routes from "./http/Routes.ts"
 import { EventLoopDelay } from "./observability/EventLoopDelay.ts"
+import { LiveStats } from "./observability/LiveStats.ts"
 import * as Logging from "./observability/Logging.ts"
 import * as Tracing from "./observability/Tracing.ts"
 import type { RequestLog } from "./observability/RequestLog.ts"
@@ -191,7 +192,7 @@ export const make = <E>(parts: GatewayParts<E>) => {
   // before any backend, engine or listener starts.
   const core = Layer.mergeAll(Accounting.layer, Router.layer, Dispatcher.layer, identity).pipe(
     Layer.provideMerge(backends),
-    Layer.provideMerge(Layer.mergeAll(stores, Lifecycle.layer)),
+    Layer.provideMerge(Layer.mergeAll(stores, Lifecycle.layer, LiveStats.layer)),
     Layer.provideMerge(verifyPlan),
     Layer.provideMerge(extended)
   )
@@ -250,7 +251,7 @@ export const embedded = (options: EmbedOptions) => {
   return make({
     config: overridden,
     launcher: SimulatedEngines.layer,
-    requestLog: Layer.merge(Logging.layer(flags), Tracing.layer),
+    requestLog: Tracing.layer.pipe(Layer.provideMerge(Logging.layer(flags))),
     dataDir: options.dataDir,
     extensions: options.extensions
   })
@@ -267,7 +268,7 @@ export const main = (flags: Settings.Flags) =>
   make({
     config: GatewayConfig.fromEnvironment(flags),
     launcher: SimulatedEngines.layer,
-    requestLog: Layer.merge(Logging.layer(flags), Tracing.layer),
+    requestLog: Tracing.layer.pipe(Layer.provideMerge(Logging.layer(flags))),
     dataDir: "data"
   })
 

@@ -19,6 +19,9 @@ export class AdminUnauthorized extends Data.TaggedError("AdminUnauthorized")<{}>
 /** No `SLUICE_ADMIN_TOKEN` is set: the admin API does not exist (404). */
 export class AdminDisabled extends Data.TaggedError("AdminDisabled")<{ readonly path: string }> {}
 
+/** Every dashboard stream the gateway allows is open (`max` of them): 429, retry later. */
+export class DashboardBusy extends Data.TaggedError("DashboardBusy")<{ readonly max: number }> {}
+
 export class TenantNotFound extends Data.TaggedError("TenantNotFound")<{ readonly tenant: string }> {}
 
 export class KeyNotFound extends Data.TaggedError("KeyNotFound")<{ readonly key: string }> {}

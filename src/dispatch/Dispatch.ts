@@ -27,6 +27,7 @@ import type { Frame, FrameSource, UnaryResult, UpstreamCall } from "../backends/
 import { BreakerOpen, DegenerateOutput, type FailureReason, TimeToFirstTokenExceeded, TotalTimeout } from "../backends/Failure.ts"
 import type { Plan } from "../config/Plan.ts"
 import * as Metrics from "../observability/Metrics.ts"
+import * as GenAiSpans from "../observability/GenAiSpans.ts"
 import { Breakers, keyOf } from "../resilience/Breakers.ts"
 import * as Repetition from "../resilience/Repetition.ts"
 import { RetryBudget } from "../resilience/RetryBudget.ts"
@@ -182,15 +183,37 @@ export class Dispatcher extends Context.Service<Dispatcher, {
             made++
             backend.attempted()
             const started = yield* Clock.currentTimeMillis
+            // The attempt's span lives in the attempt's scope: it ends when the attempt fails,
+            // or, once committed, when the request ends (a stream's span covers the stream).
+            const span = tracing
+              ? yield* Effect.makeSpanScoped("Dispatch.attempt", {
+                // The GenAI client call: the gateway is the engine's client.
+                kind: "client",
+                attributes: GenAiSpans.attemptStart(
+                  { id: backend.id, gpu: backend.plan.gpu, dialect: backend.plan.dialect, url: backend.plan.url },
+                  made,
+                  req.kind,
+                  req.model.id,
+                  backend.plan.models.get(req.model.id)
+                )
+              }).pipe(Scope.provide(attemptScope))
+              : undefined
             const exit = yield* attempt(backend).pipe(
               Scope.provide(attemptScope),
-              tracing
-                ? Effect.withSpan("Dispatch.attempt", {
-                  attributes: { "sluice.backend": backend.id, "sluice.gpu": backend.plan.gpu, "sluice.attempt": made }
-                }, { captureStackTrace: false })
-                : identity,
+              span === undefined ? identity : Effect.withParentSpan(span),
               Effect.exit
             )
+            if (span !== undefined) {
+              const failed = Exit.isFailure(exit) ? exit.cause.reasons.find((r) => r._tag === "Fail") : undefined
+              GenAiSpans.attemptEnd(
+                span,
+                Exit.isSuccess(exit)
+                  ? { committed: true }
+                  : failed !== undefined && failed._tag === "Fail"
+                  ? { reason: failed.error._tag === "AfterResponse" ? failed.error.reason._tag : failed.error._tag }
+                  : { reason: Exit.hasInterrupts(exit) ? "Interrupted" : "Defect" }
+              )
+            }
             if (Exit.isSuccess(exit)) {
               const now = yield* Clock.currentTimeMillis
               log.commit(backend.id, now)

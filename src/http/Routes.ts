@@ -5,13 +5,14 @@
  * header). The inference endpoints run the request pipeline (request/Pipeline.ts) with the
  * OpenAI inbound API (OpenAI.ts); this file only wires paths.
  */
-import { Effect, Layer } from "effect"
+import { Effect, Layer, Schedule } from "effect"
 import { HttpMiddleware, HttpRouter, HttpServerError, HttpServerResponse } from "effect/http"
 import { envelope } from "../api/openai/ErrorEnvelope.ts"
 import { GatewayConfig } from "../config/GatewayConfig.ts"
 import type { CallKind } from "../api/openai/Calls.ts"
 import { Connections } from "./Connections.ts"
 import * as Admin from "./Admin.ts"
+import * as Dashboard from "./Dashboard.ts"
 import * as Pipeline from "../request/Pipeline.ts"
 import * as OpenAI from "./OpenAI.ts"
 import { Lifecycle } from "../request/Lifecycle.ts"
@@ -20,6 +21,7 @@ import { TokenBudget } from "../admission/Budget.ts"
 import { Fleet } from "../backends/Fleet.ts"
 import { EventLoopDelay } from "../observability/EventLoopDelay.ts"
 import * as Metrics from "../observability/Metrics.ts"
+import * as Tracing from "../observability/Tracing.ts"
 import { Breakers } from "../resilience/Breakers.ts"
 
 const json = (status: number, body: unknown, headers: Record<string, string> = {}) =>
@@ -106,8 +108,8 @@ const Prometheus = HttpRouter.use((router) =>
     const sink = yield* UsageSink
     const connections = yield* Connections
     const eventLoop = yield* EventLoopDelay
-    yield* router.add("GET", "/metrics", Effect.gen(function*() {
-      const text = yield* Metrics.render({
+    const gauges = Effect.gen(function*() {
+      return {
         backends: fleet.all.map((b) => ({
           id: b.id,
           health: b.health,
@@ -122,7 +124,17 @@ const Prometheus = HttpRouter.use((router) =>
         budget: yield* budget.snapshot,
         accounting: yield* sink.snapshot,
         connections: { open: connections.open(), rejected: connections.rejected() }
-      })
+      } satisfies Metrics.Gauges
+    })
+    // OTLP metrics read the gauges without a scrape: refresh them at the export's pace.
+    const refreshMs = yield* Tracing.metricsRefreshMs
+    if (refreshMs !== undefined) {
+      yield* Effect.forkScoped(
+        Effect.flatMap(gauges, Metrics.refresh).pipe(Effect.repeat(Schedule.spaced(refreshMs)))
+      )
+    }
+    yield* router.add("GET", "/metrics", Effect.gen(function*() {
+      const text = yield* Metrics.render(yield* gauges)
       const delay = yield* eventLoop.exposition
       return HttpServerResponse.text(text.endsWith("\n") || text === "" ? text + delay : `${text}\n${delay}`, {
         contentType: "text/plain; version=0.0.4; charset=utf-8"
@@ -186,6 +198,7 @@ export const layer = Layer.mergeAll(
   Health,
   Prometheus,
   Admin.layer,
+  Dashboard.layer,
   Fallback,
   Cors,
   RouteErrors

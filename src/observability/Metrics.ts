@@ -5,7 +5,8 @@
  * every backend and breaker. Label values are closed sets or config-defined
  * names (models and backends from the plan, `FailureTag`, `RequestOutcome`): a client can
  * never create a series. Per-request updates happen once, when the request's log line is
- * written; gauges are refreshed from the actors' state when Prometheus scrapes.
+ * written; gauges are refreshed from the actors' state when Prometheus scrapes (and, with
+ * OTLP metrics on, at the export's pace).
  */
 import { Clock, Effect, Metric } from "effect"
 import { PrometheusMetrics } from "effect/observability"
@@ -214,6 +215,10 @@ export interface Gauges {
 
 /** Refreshes the gauges and renders the exposition text. */
 export const render = (state: Gauges): Effect.Effect<string> =>
+  Effect.flatMap(refresh(state), () => PrometheusMetrics.format())
+
+/** Refreshes the gauges from the actors' state (a scrape, or the OTLP export's pace). */
+export const refresh = (state: Gauges): Effect.Effect<void> =>
   Effect.gen(function*() {
     const now = yield* Clock.currentTimeMillis
     for (const b of state.backends) {
@@ -259,5 +264,4 @@ export const render = (state: Gauges): Effect.Effect<string> =>
       yield* Metric.update(budgetDropped, shared.droppedSettlements)
       yield* Metric.update(budgetLocal, shared.localReservedTokens)
     }
-    return yield* PrometheusMetrics.format()
   })

@@ -23,7 +23,7 @@
  * extensions run under `extensions.timeout`, dispatch under the first-token and total
  * deadlines, the stream under the idle-gap deadline.
  */
-import { Cause, Clock, Effect, Exit, Option, References } from "effect"
+import { Cause, Clock, Effect, Exit, Option, References, type Tracer } from "effect"
 import type { HttpServerRequest, HttpServerResponse } from "effect/http"
 import { createHash } from "node:crypto"
 import { Accounting } from "../accounting/Accounting.ts"
@@ -46,7 +46,9 @@ import type { Identity } from "../domain/Identity.ts"
 import { type ModelId, RequestId } from "../domain/Ids.ts"
 import type { PolicyContext } from "../extensions/Contract.ts"
 import { RequestPolicies, ResponsePolicies, selected } from "../extensions/Registries.ts"
+import * as GenAiSpans from "../observability/GenAiSpans.ts"
 import * as Metrics from "../observability/Metrics.ts"
+import { LiveStats } from "../observability/LiveStats.ts"
 import { RequestLog } from "../observability/RequestLog.ts"
 import { Breakers } from "../resilience/Breakers.ts"
 import { Router } from "../routing/Router.ts"
@@ -93,6 +95,8 @@ const sessionKeyOf = (request: HttpServerRequest.HttpServerRequest, call: Infere
  * The finalizers read it when the scope closes.
  */
 class Facts {
+  /** The plan the request runs under (serve). */
+  plan: Plan | undefined = undefined
   identity: Identity | undefined = undefined
   /** The model as the client named it (cut to MODEL_CHARS), then the resolved model id. */
   model: string | undefined = undefined
@@ -127,6 +131,7 @@ export const handler = (inbound: Inbound) =>
     const router = yield* Router
     const dispatcher = yield* Dispatcher
     const log = yield* RequestLog
+    const live = yield* LiveStats
     const breakers = yield* Breakers
     const reports = yield* HealthReports
     const requestPolicies = yield* RequestPolicies
@@ -138,13 +143,19 @@ export const handler = (inbound: Inbound) =>
     const kind = inbound.kind
 
     /** release (accept's finalizer): the request's log line and metrics, from what the phases recorded. */
-    const release = (request: HttpServerRequest.HttpServerRequest, facts: Facts, exit: Exit.Exit<unknown, unknown>) =>
+    const release = (
+      request: HttpServerRequest.HttpServerRequest,
+      facts: Facts,
+      exit: Exit.Exit<unknown, unknown>,
+      span: Tracer.Span | undefined
+    ) =>
       Effect.flatMap(Clock.currentTimeMillis, (now) => {
         state.inFlight--
         const outcome = facts.outcome(exit)
         const { tally, attempts, reply } = facts
         const usage = tally.reported
         const completion = usage?.completionTokens ?? tally.countedCompletionTokens
+        if (span !== undefined) traceEnd(span, facts, outcome, exit, usage?.promptTokens ?? 0, completion, usage?.cachedTokens ?? 0)
         const metrics = Metrics.recordRequest({
           model: facts.modelId ?? "unknown",
           backend: attempts.backend,
@@ -162,8 +173,23 @@ export const handler = (inbound: Inbound) =>
             wastedCompletion: a.wastedCompletionTokens
           }))
         })
-        if (!log.enabled) return metrics
         const status = reply.status === 0 && Exit.hasInterrupts(exit) ? 499 : reply.status
+        live.record({
+          atMs: now,
+          requestId: facts.requestId,
+          model: facts.modelId ?? facts.model ?? "unknown",
+          backend: attempts.backend,
+          tenant: facts.identity?.tenant,
+          outcome,
+          status,
+          ttftMs: tally.ttftMs,
+          interTokenMs: tally.interTokenMs,
+          promptTokens: usage?.promptTokens ?? 0,
+          completionTokens: completion,
+          error: reply.failedAfterCommit ?? tally.failure?._tag ?? tally.note ?? facts.error,
+          failedAttempts: attempts.failed
+        })
+        if (!log.enabled) return metrics
         log.write({
           ts: new Date(now).toISOString(),
           level: outcome === "error" ? "error" : status >= 500 || outcome === "partial" ? "warn" : "info",
@@ -188,6 +214,35 @@ export const handler = (inbound: Inbound) =>
         })
         return metrics
       })
+
+    /** The request span's GenAI attributes, from what the phases recorded (as the log line). */
+    const traceEnd = (
+      span: Tracer.Span,
+      facts: Facts,
+      outcome: string,
+      exit: Exit.Exit<unknown, unknown>,
+      inputTokens: number,
+      outputTokens: number,
+      cachedTokens: number
+    ): void => {
+      const backendId = facts.attempts.backend
+      const backend = backendId === undefined ? undefined : facts.plan?.backends.find((b) => b.id === backendId)
+      GenAiSpans.requestEnd(span, {
+        requestModel: facts.modelId ?? facts.model,
+        responseModel: backend === undefined || facts.modelId === undefined ? undefined : backend.models.get(facts.modelId),
+        backend: backendId,
+        backendUrl: backend?.url,
+        outcome,
+        status: facts.reply.status === 0 && Exit.hasInterrupts(exit) ? 499 : facts.reply.status,
+        inputTokens,
+        outputTokens,
+        cachedTokens,
+        finishReason: facts.tally.finish,
+        ttftMs: facts.tally.ttftMs,
+        attempts: facts.attempts.failed.length + (backendId === undefined ? 0 : 1),
+        errorType: facts.reply.failedAfterCommit ?? facts.tally.failure?._tag ?? facts.error
+      })
+    }
 
     /** decode: the body, bounded, as the endpoint's typed call; the model it names, resolved. */
     const decode = (request: HttpServerRequest.HttpServerRequest, plan: Plan, identity: Identity, facts: Facts) =>
@@ -294,6 +349,7 @@ export const handler = (inbound: Inbound) =>
       Effect.gen(function*() {
         if (state.draining) return yield* new Draining()
         const plan = yield* config.current
+        facts.plan = plan
 
         // authenticate: the identity's tenant owns the reservation, the ledger row and the log line
         const identity = yield* authentication.authenticate(
@@ -366,12 +422,12 @@ export const handler = (inbound: Inbound) =>
 
     // The request span is opened without capturing a stack trace: an Error per request
     // costs more than the rest of the span.
-    const handle = Effect.fnUntraced(function*(request: HttpServerRequest.HttpServerRequest) {
+    const handle = Effect.fnUntraced(function*(request: HttpServerRequest.HttpServerRequest, span: Tracer.Span | undefined) {
       // accept
       const facts = new Facts(requestIdOf(request), yield* Clock.currentTimeMillis)
-      yield* Effect.annotateCurrentSpan("sluice.request_id", facts.requestId)
+      span?.attribute("sluice.request_id", facts.requestId)
       state.inFlight++
-      yield* Effect.addFinalizer((exit) => release(request, facts, exit))
+      yield* Effect.addFinalizer((exit) => release(request, facts, exit, span))
 
       return yield* serve(request, facts).pipe(
         Effect.tap(() =>
@@ -401,11 +457,16 @@ export const handler = (inbound: Inbound) =>
         })
       )
     })
-    // Without a trace exporter there is no request span at all (not even a no-op one).
+    // Without a trace exporter there is no request span at all (not even a no-op one). With
+    // one, the span lives in the request's scope (opened before the release finalizer, so it
+    // ends after it): a stream's span ends with its last byte, annotated by the release phase.
     return tracing
       ? (request: HttpServerRequest.HttpServerRequest) =>
-        Effect.withSpan(handle(request), `Gateway.${kind}`, { kind: "server", captureStackTrace: false })
-      : handle
+        Effect.flatMap(
+          Effect.makeSpanScoped(`Gateway.${kind}`, { kind: "server", attributes: GenAiSpans.requestStart(kind) }),
+          (span) => Effect.withParentSpan(handle(request, span), span)
+        )
+      : (request: HttpServerRequest.HttpServerRequest) => handle(request, undefined)
   })
 
 /** The opaque 500 of a defect: the request id, nothing else. */

@@ -12,6 +12,7 @@ import type {
   AdminDisabled,
   AdminUnauthorized,
   AuthUnavailable,
+  DashboardBusy,
   InvalidAdminRequest,
   KeyNotFound,
   ModelNotAllowed,
@@ -29,6 +30,7 @@ export type AuthError = Unauthenticated | ModelNotAllowed | AuthUnavailable
 export type AdminError =
   | AdminUnauthorized
   | AdminDisabled
+  | DashboardBusy
   | TenantNotFound
   | KeyNotFound
   | TenantExists
@@ -158,6 +160,8 @@ export const toWire = (error: GatewayError): WireError => {
       return err(401, "invalid_request_error", "Invalid or missing admin token (`Authorization: Bearer <SLUICE_ADMIN_TOKEN>`).", "invalid_admin_token")
     case "AdminDisabled":
       return err(404, "invalid_request_error", `Unknown request URL: ${error.path}.`, "unknown_url")
+    case "DashboardBusy":
+      return err(429, "rate_limit_error", `All ${error.max} dashboard streams are open; retry later.`, "dashboard_busy", null, 5000)
     case "TenantNotFound":
       return err(404, "not_found_error", `No tenant \`${error.tenant}\`.`, "tenant_not_found", "tenant")
     case "KeyNotFound":
@@ -235,7 +239,7 @@ export const toWire = (error: GatewayError): WireError => {
 
 const TAGS: ReadonlySet<string> = new Set([
   "InvalidJson", "InvalidBody", "UnknownModel", "BodyTooLarge", "UnsupportedOperation", "Draining",
-  "Unauthenticated", "ModelNotAllowed", "AuthUnavailable", "AdminUnauthorized", "AdminDisabled", "TenantNotFound",
+  "Unauthenticated", "ModelNotAllowed", "AuthUnavailable", "AdminUnauthorized", "AdminDisabled", "DashboardBusy", "TenantNotFound",
   "KeyNotFound", "TenantExists", "InvalidAdminRequest", "StoreError", "BudgetExceeded", "BudgetUnavailable", "BackendFailed",
   "NoBackendAvailable", "BackendsExhausted", "LimitExceeded", "GatewayOwnedField", "UnsupportedMediaType", "PolicyRejected",
   "ExtensionFailed", "ContentBlocked"
