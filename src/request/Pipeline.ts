@@ -52,7 +52,7 @@ import { Breakers } from "../resilience/Breakers.ts"
 import { Router } from "../routing/Router.ts"
 import * as Decode from "./Decode.ts"
 import { ContentBlocked, Draining, InvalidBody, UnknownModel } from "./Errors.ts"
-import type { Inbound } from "./Inbound.ts"
+import type { Inbound, ReplyContext } from "./Inbound.ts"
 import * as Limits from "./Limits.ts"
 import { Lifecycle } from "./Lifecycle.ts"
 import * as Outcome from "./Outcome.ts"
@@ -117,8 +117,41 @@ class Facts {
   }
 }
 
+/** decode: the body, bounded, as the endpoint's typed call; the model it names, resolved. */
+const decodePhase = <M>(
+  inbound: Inbound<M>,
+  request: HttpServerRequest.HttpServerRequest,
+  plan: Plan,
+  identity: Identity,
+  facts: Facts
+) =>
+  Effect.gen(function*() {
+    const limits = plan.limits
+    yield* Decode.checkContentType(request)
+    const rawBody = yield* Decode.readBody(request, limits.maxBodyBytes)
+    const json = yield* Decode.parseJson(rawBody, {
+      maxDepth: limits.maxJsonDepth,
+      maxValues: limits.maxJsonValues,
+      maxKeys: limits.maxJsonKeys
+    })
+    const refused = Limits.check(inbound.limits, json, limits)
+    if (refused !== undefined) return yield* Effect.fail(refused)
+    const { call, forwardRaw, meta } = yield* inbound.decode(json)
+    const requested = call.body.model
+    facts.model = requested.length > MODEL_CHARS ? `${requested.slice(0, MODEL_CHARS)}…` : requested
+    const modelId = plan.modelNames.get(requested)
+    if (modelId === undefined) return yield* new UnknownModel({ model: facts.model })
+    const model = plan.models.get(modelId)
+    if (model === undefined) return yield* new UnknownModel({ model: facts.model })
+    facts.modelId = modelId
+    if (!mayUse(identity, model, requested)) return yield* new ModelNotAllowed({ model: requested })
+    yield* Effect.annotateCurrentSpan("sluice.model", modelId)
+    // A translating API's bytes are not the call's body: they never go upstream as they are.
+    return { call, rawBody: forwardRaw ? rawBody : undefined, model, requested, meta }
+  })
+
 /** The handler of one inbound API's endpoint (the routes bind it to a path). */
-export const handler = (inbound: Inbound) =>
+export const handler = <M>(inbound: Inbound<M>) =>
   Effect.gen(function*() {
     const config = yield* GatewayConfig
     const authentication = yield* Authentication
@@ -187,32 +220,6 @@ export const handler = (inbound: Inbound) =>
           key_id: facts.identity?.keyId
         })
         return metrics
-      })
-
-    /** decode: the body, bounded, as the endpoint's typed call; the model it names, resolved. */
-    const decode = (request: HttpServerRequest.HttpServerRequest, plan: Plan, identity: Identity, facts: Facts) =>
-      Effect.gen(function*() {
-        const limits = plan.limits
-        yield* Decode.checkContentType(request)
-        const rawBody = yield* Decode.readBody(request, limits.maxBodyBytes)
-        const json = yield* Decode.parseJson(rawBody, {
-          maxDepth: limits.maxJsonDepth,
-          maxValues: limits.maxJsonValues,
-          maxKeys: limits.maxJsonKeys
-        })
-        const refused = Limits.check(kind, json, limits)
-        if (refused !== undefined) return yield* Effect.fail(refused)
-        const call = yield* inbound.decode(json)
-        const requested = call.body.model
-        facts.model = requested.length > MODEL_CHARS ? `${requested.slice(0, MODEL_CHARS)}…` : requested
-        const modelId = plan.modelNames.get(requested)
-        if (modelId === undefined) return yield* new UnknownModel({ model: facts.model })
-        const model = plan.models.get(modelId)
-        if (model === undefined) return yield* new UnknownModel({ model: facts.model })
-        facts.modelId = modelId
-        if (!mayUse(identity, model, requested)) return yield* new ModelNotAllowed({ model: requested })
-        yield* Effect.annotateCurrentSpan("sluice.model", modelId)
-        return { call, rawBody, model, requested }
       })
 
     /** admit: the estimate, and the reservation whose release is the settlement. */
@@ -306,7 +313,7 @@ export const handler = (inbound: Inbound) =>
           : { "sluice.tenant": identity.tenant, "sluice.key_id": identity.keyId })
 
         // decode
-        const decoded = yield* decode(request, plan, identity, facts)
+        const decoded = yield* decodePhase(inbound, request, plan, identity, facts)
         const policyContext: PolicyContext = {
           requestId: facts.requestId,
           identity,
@@ -339,12 +346,13 @@ export const handler = (inbound: Inbound) =>
           plan.extensions.timeoutMs
         )
         const headers = { "x-request-id": facts.requestId }
+        const reply: ReplyContext<M> = { requestId: facts.requestId, model: decoded.requested, meta: decoded.meta }
         if (req.stream) {
           const committed = yield* dispatcher.stream(req, route, plan, facts.attempts, facts.tally)
           const chain = yield* filters
           const frames = relay(req, committed, plan, facts.tally, { breakers, reports })
           facts.reply.status = 200
-          return inbound.streamResponse(Respond.streamBody(frames, inbound.encoder(), chain, facts.reply), {
+          return inbound.streamResponse(Respond.streamBody(frames, inbound.encoder(reply), chain, facts.reply), {
             ...headers,
             "cache-control": "no-cache",
             "x-sluice-backend": committed.backend.id
@@ -358,7 +366,7 @@ export const handler = (inbound: Inbound) =>
           return yield* new ContentBlocked({ policy: filtered.policy, message: filtered.message })
         }
         facts.reply.status = result.status
-        return inbound.unaryResponse(result, Respond.unaryBody(inbound, result, filtered.texts), {
+        return inbound.unaryResponse(result, inbound.unary(result, filtered.texts, reply), {
           ...headers,
           "x-sluice-backend": backend.id
         })
@@ -419,3 +427,52 @@ const toDefect = (requestId: string) => ({
   },
   retryAfterMs: undefined
 })
+
+/**
+ * A token-counting endpoint (Anthropic's `/v1/messages/count_tokens`): accept → authenticate
+ * → decode → count, with the same decode and the same estimator as admission, so the count
+ * is the prompt part of the reservation a real request would make. Nothing is reserved,
+ * routed or charged; the count stops at the model's context window (a longer prompt counts
+ * as that much: the answer says it would not fit, without tokenizing the rest).
+ */
+export const tokenCounter = <M>(
+  inbound: Inbound<M>,
+  answer: (inputTokens: number, requestId: string) => HttpServerResponse.HttpServerResponse
+) =>
+  Effect.gen(function*() {
+    const config = yield* GatewayConfig
+    const authentication = yield* Authentication
+    const { state } = yield* Lifecycle
+    return Effect.fnUntraced(function*(request: HttpServerRequest.HttpServerRequest) {
+      const facts = new Facts(requestIdOf(request), yield* Clock.currentTimeMillis)
+      const count = Effect.gen(function*() {
+        if (state.draining) return yield* new Draining()
+        const plan = yield* config.current
+        const identity = yield* authentication.authenticate(
+          { headers: request.headers, remoteAddress: Option.getOrUndefined(request.remoteAddress) },
+          plan
+        )
+        const { call, model } = yield* decodePhase(inbound, request, plan, identity, facts)
+        if (!Tokenizer.isLoaded(model.tokenizer)) yield* Tokenizer.load(model.tokenizer)
+        const { estimate } = yield* Estimate.estimateYielding(
+          call,
+          model.tokenizer,
+          0,
+          { blockChars: plan.routing.prefixBlockChars, maxBlocks: plan.routing.prefixMaxBlocks, salt: model.id },
+          0,
+          model.contextWindow
+        )
+        return answer(estimate.promptTokens, facts.requestId)
+      })
+      return yield* count.pipe(
+        Effect.catch((error: PipelineError) => Effect.sync(() => inbound.error(toWire(error), facts.requestId))),
+        Effect.catchCause((cause) => {
+          if (Cause.hasInterrupts(cause)) return Effect.failCause(cause)
+          return Effect.as(
+            Effect.logError("request defect", { requestId: facts.requestId, cause: Cause.pretty(cause) }),
+            inbound.error(toDefect(facts.requestId), facts.requestId)
+          )
+        })
+      )
+    })
+  })

@@ -13,7 +13,7 @@ import { Cause, Effect, Stream } from "effect"
 import type { Frame, UnaryResult } from "../backends/Contract.ts"
 import type { FramePull } from "../dispatch/Relay.ts"
 import type { ExtensionFailed } from "./Errors.ts"
-import type { Inbound, StreamEncoder } from "./Inbound.ts"
+import type { StreamEncoder } from "./Inbound.ts"
 import type { FilterChain, Step } from "./Policies.ts"
 import * as WireErrors from "./WireErrors.ts"
 import type { WireError } from "./WireErrors.ts"
@@ -101,7 +101,8 @@ export const streamBody = (
       }
     }
     if (filters === undefined) {
-      if (frame.bytes !== undefined) queue.push(frame.bytes)
+      // The OpenAI encoder hands the frame's own bytes back; a translating API re-encodes.
+      emit(frame, undefined)
       return Effect.void
     }
     return filtered(filters, frame).pipe(Effect.catch((e) => Effect.sync(() => failed(e))))
@@ -114,15 +115,20 @@ export const streamBody = (
       Effect.flatMap((frame) => Effect.flatMap(take(frame), next)),
       Effect.catch((end: Cause.Done) => {
         done = true
-        // The upstream ended cleanly: what the filters still hold goes out last.
-        if (filters === undefined || flushed) return Effect.fail(end)
+        // The upstream ended cleanly: what the filters still hold goes out, then the encoder's close.
+        const close = (): Effect.Effect<Chunk, Cause.Done> => {
+          const last = reply.failedAfterCommit === undefined ? encoder.end?.() : undefined
+          if (last !== undefined && last.length > 0) queue.push(last)
+          return queue.length > 0 ? next() : Effect.fail(end)
+        }
+        if (filters === undefined || flushed) return close()
         return release(filters).pipe(
           Effect.map((step) => {
             if (step._tag === "Block") blocked(step)
             else if (step.text !== "") queue.push(encoder.text(step.text))
           }),
           Effect.catch((e) => Effect.sync(() => failed(e))),
-          Effect.flatMap(() => queue.length > 0 ? next() : Effect.fail(end))
+          Effect.flatMap(close)
         )
       })
     )
@@ -158,7 +164,3 @@ export const unaryTexts = (
     }
     return { _tag: "Texts", texts: changed ? texts : undefined } as const
   })
-
-/** The unary body for the client. */
-export const unaryBody = (inbound: Inbound, result: UnaryResult, texts: ReadonlyArray<string> | undefined): Uint8Array =>
-  texts === undefined ? result.body : inbound.unary(result, texts)
