@@ -5,18 +5,21 @@
  * which every dialect adapter produces as OpenAI chat bytes and typed token events, is
  * encoded back as an Anthropic `message` or Anthropic's SSE events (api/anthropic/*); errors
  * answer in Anthropic's envelope (`{"type":"error","error":{...}}`, 529 for overload) with
- * the `request-id` header Anthropic's SDK reads.
+ * the `request-id` header Anthropic's SDK reads. Against an Anthropic-dialect backend the
+ * client's bytes go upstream as they are and the backend's bytes come back as they are
+ * (`passthrough`: the pipeline arranges it only while no policy rewrites the request or
+ * reads the answer); the typed events are still read from them for accounting.
  *
  * Owns the Anthropic wire shapes of responses. Must never: decide a status (WireErrors.ts
  * does) or translate a request itself (the api/ translators do).
  */
 import { Effect, Result } from "effect"
 import { HttpServerResponse } from "effect/http"
-import { errorAnswer } from "../api/anthropic/Errors.ts"
+import { errorAnswer, errorEvent } from "../api/anthropic/Errors.ts"
 import { message } from "../api/anthropic/Message.ts"
 import { countTokensBody, decode, decodeCountTokens } from "../api/anthropic/messages_openai.ts"
 import { MessageStreamEncoder } from "../api/anthropic/Stream.ts"
-import type { ChatCall, Refused } from "../api/Inbound.ts"
+import { type ChatCall, namedEvent, type Refused } from "../api/Inbound.ts"
 import { fromEnvelope } from "../api/WireError.ts"
 import type { StreamEvent } from "../api/Events.ts"
 import type { Frame, UnaryResult } from "../backends/Contract.ts"
@@ -49,6 +52,7 @@ const head = (context: ReplyContext<void>) => ({ id: `msg_${context.requestId}`,
  * frame's generated text (response policies changed it): one answer delta, or none.
  */
 const streamEncoder = (context: ReplyContext<void>): StreamEncoder => {
+  if (context.passthrough) return passthrough()
   const out = new MessageStreamEncoder(head(context))
   return {
     frame: (frame: Frame, text: string | undefined) => {
@@ -71,6 +75,17 @@ const streamEncoder = (context: ReplyContext<void>): StreamEncoder => {
   }
 }
 
+/**
+ * The backend's own Anthropic events, untouched (it sends message_stop itself). No response
+ * policy runs on this path, so the text is never replaced; a failure the gateway detects
+ * (a stall, a deadline, an upstream error event) ends the stream with its error event.
+ */
+const passthrough = (): StreamEncoder => ({
+  frame: (frame) => frame.bytes,
+  text: (text) => encoder.encode(namedEvent("content_block_delta", { type: "content_block_delta", index: 0, delta: { type: "text_delta", text } })),
+  error: (wire) => encoder.encode(errorEvent(canonical(wire)))
+})
+
 const refusal = (e: Refused) => new InvalidBody({ message: e.message, param: e.param })
 
 const decodeWith = (translate: (raw: unknown) => Result.Result<ChatCall, Refused>) => (json: JsonObject) =>
@@ -91,6 +106,8 @@ const errorResponse = (wire: WireError, requestId: string) => {
 
 /** The unary `message` body (texts replaced first when the response policies changed them). */
 const unary = (result: UnaryResult, texts: ReadonlyArray<string> | undefined, context: ReplyContext<void>): Uint8Array => {
+  // The backend's own message (no response policy runs on this path).
+  if (context.passthrough && texts === undefined) return result.body
   const bytes = texts === undefined ? result.body : unaryWithTexts(result, texts)
   let body: unknown
   try {
@@ -104,6 +121,7 @@ const unary = (result: UnaryResult, texts: ReadonlyArray<string> | undefined, co
 /** `POST /v1/messages`. */
 export const messages: Inbound = {
   kind: "chat",
+  native: "anthropic",
   limits: "messages",
   decode: decodeWith(decode),
   error: errorResponse,

@@ -46,11 +46,22 @@ export interface ReplyContext<M> {
   /** The model as the client named it. */
   readonly model: string
   readonly meta: M
+  /**
+   * The backend that answers speaks this API natively and got the client's own body
+   * (`Inbound.native`): its bytes are already this API's, and go out as they are.
+   */
+  readonly passthrough: boolean
 }
 
 export interface Inbound<M = void> {
   /** What the body is decoded as (and the span's name: `Gateway.<kind>`). */
   readonly kind: CallKind
+  /**
+   * The backend dialect whose own API this one is (Anthropic Messages): a backend of that
+   * dialect gets the client's bytes and answers in its own (no translation round-trip),
+   * while nothing rewrote the request and no response policy reads the answer.
+   */
+  readonly native?: "anthropic"
   /** Which item counts the decode-time limits check on the client's own body (Limits.ts). */
   readonly limits: LimitKind
   /** The parsed body (bounded by the pre-scan and the limits) → the typed call, or the client's 400. */

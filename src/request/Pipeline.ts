@@ -36,6 +36,7 @@ import * as Tokenizer from "../admission/Tokenizer.ts"
 import { Authentication, mayUse } from "../auth/Authentication.ts"
 import { ModelNotAllowed } from "../auth/Errors.ts"
 import { HealthReports } from "../backends/Actor.ts"
+import type { Backend } from "../backends/Backend.ts"
 import { GatewayConfig } from "../config/GatewayConfig.ts"
 import type { ModelPlan, Plan } from "../config/Plan.ts"
 import { AttemptLog } from "../dispatch/Attempts.ts"
@@ -146,8 +147,7 @@ const decodePhase = <M>(
     facts.modelId = modelId
     if (!mayUse(identity, model, requested)) return yield* new ModelNotAllowed({ model: requested })
     yield* Effect.annotateCurrentSpan("sluice.model", modelId)
-    // A translating API's bytes are not the call's body: they never go upstream as they are.
-    return { call, rawBody: forwardRaw ? rawBody : undefined, model, requested, meta }
+    return { call, rawBody, forwardRaw, model, requested, meta }
   })
 
 /** The handler of one inbound API's endpoint (the routes bind it to a path). */
@@ -329,30 +329,41 @@ export const handler = <M>(inbound: Inbound<M>) =>
           policyContext,
           plan.extensions.timeoutMs
         )
-        // A rewritten call is serialized again; the client's bytes go out only while unchanged.
+        // A rewritten call is serialized again; the client's bytes go out only while unchanged,
+        // and a translating API's bytes are not the call's body (they go out only natively).
         const call = guarded.call
-        const rawBody = guarded.rewritten ? undefined : decoded.rawBody
+        const rawBody = guarded.rewritten || !decoded.forwardRaw ? undefined : decoded.rawBody
+        const responseSelected = selected(responsePolicies, own?.response, plan.extensions.response)
+        const native = inbound.native !== undefined && !guarded.rewritten && responseSelected.length === 0
+          ? { dialect: inbound.native, bytes: decoded.rawBody, model: decoded.requested }
+          : undefined
 
         // admit
-        const req = yield* admit(request, plan, identity, { ...decoded, call, rawBody }, facts)
+        const admitted = yield* admit(request, plan, identity, { ...decoded, call, rawBody }, facts)
+        const req: GatewayRequest = native === undefined ? admitted : { ...admitted, native }
 
         // route
         const route = yield* router.candidates(req)
 
         // dispatch → stream (response policies on the typed token events)
         const filters = Policies.startFilters(
-          selected(responsePolicies, own?.response, plan.extensions.response),
+          responseSelected,
           policyContext,
           plan.extensions.timeoutMs
         )
         const headers = { "x-request-id": facts.requestId }
-        const reply: ReplyContext<M> = { requestId: facts.requestId, model: decoded.requested, meta: decoded.meta }
+        const reply = (backend: Backend): ReplyContext<M> => ({
+          requestId: facts.requestId,
+          model: decoded.requested,
+          meta: decoded.meta,
+          passthrough: native !== undefined && backend.adapter.dialect === native.dialect
+        })
         if (req.stream) {
           const committed = yield* dispatcher.stream(req, route, plan, facts.attempts, facts.tally)
           const chain = yield* filters
           const frames = relay(req, committed, plan, facts.tally, { breakers, reports })
           facts.reply.status = 200
-          return inbound.streamResponse(Respond.streamBody(frames, inbound.encoder(reply), chain, facts.reply), {
+          return inbound.streamResponse(Respond.streamBody(frames, inbound.encoder(reply(committed.backend)), chain, facts.reply), {
             ...headers,
             "cache-control": "no-cache",
             "x-sluice-backend": committed.backend.id
@@ -366,7 +377,7 @@ export const handler = <M>(inbound: Inbound<M>) =>
           return yield* new ContentBlocked({ policy: filtered.policy, message: filtered.message })
         }
         facts.reply.status = result.status
-        return inbound.unaryResponse(result, inbound.unary(result, filtered.texts, reply), {
+        return inbound.unaryResponse(result, inbound.unary(result, filtered.texts, reply(backend)), {
           ...headers,
           "x-sluice-backend": backend.id
         })
