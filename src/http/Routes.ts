@@ -168,7 +168,7 @@ const Cors = Layer.unwrap(Effect.map(GatewayConfig, ({ initial }) => {
       allowedOrigins: (origin: string) => any || allowed.has(origin),
       allowedMethods: ["GET", "POST"],
       allowedHeaders: cors.allowedHeaders,
-      exposedHeaders: ["x-request-id", "request-id", "x-sluice-backend", "retry-after"],
+      exposedHeaders: ["x-request-id", "request-id", "x-sluice-backend", "x-sluice-model", "retry-after"],
       maxAge: cors.maxAgeSeconds
     }),
     { global: true }
