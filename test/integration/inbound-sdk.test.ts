@@ -295,6 +295,25 @@ budgets:
     ])
   })
 
+  it("responses: a failure mid-stream ends the stream with response.failed, accounted as partial", async () => {
+    engine.script = () => ({ tokens: ["a", "b", "c"], errorAfter: 2 })
+    const { data: stream, response } = await openai.responses.create({ model: "m", input: "x", stream: true }).withResponse()
+    const types: Array<string> = []
+    let failed: OpenAI.Responses.Response | undefined
+    for await (const event of stream) {
+      types.push(event.type)
+      if (event.type === "response.failed") failed = event.response
+    }
+    expect(types.at(-1)).toBe("response.failed")
+    expect(types).not.toContain("response.completed")
+    expect(failed?.status).toBe("failed")
+    expect(failed?.error?.message).toContain("engine died")
+    expect(failed?.output[0]).toMatchObject({ type: "message", status: "incomplete" })
+    const requestId = response.headers.get("x-request-id")
+    const snap = await eventually(() => gw.run(gw.sink.snapshot), (s) => s.recent.some((r) => r.requestId === requestId))
+    expect(snap.recent.find((r) => r.requestId === requestId)?.outcome).toBe("partial")
+  })
+
   it("responses: previous_response_id is a clear 400; errors in the OpenAI envelope", async () => {
     const seen = chats(engine)
     const refused = await openai.responses.create({ model: "m", input: "more", previous_response_id: "resp_abc" }).catch((e: unknown) => e)
