@@ -82,6 +82,7 @@ const streamEncoder = (context: ReplyContext<void>): StreamEncoder => {
  */
 const passthrough = (): StreamEncoder => ({
   frame: (frame) => frame.bytes,
+  // Only a response policy releases text, and none runs on this path; kept well-formed anyway.
   text: (text) => encoder.encode(namedEvent("content_block_delta", { type: "content_block_delta", index: 0, delta: { type: "text_delta", text } })),
   error: (wire) => encoder.encode(errorEvent(canonical(wire)))
 })

@@ -18,6 +18,12 @@
  * KV pin, placement ticket and upstream request. Closing that scope (end of body, client
  * disconnect, shutdown) releases all of it, in reverse order, with the `Exit`.
  *
+ * admit → route → dispatch run as a model's leg, in a child of the request scope: when the
+ * model cannot answer before its first token for a typed reason (`fallbackReason`) and it
+ * has `fallbacks`, the leg's scope is closed at once (its reservation settles as failed,
+ * charged nothing) and the next model's leg is admitted afresh, under the retry budget. The
+ * leg that answers stays open until the request scope closes, as before.
+ *
  * Every phase bounds the work one request can cause: decode pre-scans and limits the body
  * before parsing, admission counts tokens in windows with the event loop free between them,
  * extensions run under `extensions.timeout`, dispatch under the first-token and total

@@ -2,8 +2,10 @@
  * The stream phase: what the client receives. A committed stream's frames (the relay's,
  * dispatch/Relay.ts) go through the response policies (text filters, safe across chunk
  * boundaries: Policies.ts) and the inbound API's encoder, one write per frame; a unary
- * answer's texts go through the same filters. When no response policy is selected the
- * frames' own bytes pass through untouched (the common path costs nothing).
+ * answer's texts go through the same filters. When no response policy is selected each
+ * frame goes straight to the encoder, which hands an OpenAI frame's own bytes back untouched
+ * (the common path costs one call) and re-encodes for a translating inbound API; at a clean
+ * end the encoder's closing bytes (Anthropic's message_stop, response.completed) go last.
  *
  * A failure after the first byte (the relay's last frame, a filter's block, an extension's
  * failure) ends the stream with the encoder's error event; `Reply` records it for the
