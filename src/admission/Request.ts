@@ -6,6 +6,7 @@
  * recorded by the phase that owns it (dispatch's attempt log, the stream's tally).
  */
 import type { InferenceCall } from "../api/openai/Calls.ts"
+import type { NativeBody } from "../backends/Contract.ts"
 import type { ModelPlan } from "../config/Plan.ts"
 import type { RequestId, TenantId } from "../domain/Ids.ts"
 import type { Identity } from "../domain/Identity.ts"
@@ -42,6 +43,8 @@ export interface Admitted {
    * needs rewriting); undefined once a request policy rewrote the call.
    */
   readonly rawBody: Uint8Array | undefined
+  /** The client's body in a backend dialect's own API, while unchanged (Contract.ts `NativeBody`). */
+  readonly native?: NativeBody | undefined
   readonly stream: boolean
   readonly clientWantsUsage: boolean
   /** `max_tokens` / `max_completion_tokens` as sent, if any. */

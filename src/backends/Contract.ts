@@ -97,6 +97,13 @@ export interface UnaryResponse {
  */
 export type UpstreamCall = InferenceCall & UpstreamCallInfo
 
+export interface NativeBody {
+  readonly dialect: "anthropic"
+  readonly bytes: Uint8Array
+  /** The model as the client's body names it. */
+  readonly model: string
+}
+
 export interface UpstreamCallInfo {
   readonly requestId: RequestId
   /**
@@ -104,6 +111,13 @@ export interface UpstreamCallInfo {
    * nothing needs rewriting); undefined once something changed it.
    */
   readonly rawBody: Uint8Array | undefined
+  /**
+   * The client's body in a backend dialect's own API (the Anthropic Messages inbound API),
+   * while unchanged: an adapter of that dialect sends it as it is (only the model renamed
+   * when the backend names it otherwise) and answers with its backend's own bytes (frames
+   * carry them untouched, their events still read from them). Other adapters ignore it.
+   */
+  readonly native?: NativeBody | undefined
   readonly upstreamModel: string
   readonly stream: boolean
   /** Whether the client asked for the usage chunk (`stream_options.include_usage`). */
@@ -120,7 +134,8 @@ export interface UpstreamCallInfo {
 export const withBodyFields = (call: UpstreamCall, fields: { readonly [key: string]: unknown }): UpstreamCall => ({
   ...call,
   ...Calls.withFields(call, fields),
-  rawBody: undefined
+  rawBody: undefined,
+  native: undefined
 })
 
 /** The bytes to send: the client's own when the body is unchanged, else the body serialized. */

@@ -72,6 +72,11 @@ export const ModelEntry = Schema.Struct({
    * backend answered 2xx (it already did the whole generation). Default false.
    */
   retry_unary_after_response: Schema.optionalKey(Schema.Boolean),
+  /**
+   * Models tried in order when this one cannot answer before its first token: its context
+   * window is too small, its backends are overloaded, unavailable or rate limited.
+   */
+  fallbacks: Schema.optionalKey(Schema.Array(Name)),
   /** Largest `n` (and vLLM `best_of`) a request may ask for; default 8. */
   max_n: Schema.optionalKey(PositiveInt),
   /** The policies for this model (instead of the gateway-wide `extensions` lists). */

@@ -30,6 +30,8 @@ export interface ModelPlan {
   readonly maxN: number
   /** This model's policy lists (undefined: the gateway's `extensions`). */
   readonly extensions: PolicySelectionPlan | undefined
+  /** Models tried in order when this one cannot answer before its first token (`models[].fallbacks`). */
+  readonly fallbacks: ReadonlyArray<ModelId>
 }
 
 export interface PolicySelectionPlan {
@@ -370,8 +372,24 @@ const validate = (
       repetition: m.repetition ?? "observe",
       retryUnaryAfterResponse: m.retry_unary_after_response ?? false,
       maxN: m.max_n ?? defaults.maxN,
-      extensions: m.extensions === undefined ? undefined : { request: m.extensions.request, response: m.extensions.response }
+      extensions: m.extensions === undefined ? undefined : { request: m.extensions.request, response: m.extensions.response },
+      fallbacks: []
     })
+  })
+  // Fallbacks name declared models (or their aliases), never the model itself.
+  ;(file.models ?? []).forEach((m, i) => {
+    const id = modelNames.get(m.name)
+    const model = id === undefined ? undefined : models.get(id)
+    if (model === undefined || m.fallbacks === undefined) return
+    const fallbacks: Array<ModelId> = []
+    m.fallbacks.forEach((name, j) => {
+      const target = modelNames.get(name)
+      if (target === undefined) fail(`models[${i}].fallbacks[${j}]`, `model "${name}" is not declared under models`)
+      else if (target === model.id) fail(`models[${i}].fallbacks[${j}]`, "a model cannot fall back to itself")
+      else if (fallbacks.includes(target)) fail(`models[${i}].fallbacks[${j}]`, `model "${name}" is listed twice`)
+      else fallbacks.push(target)
+    })
+    models.set(model.id, { ...model, fallbacks })
   })
   const declared = (file.models ?? []).length > 0
 
@@ -405,7 +423,8 @@ const validate = (
           repetition: "observe",
           retryUnaryAfterResponse: false,
           maxN: defaults.maxN,
-          extensions: undefined
+          extensions: undefined,
+          fallbacks: []
         })
         modelNames.set(name, implicit)
         served.set(implicit, upstream)

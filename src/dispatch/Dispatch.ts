@@ -91,6 +91,7 @@ const callFor = (req: GatewayRequest, backend: Backend): UpstreamCall => {
   const info = {
     requestId: req.id,
     rawBody: req.rawBody,
+    native: req.native,
     upstreamModel: backend.plan.models.get(req.model.id) ?? req.model.id,
     stream: req.stream,
     clientWantsUsage: req.clientWantsUsage,

@@ -7,6 +7,7 @@
  *
  * Owns the OpenAI wire shapes of responses. Must never: decide a status (WireErrors.ts does).
  */
+import { Effect } from "effect"
 import { HttpServerResponse } from "effect/http"
 import type { CallKind } from "../api/openai/Calls.ts"
 import { sseEvent } from "../api/openai/ErrorEnvelope.ts"
@@ -86,7 +87,7 @@ const streamEncoder = (kind: CallKind): StreamEncoder => {
 }
 
 /** Each choice's text replaced (a unary answer the response policies changed). */
-const unaryWithTexts = (result: UnaryResult, texts: ReadonlyArray<string> | undefined): Uint8Array => {
+export const unaryWithTexts = (result: UnaryResult, texts: ReadonlyArray<string> | undefined): Uint8Array => {
   if (texts === undefined) return result.body
   let json: unknown
   try {
@@ -106,7 +107,8 @@ const unaryWithTexts = (result: UnaryResult, texts: ReadonlyArray<string> | unde
 
 export const inbound = (kind: CallKind): Inbound => ({
   kind,
-  decode: (json) => Decode.decode(kind, json),
+  limits: kind,
+  decode: (json) => Effect.map(Decode.decode(kind, json), (call) => ({ call, forwardRaw: true, meta: undefined })),
   error: (wire, requestId) => ErrorResponse.response(wire, requestId),
   encoder: () => streamEncoder(kind),
   streamResponse: (body, headers) => HttpServerResponse.stream(body, { contentType: "text/event-stream", headers }),

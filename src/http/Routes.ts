@@ -2,8 +2,9 @@
  * The public routes: the OpenAI-compatible API, health, the admin API (Admin.ts), and
  * OpenAI-style 404/405 answers for everything else, plus CORS when `server.cors` is
  * configured (off by default: no CORS header is ever sent and a preflight gets no allow
- * header). The inference endpoints run the request pipeline (request/Pipeline.ts) with the
- * OpenAI inbound API (OpenAI.ts); this file only wires paths.
+ * header). The inference endpoints run the request pipeline (request/Pipeline.ts) with their
+ * inbound API (OpenAI.ts; Anthropic.ts for `/v1/messages`; Responses.ts for `/v1/responses`);
+ * this file only wires paths.
  */
 import { Effect, Layer, Schedule } from "effect"
 import { HttpMiddleware, HttpRouter, HttpServerError, HttpServerResponse } from "effect/http"
@@ -15,6 +16,9 @@ import * as Admin from "./Admin.ts"
 import * as Dashboard from "./Dashboard.ts"
 import * as Pipeline from "../request/Pipeline.ts"
 import * as OpenAI from "./OpenAI.ts"
+import * as Anthropic from "./Anthropic.ts"
+import * as Responses from "./Responses.ts"
+import type { Inbound } from "../request/Inbound.ts"
 import { Lifecycle } from "../request/Lifecycle.ts"
 import { UsageSink } from "../accounting/Accounting.ts"
 import { TokenBudget } from "../admission/Budget.ts"
@@ -53,13 +57,28 @@ const modelName = (url: string): string => {
   return name.length > 256 ? `${name.slice(0, 256)}…` : name
 }
 
-const inference = (path: `/${string}`, kind: CallKind) =>
+const postOnly = <E, R>(path: `/${string}`, route: Layer.Layer<never, E, R>) =>
   Layer.mergeAll(
-    HttpRouter.use((router) => Effect.flatMap(Pipeline.handler(OpenAI.inbound(kind)), (handler) => router.add("POST", path, handler))),
+    route,
     ...(["GET", "PUT", "PATCH", "DELETE"] as const).map((method) =>
       HttpRouter.add(method, path, (request) => Effect.succeed(methodNotAllowed(request.method, path, "POST")))
     )
   )
+
+const inference = <M>(path: `/${string}`, inbound: Inbound<M>) =>
+  postOnly(path, HttpRouter.use((router) => Effect.flatMap(Pipeline.handler(inbound), (handler) => router.add("POST", path, handler))))
+
+const openai = (path: `/${string}`, kind: CallKind) => inference(path, OpenAI.inbound(kind))
+
+const CountTokens = postOnly(
+  "/v1/messages/count_tokens",
+  HttpRouter.use((router) =>
+    Effect.flatMap(
+      Pipeline.tokenCounter(Anthropic.countTokens, Anthropic.countAnswer),
+      (handler) => router.add("POST", "/v1/messages/count_tokens", handler)
+    )
+  )
+)
 
 const Models = HttpRouter.use((router) =>
   Effect.gen(function*() {
@@ -161,7 +180,7 @@ const Cors = Layer.unwrap(Effect.map(GatewayConfig, ({ initial }) => {
       allowedOrigins: (origin: string) => any || allowed.has(origin),
       allowedMethods: ["GET", "POST"],
       allowedHeaders: cors.allowedHeaders,
-      exposedHeaders: ["x-request-id", "x-sluice-backend", "retry-after"],
+      exposedHeaders: ["x-request-id", "request-id", "x-sluice-backend", "x-sluice-model", "retry-after"],
       maxAge: cors.maxAgeSeconds
     }),
     { global: true }
@@ -190,10 +209,13 @@ const answerRouteNotFound = <E, R>(
 const RouteErrors = HttpRouter.middleware(answerRouteNotFound, { global: true })
 
 export const layer = Layer.mergeAll(
-  inference("/v1/chat/completions", "chat"),
-  inference("/v1/completions", "completion"),
-  inference("/v1/embeddings", "embedding"),
-  inference("/v1/rerank", "rerank"),
+  openai("/v1/chat/completions", "chat"),
+  openai("/v1/completions", "completion"),
+  openai("/v1/embeddings", "embedding"),
+  openai("/v1/rerank", "rerank"),
+  inference("/v1/messages", Anthropic.messages),
+  CountTokens,
+  inference("/v1/responses", Responses.responses),
   Models,
   Health,
   Prometheus,

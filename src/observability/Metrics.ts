@@ -42,6 +42,11 @@ const panic = Metric.counter("sluice_routing_panic_total", {
   incremental: true
 })
 
+const fallbacks = Metric.counter("sluice_fallbacks_total", {
+  description: "Requests that left their model for a fallback before the first token, by model, fallback and reason",
+  incremental: true
+})
+
 const queueWait = Metric.histogram("sluice_queue_wait_seconds", {
   description: "Time an attempt waited for a free slot on the backend (0 when one was free; the queue timeout when none came)",
   boundaries: latencyBuckets
@@ -159,6 +164,13 @@ export const recordQueueWait = (model: string, backend: string, waitedMs: number
 export const recordDegenerate = (model: string, backend: string): Effect.Effect<void> =>
   Effect.contextWith((context) => {
     tagged(degenerate, { model, backend }).updateUnsafe(1, context)
+    return Effect.void
+  })
+
+/** One request that left `model` for `to` (models[].fallbacks) for `reason`. */
+export const recordFallback = (model: string, to: string, reason: string): Effect.Effect<void> =>
+  Effect.contextWith((context) => {
+    tagged(fallbacks, { model, to, reason }).updateUnsafe(1, context)
     return Effect.void
   })
 

@@ -34,7 +34,11 @@ export class UnsupportedMediaType extends Data.TaggedError("UnsupportedMediaType
   readonly contentType: string | undefined
 }> {}
 
+/** The prompt plus `max_tokens` does not fit the model's `context_window` (a fallback may take it). */
+export class ContextWindowExceeded extends Data.TaggedError("ContextWindowExceeded")<{ readonly message: string }> {}
+
 export type RequestError =
+  | ContextWindowExceeded
   | InvalidJson
   | InvalidBody
   | UnknownModel

@@ -48,8 +48,11 @@ const batchLength = (value: unknown): number =>
 const arrayLength = (value: unknown): number => Array.isArray(value) ? value.length : 0
 
 /** The counted fields of each endpoint: field, its length, the limit and the limit's key. */
+/** Whose body the limits read: an OpenAI endpoint's, or a translating API's (before translation). */
+export type LimitKind = CallKind | "messages" | "responses"
+
 const countedFields = (
-  kind: CallKind,
+  kind: LimitKind,
   body: Readonly<Record<string, unknown>>,
   limits: LimitsPlan
 ): ReadonlyArray<readonly [string, number, number, string]> => {
@@ -70,12 +73,24 @@ const countedFields = (
       return [["input", batchLength(body["input"]), limits.maxInputs, "max_inputs"]]
     case "rerank":
       return [["documents", arrayLength(body["documents"]), limits.maxInputs, "max_inputs"]]
+    case "messages":
+      return [
+        ["messages", arrayLength(body["messages"]), limits.maxMessages, "max_messages"],
+        ["system", arrayLength(body["system"]), limits.maxMessages, "max_messages"],
+        ["tools", arrayLength(body["tools"]), limits.maxTools, "max_tools"],
+        ["stop_sequences", arrayLength(body["stop_sequences"]), limits.maxStopSequences, "max_stop_sequences"]
+      ]
+    case "responses":
+      return [
+        ["input", arrayLength(body["input"]), limits.maxMessages, "max_messages"],
+        ["tools", arrayLength(body["tools"]), limits.maxTools, "max_tools"]
+      ]
   }
 }
 
 /** Gateway-owned fields and item counts; undefined when the body is within bounds. */
 export const check = (
-  kind: CallKind,
+  kind: LimitKind,
   body: Readonly<Record<string, unknown>>,
   limits: LimitsPlan
 ): LimitExceeded | GatewayOwnedField | undefined => {

@@ -18,12 +18,18 @@
  * KV pin, placement ticket and upstream request. Closing that scope (end of body, client
  * disconnect, shutdown) releases all of it, in reverse order, with the `Exit`.
  *
+ * admit → route → dispatch run as a model's leg, in a child of the request scope: when the
+ * model cannot answer before its first token for a typed reason (`fallbackReason`) and it
+ * has `fallbacks`, the leg's scope is closed at once (its reservation settles as failed,
+ * charged nothing) and the next model's leg is admitted afresh, under the retry budget. The
+ * leg that answers stays open until the request scope closes, as before.
+ *
  * Every phase bounds the work one request can cause: decode pre-scans and limits the body
  * before parsing, admission counts tokens in windows with the event loop free between them,
  * extensions run under `extensions.timeout`, dispatch under the first-token and total
  * deadlines, the stream under the idle-gap deadline.
  */
-import { Cause, Clock, Effect, Exit, Option, References, type Tracer } from "effect"
+import { Cause, Clock, Effect, Exit, Option, References, Scope, type Tracer } from "effect"
 import type { HttpServerRequest, HttpServerResponse } from "effect/http"
 import { createHash } from "node:crypto"
 import { Accounting } from "../accounting/Accounting.ts"
@@ -36,10 +42,11 @@ import * as Tokenizer from "../admission/Tokenizer.ts"
 import { Authentication, mayUse } from "../auth/Authentication.ts"
 import { ModelNotAllowed } from "../auth/Errors.ts"
 import { HealthReports } from "../backends/Actor.ts"
+import type { Backend } from "../backends/Backend.ts"
 import { GatewayConfig } from "../config/GatewayConfig.ts"
 import type { ModelPlan, Plan } from "../config/Plan.ts"
 import { AttemptLog } from "../dispatch/Attempts.ts"
-import { Dispatcher } from "../dispatch/Dispatch.ts"
+import { type CommittedStream, type CommittedUnary, Dispatcher } from "../dispatch/Dispatch.ts"
 import { relay } from "../dispatch/Relay.ts"
 import { Tally } from "../dispatch/Tally.ts"
 import type { Identity } from "../domain/Identity.ts"
@@ -51,10 +58,12 @@ import * as Metrics from "../observability/Metrics.ts"
 import { LiveStats } from "../observability/LiveStats.ts"
 import { RequestLog } from "../observability/RequestLog.ts"
 import { Breakers } from "../resilience/Breakers.ts"
+import { RetryBudget } from "../resilience/RetryBudget.ts"
+import type { FailureReason } from "../backends/Failure.ts"
 import { Router } from "../routing/Router.ts"
 import * as Decode from "./Decode.ts"
-import { ContentBlocked, Draining, InvalidBody, UnknownModel } from "./Errors.ts"
-import type { Inbound } from "./Inbound.ts"
+import { ContentBlocked, ContextWindowExceeded, Draining, InvalidBody, UnknownModel } from "./Errors.ts"
+import type { Inbound, ReplyContext } from "./Inbound.ts"
 import * as Limits from "./Limits.ts"
 import { Lifecycle } from "./Lifecycle.ts"
 import * as Outcome from "./Outcome.ts"
@@ -104,11 +113,21 @@ class Facts {
   admitted = false
   served: Outcome.Served = { _tag: "Pending" }
   error: string | undefined = undefined
-  readonly attempts = new AttemptLog()
-  readonly tally: Tally
+  attempts = new AttemptLog()
+  tally: Tally
+  /** Attempts of the models a fallback left (the log line and metrics count them too). */
+  readonly earlierAttempts: Array<AttemptLog["failed"][number]> = []
   readonly reply = new Respond.Reply()
   constructor(readonly requestId: RequestId, readonly receivedAtMs: number) {
     this.tally = new Tally(receivedAtMs)
+  }
+
+  /** A fallback to `model`: the next leg gets its own attempt log and tally. */
+  fallBack(model: ModelId) {
+    this.earlierAttempts.push(...this.attempts.failed)
+    this.attempts = new AttemptLog()
+    this.tally = new Tally(this.receivedAtMs)
+    this.modelId = model
   }
 
   outcome(exit: Exit.Exit<unknown, unknown>) {
@@ -121,8 +140,91 @@ class Facts {
   }
 }
 
+/** decode: the body, bounded, as the endpoint's typed call; the model it names, resolved. */
+const decodePhase = <M>(
+  inbound: Inbound<M>,
+  request: HttpServerRequest.HttpServerRequest,
+  plan: Plan,
+  identity: Identity,
+  facts: Facts
+) =>
+  Effect.gen(function*() {
+    const limits = plan.limits
+    yield* Decode.checkContentType(request)
+    const rawBody = yield* Decode.readBody(request, limits.maxBodyBytes)
+    const json = yield* Decode.parseJson(rawBody, {
+      maxDepth: limits.maxJsonDepth,
+      maxValues: limits.maxJsonValues,
+      maxKeys: limits.maxJsonKeys
+    })
+    const refused = Limits.check(inbound.limits, json, limits)
+    if (refused !== undefined) return yield* Effect.fail(refused)
+    const { call, forwardRaw, meta } = yield* inbound.decode(json)
+    const requested = call.body.model
+    facts.model = requested.length > MODEL_CHARS ? `${requested.slice(0, MODEL_CHARS)}…` : requested
+    const modelId = plan.modelNames.get(requested)
+    if (modelId === undefined) return yield* new UnknownModel({ model: facts.model })
+    const model = plan.models.get(modelId)
+    if (model === undefined) return yield* new UnknownModel({ model: facts.model })
+    facts.modelId = modelId
+    if (!mayUse(identity, model, requested)) return yield* new ModelNotAllowed({ model: requested })
+    yield* Effect.annotateCurrentSpan("sluice.model", modelId)
+    return { call, rawBody, forwardRaw, model, requested, meta }
+  })
+
+/** What a model's leg produced: the admitted request and its committed stream or unary answer. */
+type Leg =
+  | { readonly _tag: "Stream"; readonly req: GatewayRequest; readonly model: ModelPlan; readonly committed: CommittedStream }
+  | { readonly _tag: "Unary"; readonly req: GatewayRequest; readonly model: ModelPlan; readonly committed: CommittedUnary }
+
+/**
+ * Why a request may leave its model for the next of `models[].fallbacks`, before its first
+ * token: the prompt does not fit (the gateway's window check or the backend's), or every
+ * backend was busy (rate limited: backpressure with a retry-after), overloaded or unavailable.
+ * Anything else (the client's own fault, a timeout) is answered as it is.
+ */
+export type FallbackReason = "context_length" | "rate_limited" | "overloaded" | "unavailable"
+
+const reasonOf = (reason: FailureReason): FallbackReason | undefined => {
+  switch (reason._tag) {
+    case "ContextLengthExceeded":
+      return "context_length"
+    case "Overloaded":
+      return reason.status === 429 || reason.retryAfterMs !== undefined ? "rate_limited" : "overloaded"
+    case "SlotsExhausted":
+    case "BreakerOpen":
+      return "overloaded"
+    case "Unavailable":
+      return "unavailable"
+    default:
+      return undefined
+  }
+}
+
+const BUSY: ReadonlySet<string> = new Set(["Overloaded", "SlotsExhausted", "BreakerOpen", "Unavailable"])
+
+export const fallbackReason = (error: PipelineError): FallbackReason | undefined => {
+  switch (error._tag) {
+    case "ContextWindowExceeded":
+      return "context_length"
+    case "BackendFailed":
+      return reasonOf(error.reason)
+    case "NoBackendAvailable":
+      return "unavailable"
+    case "BackendsExhausted": {
+      const tags = error.attempts.map((a) => a.reason)
+      if (tags.includes("ContextLengthExceeded")) return "context_length"
+      if (tags.length === 0 || !tags.every((t) => BUSY.has(t))) return undefined
+      if (tags.every((t) => t === "Unavailable")) return "unavailable"
+      return error.retryAfterMs !== undefined ? "rate_limited" : "overloaded"
+    }
+    default:
+      return undefined
+  }
+}
+
 /** The handler of one inbound API's endpoint (the routes bind it to a path). */
-export const handler = (inbound: Inbound) =>
+export const handler = <M>(inbound: Inbound<M>) =>
   Effect.gen(function*() {
     const config = yield* GatewayConfig
     const authentication = yield* Authentication
@@ -137,6 +239,7 @@ export const handler = (inbound: Inbound) =>
     const requestPolicies = yield* RequestPolicies
     const responsePolicies = yield* ResponsePolicies
     const { state } = yield* Lifecycle
+    const retryBudget = yield* RetryBudget
     const tracing = yield* References.TracerEnabled
     requestPolicies.seal()
     responsePolicies.seal()
@@ -166,7 +269,7 @@ export const handler = (inbound: Inbound) =>
           promptTokens: usage?.promptTokens ?? 0,
           completionTokens: completion,
           cachedTokens: usage?.cachedTokens ?? 0,
-          failedAttempts: attempts.failed.map((a) => ({
+          failedAttempts: [...facts.earlierAttempts, ...attempts.failed].map((a) => ({
             backend: a.backend,
             reason: a.reason,
             wasted: a.wastedPromptTokens,
@@ -207,7 +310,7 @@ export const handler = (inbound: Inbound) =>
           cached_tokens: usage?.cachedTokens ?? 0,
           ttft_ms: tally.ttftMs,
           duration_ms: now - facts.receivedAtMs,
-          attempts: attempts.failed.map((a) => ({ backend: a.backend, reason: a.reason })),
+          attempts: [...facts.earlierAttempts, ...attempts.failed].map((a) => ({ backend: a.backend, reason: a.reason })),
           error: reply.failedAfterCommit ?? tally.failure?._tag ?? tally.note ?? facts.error,
           tenant: facts.identity?.tenant,
           key_id: facts.identity?.keyId
@@ -244,39 +347,14 @@ export const handler = (inbound: Inbound) =>
       })
     }
 
-    /** decode: the body, bounded, as the endpoint's typed call; the model it names, resolved. */
-    const decode = (request: HttpServerRequest.HttpServerRequest, plan: Plan, identity: Identity, facts: Facts) =>
-      Effect.gen(function*() {
-        const limits = plan.limits
-        yield* Decode.checkContentType(request)
-        const rawBody = yield* Decode.readBody(request, limits.maxBodyBytes)
-        const json = yield* Decode.parseJson(rawBody, {
-          maxDepth: limits.maxJsonDepth,
-          maxValues: limits.maxJsonValues,
-          maxKeys: limits.maxJsonKeys
-        })
-        const refused = Limits.check(kind, json, limits)
-        if (refused !== undefined) return yield* Effect.fail(refused)
-        const call = yield* inbound.decode(json)
-        const requested = call.body.model
-        facts.model = requested.length > MODEL_CHARS ? `${requested.slice(0, MODEL_CHARS)}…` : requested
-        const modelId = plan.modelNames.get(requested)
-        if (modelId === undefined) return yield* new UnknownModel({ model: facts.model })
-        const model = plan.models.get(modelId)
-        if (model === undefined) return yield* new UnknownModel({ model: facts.model })
-        facts.modelId = modelId
-        if (!mayUse(identity, model, requested)) return yield* new ModelNotAllowed({ model: requested })
-        yield* Effect.annotateCurrentSpan("sluice.model", modelId)
-        return { call, rawBody, model, requested }
-      })
-
     /** admit: the estimate, and the reservation whose release is the settlement. */
     const admit = (
       request: HttpServerRequest.HttpServerRequest,
       plan: Plan,
       identity: Identity,
       decoded: { readonly call: InferenceCall; readonly rawBody: Uint8Array | undefined; readonly model: ModelPlan; readonly requested: string },
-      facts: Facts
+      facts: Facts,
+      abandoned: { readonly fellBack: boolean }
     ) =>
       Effect.gen(function*() {
         const { call, model } = decoded
@@ -305,9 +383,8 @@ export const handler = (inbound: Inbound) =>
           window === undefined ? undefined : window - (requestedMaxTokens ?? 0)
         )
         if (window !== undefined && estimate.promptTokens + (requestedMaxTokens ?? 0) > window) {
-          return yield* new InvalidBody({
-            message: `This model's maximum context length is ${window} tokens. However, you requested at least ${estimate.promptTokens + (requestedMaxTokens ?? 0)} tokens (at least ${estimate.promptTokens} in the messages, ${requestedMaxTokens ?? 0} in the completion).`,
-            param: "messages"
+          return yield* new ContextWindowExceeded({
+            message: `This model's maximum context length is ${window} tokens. However, you requested at least ${estimate.promptTokens + (requestedMaxTokens ?? 0)} tokens (at least ${estimate.promptTokens} in the messages, ${requestedMaxTokens ?? 0} in the completion).`
           })
         }
         const req: GatewayRequest = {
@@ -328,15 +405,17 @@ export const handler = (inbound: Inbound) =>
           receivedAtMs: facts.receivedAtMs
         }
         // The reservation's release is the settlement: exactly once, with the Exit. The
-        // admission is journaled, so even a crash leaves the request accounted.
+        // admission is journaled, so even a crash leaves the request accounted. A leg a
+        // fallback abandoned settles with its own attempts as failed (it produced no token).
+        const { attempts, tally } = facts
         yield* Effect.acquireRelease(
           Effect.flatMap(budget.reserve(req.tenant, estimate.reservationTokens), (reservation) => accounting.admit(req, reservation)),
           (admission, exit) =>
             Effect.flatMap(Clock.currentTimeMillis, (nowMs) =>
               Effect.asVoid(accounting.settle(req, admission, {
-                outcome: facts.outcome(exit),
-                attempts: facts.attempts,
-                tally: facts.tally,
+                outcome: abandoned.fellBack ? "failed" : facts.outcome(exit),
+                attempts,
+                tally,
                 nowMs
               })))
         )
@@ -362,7 +441,7 @@ export const handler = (inbound: Inbound) =>
           : { "sluice.tenant": identity.tenant, "sluice.key_id": identity.keyId })
 
         // decode
-        const decoded = yield* decode(request, plan, identity, facts)
+        const decoded = yield* decodePhase(inbound, request, plan, identity, facts)
         const policyContext: PolicyContext = {
           requestId: facts.requestId,
           identity,
@@ -378,35 +457,85 @@ export const handler = (inbound: Inbound) =>
           policyContext,
           plan.extensions.timeoutMs
         )
-        // A rewritten call is serialized again; the client's bytes go out only while unchanged.
+        // A rewritten call is serialized again; the client's bytes go out only while unchanged,
+        // and a translating API's bytes are not the call's body (they go out only natively).
         const call = guarded.call
-        const rawBody = guarded.rewritten ? undefined : decoded.rawBody
+        const rawBody = guarded.rewritten || !decoded.forwardRaw ? undefined : decoded.rawBody
+        const responseSelected = selected(responsePolicies, own?.response, plan.extensions.response)
+        const native = inbound.native !== undefined && !guarded.rewritten && responseSelected.length === 0
+          ? { dialect: inbound.native, bytes: decoded.rawBody, model: decoded.requested }
+          : undefined
 
-        // admit
-        const req = yield* admit(request, plan, identity, { ...decoded, call, rawBody }, facts)
+        // admit → route → dispatch, for the model, then (before any token) for its fallbacks
+        const requestScope = yield* Scope.Scope
+        const fallbacks = decoded.model.fallbacks.flatMap((id) => {
+          const m = plan.models.get(id)
+          return m !== undefined && mayUse(identity, m, m.id) ? [m] : []
+        })
+        /** One model's leg in a scope of its own: its settlement runs when a fallback abandons it. */
+        const leg = (model: ModelPlan, index: number): Effect.Effect<Leg, PipelineError> =>
+          Effect.gen(function*() {
+            const scope = yield* Scope.fork(requestScope, "sequential")
+            const abandoned = { fellBack: false }
+            // A fallback's call names its own model; the client's bytes no longer match it.
+            const legCall = index === 0 ? call : Calls.withFields(call, { model: model.id })
+            const legDecoded = { call: legCall, rawBody: index === 0 ? rawBody : undefined, model, requested: index === 0 ? decoded.requested : model.id }
+            const run = Effect.gen(function*() {
+              // admit
+              const admitted = yield* admit(request, plan, identity, legDecoded, facts, abandoned)
+              const req: GatewayRequest = native === undefined ? admitted : { ...admitted, native }
+              // route
+              const route = yield* router.candidates(req)
+              // dispatch
+              return req.stream
+                ? { _tag: "Stream" as const, req, model, committed: yield* dispatcher.stream(req, route, plan, facts.attempts, facts.tally) }
+                : { _tag: "Unary" as const, req, model, committed: yield* dispatcher.unary(req, route, plan, facts.attempts, facts.tally) }
+            })
+            return yield* run.pipe(
+              Scope.provide(scope),
+              Effect.catch((error: PipelineError) =>
+                Effect.gen(function*() {
+                  const reason = fallbackReason(error)
+                  const next = fallbacks[index]
+                  if (reason === undefined || next === undefined || !(yield* retryBudget.tryWithdraw)) return yield* Effect.fail(error)
+                  // Settled now, as failed before its first token (charged nothing), then the next model.
+                  abandoned.fellBack = true
+                  yield* Scope.close(scope, Exit.fail(error))
+                  yield* Metrics.recordFallback(model.id, next.id, reason)
+                  facts.fallBack(next.id)
+                  return yield* leg(next, index + 1)
+                })
+              )
+            )
+          })
+        const answered = yield* leg(decoded.model, 0)
+        const req = answered.req
 
-        // route
-        const route = yield* router.candidates(req)
-
-        // dispatch → stream (response policies on the typed token events)
+        // stream (response policies on the typed token events)
         const filters = Policies.startFilters(
-          selected(responsePolicies, own?.response, plan.extensions.response),
+          responseSelected,
           policyContext,
           plan.extensions.timeoutMs
         )
-        const headers = { "x-request-id": facts.requestId }
-        if (req.stream) {
-          const committed = yield* dispatcher.stream(req, route, plan, facts.attempts, facts.tally)
+        const headers = { "x-request-id": facts.requestId, "x-sluice-model": answered.model.id }
+        const reply = (backend: Backend): ReplyContext<M> => ({
+          requestId: facts.requestId,
+          model: answered.model === decoded.model ? decoded.requested : answered.model.id,
+          meta: decoded.meta,
+          passthrough: native !== undefined && backend.adapter.dialect === native.dialect
+        })
+        if (answered._tag === "Stream") {
+          const committed = answered.committed
           const chain = yield* filters
           const frames = relay(req, committed, plan, facts.tally, { breakers, reports })
           facts.reply.status = 200
-          return inbound.streamResponse(Respond.streamBody(frames, inbound.encoder(), chain, facts.reply), {
+          return inbound.streamResponse(Respond.streamBody(frames, inbound.encoder(reply(committed.backend)), chain, facts.reply), {
             ...headers,
             "cache-control": "no-cache",
             "x-sluice-backend": committed.backend.id
           })
         }
-        const { backend, result } = yield* dispatcher.unary(req, route, plan, facts.attempts, facts.tally)
+        const { backend, result } = answered.committed
         const filtered = yield* Respond.unaryTexts(result, filters)
         if (filtered._tag === "Block") {
           // The answer exists (and is charged): it is withheld, as a stream would be cut.
@@ -414,7 +543,7 @@ export const handler = (inbound: Inbound) =>
           return yield* new ContentBlocked({ policy: filtered.policy, message: filtered.message })
         }
         facts.reply.status = result.status
-        return inbound.unaryResponse(result, Respond.unaryBody(inbound, result, filtered.texts), {
+        return inbound.unaryResponse(result, inbound.unary(result, filtered.texts, reply(backend)), {
           ...headers,
           "x-sluice-backend": backend.id
         })
@@ -480,3 +609,52 @@ const toDefect = (requestId: string) => ({
   },
   retryAfterMs: undefined
 })
+
+/**
+ * A token-counting endpoint (Anthropic's `/v1/messages/count_tokens`): accept → authenticate
+ * → decode → count, with the same decode and the same estimator as admission, so the count
+ * is the prompt part of the reservation a real request would make. Nothing is reserved,
+ * routed or charged; the count stops at the model's context window (a longer prompt counts
+ * as that much: the answer says it would not fit, without tokenizing the rest).
+ */
+export const tokenCounter = <M>(
+  inbound: Inbound<M>,
+  answer: (inputTokens: number, requestId: string) => HttpServerResponse.HttpServerResponse
+) =>
+  Effect.gen(function*() {
+    const config = yield* GatewayConfig
+    const authentication = yield* Authentication
+    const { state } = yield* Lifecycle
+    return Effect.fnUntraced(function*(request: HttpServerRequest.HttpServerRequest) {
+      const facts = new Facts(requestIdOf(request), yield* Clock.currentTimeMillis)
+      const count = Effect.gen(function*() {
+        if (state.draining) return yield* new Draining()
+        const plan = yield* config.current
+        const identity = yield* authentication.authenticate(
+          { headers: request.headers, remoteAddress: Option.getOrUndefined(request.remoteAddress) },
+          plan
+        )
+        const { call, model } = yield* decodePhase(inbound, request, plan, identity, facts)
+        if (!Tokenizer.isLoaded(model.tokenizer)) yield* Tokenizer.load(model.tokenizer)
+        const { estimate } = yield* Estimate.estimateYielding(
+          call,
+          model.tokenizer,
+          0,
+          { blockChars: plan.routing.prefixBlockChars, maxBlocks: plan.routing.prefixMaxBlocks, salt: model.id },
+          0,
+          model.contextWindow
+        )
+        return answer(estimate.promptTokens, facts.requestId)
+      })
+      return yield* count.pipe(
+        Effect.catch((error: PipelineError) => Effect.sync(() => inbound.error(toWire(error), facts.requestId))),
+        Effect.catchCause((cause) => {
+          if (Cause.hasInterrupts(cause)) return Effect.failCause(cause)
+          return Effect.as(
+            Effect.logError("request defect", { requestId: facts.requestId, cause: Cause.pretty(cause) }),
+            inbound.error(toDefect(facts.requestId), facts.requestId)
+          )
+        })
+      )
+    })
+  })

@@ -2,8 +2,10 @@
  * The stream phase: what the client receives. A committed stream's frames (the relay's,
  * dispatch/Relay.ts) go through the response policies (text filters, safe across chunk
  * boundaries: Policies.ts) and the inbound API's encoder, one write per frame; a unary
- * answer's texts go through the same filters. When no response policy is selected the
- * frames' own bytes pass through untouched (the common path costs nothing).
+ * answer's texts go through the same filters. When no response policy is selected each
+ * frame goes straight to the encoder, which hands an OpenAI frame's own bytes back untouched
+ * (the common path costs one call) and re-encodes for a translating inbound API; at a clean
+ * end the encoder's closing bytes (Anthropic's message_stop, response.completed) go last.
  *
  * A failure after the first byte (the relay's last frame, a filter's block, an extension's
  * failure) ends the stream with the encoder's error event; `Reply` records it for the
@@ -13,7 +15,7 @@ import { Cause, Effect, Stream } from "effect"
 import type { Frame, UnaryResult } from "../backends/Contract.ts"
 import type { FramePull } from "../dispatch/Relay.ts"
 import type { ExtensionFailed } from "./Errors.ts"
-import type { Inbound, StreamEncoder } from "./Inbound.ts"
+import type { StreamEncoder } from "./Inbound.ts"
 import type { FilterChain, Step } from "./Policies.ts"
 import * as WireErrors from "./WireErrors.ts"
 import type { WireError } from "./WireErrors.ts"
@@ -101,7 +103,8 @@ export const streamBody = (
       }
     }
     if (filters === undefined) {
-      if (frame.bytes !== undefined) queue.push(frame.bytes)
+      // The OpenAI encoder hands the frame's own bytes back; a translating API re-encodes.
+      emit(frame, undefined)
       return Effect.void
     }
     return filtered(filters, frame).pipe(Effect.catch((e) => Effect.sync(() => failed(e))))
@@ -114,15 +117,20 @@ export const streamBody = (
       Effect.flatMap((frame) => Effect.flatMap(take(frame), next)),
       Effect.catch((end: Cause.Done) => {
         done = true
-        // The upstream ended cleanly: what the filters still hold goes out last.
-        if (filters === undefined || flushed) return Effect.fail(end)
+        // The upstream ended cleanly: what the filters still hold goes out, then the encoder's close.
+        const close = (): Effect.Effect<Chunk, Cause.Done> => {
+          const last = reply.failedAfterCommit === undefined ? encoder.end?.() : undefined
+          if (last !== undefined && last.length > 0) queue.push(last)
+          return queue.length > 0 ? next() : Effect.fail(end)
+        }
+        if (filters === undefined || flushed) return close()
         return release(filters).pipe(
           Effect.map((step) => {
             if (step._tag === "Block") blocked(step)
             else if (step.text !== "") queue.push(encoder.text(step.text))
           }),
           Effect.catch((e) => Effect.sync(() => failed(e))),
-          Effect.flatMap(() => queue.length > 0 ? next() : Effect.fail(end))
+          Effect.flatMap(close)
         )
       })
     )
@@ -158,7 +166,3 @@ export const unaryTexts = (
     }
     return { _tag: "Texts", texts: changed ? texts : undefined } as const
   })
-
-/** The unary body for the client. */
-export const unaryBody = (inbound: Inbound, result: UnaryResult, texts: ReadonlyArray<string> | undefined): Uint8Array =>
-  texts === undefined ? result.body : inbound.unary(result, texts)

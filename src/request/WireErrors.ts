@@ -138,6 +138,8 @@ export const toWire = (error: GatewayError): WireError => {
       return err(400, "invalid_request_error", `We could not parse the JSON body of your request: ${error.message}`, "invalid_json")
     case "InvalidBody":
       return err(400, "invalid_request_error", error.message, "invalid_value", error.param)
+    case "ContextWindowExceeded":
+      return err(400, "invalid_request_error", error.message, "invalid_value", "messages")
     case "UnknownModel":
       return err(404, "invalid_request_error", `The model \`${error.model}\` does not exist or is not served here.`, "model_not_found", "model")
     case "BodyTooLarge":
@@ -238,7 +240,7 @@ export const toWire = (error: GatewayError): WireError => {
 }
 
 const TAGS: ReadonlySet<string> = new Set([
-  "InvalidJson", "InvalidBody", "UnknownModel", "BodyTooLarge", "UnsupportedOperation", "Draining",
+  "InvalidJson", "InvalidBody", "ContextWindowExceeded", "UnknownModel", "BodyTooLarge", "UnsupportedOperation", "Draining",
   "Unauthenticated", "ModelNotAllowed", "AuthUnavailable", "AdminUnauthorized", "AdminDisabled", "DashboardBusy", "TenantNotFound",
   "KeyNotFound", "TenantExists", "InvalidAdminRequest", "StoreError", "BudgetExceeded", "BudgetUnavailable", "BackendFailed",
   "NoBackendAvailable", "BackendsExhausted", "LimitExceeded", "GatewayOwnedField", "UnsupportedMediaType", "PolicyRejected",

@@ -72,6 +72,7 @@ export const modelPlan = (over: Partial<ModelPlan> = {}): ModelPlan => ({
   retryUnaryAfterResponse: false,
   maxN: 8,
   extensions: undefined,
+  fallbacks: [],
   ...over
 })
 

@@ -26,6 +26,8 @@ export interface Recorded {
   readonly path: string
   readonly headers: IncomingMessage["headers"]
   readonly body: unknown
+  /** The body as it arrived. */
+  readonly text: string
 }
 
 export interface FakeUpstream {
@@ -57,7 +59,7 @@ export const start = async (): Promise<FakeUpstream> => {
       // keep the text
     }
     const path = (req.url ?? "/").split("?")[0]!
-    const recorded: Recorded = { method: req.method ?? "GET", path, headers: req.headers, body }
+    const recorded: Recorded = { method: req.method ?? "GET", path, headers: req.headers, body, text }
     requests.push(recorded)
     const route = routes.get(`${recorded.method} ${path}`)
     if (route === undefined) {

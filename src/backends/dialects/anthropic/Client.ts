@@ -1,14 +1,17 @@
 /**
  * The Anthropic Messages adapter: `POST {base}/messages` (base like
  * `https://api.anthropic.com/v1`) with `x-api-key` (the backend's key) and
- * `anthropic-version`, translating OpenAI chat requests and answers both ways.
+ * `anthropic-version`, translating OpenAI chat requests and answers both ways, or, when the
+ * client itself spoke Anthropic Messages (`call.native`), sending the client's bytes (the
+ * model renamed only when the backend names it otherwise) and answering with the backend's
+ * own bytes, the typed events still read from them for accounting.
  *
  * Chat only: legacy completions and embeddings have no Anthropic equivalent, so the
  * capabilities say so and such a call fails with a non-retryable 400 `InvalidRequest`
  * (no breaker trip). Owns nothing beyond the attempt's scope.
  */
 import { Clock, Effect, Redacted } from "effect"
-import type { Adapter, AdapterOptions, UnaryResult, UpstreamCall } from "../../Contract.ts"
+import type { Adapter, AdapterOptions, NativeBody, UnaryResult, UpstreamCall } from "../../Contract.ts"
 import { type FailureReason, InvalidRequest, MalformedChunk, TimeToFirstTokenExceeded, TotalTimeout } from "../../Failure.ts"
 import { failWith, readAll, readFailure, type UpstreamPool, type UpstreamResponse } from "../../Upstream.ts"
 import { bytes, clientModel, completionTexts, parseObject, translated } from "../openai/Wire.ts"
@@ -40,9 +43,21 @@ const unsupported = (call: UpstreamCall) =>
     code: "unsupported_by_backend"
   })
 
-/** The translated body, or the 400 for a request Anthropic cannot express. */
-const bodyFor = (call: UpstreamCall) =>
-  call.kind !== "chat"
+/** The client's own Anthropic body: untouched, or with the backend's name for the model. */
+const nativeBody = (native: NativeBody, upstreamModel: string): Uint8Array | string => {
+  if (native.model === upstreamModel) return native.bytes
+  const json = parseObject(Buffer.from(native.bytes).toString("utf8"))
+  return json === undefined ? native.bytes : JSON.stringify({ ...json, model: upstreamModel })
+}
+
+const isNative = (call: UpstreamCall): call is UpstreamCall & { readonly native: NativeBody } =>
+  call.kind === "chat" && call.native?.dialect === "anthropic"
+
+/** The translated body (or the client's own), or the 400 for a request Anthropic cannot express. */
+const bodyFor = (call: UpstreamCall): Effect.Effect<Uint8Array | string, InvalidRequest> =>
+  isNative(call)
+    ? Effect.succeed(nativeBody(call.native, call.upstreamModel))
+    : call.kind !== "chat"
     ? Effect.fail(unsupported(call))
     : translated(call, Translate.requestBody)
 
@@ -65,7 +80,8 @@ export const make = (pool: UpstreamPool, options: Options): Adapter => ({
         model: clientModel(call),
         created: Math.floor(now / 1000),
         clientWantsUsage: call.clientWantsUsage,
-        maxEventBytes: options.maxEventBytes
+        maxEventBytes: options.maxEventBytes,
+        native: isNative(call)
       })
     }),
   unary: (call) =>
@@ -96,7 +112,7 @@ const readUnary = (res: UpstreamResponse, call: UpstreamCall, options: Options):
     const translated = Translate.completionOf(json, clientModel(call), Math.floor(now / 1000))
     return {
       status: 200,
-      body: bytes(JSON.stringify(translated.body)),
+      body: isNative(call) ? new Uint8Array(raw) : bytes(JSON.stringify(translated.body)),
       contentType: "application/json",
       usage: translated.usage,
       finish: translated.finish,

@@ -10,7 +10,9 @@
  * when the client asked for it) and `data: [DONE]`; the `Usage` token event is always
  * emitted so the gateway can settle. `ping` and unknown events are skipped; `event: error`
  * is a `MidStreamError` keeping the Anthropic error type as its code; a stream that ends
- * before message_stop is a `MidStreamError`. Plain TypeScript: it runs once per event.
+ * before message_stop is a `MidStreamError`. Native mode (the client speaks Anthropic too):
+ * every event's own bytes go out as the frame's bytes, ping and block stops included, with
+ * the same typed events read from them. Plain TypeScript: it runs once per event.
  */
 import type { Readable } from "node:stream"
 import type * as Usage from "../../../domain/Usage.ts"
@@ -190,14 +192,18 @@ export const translateAll = (chunks: ReadonlyArray<Uint8Array>, options: Transla
 export const frames = (
   status: number,
   body: Readable,
-  options: TranslateOptions & { readonly maxEventBytes: number }
+  options: TranslateOptions & { readonly maxEventBytes: number; readonly native?: boolean }
 ): FrameSource => {
   const translator = new Translator(options)
   const convert = (events: ReadonlyArray<SseEvent>): Array<Frame> => {
     const out: Array<Frame> = []
     for (const ev of events) {
       const frame = translator.event(ev)
-      if (frame.bytes !== undefined || frame.events.length > 0) out.push(frame)
+      if (options.native === true) {
+        // An error event is the gateway's to render (its failure reason ends the stream).
+        const own = frame.events.some((e) => e._tag === "Error") ? undefined : ev.raw
+        out.push({ bytes: own, events: frame.events })
+      } else if (frame.bytes !== undefined || frame.events.length > 0) out.push(frame)
     }
     return out
   }
