@@ -31,6 +31,7 @@ import { Dispatcher } from "./dispatch/Dispatch.ts"
 import * as ConnectionLimits from "./http/Connections.ts"
 import { Authenticators, RequestPolicies, ResponsePolicies } from "./extensions/Registries.ts"
 import { Lifecycle } from "./request/Lifecycle.ts"
+import { type ReloadOptions, Reloader } from "./http/Reload.ts"
 import * as Routes from "./http/Routes.ts"
 import { EventLoopDelay } from "./observability/EventLoopDelay.ts"
 import * as Logging from "./observability/Logging.ts"
@@ -77,6 +78,11 @@ export interface GatewayParts<E> {
    * after the config and before anything reads a registry.
    */
   readonly extensions?: Layer.Layer<never, unknown, Registries | GatewayConfig> | undefined
+  /**
+   * Hot reload triggers besides `POST /admin/v1/reload`: SIGHUP and a watch on the config
+   * file (default: neither).
+   */
+  readonly reload?: ReloadOptions | undefined
   /** The listener; default: node:http on the plan's host and port. */
   readonly server?:
     | Layer.Layer<HttpServer.HttpServer | Listener | ConnectionLimits.Connections, unknown, GatewayConfig>
@@ -186,7 +192,7 @@ export const make = <E>(parts: GatewayParts<E>) => {
   const identity = Layer.mergeAll(Authentication.layer, KeyAdmin.layer, AdminToken.fromEnvironment, Protection.layer)
   // The plan is checked against the registries once every extension has registered,
   // before any backend, engine or listener starts.
-  const core = Layer.mergeAll(Accounting.layer, Router.layer, Dispatcher.layer, identity).pipe(
+  const core = Layer.mergeAll(Accounting.layer, Router.layer, Dispatcher.layer, identity, Reloader.layer(parts.reload)).pipe(
     Layer.provideMerge(backends),
     Layer.provideMerge(Layer.mergeAll(stores, Lifecycle.layer)),
     Layer.provideMerge(verifyPlan),
@@ -237,10 +243,12 @@ export const embedded = (options: EmbedOptions) => {
     ? GatewayConfig.fromPlan(listen(options.config.plan))
     : "yaml" in options.config
     ? GatewayConfig.fromYaml(options.config.yaml, options.config.source)
-    : GatewayConfig.fromFile(options.config.file)
-  const overridden = "plan" in options.config || (options.host === undefined && options.port === undefined)
+    : GatewayConfig.fromFile(options.config.file, listen)
+  // A file applies the listen address to every plan it reads (a reload must not see the
+  // file's own address as a change); text and a plan are fixed at start.
+  const overridden = "plan" in options.config || "file" in options.config || (options.host === undefined && options.port === undefined)
     ? config
-    : Layer.effect(GatewayConfig, Effect.map(GatewayConfig, (c) => GatewayConfig.of({ ...c, initial: listen(c.initial) }))).pipe(
+    : Layer.effect(GatewayConfig, Effect.map(GatewayConfig, (c) => GatewayConfig.of({ ...c, initial: listen(c.initial), load: Effect.map(c.load, listen) }))).pipe(
       Layer.provide(config)
     )
   const flags: Settings.Flags = { logLevel: options.logLevel }
@@ -249,7 +257,9 @@ export const embedded = (options: EmbedOptions) => {
     launcher: SimulatedEngines.layer,
     requestLog: Layer.merge(Logging.layer(flags), Tracing.layer),
     dataDir: options.dataDir,
-    extensions: options.extensions
+    extensions: options.extensions,
+    // A config file is watched; process signals belong to the embedding program.
+    reload: { watch: true }
   })
 }
 
@@ -265,7 +275,8 @@ export const main = (flags: Settings.Flags) =>
     config: GatewayConfig.fromEnvironment(flags),
     launcher: SimulatedEngines.layer,
     requestLog: Layer.merge(Logging.layer(flags), Tracing.layer),
-    dataDir: "data"
+    dataDir: "data",
+    reload: { signal: true, watch: true }
   })
 
 /**

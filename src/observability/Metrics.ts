@@ -261,3 +261,20 @@ export const render = (state: Gauges): Effect.Effect<string> =>
     }
     return yield* PrometheusMetrics.format()
   })
+
+const configReloads = Metric.counter("sluice_config_reloads_total", {
+  description: "Config reloads by result (applied, unchanged, invalid, failed)",
+  incremental: true
+})
+const lastReload = Metric.gauge("sluice_config_last_reload_timestamp_seconds", { description: "When the last reload attempt finished" })
+const lastReloadOk = Metric.gauge("sluice_config_last_reload_success", {
+  description: "1 when the last reload attempt left the file's config running (applied or unchanged), 0 when it kept the last good one"
+})
+
+/** One reload attempt (result: a closed set). */
+export const recordReload = (result: "applied" | "unchanged" | "invalid" | "failed", nowMs: number): Effect.Effect<void> =>
+  Effect.gen(function*() {
+    yield* Metric.update(Metric.withAttributes(configReloads, { result }), 1)
+    yield* Metric.update(lastReload, nowMs / 1000)
+    yield* Metric.update(lastReloadOk, result === "applied" || result === "unchanged" ? 1 : 0)
+  })
