@@ -289,3 +289,60 @@ describe("long-running commands", () => {
     expect(r.signal === "SIGTERM" || r.code === 0 || r.code === 130).toBe(true)
   })
 })
+
+describe("hot reload in the service binary", () => {
+  it.each([1, 2])("SIGHUP reloads the config (the process stays up; workers: %i); an invalid file keeps the last good one", async (workers) => {
+    // The config is a symlink into another folder: edits there are invisible to the file
+    // watch (it watches the link's folder), so only SIGHUP can apply them.
+    const real = mkdtempSync(join(dir, "real-"))
+    const target = join(real, "sluice.yaml")
+    const link = join(dir, `hup-${workers}.yaml`)
+    const config = (models: string) => `
+server: { host: 127.0.0.1, port: 0 }
+backends:
+  - { id: a, url: "http://127.0.0.1:9/v1", models: [${models}] }
+health: { probe_interval: 0s }
+`
+    writeFileSync(target, config("m"))
+    symlinkSync(target, link)
+    const child = spawnCli(["serve", "--config", link, "--workers", String(workers)])
+    let stdout = ""
+    child.stdout!.on("data", (c: Buffer) => (stdout += c.toString()))
+    /** The first match, once `pattern` matched once per worker. */
+    const waitFor = async (pattern: RegExp, ms = 20_000) => {
+      const start = performance.now()
+      const all = new RegExp(pattern.source, "g")
+      while (performance.now() - start < ms) {
+        const m = [...stdout.matchAll(all)]
+        if (m.length >= workers) return m[0]!
+        if (child.exitCode !== null) throw new Error(`exited ${child.exitCode}: ${stdout}`)
+        await new Promise((r) => setTimeout(r, 50))
+      }
+      throw new Error(`no ${pattern} within ${ms} ms: ${stdout}`)
+    }
+    try {
+      const url = (await waitFor(/"sluice listening"[^\n]*"address":"(http:\/\/127\.0\.0\.1:\d+)"/))[1]!
+      const models = async () =>
+        ((await (await fetch(`${url}/v1/models`)).json()) as { data: Array<{ id: string }> }).data.map((m) => m.id).sort()
+      expect(await models()).toEqual(["m"])
+
+      writeFileSync(target, config("m, m2"))
+      await new Promise((r) => setTimeout(r, 500))
+      expect(await models(), "the watch must not see a write behind the symlink").toEqual(["m"])
+      child.kill("SIGHUP")
+      // Every worker reloaded (the primary passes the signal on).
+      await waitFor(/"config reloaded"[^\n]*"trigger":"signal"/)
+      expect(await models()).toEqual(["m", "m2"])
+
+      writeFileSync(target, "backends: [ { id: a\n")
+      child.kill("SIGHUP")
+      const rejected = await waitFor(/"config reload rejected[^\n]*/)
+      expect(rejected[0]).toContain("YAML at line")
+      expect(await models()).toEqual(["m", "m2"])
+      expect(child.exitCode).toBe(null)
+    } finally {
+      child.kill("SIGTERM")
+      await new Promise((r) => child.once("close", r))
+    }
+  }, 60_000)
+})
