@@ -24,12 +24,12 @@ import { HealthReports } from "./backends/Actor.ts"
 import { type EngineLauncher, Fleet } from "./backends/Fleet.ts"
 import * as SimulatedEngines from "./SimulatedFleet.ts"
 import { PlanChecks, verify } from "./config/Checks.ts"
+import { type Registries, registries } from "./Registries.ts"
 import { GatewayConfig } from "./config/GatewayConfig.ts"
 import type { Plan } from "./config/Plan.ts"
 import type * as Settings from "./config/Settings.ts"
 import { Dispatcher } from "./dispatch/Dispatch.ts"
 import * as ConnectionLimits from "./http/Connections.ts"
-import { Authenticators, RequestPolicies, ResponsePolicies } from "./extensions/Registries.ts"
 import { Lifecycle } from "./request/Lifecycle.ts"
 import { type ReloadOptions, Reloader } from "./http/Reload.ts"
 import * as Routes from "./http/Routes.ts"
@@ -41,28 +41,11 @@ import { Breakers } from "./resilience/Breakers.ts"
 import { RetryBudget } from "./resilience/RetryBudget.ts"
 import { Affinity } from "./routing/Affinity.ts"
 import { Placement } from "./routing/Placement.ts"
-import { Dialects } from "./backends/Dialects.ts"
-import { RoutingPlugins } from "./routing/Registry.ts"
 import { Router } from "./routing/Router.ts"
 import * as Database from "./stores/Database.ts"
 import { KeyStore } from "./stores/KeyStore.ts"
 
-/** The registries extensions add to. */
-export type Registries =
-  | RoutingPlugins
-  | Dialects
-  | Authenticators
-  | RequestPolicies
-  | ResponsePolicies
-  | PlanChecks
-
-const registries = Layer.mergeAll(
-  RoutingPlugins.layer,
-  Dialects.layer,
-  Authenticators.layer,
-  RequestPolicies.layer,
-  ResponsePolicies.layer
-).pipe(Layer.provideMerge(PlanChecks.layer))
+export type { Registries } from "./Registries.ts"
 
 export interface GatewayParts<E> {
   readonly config: Layer.Layer<GatewayConfig, E>

@@ -181,7 +181,8 @@ describe("usage errors exit 2 with a pointer to --help", () => {
     [["launch"], "unknown command \"launch\"", "sluice --help"],
     [["--port", "70000"], "--port must be a port number", "sluice --help"],
     [["--log-level", "loud"], "--log-level must be one of", "sluice --help"],
-    [["check-config", "--strict"], "unknown flag --strict", "sluice help check-config"]
+    [["check-config", "--strict"], "unknown flag --strict", "sluice help check-config"],
+    [["--version", "extra"], "unknown command \"extra\"", "sluice --help"]
   ])("%j", async (args, message, pointer) => {
     const r = await run(args)
     expect(r.timedOut).toBe(false)
@@ -241,6 +242,25 @@ backends:
     expect(lines).toContain(`${file}: backends[1].id: duplicate backend id "a"`)
     expect(lines).toContain(`${file}: backends[1].models[1]: model "mistral" is not declared under models`)
     expect(lines).toContain(`${file}: models[1]: model "orphan" is not served by any backend`)
+  })
+
+  it("runs the registries' checks serve runs at start: unknown dialects and plugins, with their paths", async () => {
+    const file = join(dir, "names.yaml")
+    writeFileSync(file, `
+backends:
+  - { id: a, url: "http://127.0.0.1:9/v1", models: [m], dialect: nonesuch }
+routing: { policy: inference, filters: [nosuchfilter], scorers: { nosuchscorer: 1 } }
+auth: { authenticators: [api_key, anonymous] }
+`)
+    const r = await run(["check-config", file])
+    expect(r.code).toBe(1)
+    const lines = r.stderr.trim().split("\n")
+    expect(lines).toContainEqual(expect.stringMatching(new RegExp(`^${file}: backends\\[0\\]\\.dialect: unknown dialect "nonesuch"`)))
+    expect(lines).toContainEqual(expect.stringMatching(new RegExp(`^${file}: routing\\.filters\\[0\\]: unknown filter "nosuchfilter"`)))
+    expect(lines).toContainEqual(expect.stringMatching(new RegExp(`^${file}: routing\\.scorers\\.nosuchscorer: unknown scorer`)))
+    // The built-in authenticators are known.
+    expect(r.stderr).not.toContain("auth.authenticators")
+    expect(r.stdout).toBe("")
   })
 
   it("reports YAML syntax errors with their line, and unreadable files, per file", async () => {
