@@ -131,7 +131,7 @@ export class Reloader extends Context.Service<Reloader, {
           })
 
         const report = (r: ReloadResult) => {
-          const annotations = {
+          const all: Record<string, string> = {
             trigger: r.trigger,
             source: r.source,
             result: r.result,
@@ -149,6 +149,8 @@ export class Reloader extends Context.Service<Reloader, {
             ...(r.live.length > 0 ? { changed: r.live.join(",") } : {}),
             ...(r.needsRestart.length > 0 ? { needs_restart: r.needsRestart.join(",") } : {})
           }
+          // Only what happened: no empty `models_removed=` noise.
+          const annotations = Object.fromEntries(Object.entries(all).filter(([, v]) => v !== ""))
           const log = r.result === "applied"
             ? Effect.logInfo("config reloaded")
             : r.result === "unchanged"
