@@ -5,7 +5,8 @@
  * every backend and breaker. Label values are closed sets or config-defined
  * names (models and backends from the plan, `FailureTag`, `RequestOutcome`): a client can
  * never create a series. Per-request updates happen once, when the request's log line is
- * written; gauges are refreshed from the actors' state when Prometheus scrapes.
+ * written; gauges are refreshed from the actors' state when Prometheus scrapes. A backend a
+ * reload removed loses its gauge series once it has drained (its counters stay: history).
  */
 import { Clock, Effect, Metric } from "effect"
 import { PrometheusMetrics } from "effect/observability"
@@ -212,10 +213,26 @@ export interface Gauges {
   readonly connections: { readonly open: number; readonly rejected: ReadonlyArray<readonly [string, number]> }
 }
 
+/** Backends whose gauges the last scrape wrote (a reload can remove one). */
+let rendered = new Set<string>()
+
+/** Removes the gauge series of a backend that left the fleet, so it does not linger at its last values. */
+const forgetBackend = (backend: string) =>
+  Effect.gen(function*() {
+    const id = { backend }
+    for (const h of HEALTH) yield* Metric.remove(Metric.withAttributes(backendHealth, { ...id, state: h }))
+    for (const g of [inFlight, slotQueueDepth, upstreamQueued, loopRestarts, queueDepth, kvUsage, tokensPerSecond]) {
+      yield* Metric.remove(Metric.withAttributes(g, id))
+    }
+  })
+
 /** Refreshes the gauges and renders the exposition text. */
 export const render = (state: Gauges): Effect.Effect<string> =>
   Effect.gen(function*() {
     const now = yield* Clock.currentTimeMillis
+    const current = new Set(state.backends.map((b) => b.id))
+    for (const gone of rendered) if (!current.has(gone)) yield* forgetBackend(gone)
+    rendered = current
     for (const b of state.backends) {
       const id = { backend: b.id }
       for (const h of HEALTH) yield* Metric.update(Metric.withAttributes(backendHealth, { ...id, state: h }), b.health === h ? 1 : 0)

@@ -77,6 +77,8 @@ backends:
       expect(a.active() + b.active()).toBe(100)
       const onA = a.active()
       expect(onA).toBeGreaterThan(0)
+      const scrape = async () => await (await fetch(`${gw.url}/metrics`)).text()
+      expect(await scrape()).toContain(`sluice_backend_in_flight{backend="a"} ${onA}`)
 
       // a removed, c added (and serving a new model m2), the policy changed to ordered (c first).
       writeFileSync(file, `
@@ -127,6 +129,10 @@ backends:
       expect(gw.fleet.all.map((x) => x.id).sort()).toEqual(["b", "c"])
       await eventually(async () => a.openSockets(), (n) => n === 0, 10_000)
       expect(a.openSockets()).toBe(0)
+      // Its gauges are gone from /metrics (not frozen at their last values); the others stay.
+      const metrics = await scrape()
+      expect(metrics.split("\n").filter((l) => l.includes(`backend="a"`) && l.startsWith("sluice_backend_")).join("\n")).toBe("")
+      expect(metrics).toContain(`sluice_backend_in_flight{backend="c"} 0`)
       expect(await eventually(gw.held, (h) => h.slots === 0 && h.inFlight === 0)).toEqual(idle)
     } finally {
       release()
