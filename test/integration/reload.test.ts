@@ -166,6 +166,39 @@ backends:
     }
   }, 60_000)
 
+  it("limits and timeouts apply to the next request", async () => {
+    const a = await Fake.start((_model, body) => ({ firstDelayMs: (body["messages"] as Array<unknown>).length === 3 ? 1500 : 0 }))
+    const file = join(dir, "limits.yaml")
+    const yaml = (extra: string) => `
+backends:
+  - { id: a, url: "${a.url}", models: [m] }
+${extra}
+`
+    writeFileSync(file, yaml(""))
+    const gw = await startGateway("", { file })
+    const call = (messages: number) =>
+      streamChat(gw.url, { model: "m", stream: true, messages: Array.from({ length: messages }, () => ({ role: "user", content: "hi" })) })
+    try {
+      expect((await call(2)).status).toBe(200)
+      expect(contentOf((await call(3)).events).done).toBe(true)
+      writeFileSync(file, yaml("limits: { max_messages: 2 }"))
+      expect((await admin(gw.url)).body).toMatchObject({ result: "applied", changed: ["limits"] })
+      const refused = await call(3)
+      expect(refused.status).toBe(400)
+      expect(refused.text).toContain("messages")
+      writeFileSync(file, yaml("timeouts: { first_token: 300ms }"))
+      expect((await admin(gw.url)).body).toMatchObject({ result: "applied" })
+      expect((await call(2)).status).toBe(200)
+      // The slow first token (1.5 s) now misses the 300 ms deadline.
+      const slow = await call(3)
+      expect(contentOf(slow.events).done).toBe(false)
+      expect(slow.status).not.toBe(200)
+    } finally {
+      await gw.close()
+      await a.close()
+    }
+  }, 60_000)
+
   it("an invalid file keeps the last good plan and says why; start-only settings need a restart", async () => {
     const a = await Fake.start()
     const file = join(dir, "invalid.yaml")
