@@ -250,7 +250,8 @@ export const routes = HttpRouter.use((router) =>
     yield* router.add("POST", "/admin/v1/reload", (request) =>
       guarded(Effect.gen(function*() {
         // No body is needed; one that is there must be `{}` (nothing in it is read).
-        const text = yield* Effect.orElseSucceed(request.text, () => "")
+        // A body that cannot be read (over the size cap, cut off) is refused like any other.
+        const text = yield* Effect.orElseSucceed(request.text, () => "\u0000")
         if (text.trim() !== "" && text.replace(/\s/g, "") !== "{}") {
           const error = new InvalidAdminRequest({ message: "POST /admin/v1/reload takes no body (or {}).", param: null })
           return ErrorResponse.response(ErrorResponse.toWire(error), requestIdOf(request))
