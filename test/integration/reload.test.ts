@@ -283,6 +283,38 @@ timeouts: { first_token: 5s }
     }
   }, 60_000)
 
+  it("a backend that cannot start fails the reload, and nothing changes", async () => {
+    const [a, b] = await Promise.all([Fake.start(), Fake.start()])
+    const file = join(dir, "failed.yaml")
+    writeFileSync(file, `
+backends:
+  - { id: a, url: "${a.url}", models: [m] }
+`)
+    // The test launcher has no simulator: a simulate: backend cannot start.
+    const gw = await startGateway("", { file })
+    try {
+      writeFileSync(file, `
+backends:
+  - { id: b, url: "${b.url}", models: [m, m2] }
+  - { id: sim, simulate: { profile: llama-3.1-8b-fp8-h100 }, models: [m] }
+`)
+      const r = await admin(gw.url)
+      expect(r.status).toBe(422)
+      expect(r.body).toMatchObject({ result: "failed", errors: [{ path: "backends[1]" }] })
+      expect(JSON.stringify(r.body["errors"])).toContain("sim")
+      // The running plan and fleet are the old ones: b is not in the fleet and got no request.
+      expect(gw.fleet.all.map((x) => x.id)).toEqual(["a"])
+      expect(gw.fleet.draining()).toEqual([])
+      const models = (await (await fetch(`${gw.url}/v1/models`)).json()) as { data: Array<{ id: string }> }
+      expect(models.data.map((m) => m.id)).toEqual(["m"])
+      expect((await chat(gw.url, "m")).backend).toBe("a")
+      expect(b.seen.length).toBe(0)
+    } finally {
+      await gw.close()
+      await Promise.all([a.close(), b.close()])
+    }
+  }, 60_000)
+
   it("the file watch reloads after an editor renames a new file over the config", async () => {
     const [a, b] = await Promise.all([Fake.start(), Fake.start()])
     const file = join(dir, "watched.yaml")
