@@ -264,7 +264,8 @@ export const main = (flags: Settings.Flags) =>
 
 /**
  * Starts the `simulate:` engines of the configured plan in the current scope and returns
- * their URLs by backend id (the cluster primary shares one fleet with all its workers).
+ * their URLs (and what each was started as) by backend id (the cluster primary shares one
+ * fleet with all its workers).
  */
 export const launchSimulatedFleet = (flags: Settings.Flags) =>
   Effect.gen(function*() {
@@ -272,5 +273,5 @@ export const launchSimulatedFleet = (flags: Settings.Flags) =>
     const launcher = yield* SimulatedEngines.EngineLauncherService
     const simulated = initial.backends.filter((b) => b.simulate !== undefined)
     const launched = yield* Effect.forEach(simulated, (b) => launcher.launch(b), { concurrency: "unbounded" })
-    return Object.fromEntries(simulated.map((b, i) => [b.id, launched[i]!]))
+    return Object.fromEntries(simulated.map((b, i) => [b.id, { url: launched[i]!, key: SimulatedEngines.engineKey(b) }]))
   }).pipe(Effect.provide(Layer.merge(GatewayConfig.fromEnvironment(flags), SimulatedEngines.layer)))
