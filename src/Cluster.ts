@@ -6,8 +6,8 @@
  *
  * Simulated engines (`simulate:` backends) are started once, in the primary, and handed to
  * the workers by URL, so N workers front one fleet, not N fleets. The primary restarts a
- * worker that dies and, on SIGINT/SIGTERM, lets every worker drain before exiting. Each
- * worker has a slot (`SLUICE_WORKER_SLOT`, 0..N-1) that outlives it: its replacement gets
+ * worker that dies, passes SIGHUP (reload) on to every worker and, on SIGINT/SIGTERM, lets
+ * every worker drain before exiting. Each worker has a slot (`SLUICE_WORKER_SLOT`, 0..N-1) that outlives it: its replacement gets
  * the same slot, and with it the ledger journal the dead worker left to settle.
  *
  * A drained stop on SIGINT/SIGTERM exits 0 (Effect's default for an interrupted main
@@ -48,6 +48,15 @@ const primary = (flags: Flags, workers: number) =>
       setTimeout(() => fork(slot), 500)
     })
     for (let i = 0; i < workers; i++) fork(i)
+    // A reload is each worker's own (each runs the whole graph and watches the file): the
+    // primary passes SIGHUP on instead of dying of it.
+    const hangup = () => {
+      for (const w of Object.values(cluster.workers ?? {})) w?.process.kill("SIGHUP")
+    }
+    yield* Effect.acquireRelease(
+      Effect.sync(() => process.on("SIGHUP", hangup)),
+      () => Effect.sync(() => process.off("SIGHUP", hangup))
+    )
     yield* Effect.logInfo("sluice primary started").pipe(Effect.annotateLogs({ workers }))
     yield* Effect.addFinalizer(() =>
       Effect.callback<void>((resume) => {

@@ -24,13 +24,14 @@ import { HealthReports } from "./backends/Actor.ts"
 import { type EngineLauncher, Fleet } from "./backends/Fleet.ts"
 import * as SimulatedEngines from "./SimulatedFleet.ts"
 import { PlanChecks, verify } from "./config/Checks.ts"
+import { type Registries, registries } from "./Registries.ts"
 import { GatewayConfig } from "./config/GatewayConfig.ts"
 import type { Plan } from "./config/Plan.ts"
 import type * as Settings from "./config/Settings.ts"
 import { Dispatcher } from "./dispatch/Dispatch.ts"
 import * as ConnectionLimits from "./http/Connections.ts"
-import { Authenticators, RequestPolicies, ResponsePolicies } from "./extensions/Registries.ts"
 import { Lifecycle } from "./request/Lifecycle.ts"
+import { type ReloadOptions, Reloader } from "./http/Reload.ts"
 import * as Routes from "./http/Routes.ts"
 import { EventLoopDelay } from "./observability/EventLoopDelay.ts"
 import { LiveStats } from "./observability/LiveStats.ts"
@@ -41,28 +42,11 @@ import { Breakers } from "./resilience/Breakers.ts"
 import { RetryBudget } from "./resilience/RetryBudget.ts"
 import { Affinity } from "./routing/Affinity.ts"
 import { Placement } from "./routing/Placement.ts"
-import { Dialects } from "./backends/Dialects.ts"
-import { RoutingPlugins } from "./routing/Registry.ts"
 import { Router } from "./routing/Router.ts"
 import * as Database from "./stores/Database.ts"
 import { KeyStore } from "./stores/KeyStore.ts"
 
-/** The registries extensions add to. */
-export type Registries =
-  | RoutingPlugins
-  | Dialects
-  | Authenticators
-  | RequestPolicies
-  | ResponsePolicies
-  | PlanChecks
-
-const registries = Layer.mergeAll(
-  RoutingPlugins.layer,
-  Dialects.layer,
-  Authenticators.layer,
-  RequestPolicies.layer,
-  ResponsePolicies.layer
-).pipe(Layer.provideMerge(PlanChecks.layer))
+export type { Registries } from "./Registries.ts"
 
 export interface GatewayParts<E> {
   readonly config: Layer.Layer<GatewayConfig, E>
@@ -78,6 +62,11 @@ export interface GatewayParts<E> {
    * after the config and before anything reads a registry.
    */
   readonly extensions?: Layer.Layer<never, unknown, Registries | GatewayConfig> | undefined
+  /**
+   * Hot reload triggers besides `POST /admin/v1/reload`: SIGHUP and a watch on the config
+   * file (default: neither).
+   */
+  readonly reload?: ReloadOptions | undefined
   /** The listener; default: node:http on the plan's host and port. */
   readonly server?:
     | Layer.Layer<HttpServer.HttpServer | Listener | ConnectionLimits.Connections, unknown, GatewayConfig>
@@ -190,7 +179,7 @@ export const make = <E>(parts: GatewayParts<E>) => {
   const identity = Layer.mergeAll(Authentication.layer, KeyAdmin.layer, AdminToken.fromEnvironment, Protection.layer)
   // The plan is checked against the registries once every extension has registered,
   // before any backend, engine or listener starts.
-  const core = Layer.mergeAll(Accounting.layer, Router.layer, Dispatcher.layer, identity).pipe(
+  const core = Layer.mergeAll(Accounting.layer, Router.layer, Dispatcher.layer, identity, Reloader.layer(parts.reload)).pipe(
     Layer.provideMerge(backends),
     Layer.provideMerge(Layer.mergeAll(stores, Lifecycle.layer, LiveStats.layer)),
     Layer.provideMerge(verifyPlan),
@@ -241,10 +230,12 @@ export const embedded = (options: EmbedOptions) => {
     ? GatewayConfig.fromPlan(listen(options.config.plan))
     : "yaml" in options.config
     ? GatewayConfig.fromYaml(options.config.yaml, options.config.source)
-    : GatewayConfig.fromFile(options.config.file)
-  const overridden = "plan" in options.config || (options.host === undefined && options.port === undefined)
+    : GatewayConfig.fromFile(options.config.file, listen)
+  // A file applies the listen address to every plan it reads (a reload must not see the
+  // file's own address as a change); text and a plan are fixed at start.
+  const overridden = "plan" in options.config || "file" in options.config || (options.host === undefined && options.port === undefined)
     ? config
-    : Layer.effect(GatewayConfig, Effect.map(GatewayConfig, (c) => GatewayConfig.of({ ...c, initial: listen(c.initial) }))).pipe(
+    : Layer.effect(GatewayConfig, Effect.map(GatewayConfig, (c) => GatewayConfig.of({ ...c, initial: listen(c.initial), load: Effect.map(c.load, listen) }))).pipe(
       Layer.provide(config)
     )
   const flags: Settings.Flags = { logLevel: options.logLevel }
@@ -253,7 +244,9 @@ export const embedded = (options: EmbedOptions) => {
     launcher: SimulatedEngines.layer,
     requestLog: Tracing.layer.pipe(Layer.provideMerge(Logging.layer(flags))),
     dataDir: options.dataDir,
-    extensions: options.extensions
+    extensions: options.extensions,
+    // A config file is watched; process signals belong to the embedding program.
+    reload: { watch: true }
   })
 }
 
@@ -269,12 +262,14 @@ export const main = (flags: Settings.Flags) =>
     config: GatewayConfig.fromEnvironment(flags),
     launcher: SimulatedEngines.layer,
     requestLog: Tracing.layer.pipe(Layer.provideMerge(Logging.layer(flags))),
-    dataDir: "data"
+    dataDir: "data",
+    reload: { signal: true, watch: true }
   })
 
 /**
  * Starts the `simulate:` engines of the configured plan in the current scope and returns
- * their URLs by backend id (the cluster primary shares one fleet with all its workers).
+ * their URLs (and what each was started as) by backend id (the cluster primary shares one
+ * fleet with all its workers).
  */
 export const launchSimulatedFleet = (flags: Settings.Flags) =>
   Effect.gen(function*() {
@@ -282,5 +277,5 @@ export const launchSimulatedFleet = (flags: Settings.Flags) =>
     const launcher = yield* SimulatedEngines.EngineLauncherService
     const simulated = initial.backends.filter((b) => b.simulate !== undefined)
     const launched = yield* Effect.forEach(simulated, (b) => launcher.launch(b), { concurrency: "unbounded" })
-    return Object.fromEntries(simulated.map((b, i) => [b.id, launched[i]!]))
+    return Object.fromEntries(simulated.map((b, i) => [b.id, { url: launched[i]!, key: SimulatedEngines.engineKey(b) }]))
   }).pipe(Effect.provide(Layer.merge(GatewayConfig.fromEnvironment(flags), SimulatedEngines.layer)))

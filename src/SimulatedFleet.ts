@@ -8,18 +8,26 @@
  */
 import { Effect, Layer } from "effect"
 import { EngineLauncher, FleetError } from "./backends/Fleet.ts"
+import type { BackendPlan } from "./config/Plan.ts"
 
 export { EngineLauncher as EngineLauncherService }
 
 /** V8 old-generation cap of each embedded engine's thread. */
 export const ENGINE_HEAP_MB = 512
 
-/** Engines a cluster primary already started for this worker: backend id → base URL. */
-const shared = (): Readonly<Record<string, string>> => {
+/**
+ * What an engine was started as: a reload that changes a `simulate:` backend's engine gets a
+ * new engine, not the one the cluster primary started under the same id.
+ */
+export const engineKey = (backend: BackendPlan): string =>
+  JSON.stringify([backend.simulate ?? null, [...backend.models.values()]])
+
+/** Engines a cluster primary already started for this worker: backend id → base URL and engine key. */
+const shared = (): Readonly<Record<string, { readonly url: string; readonly key: string }>> => {
   const raw = process.env["SLUICE_SIMULATED_URLS"]
   if (raw === undefined || raw === "") return {}
   const parsed: unknown = JSON.parse(raw)
-  return typeof parsed === "object" && parsed !== null ? (parsed as Record<string, string>) : {}
+  return typeof parsed === "object" && parsed !== null ? (parsed as Record<string, { url: string; key: string }>) : {}
 }
 
 export const layer = Layer.succeed(
@@ -28,7 +36,7 @@ export const layer = Layer.succeed(
     launch: (backend) =>
       Effect.gen(function*() {
         const already = shared()[backend.id]
-        if (already !== undefined) return already
+        if (already !== undefined && already.key === engineKey(backend)) return already.url
         const sim = backend.simulate
         if (sim === undefined) {
           return yield* new FleetError({ backend: backend.id, message: "no simulate section" })

@@ -32,7 +32,7 @@ import * as ApiKey from "./ApiKey.ts"
 import * as KeyCache from "./KeyCache.ts"
 import { Revocations } from "./Revocations.ts"
 
-export const NAME = "api_key"
+export const NAME = Format.AUTHENTICATOR
 const VERIFICATIONS = 4
 const LAST_USED_EVERY = "10 seconds"
 const RECHECK_EVERY = "2 seconds"

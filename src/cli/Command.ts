@@ -83,9 +83,16 @@ const parseServe = (args: ReadonlyArray<string>, topic: CommandName | undefined)
   const parsed = attempt(() => parseArgs({ args: [...args], options: serveOptions, strict: true, allowPositionals: true }))
   if (!parsed.ok) return usageError(parsed.message, topic)
   const v = parsed.value.values
+  const stray = parsed.value.positionals[0]
+  // `sluice --help check-config` asks for that command's help; any other word is a mistake.
+  if (v.help === true && topic === undefined && stray !== undefined && parsed.value.positionals.length === 1 && isCommand(stray)) {
+    return { _tag: "Help", topic: stray }
+  }
+  if (stray !== undefined && (v.help === true || v.version === true)) {
+    return usageError(topic === undefined && !isCommand(stray) ? `unknown command "${stray}"` : `unexpected argument "${stray}"`, topic)
+  }
   if (v.help === true) return { _tag: "Help", topic }
   if (v.version === true) return { _tag: "Version" }
-  const stray = parsed.value.positionals[0]
   if (stray !== undefined) {
     return topic === undefined
       ? usageError(`unknown command "${stray}"`, undefined)

@@ -70,6 +70,38 @@ export const parseArgs = (argv: ReadonlyArray<string>): Args => {
 
 class Usage extends Data.TaggedError("Usage")<{ readonly message: string }> {}
 
+/** Flags every command takes. */
+const COMMON = ["json", "config", "help"]
+
+/**
+ * Each subcommand's own flags and how many words it takes (the subcommand included): an
+ * unknown flag or a stray word is a usage error, never ignored.
+ */
+const GRAMMAR: Readonly<Record<string, { readonly flags: ReadonlyArray<string>; readonly words: readonly [number, number] }>> = {
+  "keys create": { flags: ["tenant", "name", "models", "expires"], words: [1, 1] },
+  "keys list": { flags: ["tenant"], words: [1, 1] },
+  "keys revoke": { flags: [], words: [1, 2] },
+  "keys rotate": { flags: ["grace"], words: [1, 2] },
+  "keys expire": { flags: ["in", "at", "never"], words: [1, 2] },
+  "keys hash": { flags: [], words: [1, 2] },
+  "tenants create": { flags: ["name"], words: [1, 2] },
+  "tenants list": { flags: [], words: [1, 1] },
+  "tenants disable": { flags: [], words: [1, 2] },
+  "tenants enable": { flags: [], words: [1, 2] }
+}
+
+/** The usage error of `args` for `command`, if any (an unknown subcommand is the command's to report). */
+export const strict = (command: "keys" | "tenants", args: Args): string | undefined => {
+  const grammar = GRAMMAR[`${command} ${args.positional[0] ?? ""}`]
+  if (grammar === undefined) return undefined
+  for (const name of args.flags.keys()) {
+    if (!COMMON.includes(name) && !grammar.flags.includes(name)) return `unknown flag --${name} for ${command} ${args.positional[0]}`
+  }
+  const extra = args.positional[grammar.words[1]]
+  if (extra !== undefined) return `unexpected argument "${extra}"`
+  return undefined
+}
+
 const text = (args: Args, name: string): string | undefined => {
   const v = args.flags.get(name)
   return typeof v === "string" ? v : undefined
@@ -240,6 +272,13 @@ const finish = <R>(effect: Effect.Effect<number, unknown, R>, io: Io, help: stri
     Effect.provideService(References.MinimumLogLevel, "Warn")
   )
 
+/** A usage error before anything is opened: the message and the usage on stderr, exit 2. */
+const usage = (message: string, io: Io, help: string): Effect.Effect<number> =>
+  Effect.sync(() => {
+    io.err(`${message}\n\n${help}`)
+    return 2
+  })
+
 const KEYS_HELP = `usage: keys create --tenant ID --name NAME [--models a,b] [--expires 30d]
        keys list [--tenant ID] | keys revoke ID | keys rotate ID [--grace 7d]
        keys expire ID (--in 30d | --at TIME | --never) | keys hash [KEY | -]`
@@ -248,21 +287,25 @@ const TENANTS_HELP = "usage: tenants create ID [--name NAME] | tenants list | te
 /** `sluice keys ...` (argv after `keys`). */
 export const keys = (argv: ReadonlyArray<string>, io: Io = stdio): Effect.Effect<number> => {
   const args = parseArgs(argv)
-  if (args.positional[0] === "hash") return finish(hashCommand(args, io), io, KEYS_HELP)
-  if (args.positional.length === 0 || args.flags.has("help")) {
+  if (args.flags.has("help")) {
     io.out(KEYS_HELP)
-    return Effect.succeed(args.flags.has("help") ? 0 : 2)
+    return Effect.succeed(0)
   }
+  const wrong = args.positional.length === 0 ? "a keys command is required" : strict("keys", args)
+  if (wrong !== undefined) return usage(wrong, io, KEYS_HELP)
+  if (args.positional[0] === "hash") return finish(hashCommand(args, io), io, KEYS_HELP)
   return finish(Effect.scoped(Effect.provide(keyCommand(args, io), services(args))), io, KEYS_HELP)
 }
 
 /** `sluice tenants ...` (argv after `tenants`). */
 export const tenants = (argv: ReadonlyArray<string>, io: Io = stdio): Effect.Effect<number> => {
   const args = parseArgs(argv)
-  if (args.positional.length === 0 || args.flags.has("help")) {
+  if (args.flags.has("help")) {
     io.out(TENANTS_HELP)
-    return Effect.succeed(args.flags.has("help") ? 0 : 2)
+    return Effect.succeed(0)
   }
+  const wrong = args.positional.length === 0 ? "a tenants command is required" : strict("tenants", args)
+  if (wrong !== undefined) return usage(wrong, io, TENANTS_HELP)
   return finish(Effect.scoped(Effect.provide(tenantCommand(args, io), services(args))), io, TENANTS_HELP)
 }
 

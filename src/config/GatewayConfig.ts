@@ -2,7 +2,8 @@
  * The config actor: loads, validates and publishes the immutable plan. Readers take the
  * current plan per request (`current`); a reload swaps it atomically and in-flight
  * requests keep the plan they started with. A bad reload is reported and the last good
- * plan stays.
+ * plan stays. This service only reads the source (`load`) and swaps the plan (`publish`);
+ * checking, diffing and applying a new plan to the fleet is the reloader's (http/Reload.ts).
  */
 import { Context, Effect, Layer, SubscriptionRef } from "effect"
 import { NodeServices } from "@effect/platform-node"
@@ -16,12 +17,16 @@ export class GatewayConfig extends Context.Service<GatewayConfig, {
   readonly initial: Plan
   readonly current: Effect.Effect<Plan>
   readonly ref: SubscriptionRef.SubscriptionRef<Plan>
-  /** Re-reads the source; keeps the old plan and fails with the reason when the new one is invalid. */
-  readonly reload: Effect.Effect<Plan, Load.ConfigError>
+  /** The config file a reload re-reads and the watcher watches (undefined: text, a value or an upstream listing). */
+  readonly file: string | undefined
+  /** Reads and validates the source again; publishes nothing (the current plan stays until `publish`). */
+  readonly load: Effect.Effect<Plan, Load.ConfigError>
+  /** Swaps the current plan: requests that start from now on read it. */
+  readonly publish: (plan: Plan) => Effect.Effect<void>
 }>()("sluice/config/GatewayConfig") {
   /** A fixed plan (tests, embedding). */
   static fromPlan(plan: Plan): Layer.Layer<GatewayConfig> {
-    return Layer.effect(GatewayConfig, make(plan, Effect.succeed(plan)))
+    return Layer.effect(GatewayConfig, make(plan, Effect.succeed(plan), undefined))
   }
 
   /**
@@ -30,38 +35,50 @@ export class GatewayConfig extends Context.Service<GatewayConfig, {
    */
   static fromYaml(text: string, source = "config"): Layer.Layer<GatewayConfig, Load.ConfigError> {
     const load = Load.parse(text, source, process.env)
-    return Layer.effect(GatewayConfig, Effect.flatMap(load, (plan) => make(plan, load)))
+    return Layer.effect(GatewayConfig, Effect.flatMap(load, (plan) => make(plan, load, undefined)))
   }
 
-  /** From a config file (re-read on reload). */
-  static fromFile(path: string): Layer.Layer<GatewayConfig, Load.ConfigError | unknown> {
-    return GatewayConfig.fromEnvironment({ config: path })
+  /**
+   * From a config file (re-read on reload). `adjust` runs on every plan read from it, at
+   * start and on each reload (an embedder's listen address, a test's ephemeral port).
+   */
+  static fromFile(path: string, adjust: (plan: Plan) => Plan = (plan) => plan): Layer.Layer<GatewayConfig, Load.ConfigError | unknown> {
+    return GatewayConfig.fromEnvironment({ config: path }, adjust)
   }
 
   /** Loads from the serve command's flags and the environment (the service binary). */
-  static fromEnvironment(flags: Settings.Flags): Layer.Layer<GatewayConfig, Load.ConfigError | unknown> {
+  static fromEnvironment(
+    flags: Settings.Flags,
+    adjust: (plan: Plan) => Plan = (plan) => plan
+  ): Layer.Layer<GatewayConfig, Load.ConfigError | unknown> {
     return Layer.effect(
       GatewayConfig,
       Effect.gen(function*() {
         const settings = yield* Settings.load(flags)
         const load = Load.load(settings, process.env).pipe(
+          Effect.map(adjust),
           Effect.provide(NodeServices.layer),
           Effect.provide(FetchHttpClient.layer)
         )
         const plan = yield* load
-        return yield* make(plan, load)
+        const file = settings.upstream !== undefined && settings.configPath === undefined
+          ? undefined
+          : settings.configPath ?? Load.DEFAULT_PATH
+        return yield* make(plan, load, file)
       })
     )
   }
 }
 
-const make = (initial: Plan, load: Effect.Effect<Plan, Load.ConfigError>) =>
+const make = (initial: Plan, load: Effect.Effect<Plan, Load.ConfigError>, file: string | undefined) =>
   Effect.gen(function*() {
     const ref = yield* SubscriptionRef.make(initial)
     return GatewayConfig.of({
       initial,
       current: SubscriptionRef.get(ref),
       ref,
-      reload: Effect.tap(load, (plan) => SubscriptionRef.set(ref, plan))
+      file,
+      load,
+      publish: (plan) => SubscriptionRef.set(ref, plan)
     })
   })

@@ -8,6 +8,8 @@
  */
 
 export const PREFIX = "sk-sluice-"
+/** The name of the built-in authenticator that verifies these keys (in `auth.authenticators`). */
+export const AUTHENTICATOR = "api_key"
 export const KEY_ID_LENGTH = 12
 export const SECRET_LENGTH = 43
 export const ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"

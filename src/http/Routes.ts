@@ -1,5 +1,5 @@
 /**
- * The public routes: the OpenAI-compatible API, health, the admin API (Admin.ts), and
+ * The public routes: the OpenAI-compatible API, health, the admin API (Admin.ts, Reload.ts), and
  * OpenAI-style 404/405 answers for everything else, plus CORS when `server.cors` is
  * configured (off by default: no CORS header is ever sent and a preflight gets no allow
  * header). The inference endpoints run the request pipeline (request/Pipeline.ts) with their
@@ -14,6 +14,7 @@ import type { CallKind } from "../api/openai/Calls.ts"
 import { Connections } from "./Connections.ts"
 import * as Admin from "./Admin.ts"
 import * as Dashboard from "./Dashboard.ts"
+import * as Reload from "./Reload.ts"
 import * as Pipeline from "../request/Pipeline.ts"
 import * as OpenAI from "./OpenAI.ts"
 import * as Anthropic from "./Anthropic.ts"
@@ -221,6 +222,7 @@ export const layer = Layer.mergeAll(
   Prometheus,
   Admin.layer,
   Dashboard.layer,
+  Reload.routes,
   Fallback,
   Cors,
   RouteErrors

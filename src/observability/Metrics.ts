@@ -6,7 +6,8 @@
  * names (models and backends from the plan, `FailureTag`, `RequestOutcome`): a client can
  * never create a series. Per-request updates happen once, when the request's log line is
  * written; gauges are refreshed from the actors' state when Prometheus scrapes (and, with
- * OTLP metrics on, at the export's pace).
+ * OTLP metrics on, at the export's pace). A backend a reload removed loses its gauge series
+ * once it has drained (its counters stay: history).
  */
 import { Clock, Effect, Metric } from "effect"
 import { PrometheusMetrics } from "effect/observability"
@@ -225,6 +226,19 @@ export interface Gauges {
   readonly connections: { readonly open: number; readonly rejected: ReadonlyArray<readonly [string, number]> }
 }
 
+/** Backends whose gauges the last scrape wrote (a reload can remove one). */
+let rendered = new Set<string>()
+
+/** Removes the gauge series of a backend that left the fleet, so it does not linger at its last values. */
+const forgetBackend = (backend: string) =>
+  Effect.gen(function*() {
+    const id = { backend }
+    for (const h of HEALTH) yield* Metric.remove(Metric.withAttributes(backendHealth, { ...id, state: h }))
+    for (const g of [inFlight, slotQueueDepth, upstreamQueued, loopRestarts, queueDepth, kvUsage, tokensPerSecond]) {
+      yield* Metric.remove(Metric.withAttributes(g, id))
+    }
+  })
+
 /** Refreshes the gauges and renders the exposition text. */
 export const render = (state: Gauges): Effect.Effect<string> =>
   Effect.flatMap(refresh(state), () => PrometheusMetrics.format())
@@ -233,6 +247,9 @@ export const render = (state: Gauges): Effect.Effect<string> =>
 export const refresh = (state: Gauges): Effect.Effect<void> =>
   Effect.gen(function*() {
     const now = yield* Clock.currentTimeMillis
+    const current = new Set(state.backends.map((b) => b.id))
+    for (const gone of rendered) if (!current.has(gone)) yield* forgetBackend(gone)
+    rendered = current
     for (const b of state.backends) {
       const id = { backend: b.id }
       for (const h of HEALTH) yield* Metric.update(Metric.withAttributes(backendHealth, { ...id, state: h }), b.health === h ? 1 : 0)
@@ -276,4 +293,21 @@ export const refresh = (state: Gauges): Effect.Effect<void> =>
       yield* Metric.update(budgetDropped, shared.droppedSettlements)
       yield* Metric.update(budgetLocal, shared.localReservedTokens)
     }
+  })
+
+const configReloads = Metric.counter("sluice_config_reloads_total", {
+  description: "Config reloads by result (applied, unchanged, invalid, failed)",
+  incremental: true
+})
+const lastReload = Metric.gauge("sluice_config_last_reload_timestamp_seconds", { description: "When the last reload attempt finished" })
+const lastReloadOk = Metric.gauge("sluice_config_last_reload_success", {
+  description: "1 when the last reload attempt left the file's config running (applied or unchanged), 0 when it kept the last good one"
+})
+
+/** One reload attempt (result: a closed set). */
+export const recordReload = (result: "applied" | "unchanged" | "invalid" | "failed", nowMs: number): Effect.Effect<void> =>
+  Effect.gen(function*() {
+    yield* Metric.update(Metric.withAttributes(configReloads, { result }), 1)
+    yield* Metric.update(lastReload, nowMs / 1000)
+    yield* Metric.update(lastReloadOk, result === "applied" || result === "unchanged" ? 1 : 0)
   })

@@ -19,6 +19,14 @@ describe("Command.parse", () => {
     expect(Command.parse(["serve", "-h"])).toEqual({ _tag: "Help", topic: "serve" })
     expect(Command.parse(["help", "check-config"])).toEqual({ _tag: "Help", topic: "check-config" })
     expect(Command.parse(["--version"])).toEqual({ _tag: "Version" })
+    expect(Command.parse(["--help", "check-config"])).toEqual({ _tag: "Help", topic: "check-config" })
+  })
+
+  it("help and version refuse stray words instead of ignoring them", () => {
+    expect(Command.parse(["--version", "extra"])).toMatchObject({ _tag: "UsageError", message: "unknown command \"extra\"" })
+    expect(Command.parse(["serve", "--version", "now"])).toMatchObject({ _tag: "UsageError", message: "unexpected argument \"now\"" })
+    expect(Command.parse(["--help", "launch"])).toMatchObject({ _tag: "UsageError", message: "unknown command \"launch\"" })
+    expect(Command.parse(["--help", "serve", "x"])).toMatchObject({ _tag: "UsageError" })
   })
 
   it("passes simulate's arguments to the simulator's own parser and check-config's files through", () => {

@@ -181,7 +181,8 @@ describe("usage errors exit 2 with a pointer to --help", () => {
     [["launch"], "unknown command \"launch\"", "sluice --help"],
     [["--port", "70000"], "--port must be a port number", "sluice --help"],
     [["--log-level", "loud"], "--log-level must be one of", "sluice --help"],
-    [["check-config", "--strict"], "unknown flag --strict", "sluice help check-config"]
+    [["check-config", "--strict"], "unknown flag --strict", "sluice help check-config"],
+    [["--version", "extra"], "unknown command \"extra\"", "sluice --help"]
   ])("%j", async (args, message, pointer) => {
     const r = await run(args)
     expect(r.timedOut).toBe(false)
@@ -243,6 +244,25 @@ backends:
     expect(lines).toContain(`${file}: models[1]: model "orphan" is not served by any backend`)
   })
 
+  it("runs the registries' checks serve runs at start: unknown dialects and plugins, with their paths", async () => {
+    const file = join(dir, "names.yaml")
+    writeFileSync(file, `
+backends:
+  - { id: a, url: "http://127.0.0.1:9/v1", models: [m], dialect: nonesuch }
+routing: { policy: inference, filters: [nosuchfilter], scorers: { nosuchscorer: 1 } }
+auth: { authenticators: [api_key, anonymous] }
+`)
+    const r = await run(["check-config", file])
+    expect(r.code).toBe(1)
+    const lines = r.stderr.trim().split("\n")
+    expect(lines).toContainEqual(expect.stringMatching(new RegExp(`^${file}: backends\\[0\\]\\.dialect: unknown dialect "nonesuch"`)))
+    expect(lines).toContainEqual(expect.stringMatching(new RegExp(`^${file}: routing\\.filters\\[0\\]: unknown filter "nosuchfilter"`)))
+    expect(lines).toContainEqual(expect.stringMatching(new RegExp(`^${file}: routing\\.scorers\\.nosuchscorer: unknown scorer`)))
+    // The built-in authenticators are known.
+    expect(r.stderr).not.toContain("auth.authenticators")
+    expect(r.stdout).toBe("")
+  })
+
   it("reports YAML syntax errors with their line, and unreadable files, per file", async () => {
     const broken = join(dir, "broken.yaml")
     writeFileSync(broken, "backends:\n  - { id: a\n")
@@ -288,4 +308,61 @@ describe("long-running commands", () => {
     expect(r.stdout).toContain("llama-3.1-8b-fp8-h100")
     expect(r.signal === "SIGTERM" || r.code === 0 || r.code === 130).toBe(true)
   })
+})
+
+describe("hot reload in the service binary", () => {
+  it.each([1, 2])("SIGHUP reloads the config (the process stays up; workers: %i); an invalid file keeps the last good one", async (workers) => {
+    // The config is a symlink into another folder: edits there are invisible to the file
+    // watch (it watches the link's folder), so only SIGHUP can apply them.
+    const real = mkdtempSync(join(dir, "real-"))
+    const target = join(real, "sluice.yaml")
+    const link = join(dir, `hup-${workers}.yaml`)
+    const config = (models: string) => `
+server: { host: 127.0.0.1, port: 0 }
+backends:
+  - { id: a, url: "http://127.0.0.1:9/v1", models: [${models}] }
+health: { probe_interval: 0s }
+`
+    writeFileSync(target, config("m"))
+    symlinkSync(target, link)
+    const child = spawnCli(["serve", "--config", link, "--workers", String(workers)])
+    let stdout = ""
+    child.stdout!.on("data", (c: Buffer) => (stdout += c.toString()))
+    /** The first match, once `pattern` matched once per worker. */
+    const waitFor = async (pattern: RegExp, ms = 20_000) => {
+      const start = performance.now()
+      const all = new RegExp(pattern.source, "g")
+      while (performance.now() - start < ms) {
+        const m = [...stdout.matchAll(all)]
+        if (m.length >= workers) return m[0]!
+        if (child.exitCode !== null) throw new Error(`exited ${child.exitCode}: ${stdout}`)
+        await new Promise((r) => setTimeout(r, 50))
+      }
+      throw new Error(`no ${pattern} within ${ms} ms: ${stdout}`)
+    }
+    try {
+      const url = (await waitFor(/"sluice listening"[^\n]*"address":"(http:\/\/127\.0\.0\.1:\d+)"/))[1]!
+      const models = async () =>
+        ((await (await fetch(`${url}/v1/models`)).json()) as { data: Array<{ id: string }> }).data.map((m) => m.id).sort()
+      expect(await models()).toEqual(["m"])
+
+      writeFileSync(target, config("m, m2"))
+      await new Promise((r) => setTimeout(r, 500))
+      expect(await models(), "the watch must not see a write behind the symlink").toEqual(["m"])
+      child.kill("SIGHUP")
+      // Every worker reloaded (the primary passes the signal on).
+      await waitFor(/"config reloaded"[^\n]*"trigger":"signal"/)
+      expect(await models()).toEqual(["m", "m2"])
+
+      writeFileSync(target, "backends: [ { id: a\n")
+      child.kill("SIGHUP")
+      const rejected = await waitFor(/"config reload rejected[^\n]*/)
+      expect(rejected[0]).toContain("YAML at line")
+      expect(await models()).toEqual(["m", "m2"])
+      expect(child.exitCode).toBe(null)
+    } finally {
+      child.kill("SIGTERM")
+      await new Promise((r) => child.once("close", r))
+    }
+  }, 60_000)
 })

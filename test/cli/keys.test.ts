@@ -101,6 +101,27 @@ auth: { cache_ttl: 200ms }
     expect((await cli(["keys", "frobnicate"])).code).toBe(2)
   })
 
+  it("unknown flags and stray words are usage errors (exit 2, on stderr), never ignored", async () => {
+    for (const [argv, message] of [
+      [["tenants", "list", "--nope"], "unknown flag --nope for tenants list"],
+      [["keys", "list", "--tenat", "acme"], "unknown flag --tenat for keys list"],
+      [["keys", "create", "--tenant", "acme", "--name", "x", "--expire", "30d"], "unknown flag --expire for keys create"],
+      [["keys", "revoke", "abc", "def"], "unexpected argument \"def\""],
+      [["tenants", "create", "a", "b"], "unexpected argument \"b\""],
+      [["keys", "--bogus"], "a keys command is required"],
+      [["tenants"], "a tenants command is required"]
+    ] as const) {
+      const r = await cli(argv)
+      expect(r.code, argv.join(" ")).toBe(2)
+      expect(r.err, argv.join(" ")).toContain(message)
+      expect(r.out, argv.join(" ")).toBe("")
+    }
+    const before = (await cli(["tenants", "list", "--json"])).out
+    expect((await cli(["tenants", "create", "strayco", "--nmae", "Stray"])).code).toBe(2)
+    expect((await cli(["tenants", "list", "--json"])).out).toBe(before)
+    expect((await cli(["keys", "--help"])).code).toBe(0)
+  })
+
   it("hashes a key for the config file; the declared key works with its tenant", async () => {
     const made = await cli(["keys", "hash", "--json"])
     const { id, hash, key } = JSON.parse(made.out) as { id: string; hash: string; key: string }

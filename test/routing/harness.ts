@@ -32,7 +32,9 @@ export const routerFor = async (backends: ReadonlyArray<Backend>, routing: Parti
   const fleet = Layer.succeed(Fleet, Fleet.of({
     all: backends,
     byId: (id) => backends.find((b) => b.id === id),
-    forModel: (model) => (model === MODEL ? backends : [])
+    forModel: (model) => (model === MODEL ? backends : []),
+    draining: () => [],
+    apply: () => Effect.die("the router tests never reload")
   }))
   const stores = Layer.mergeAll(Affinity.layer, Breakers.layer, Placement.layer, fleet)
   const runtime = ManagedRuntime.make(

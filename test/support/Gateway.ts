@@ -15,6 +15,8 @@ import * as Load from "../../src/config/Load.ts"
 import type { Plan } from "../../src/config/Plan.ts"
 import * as Gateway from "../../src/Gateway.ts"
 import { Connections } from "../../src/http/Connections.ts"
+import { type ReloadOptions, Reloader } from "../../src/http/Reload.ts"
+import { readFileSync } from "node:fs"
 import { Lifecycle } from "../../src/request/Lifecycle.ts"
 import { RequestLog, type RequestLine } from "../../src/observability/RequestLog.ts"
 import { RetryBudget } from "../../src/resilience/RetryBudget.ts"
@@ -35,18 +37,26 @@ export const startGateway = async (
     readonly extra?: Layer.Layer<never>
     /** Extension layers (registry entries), as an embedder passes them to Gateway.make. */
     readonly extensions?: Gateway.GatewayParts<never>["extensions"]
+    /**
+     * Read the config from this file instead of `yaml` (so a reload re-reads it); the same
+     * test adjustments (ephemeral port, probes) apply to every plan read from it.
+     */
+    readonly file?: string
+    /** Reload triggers besides the admin endpoint (SIGHUP, the file watch). */
+    readonly reload?: ReloadOptions
   } = {}
 ) => {
-  const parsed = await planFromYaml(yaml, options.env)
-  const plan: Plan = {
+  const adjust = (parsed: Plan): Plan => ({
     ...parsed,
     server: { ...parsed.server, host: "127.0.0.1", port: 0 },
     health: options.probes === true ? parsed.health : { ...parsed.health, probeIntervalMs: 0 }
-  }
+  })
+  const plan = adjust(await planFromYaml(options.file === undefined ? yaml : readFileSync(options.file, "utf8"), options.env))
   const lines: Array<RequestLine> = []
   const runtime = ManagedRuntime.make(
     Gateway.make({
-      config: GatewayConfig.fromPlan(plan),
+      config: options.file === undefined ? GatewayConfig.fromPlan(plan) : GatewayConfig.fromFile(options.file, adjust),
+      reload: options.reload,
       launcher: options.launcher ?? EngineLauncher.none,
       requestLog: options.extra === undefined ? RequestLog.memory(lines) : Layer.merge(RequestLog.memory(lines), options.extra),
       extensions: options.extensions
@@ -65,6 +75,7 @@ export const startGateway = async (
       connections: yield* Connections,
       keyAdmin: yield* KeyAdmin,
       apiKeys: yield* ApiKeys,
+      reloader: yield* Reloader,
       /** The key store's database (SQLite in memory unless DATABASE_URL is given). */
       database: Context.make(SqlClient.SqlClient, yield* SqlClient.SqlClient)
     }
