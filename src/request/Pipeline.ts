@@ -30,6 +30,7 @@ import { Accounting } from "../accounting/Accounting.ts"
 import * as Calls from "../api/openai/Calls.ts"
 import type { InferenceCall } from "../api/openai/Calls.ts"
 import { TokenBudget } from "../admission/Budget.ts"
+import { QuotaTable } from "../admission/Quotas.ts"
 import * as Estimate from "../admission/Estimate.ts"
 import type { GatewayRequest } from "../admission/Request.ts"
 import * as Tokenizer from "../admission/Tokenizer.ts"
@@ -44,6 +45,7 @@ import { relay } from "../dispatch/Relay.ts"
 import { Tally } from "../dispatch/Tally.ts"
 import type { Identity } from "../domain/Identity.ts"
 import { type ModelId, RequestId } from "../domain/Ids.ts"
+import { costMicros } from "../domain/Quotas.ts"
 import type { PolicyContext } from "../extensions/Contract.ts"
 import { RequestPolicies, ResponsePolicies, selected } from "../extensions/Registries.ts"
 import * as Metrics from "../observability/Metrics.ts"
@@ -123,6 +125,7 @@ export const handler = (inbound: Inbound) =>
     const config = yield* GatewayConfig
     const authentication = yield* Authentication
     const budget = yield* TokenBudget
+    const quotas = yield* QuotaTable
     const accounting = yield* Accounting
     const router = yield* Router
     const dispatcher = yield* Dispatcher
@@ -272,10 +275,24 @@ export const handler = (inbound: Inbound) =>
           promptPrefix: prompt.text.slice(0, PREFIX_CHARS),
           receivedAtMs: facts.receivedAtMs
         }
+        // Every limit on the request (key, tenant, tenant and model) reserves the estimate:
+        // prompt tokens, n × the output cap, and their cost at the model's highest price.
+        const claim = {
+          tenant: req.tenant,
+          keyId: identity.keyId,
+          model: model.id,
+          inputTokens: estimate.promptTokens,
+          outputTokens: estimate.maxOutputTokens,
+          costMicros: costMicros(quotas.maxPrice(model.id), {
+            promptTokens: estimate.promptTokens,
+            completionTokens: estimate.maxOutputTokens,
+            cachedTokens: 0
+          })
+        }
         // The reservation's release is the settlement: exactly once, with the Exit. The
         // admission is journaled, so even a crash leaves the request accounted.
         yield* Effect.acquireRelease(
-          Effect.flatMap(budget.reserve(req.tenant, estimate.reservationTokens), (reservation) => accounting.admit(req, reservation)),
+          Effect.flatMap(budget.reserve(claim), (reservation) => accounting.admit(req, reservation)),
           (admission, exit) =>
             Effect.flatMap(Clock.currentTimeMillis, (nowMs) =>
               Effect.asVoid(accounting.settle(req, admission, {
