@@ -33,6 +33,8 @@ export class QuotaTable extends Context.Service<QuotaTable, {
   readonly price: (model: ModelId, backend: BackendId | undefined) => Price | undefined
   /** The highest price of `model` on any backend (what an estimate is reserved at). */
   readonly maxPrice: (model: ModelId) => Price | undefined
+  /** The limits in force on a subject, config and database merged (the admin API shows them). */
+  readonly limitsOf: (scope: LimitRow["scope"], subject: string, model: string) => LimitSet | undefined
   /** Re-reads the database now (after an admin write). */
   readonly reload: Effect.Effect<void>
 }>()("sluice/admission/QuotaTable") {
@@ -52,14 +54,14 @@ export class QuotaTable extends Context.Service<QuotaTable, {
       )
       yield* read
       yield* Effect.forkScoped(Effect.repeat(read, Schedule.spaced(REFRESH_MS)))
-      return QuotaTable.of({ rules: table.rules, price: table.price, maxPrice: table.maxPrice, reload: read })
+      return QuotaTable.of({ ...table, reload: read })
     })
   )
 
   /** The config file's only (tests, embedded graphs without a database). */
   static readonly fromPlan = (plan: Plan) => {
     const table = make(plan, { rows: [], prices: [] })
-    return QuotaTable.of({ rules: table.rules, price: table.price, maxPrice: table.maxPrice, reload: Effect.void })
+    return QuotaTable.of({ ...table, reload: Effect.void })
   }
 }
 
