@@ -40,20 +40,42 @@ import {
 } from "./Budget.ts"
 
 /**
- * KEYS: per rule its counter and the previous bucket's; ARGV: the reservation id, then per
- * rule limit, amount, previous-bucket weight, ttl. Replies {ok, failing rule, then per rule
- * its level and the previous bucket's weighted share, as strings}.
+ * KEYS: per rule its counter and the previous bucket's; ARGV: the reservation id, the time,
+ * then per rule limit, amount, previous-bucket weight, ttl and how long a reservation may
+ * stay open (0: until its bucket expires). Replies {ok, failing rule, then per rule its level
+ * and the previous bucket's weighted share, as strings}.
+ *
+ * A counter without buckets (concurrent requests) would keep a crashed replica's open
+ * reservations for as long as traffic keeps the key alive: each reservation there carries a
+ * deadline (`d:<id>`, past the longest a request may run) and expired ones are released
+ * before the check.
  */
 const RESERVE = `
 local n = #KEYS / 2
+local now = tonumber(ARGV[2])
 local reply = {0, 0}
 local failing = 0
 for i = 1, n do
-  local a = 1 + (i - 1) * 4
+  local a = 2 + (i - 1) * 5
   local limit = tonumber(ARGV[a + 1])
   local amount = tonumber(ARGV[a + 2])
   local weight = tonumber(ARGV[a + 3])
+  local stale = tonumber(ARGV[a + 5])
   local cur = KEYS[2 * i - 1]
+  if stale > 0 then
+    local fields = redis.call('HGETALL', cur)
+    for j = 1, #fields, 2 do
+      if string.sub(fields[j], 1, 2) == 'd:' and tonumber(fields[j + 1]) < now then
+        local id = string.sub(fields[j], 3)
+        local held = redis.call('HGET', cur, 'r:' .. id)
+        if held then
+          redis.call('HDEL', cur, 'r:' .. id)
+          redis.call('HINCRBY', cur, 'reserved', -tonumber(held))
+        end
+        redis.call('HDEL', cur, fields[j])
+      end
+    end
+  end
   local level = tonumber(redis.call('HGET', cur, 'used') or '0') + tonumber(redis.call('HGET', cur, 'reserved') or '0')
   local prev = 0
   if weight > 0 then prev = tonumber(redis.call('HGET', KEYS[2 * i], 'used') or '0') * weight end
@@ -66,10 +88,11 @@ if failing > 0 then
   return reply
 end
 for i = 1, n do
-  local a = 1 + (i - 1) * 4
+  local a = 2 + (i - 1) * 5
   local cur = KEYS[2 * i - 1]
   redis.call('HINCRBY', cur, 'reserved', ARGV[a + 2])
   redis.call('HSET', cur, 'r:' .. ARGV[1], ARGV[a + 2])
+  if tonumber(ARGV[a + 5]) > 0 then redis.call('HSET', cur, 'd:' .. ARGV[1], now + tonumber(ARGV[a + 5])) end
   redis.call('PEXPIRE', cur, ARGV[a + 4])
 end
 reply[1] = 1
@@ -82,7 +105,7 @@ local applied = 0
 for i = 1, #KEYS do
   local held = redis.call('HGET', KEYS[i], 'r:' .. ARGV[1])
   if held then
-    redis.call('HDEL', KEYS[i], 'r:' .. ARGV[1])
+    redis.call('HDEL', KEYS[i], 'r:' .. ARGV[1], 'd:' .. ARGV[1])
     redis.call('HINCRBY', KEYS[i], 'reserved', -tonumber(held))
     redis.call('HINCRBY', KEYS[i], 'used', ARGV[2 * i])
     redis.call('PEXPIRE', KEYS[i], ARGV[2 * i + 1])
@@ -174,6 +197,11 @@ export interface RedisBudgetOptions {
   readonly retryIntervalMs?: number
   /** Queued settlements kept at most (default 100,000; the oldest go first). */
   readonly maxPending?: number
+  /**
+   * The longest a request may hold a reservation on a counter without buckets (concurrent
+   * requests) before another replica releases it as a crashed replica's (default 1 h).
+   */
+  readonly maxOpenMs?: number
 }
 
 export const make = (redis: Redis, options: RedisBudgetOptions): Effect.Effect<TokenBudget["Service"], never, Scope.Scope> =>
@@ -181,6 +209,7 @@ export const make = (redis: Redis, options: RedisBudgetOptions): Effect.Effect<T
     const share = options.localShare ?? 1
     const failClosed = options.redisDown === "fail_closed"
     const maxPending = options.maxPending ?? 100_000
+    const maxOpenMs = options.maxOpenMs ?? 3_600_000
     const replica = crypto.randomUUID().slice(0, 8)
     /** What Redis last said was left in a counter's bucket. */
     const lastRemaining = new Map<string, { readonly bucket: number; readonly remaining: number }>()
@@ -296,10 +325,16 @@ export const make = (redis: Redis, options: RedisBudgetOptions): Effect.Effect<T
           const q = reservedOf(claim)
           const buckets = rules.map((r) => bucketOf(r.window, now))
           const keys: Array<string> = []
-          const args: Array<string | number> = [resId(id)]
+          const args: Array<string | number> = [resId(id), now]
           rules.forEach((rule, i) => {
             keys.push(keyOf(rule.base, buckets[i]!), keyOf(rule.base, buckets[i]! - 1))
-            args.push(rule.limit, amountOf(rule.metric, q), previousWeight(rule.window, now), ttlMs(rule.window, buckets[i]!, now))
+            args.push(
+              rule.limit,
+              amountOf(rule.metric, q),
+              previousWeight(rule.window, now),
+              ttlMs(rule.window, buckets[i]!, now),
+              rule.window === "none" ? maxOpenMs : 0
+            )
           })
           const holds = rules.map((rule, i) => ({ rule, bucket: buckets[i]!, amount: amountOf(rule.metric, q) }))
           const result = yield* Effect.result(run(redis, scripts.reserve, keys, args))

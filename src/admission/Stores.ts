@@ -24,6 +24,10 @@ export const budgetLayer: Layer.Layer<TokenBudget, never, GatewayConfig | QuotaT
     const RedisBudget = yield* Effect.promise(() => import("./RedisBudget.ts"))
     const redis = yield* RedisBudget.connect(Redacted.value(url.value))
     yield* Effect.logInfo("token budgets shared through redis").pipe(Effect.annotateLogs({ redis_down: redisDown, local_share: localShare }))
-    return yield* RedisBudget.make(redis, { rules: quotas.rules, redisDown, localShare })
+    // A request holds a concurrency slot at most its total deadline (plus the drain): longer
+    // means its replica died, and another releases the slot.
+    const { totalMs, drainMs } = initial.timeouts
+    const maxOpenMs = totalMs > 0 ? totalMs + drainMs + 60_000 : undefined
+    return yield* RedisBudget.make(redis, { rules: quotas.rules, redisDown, localShare, ...(maxOpenMs === undefined ? {} : { maxOpenMs }) })
   })
 )

@@ -123,6 +123,32 @@ describe("TokenBudget in Redis", () => {
     dead.disconnect()
   })
 
+  it("releases a crashed replica's concurrency slots after the longest a request may run", async () => {
+    const rules = (c: Claim): ReadonlyArray<Rule> => [{
+      subject: `tenant ${c.tenant}`,
+      field: "concurrent_requests",
+      base: `${prefix}:conc:${c.tenant}`,
+      metric: "concurrent",
+      window: "none",
+      limit: 1
+    }]
+    const scope = await run(Scope.make())
+    scopes.push(scope)
+    const crashed = await run(Scope.provide(RedisBudget.make(redis, { rules, maxOpenMs: 300 }), scope))
+    const alive = await run(Scope.provide(RedisBudget.make(other, { rules, maxOpenMs: 300 }), scope))
+    const t = TenantId("crash")
+    // The crashed replica never settles this one.
+    await run(crashed.reserve(claim(t, 1)))
+    const refused = await run(Effect.exit(alive.reserve(claim(t, 1))))
+    expect(Exit.isFailure(refused) && refused.cause.reasons[0]?._tag === "Fail" && refused.cause.reasons[0].error).toMatchObject({
+      field: "concurrent_requests"
+    })
+    await sleep(400)
+    const r = await run(alive.reserve(claim(t, 1)))
+    await run(alive.settle(r, used(1)))
+    expect(await redis.hmget(`${prefix}:conc:crash:0`, "used", "reserved")).toEqual(["0", "0"])
+  })
+
   describe("through an outage of a redis-server of the test's own", () => {
     let own: RedisServer.RedisServer
     beforeAll(async () => {
