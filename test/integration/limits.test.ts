@@ -107,6 +107,11 @@ prices:
     for (const r of rows) expect(r.costUsd).toBeCloseTo(0.007, 9)
     expect(rows.reduce((n, r) => n + r.costUsd, 0)).toBeLessThanOrEqual(0.05)
     expect(served).toBeGreaterThan(1)
+    // The spend counter, by tenant and model.
+    const metrics = await (await fetch(`${gw.url}/metrics`)).text()
+    const line = metrics.split("\n").find((l) => l.startsWith("sluice_spend_total{") && l.includes(`tenant="spend"`))
+    expect(line).toContain(`model="m"`)
+    expect(Number(line?.split(" ").at(-1))).toBeCloseTo(0.007 * served, 9)
   })
 
   it("concurrent requests: a second open request is refused, and the slot frees when the first ends", async () => {
