@@ -58,6 +58,9 @@ export interface Reservation {
   /** Tokens reserved (input + output estimate). */
   readonly tokens: number
   readonly holds: ReadonlyArray<Hold>
+  /** The tightest request and token limits after this reservation (the `x-ratelimit-*` headers). */
+  readonly requests?: RateLimitState | undefined
+  readonly tokensLimit?: RateLimitState | undefined
 }
 
 /** A limit's state as OpenAI's `x-ratelimit-*` headers show it. */
@@ -164,7 +167,7 @@ export const retryAfterMs = (rule: Rule, bucket: number, level: number, previous
 }
 
 /** The tightest limit of one family (request-counting or token-counting rules) after this request. */
-const tightest = (
+export const tightest = (
   rules: ReadonlyArray<Rule>,
   levels: ReadonlyArray<number>,
   amounts: ReadonlyArray<number>,
@@ -211,10 +214,21 @@ export const verdict = (
     requested: amounts[failing]!,
     remaining: Math.max(0, Math.floor(rule.limit - levels[failing]!)),
     retryAfterMs: retryAfterMs(rule, buckets[failing]!, levels[failing]!, previous[failing]!, amounts[failing]!, nowMs),
-    requests: tightest(rules, levels, refusedAmounts, buckets, (m) => m === "requests" || m === "concurrent", nowMs),
-    tokens: tightest(rules, levels, refusedAmounts, buckets, (m) => TOKEN_METRICS.has(m), nowMs)
+    ...families(rules, levels, refusedAmounts, buckets, nowMs)
   })
 }
+
+/** The tightest request and token limits given each rule's level and this request's amounts. */
+export const families = (
+  rules: ReadonlyArray<Rule>,
+  levels: ReadonlyArray<number>,
+  amounts: ReadonlyArray<number>,
+  buckets: ReadonlyArray<number>,
+  nowMs: number
+) => ({
+  requests: tightest(rules, levels, amounts, buckets, (m) => m === "requests" || m === "concurrent", nowMs),
+  tokens: tightest(rules, levels, amounts, buckets, (m) => TOKEN_METRICS.has(m), nowMs)
+})
 
 interface Counter {
   bucket: number
@@ -266,7 +280,8 @@ export const makeInMemory = (rulesOf: RulesOf): TokenBudget["Service"] => {
         })
         const tokens = claim.inputTokens + claim.outputTokens
         reservedTokens += tokens
-        const reservation: Reservation = { id: nextId++, tenant: claim.tenant, tokens, holds }
+        const state = families(rules, levels, holds.map((h) => h.amount), buckets, now)
+        const reservation: Reservation = { id: nextId++, tenant: claim.tenant, tokens, holds, requests: state.requests, tokensLimit: state.tokens }
         open.set(reservation.id, reservation)
         return Effect.succeed(reservation)
       }),

@@ -30,6 +30,7 @@ import { Redis } from "../stores/Ioredis.ts"
 import { amountOf, bucketOf, previousWeight, type Rule, ttlMs } from "../domain/Quotas.ts"
 import {
   BudgetUnavailable,
+  families,
   makeInMemory,
   type Reservation,
   reserved as reservedOf,
@@ -356,7 +357,8 @@ export const make = (redis: Redis, options: RedisBudgetOptions): Effect.Effect<T
             const refused = verdict(claim, rules, buckets, levels, previous, now, failing)
             if (refused !== undefined) return yield* refused
           }
-          const reservation: Reservation = { id, tenant: claim.tenant, tokens, holds }
+          const state = families(rules, levels, holds.map((h) => h.amount), buckets, now)
+          const reservation: Reservation = { id, tenant: claim.tenant, tokens, holds, requests: state.requests, tokensLimit: state.tokens }
           open.set(id, reservation)
           reservedTokens += tokens
           return reservation

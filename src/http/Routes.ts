@@ -149,7 +149,12 @@ const Cors = Layer.unwrap(Effect.map(GatewayConfig, ({ initial }) => {
       allowedOrigins: (origin: string) => any || allowed.has(origin),
       allowedMethods: ["GET", "POST"],
       allowedHeaders: cors.allowedHeaders,
-      exposedHeaders: ["x-request-id", "x-sluice-backend", "retry-after"],
+      exposedHeaders: [
+        "x-request-id",
+        "x-sluice-backend",
+        "retry-after",
+        ...["limit", "remaining", "reset"].flatMap((k) => [`x-ratelimit-${k}-requests`, `x-ratelimit-${k}-tokens`])
+      ],
       maxAge: cors.maxAgeSeconds
     }),
     { global: true }

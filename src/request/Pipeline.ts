@@ -60,7 +60,7 @@ import { Lifecycle } from "./Lifecycle.ts"
 import * as Outcome from "./Outcome.ts"
 import * as Policies from "./Policies.ts"
 import * as Respond from "./Respond.ts"
-import { type PipelineError, toWire } from "./WireErrors.ts"
+import { type PipelineError, rateLimitHeaders, toWire } from "./WireErrors.ts"
 
 const REQUEST_ID = /^[A-Za-z0-9._:@/+=-]{1,128}$/
 const PREFIX_CHARS = 4096
@@ -100,6 +100,8 @@ class Facts {
   model: string | undefined = undefined
   modelId: ModelId | undefined = undefined
   admitted = false
+  /** The `x-ratelimit-*` headers of the reservation (empty without limits). */
+  rateLimits: Record<string, string> = {}
   served: Outcome.Served = { _tag: "Pending" }
   error: string | undefined = undefined
   readonly attempts = new AttemptLog()
@@ -291,7 +293,7 @@ export const handler = (inbound: Inbound) =>
         }
         // The reservation's release is the settlement: exactly once, with the Exit. The
         // admission is journaled, so even a crash leaves the request accounted.
-        yield* Effect.acquireRelease(
+        const admission = yield* Effect.acquireRelease(
           Effect.flatMap(budget.reserve(claim), (reservation) => accounting.admit(req, reservation)),
           (admission, exit) =>
             Effect.flatMap(Clock.currentTimeMillis, (nowMs) =>
@@ -303,6 +305,8 @@ export const handler = (inbound: Inbound) =>
               })))
         )
         facts.admitted = true
+        const { requests, tokensLimit } = admission.reservation
+        if (requests !== undefined || tokensLimit !== undefined) facts.rateLimits = rateLimitHeaders({ requests, tokens: tokensLimit })
         return req
       })
 
@@ -355,7 +359,7 @@ export const handler = (inbound: Inbound) =>
           policyContext,
           plan.extensions.timeoutMs
         )
-        const headers = { "x-request-id": facts.requestId }
+        const headers = { ...facts.rateLimits, "x-request-id": facts.requestId }
         if (req.stream) {
           const committed = yield* dispatcher.stream(req, route, plan, facts.attempts, facts.tally)
           const chain = yield* filters

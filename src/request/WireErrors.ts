@@ -6,7 +6,7 @@
  * anything not listed here is a defect: an opaque 500 whose details go to the log with the
  * request id, never to the client.
  */
-import type { BudgetExceeded, BudgetUnavailable } from "../admission/Budget.ts"
+import type { BudgetExceeded, BudgetUnavailable, RateLimitState } from "../admission/Budget.ts"
 import type { ErrorBody } from "../api/openai/ErrorEnvelope.ts"
 import type {
   AdminDisabled,
@@ -79,10 +79,12 @@ export const resetText = (ms: number): string => {
   return h > 0 ? `${h}h${m}m${s}s` : m > 0 ? `${m}m${s}s` : `${s}s`
 }
 
-/** OpenAI's `x-ratelimit-*` headers of the tightest request and token limits. */
-const rateLimitHeaders = (error: BudgetExceeded): Record<string, string> => {
+/** OpenAI's `x-ratelimit-*` headers of the tightest request and token limits (none without limits). */
+export const rateLimitHeaders = (
+  limits: { readonly requests?: RateLimitState | undefined; readonly tokens?: RateLimitState | undefined }
+): Record<string, string> => {
   const headers: Record<string, string> = {}
-  for (const [family, state] of [["requests", error.requests], ["tokens", error.tokens]] as const) {
+  for (const [family, state] of [["requests", limits.requests], ["tokens", limits.tokens]] as const) {
     if (state === undefined) continue
     headers[`x-ratelimit-limit-${family}`] = String(state.limit)
     headers[`x-ratelimit-remaining-${family}`] = String(state.remaining)

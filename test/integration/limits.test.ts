@@ -51,9 +51,12 @@ prices:
   })
 
   it("requests per minute: the fourth request is a 429 naming the limit, with retry-after and x-ratelimit-* headers", async () => {
+    // Admitted answers carry the headers too: what is left after each.
     for (let i = 0; i < 3; i++) {
       const res = await call("rpm")
       expect(res.status).toBe(200)
+      expect(res.headers.get("x-ratelimit-limit-requests")).toBe("3")
+      expect(res.headers.get("x-ratelimit-remaining-requests")).toBe(String(2 - i))
       await res.text()
     }
     const refused = await call("rpm")
@@ -72,6 +75,8 @@ prices:
     // Each request reserves its prompt estimate + 60; settles 7 (the engine's usage).
     const first = await call("tok", { max_tokens: 60 })
     expect(first.status).toBe(200)
+    expect(first.headers.get("x-ratelimit-limit-tokens")).toBe("100")
+    expect(first.headers.get("x-ratelimit-limit-requests")).toBeNull()
     await first.text()
     const second = await call("tok", { max_tokens: 60 })
     expect(second.status).toBe(200)
