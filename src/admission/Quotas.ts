@@ -138,15 +138,19 @@ export const make = (plan: Plan, initial: QuotaState) => {
         limit: budget.tokensPerWindow
       })
     }
-    list.push(...rulesOf(`tenant ${claim.tenant}`, `sluice:limit:t:${claim.tenant}`, tenants.get(claim.tenant)))
+    // Names may hold ':' (the key separator): each part is escaped so no two subjects share a counter.
+    const tenant = encodeURIComponent(claim.tenant)
+    list.push(...rulesOf(`tenant ${claim.tenant}`, `sluice:limit:t:${tenant}`, tenants.get(claim.tenant)))
     list.push(
       ...rulesOf(
         `tenant ${claim.tenant}, model ${claim.model}`,
-        `sluice:limit:tm:${claim.tenant}:${claim.model}`,
+        `sluice:limit:tm:${tenant}:${encodeURIComponent(claim.model)}`,
         models.get(`${claim.tenant}\u0000${claim.model}`)
       )
     )
-    if (claim.keyId !== undefined) list.push(...rulesOf(`key ${claim.keyId}`, `sluice:limit:k:${claim.keyId}`, keys.get(claim.keyId)))
+    if (claim.keyId !== undefined) {
+      list.push(...rulesOf(`key ${claim.keyId}`, `sluice:limit:k:${encodeURIComponent(claim.keyId)}`, keys.get(claim.keyId)))
+    }
     if (cache.size >= MAX_CACHED) cache = new Map()
     cache.set(id, list)
     return list
