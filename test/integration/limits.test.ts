@@ -169,6 +169,53 @@ prices:
     await again.text()
   })
 
+  it("key and tenant-and-model limits and prices set through the admin API", async () => {
+    const admin = (method: string, path: string, body?: unknown) =>
+      fetch(`${gw.url}/admin/v1${path}`, {
+        method,
+        headers: { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) })
+      })
+    const created = await gw.run(gw.keyAdmin.createKey({ tenant: "db2", name: "k", createTenant: true }))
+    keys.set("db2", created.key)
+    // A key's own limit.
+    const keyLimit = await admin("PUT", `/keys/${created.record.id}/limits`, { requests_per_minute: 1 })
+    expect(await keyLimit.json()).toEqual({ key: created.record.id, limits: { requests_per_minute: 1 } })
+    expect((await admin("PUT", "/keys/nosuchkey123/limits", { requests_per_minute: 1 })).status).toBe(404)
+    const one = await call("db2")
+    expect(one.status).toBe(200)
+    await one.text()
+    const two = await call("db2")
+    expect(two.status).toBe(429)
+    expect((await two.json() as { error: { message: string } }).error.message).toContain(`requests_per_minute of key ${created.record.id}`)
+    await admin("PUT", `/keys/${created.record.id}/limits`, { requests_per_minute: null })
+    // The tenant on one model (an unknown model is a 400).
+    expect((await admin("PUT", "/tenants/db2/models/nope/limits", { tokens_per_day: 1 })).status).toBe(400)
+    const modelLimit = await admin("PUT", "/tenants/db2/models/m/limits", { output_tokens_per_minute: 5 })
+    expect(await modelLimit.json()).toEqual({ tenant: "db2", model: "m", limits: { output_tokens_per_minute: 5 } })
+    const over = await call("db2", { max_tokens: 6 })
+    expect(over.status).toBe(429)
+    expect((await over.json() as { error: { message: string } }).error.message).toContain("output_tokens_per_minute of tenant db2, model m")
+    // A price set at run time prices the next ledger rows; deleting it restores the file's.
+    const price = await admin("PUT", "/prices/m", { input: 10, output: 20 })
+    expect(await price.json()).toEqual({ model: "m", backend: null, input: 10, cached_input: 10, output: 20 })
+    expect(await (await admin("GET", "/prices")).json()).toEqual({
+      object: "list",
+      data: [{ model: "m", backend: null, input: 10, cached_input: 10, output: 20 }]
+    })
+    const priced = await call("db2", { max_tokens: 2 })
+    expect(priced.status).toBe(200)
+    await priced.text()
+    const snap = await eventually(() => gw.run(gw.sink.snapshot), (s) => s.recent.some((r) => r.tenant === "db2" && r.costUsd > 0.0001))
+    // 5 prompt tokens at $10 and 2 output at $20 per million.
+    expect(snap.recent.filter((r) => r.tenant === "db2").at(-1)?.costUsd).toBeCloseTo(0.00009, 12)
+    expect((await admin("PUT", "/prices/m", { input: 1, output: 1, backend: "zz" })).status).toBe(400)
+    expect(await (await admin("DELETE", "/prices/m")).json()).toEqual({
+      object: "list",
+      data: [{ model: "m", backend: null, input: 1000, cached_input: 1000, output: 1000 }]
+    })
+  })
+
   it("holds nothing once every request has settled", async () => {
     const snap = await eventually(() => gw.run(gw.budget.snapshot), (s) => s.openReservations === 0)
     expect({ open: snap.openReservations, reserved: snap.reservedTokens, twice: snap.doubleSettlements }).toEqual({ open: 0, reserved: 0, twice: 0 })
