@@ -44,6 +44,7 @@ const record = (a: Admission): AccountingRecord => ({
   reservedTokens: a.reservedTokens,
   estimatedPromptTokens: a.estimatedPromptTokens,
   charged: { promptTokens: 40, completionTokens: 120, cachedTokens: 32 },
+  costUsd: 0,
   reported: true,
   attempts: [],
   wastedPromptTokens: 0,

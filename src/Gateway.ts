@@ -13,6 +13,8 @@ import { HttpIncomingMessage, HttpRouter, HttpServer } from "effect/http"
 import { createServer, type Server } from "node:http"
 import { Accounting } from "./accounting/Accounting.ts"
 import * as Sinks from "./accounting/Sinks.ts"
+import { QuotaTable } from "./admission/Quotas.ts"
+import { QuotaStore } from "./stores/QuotaStore.ts"
 import * as Stores from "./admission/Stores.ts"
 import { AdminToken } from "./auth/AdminToken.ts"
 import { ApiKeys } from "./auth/ApiKeys.ts"
@@ -155,7 +157,11 @@ const verifyPlan = Layer.effectDiscard(Effect.gen(function*() {
 export const make = <E>(parts: GatewayParts<E>) => {
   const usage = Layer.unwrap(Effect.map(GatewayConfig, ({ initial }) =>
     Sinks.fromEnvironment(initial.ledger, initial.timeouts.drainMs, parts.dataDir)))
-  const stores = Layer.mergeAll(Stores.budgetLayer, usage, RetryBudget.layer, Affinity.layer, Breakers.layer, Placement.layer)
+  // Limits and prices: the config file's, overlaid with the database's (QuotaStore).
+  const quotas = QuotaTable.layer.pipe(Layer.provideMerge(QuotaStore.layer))
+  const stores = Layer.mergeAll(Stores.budgetLayer, usage, RetryBudget.layer, Affinity.layer, Breakers.layer, Placement.layer).pipe(
+    Layer.provideMerge(quotas)
+  )
   const backends = Fleet.layer.pipe(Layer.provideMerge(HealthReports.layer), Layer.provide(parts.launcher))
   // Tenants and keys: the database, the key store, key events between replicas, and the
   // `api_key` authenticator, registered before extensions add theirs and the plan is checked.

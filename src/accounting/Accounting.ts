@@ -4,7 +4,8 @@
  * `settle` is the release of the request's reservation, so it runs exactly once per
  * admitted request whatever way the request ends (completed, cut mid-stream, client gone,
  * every backend failed, defect): given the outcome (request/Outcome.ts decides it), it
- * computes what the tenant is charged from the answer's tally, settles the reservation,
+ * computes what the tenant is charged from the answer's tally and what that costs at the
+ * model's price (admission/Quotas.ts), settles the reservation with both,
  * and hands one record to the usage sink. The sink here keeps
  * recent records in memory; the shared audit store plugs in behind the same interface.
  *
@@ -23,13 +24,16 @@
  * reconciliation.
  */
 import { Context, Effect, Layer } from "effect"
-import { TokenBudget, type Reservation } from "../admission/Budget.ts"
+import { type Reservation, TokenBudget } from "../admission/Budget.ts"
+import { QuotaTable } from "../admission/Quotas.ts"
 import type { GatewayRequest } from "../admission/Request.ts"
 import type { AttemptLog, AttemptRecord } from "../dispatch/Attempts.ts"
 import type { Tally } from "../dispatch/Tally.ts"
 import type { BackendId, ModelId, RequestId, TenantId } from "../domain/Ids.ts"
 import type { RequestOutcome } from "../domain/Outcome.ts"
+import { costMicros } from "../domain/Quotas.ts"
 import type { Usage } from "../domain/Usage.ts"
+import * as Metrics from "../observability/Metrics.ts"
 
 export type { AttemptRecord } from "../dispatch/Attempts.ts"
 
@@ -45,6 +49,11 @@ export interface AccountingRecord {
   /** The prompt tokens estimated at admission. */
   readonly estimatedPromptTokens: number
   readonly charged: Usage
+  /**
+   * What `charged` costs at the model's price on the backend that answered, USD (a whole
+   * number of micro-dollars; 0 without a price). Records written before prices existed read as 0.
+   */
+  readonly costUsd: number
   /** Whether `charged` came from the backend's own usage report. */
   readonly reported: boolean
   readonly attempts: ReadonlyArray<AttemptRecord>
@@ -160,6 +169,7 @@ export class Accounting extends Context.Service<Accounting, {
     Accounting,
     Effect.gen(function*() {
       const budget = yield* TokenBudget
+      const quotas = yield* QuotaTable
       const sink = yield* UsageSink
       return Accounting.of({
         admit: (req, reservation) =>
@@ -181,7 +191,9 @@ export class Accounting extends Context.Service<Accounting, {
         settle: (req, { reservation, recordId }, { outcome, attempts, tally, nowMs }) =>
           Effect.gen(function*() {
             const { usage, reported } = charge(req, tally, outcome)
-            yield* budget.settle(reservation, usage.promptTokens + usage.completionTokens)
+            const micros = costMicros(quotas.price(req.model.id, attempts.backend), usage)
+            yield* budget.settle(reservation, { inputTokens: usage.promptTokens, outputTokens: usage.completionTokens, costMicros: micros })
+            if (micros > 0) yield* Metrics.recordSpend(req.tenant, req.model.id, micros / 1e6)
             yield* sink.write({
               recordId,
               requestId: req.id,
@@ -192,6 +204,7 @@ export class Accounting extends Context.Service<Accounting, {
               reservedTokens: reservation.tokens,
               estimatedPromptTokens: req.estimate.promptTokens,
               charged: usage,
+              costUsd: micros / 1e6,
               reported,
               attempts: attempts.failed,
               wastedPromptTokens: attempts.wastedPromptTokens,

@@ -34,6 +34,8 @@ const Record = Schema.Struct({
   reservedTokens: Count,
   estimatedPromptTokens: Count,
   charged: Schema.Struct({ promptTokens: Count, completionTokens: Count, cachedTokens: Count }),
+  // Optional so that records written before prices existed still replay (as cost 0).
+  costUsd: Schema.optionalKey(Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0))),
   reported: Schema.Boolean,
   attempts: Schema.Array(Schema.Struct({
     backend: BackendId,
@@ -114,6 +116,7 @@ export const admissionOf = (e: typeof Admitted.Type): Admission => ({
 export const recordOf = (r: typeof Record.Type): AccountingRecord => ({
   ...r,
   backend: r.backend,
+  costUsd: r.costUsd ?? 0,
   attempts: r.attempts.map((a) => ({
     ...a,
     wastedCompletionTokens: a.wastedCompletionTokens ?? 0,
@@ -133,6 +136,7 @@ export const interrupted = (a: Admission): AccountingRecord => ({
   reservedTokens: a.reservedTokens,
   estimatedPromptTokens: a.estimatedPromptTokens,
   charged: { promptTokens: 0, completionTokens: 0, cachedTokens: 0 },
+  costUsd: 0,
   reported: false,
   attempts: [],
   wastedPromptTokens: 0,

@@ -44,6 +44,11 @@ const loader = PgMigrator.fromRecord({
   "0002_estimated_prompt_tokens": Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
     yield* sql`ALTER TABLE sluice_usage ADD COLUMN IF NOT EXISTS estimated_prompt_tokens integer`
+  }),
+  // Rows written before prices existed keep a NULL cost (read as 0).
+  "0003_cost": Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql`ALTER TABLE sluice_usage ADD COLUMN IF NOT EXISTS cost_usd double precision`
   })
 })
 
@@ -64,6 +69,7 @@ const row = (r: AccountingRecord): Record<string, unknown> => ({
   prompt_tokens: r.charged.promptTokens,
   completion_tokens: r.charged.completionTokens,
   cached_tokens: r.charged.cachedTokens,
+  cost_usd: r.costUsd,
   reported: r.reported,
   wasted_prompt_tokens: r.wastedPromptTokens,
   attempts: JSON.stringify(r.attempts),

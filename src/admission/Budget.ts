@@ -1,29 +1,88 @@
 /**
- * Per-tenant token budgets: a reservation (prompt estimate + maximum output) is taken
- * before dispatch and settled to actual usage exactly once; the remainder is refunded.
+ * The limit engine: every limit on a request (per key, per tenant, per tenant and model:
+ * requests per sliding minute, input/output/total tokens per minute, day and month, spend
+ * per day and month, concurrent requests; and the legacy `budgets:` token window) is a
+ * counter checked and reserved together before dispatch, and settled to actual usage
+ * exactly once whatever ends the request; the remainder is refunded.
  *
  * This is the interface every store implements (in memory here; Redis in RedisBudget.ts).
- * The in-memory ledger keeps fixed windows per tenant: `used` (settled in the window)
- * plus `reserved` (outstanding) may not exceed the limit. It never charges twice: a
- * second settlement of the same reservation is refused and counted as a defect.
+ * A counter holds `used` (settled in its bucket) and `reserved` (outstanding); a request
+ * is admitted only if, for every rule, used + reserved (+ the previous bucket's weighted
+ * use, for the sliding minute) + its own amount stays within the limit. Which rules apply
+ * is decided by the `rules` function the engine is built with (admission/Quotas.ts); the
+ * engine never reads configuration or a database. It never charges twice: a second
+ * settlement of the same reservation is refused and counted as a defect.
  */
 import { Clock, Context, Data, Effect, Layer } from "effect"
-import { GatewayConfig } from "../config/GatewayConfig.ts"
-import type { TenantId } from "../domain/Ids.ts"
+import type { ModelId, TenantId } from "../domain/Ids.ts"
+import {
+  amountOf,
+  bucketEndMs,
+  bucketOf,
+  type Metric,
+  previousWeight,
+  type Quantities,
+  type Rule
+} from "../domain/Quotas.ts"
+
+/** What admission asks for: who, which model, and the estimate to reserve. */
+export interface Claim {
+  readonly tenant: TenantId
+  readonly keyId: string | undefined
+  readonly model: ModelId
+  /** Prompt tokens (estimated). */
+  readonly inputTokens: number
+  /** Output tokens the request may produce (n × output cap). */
+  readonly outputTokens: number
+  /** The estimate's cost at the model's highest price, micro-dollars. */
+  readonly costMicros: number
+}
+
+/** What a request actually used, as settlement charges it. */
+export interface Actual {
+  readonly inputTokens: number
+  readonly outputTokens: number
+  readonly costMicros: number
+}
+
+/** One counter a reservation holds an amount on. */
+export interface Hold {
+  readonly rule: Rule
+  readonly bucket: number
+  readonly amount: number
+}
 
 export interface Reservation {
   readonly id: number
   readonly tenant: TenantId
+  /** Tokens reserved (input + output estimate). */
   readonly tokens: number
-  /** The window the reservation was taken in (its settlement is charged there). */
-  readonly window: number
+  readonly holds: ReadonlyArray<Hold>
+  /** The tightest request and token limits after this reservation (the `x-ratelimit-*` headers). */
+  readonly requests?: RateLimitState | undefined
+  readonly tokensLimit?: RateLimitState | undefined
+}
+
+/** A limit's state as OpenAI's `x-ratelimit-*` headers show it. */
+export interface RateLimitState {
+  readonly limit: number
+  readonly remaining: number
+  readonly resetMs: number
 }
 
 export class BudgetExceeded extends Data.TaggedError("BudgetExceeded")<{
   readonly tenant: TenantId
+  /** Who the exceeded limit is on (`tenant acme`, `key abc`, `tenant acme, model m`). */
+  readonly subject: string
+  /** The exceeded limit's field (`requests_per_minute`, ..., `tokens_per_window`). */
+  readonly field: string
+  readonly limit: number
   readonly requested: number
   readonly remaining: number
   readonly retryAfterMs: number
+  /** The tightest request and token limits, for the `x-ratelimit-*` headers. */
+  readonly requests?: RateLimitState | undefined
+  readonly tokens?: RateLimitState | undefined
 }> {}
 
 /** The shared budget store cannot be reached and the policy is `fail_closed` (a 503, not the tenant's fault). */
@@ -53,79 +112,180 @@ export interface BudgetSnapshot {
   readonly doubleSettlements: number
   /** Tokens charged, all tenants, all windows. */
   readonly chargedTokens: number
+  /** Micro-dollars charged, all tenants. */
+  readonly chargedMicros: number
   readonly shared?: SharedBudgetState | undefined
 }
 
+/** The rules a claim is held to (the engine's only view of configuration). */
+export type RulesOf = (claim: Claim) => ReadonlyArray<Rule>
+
 export class TokenBudget extends Context.Service<TokenBudget, {
-  readonly reserve: (tenant: TenantId, tokens: number) => Effect.Effect<Reservation, BudgetExceeded | BudgetUnavailable>
-  /** Settles to `usedTokens` (may exceed the reservation: the overage is charged too). */
-  readonly settle: (reservation: Reservation, usedTokens: number) => Effect.Effect<void>
+  readonly reserve: (claim: Claim) => Effect.Effect<Reservation, BudgetExceeded | BudgetUnavailable>
+  /** Settles to actual usage (may exceed the reservation: the overage is charged too). */
+  readonly settle: (reservation: Reservation, actual: Actual) => Effect.Effect<void>
   readonly snapshot: Effect.Effect<BudgetSnapshot>
 }>()("sluice/admission/TokenBudget") {
-  static readonly layer = Layer.effect(
-    TokenBudget,
-    Effect.gen(function*() {
-      const { initial } = yield* GatewayConfig
-      return makeInMemory(initial.budgets.tokensPerWindow, initial.budgets.windowMs)
-    })
-  )
+  /** In memory, with the given rules (tests; the gateway builds it in Stores.ts). */
+  static readonly layerOf = (rules: RulesOf) => Layer.sync(TokenBudget, () => makeInMemory(rules))
 }
 
-interface TenantWindow {
-  window: number
+/** What a claim reserves on each metric. */
+export const reserved = (claim: Claim): Quantities => ({
+  requests: 1,
+  inputTokens: claim.inputTokens,
+  outputTokens: claim.outputTokens,
+  costMicros: claim.costMicros,
+  concurrent: 1
+})
+
+/** What a settlement charges on each metric (a request counts once; it is no longer open). */
+export const settled = (actual: Actual): Quantities => ({
+  requests: 1,
+  inputTokens: actual.inputTokens,
+  outputTokens: actual.outputTokens,
+  costMicros: actual.costMicros,
+  concurrent: 0
+})
+
+const TOKEN_METRICS: ReadonlySet<Metric> = new Set(["tokens", "input_tokens", "output_tokens"])
+
+/**
+ * How long until `amount` more fits under `rule`, whose level is `level` (of which
+ * `previous` is the sliding window's share of the previous bucket).
+ */
+export const retryAfterMs = (rule: Rule, bucket: number, level: number, previous: number, amount: number, nowMs: number): number => {
+  if (rule.window === "none") return 1000
+  const end = bucketEndMs(rule.window, bucket) - nowMs
+  if (rule.window === "sliding_minute" && previous > 0) {
+    // The previous bucket's share decays linearly over the minute.
+    const excess = level + amount - rule.limit
+    const perMs = previous / Math.max(1, end)
+    if (excess <= previous) return Math.max(1, Math.ceil(excess / perMs))
+  }
+  return Math.max(1, end)
+}
+
+/** The tightest limit of one family (request-counting or token-counting rules) after this request. */
+export const tightest = (
+  rules: ReadonlyArray<Rule>,
+  levels: ReadonlyArray<number>,
+  amounts: ReadonlyArray<number>,
+  buckets: ReadonlyArray<number>,
+  family: (m: Metric) => boolean,
+  nowMs: number
+): RateLimitState | undefined => {
+  let best: RateLimitState | undefined
+  rules.forEach((rule, i) => {
+    if (!family(rule.metric)) return
+    const remaining = Math.max(0, Math.floor(rule.limit - levels[i]! - amounts[i]!))
+    if (best !== undefined && best.remaining <= remaining) return
+    const end = bucketEndMs(rule.window, buckets[i]!)
+    best = { limit: rule.limit, remaining, resetMs: Number.isFinite(end) ? Math.max(0, end - nowMs) : 0 }
+  })
+  return best
+}
+
+/**
+ * The verdict on a claim given each rule's current level: the first rule it would exceed
+ * (as the error), or none. Shared by the in-memory and the Redis engines.
+ */
+export const verdict = (
+  claim: Claim,
+  rules: ReadonlyArray<Rule>,
+  buckets: ReadonlyArray<number>,
+  levels: ReadonlyArray<number>,
+  previous: ReadonlyArray<number>,
+  nowMs: number,
+  /** The rule the store already found exceeded (0-based), if it decided. */
+  decided?: number
+): BudgetExceeded | undefined => {
+  const q = reserved(claim)
+  const amounts = rules.map((r) => amountOf(r.metric, q))
+  const failing = decided ?? rules.findIndex((r, i) => levels[i]! + amounts[i]! > r.limit)
+  if (failing < 0) return undefined
+  const rule = rules[failing]!
+  const refusedAmounts = amounts.map(() => 0)
+  return new BudgetExceeded({
+    tenant: claim.tenant,
+    subject: rule.subject,
+    field: rule.field,
+    limit: rule.limit,
+    requested: amounts[failing]!,
+    remaining: Math.max(0, Math.floor(rule.limit - levels[failing]!)),
+    retryAfterMs: retryAfterMs(rule, buckets[failing]!, levels[failing]!, previous[failing]!, amounts[failing]!, nowMs),
+    ...families(rules, levels, refusedAmounts, buckets, nowMs)
+  })
+}
+
+/** The tightest request and token limits given each rule's level and this request's amounts. */
+export const families = (
+  rules: ReadonlyArray<Rule>,
+  levels: ReadonlyArray<number>,
+  amounts: ReadonlyArray<number>,
+  buckets: ReadonlyArray<number>,
+  nowMs: number
+) => ({
+  requests: tightest(rules, levels, amounts, buckets, (m) => m === "requests" || m === "concurrent", nowMs),
+  tokens: tightest(rules, levels, amounts, buckets, (m) => TOKEN_METRICS.has(m), nowMs)
+})
+
+interface Counter {
+  bucket: number
   used: number
   reserved: number
+  /** The previous bucket's settled use (the sliding minute reads it). */
+  previous: number
 }
 
-/** A limit for every tenant and window, or one that depends on them (undefined: unlimited). */
-export type Limit = number | undefined | ((tenant: TenantId, window: number) => number | undefined)
-
-export const makeInMemory = (limit: Limit, windowMs: number): TokenBudget["Service"] => {
-  const limitOf = typeof limit === "function" ? limit : () => limit
-  const tenants = new Map<TenantId, TenantWindow>()
+export const makeInMemory = (rulesOf: RulesOf): TokenBudget["Service"] => {
+  const counters = new Map<string, Counter>()
   const open = new Map<number, Reservation>()
   let nextId = 1
   let reservedTokens = 0
   let settlements = 0
   let doubleSettlements = 0
   let chargedTokens = 0
+  let chargedMicros = 0
 
-  const windowOf = (tenant: TenantId, window: number): TenantWindow => {
-    let w = tenants.get(tenant)
-    if (w === undefined) {
-      w = { window, used: 0, reserved: 0 }
-      tenants.set(tenant, w)
-    } else if (w.window !== window) {
-      // A new window: usage resets, outstanding reservations carry over.
-      w.window = window
-      w.used = 0
+  /** The counter of `base`, rolled forward to `bucket` (outstanding reservations carry over). */
+  const counterOf = (base: string, bucket: number): Counter => {
+    let c = counters.get(base)
+    if (c === undefined) {
+      c = { bucket, used: 0, reserved: 0, previous: 0 }
+      counters.set(base, c)
+    } else if (c.bucket < bucket) {
+      c.previous = c.bucket === bucket - 1 ? c.used : 0
+      c.used = 0
+      c.bucket = bucket
     }
-    return w
+    return c
   }
 
   return TokenBudget.of({
-    reserve: (tenant, tokens) =>
+    reserve: (claim) =>
       Effect.flatMap(Clock.currentTimeMillis, (now) => {
-        const window = Math.floor(now / windowMs)
-        const w = windowOf(tenant, window)
-        const max = limitOf(tenant, window)
-        if (max !== undefined && w.used + w.reserved + tokens > max) {
-          return Effect.fail(
-            new BudgetExceeded({
-              tenant,
-              requested: tokens,
-              remaining: Math.max(0, max - w.used - w.reserved),
-              retryAfterMs: (window + 1) * windowMs - now
-            })
-          )
-        }
-        w.reserved += tokens
+        const rules = rulesOf(claim)
+        const buckets = rules.map((r) => bucketOf(r.window, now))
+        const cs = rules.map((r, i) => counterOf(r.base, buckets[i]!))
+        const previous = rules.map((r, i) => cs[i]!.previous * previousWeight(r.window, now))
+        const levels = cs.map((c, i) => c.used + c.reserved + previous[i]!)
+        const refused = verdict(claim, rules, buckets, levels, previous, now)
+        if (refused !== undefined) return Effect.fail(refused)
+        const q = reserved(claim)
+        const holds = rules.map((rule, i): Hold => {
+          const amount = amountOf(rule.metric, q)
+          cs[i]!.reserved += amount
+          return { rule, bucket: buckets[i]!, amount }
+        })
+        const tokens = claim.inputTokens + claim.outputTokens
         reservedTokens += tokens
-        const reservation: Reservation = { id: nextId++, tenant, tokens, window }
+        const state = families(rules, levels, holds.map((h) => h.amount), buckets, now)
+        const reservation: Reservation = { id: nextId++, tenant: claim.tenant, tokens, holds, requests: state.requests, tokensLimit: state.tokens }
         open.set(reservation.id, reservation)
         return Effect.succeed(reservation)
       }),
-    settle: (reservation, usedTokens) =>
+    settle: (reservation, actual) =>
       Effect.sync(() => {
         if (!open.delete(reservation.id)) {
           doubleSettlements++
@@ -133,11 +293,16 @@ export const makeInMemory = (limit: Limit, windowMs: number): TokenBudget["Servi
         }
         settlements++
         reservedTokens -= reservation.tokens
-        chargedTokens += usedTokens
-        const w = tenants.get(reservation.tenant)
-        if (w !== undefined) {
-          w.reserved -= reservation.tokens
-          if (w.window === reservation.window) w.used += usedTokens
+        chargedTokens += actual.inputTokens + actual.outputTokens
+        chargedMicros += actual.costMicros
+        const q = settled(actual)
+        for (const { rule, bucket, amount } of reservation.holds) {
+          const c = counters.get(rule.base)
+          if (c === undefined) continue
+          c.reserved -= amount
+          const used = amountOf(rule.metric, q)
+          if (c.bucket === bucket) c.used += used
+          else if (c.bucket === bucket + 1) c.previous += used
         }
       }),
     snapshot: Effect.sync(() => ({
@@ -145,7 +310,8 @@ export const makeInMemory = (limit: Limit, windowMs: number): TokenBudget["Servi
       openReservations: open.size,
       settlements,
       doubleSettlements,
-      chargedTokens
+      chargedTokens,
+      chargedMicros
     }))
   })
 }

@@ -1,61 +1,132 @@
 /**
- * Token budgets shared by every replica through Redis: reserve and settle are single Lua
- * scripts, so concurrent gateways never overbook a tenant's window.
+ * Every limit shared by every replica through Redis: one Lua script checks and reserves all
+ * the counters a request is held to, one settles them, so concurrent gateways never
+ * overbook a counter.
  *
- * Keys: `sluice:budget:<tenant>:<window>` hashes with `used`, `reserved`, one `r:<id>`
- * field per open reservation and one `f:<id>` per settlement applied from a local
- * reservation; they expire two windows after their last write (a crashed replica's
- * reservations expire with them). Settling deletes the `r:` field and applying sets the
- * `f:` field in the same script, so each is applied at most once however often it is
- * retried: a settlement is exactly-once even when a timed-out command was executed late.
+ * Keys: one hash per counter and bucket, `<rule base>:<bucket>` (the legacy budget's is
+ * `sluice:budget:<tenant>:<window>`, the others `sluice:limit:<subject>:<field>:<bucket>`),
+ * with `used`, `reserved`, one `r:<id>` field per open reservation and one `f:<id>` per
+ * settlement applied from a local reservation; they expire a window after their bucket
+ * ends (a crashed replica's reservations expire with them). Settling deletes the `r:`
+ * field and applying sets the `f:` field in the same script, so each is applied at most
+ * once however often it is retried: a settlement is exactly-once even when a timed-out
+ * command was executed late. The sliding minute reads the previous bucket's `used`.
  *
  * While Redis does not answer (`degraded`), the `redis_down` policy decides:
  * - `fail_closed`: reservations fail with BudgetUnavailable (503);
  * - `local_share`: reservations come from an in-process budget whose limit is
- *   `local_share` × what Redis last said was left in that tenant's window (× the whole
- *   limit in a window this replica knows nothing of). With `local_share` = 1/replicas the
+ *   `local_share` × what Redis last said was left in each counter's bucket (× the whole
+ *   limit in a bucket this replica knows nothing of). With `local_share` = 1/replicas the
  *   fleet together spends at most what was left.
  * Settlements that cannot reach Redis (and the spend of local reservations) are queued
  * and applied, in order, by a background fiber once Redis answers again; a reservation
  * whose command failed is queued for release too (it may have been executed late). The
  * fiber also probes Redis while degraded; the first answer ends the degraded state.
- * Queued settlements of windows that have expired are dropped (their keys are gone).
+ * Queued settlements whose counters have expired are dropped (their keys are gone).
  */
 import { createHash } from "node:crypto"
 import { Clock, Effect, Schedule, type Scope } from "effect"
 import { Redis } from "../stores/Ioredis.ts"
-import type { TenantId } from "../domain/Ids.ts"
-import { BudgetExceeded, BudgetUnavailable, makeInMemory, type Reservation, TokenBudget } from "./Budget.ts"
+import { amountOf, bucketOf, previousWeight, type Rule, ttlMs } from "../domain/Quotas.ts"
+import {
+  BudgetUnavailable,
+  families,
+  makeInMemory,
+  type Reservation,
+  reserved as reservedOf,
+  type RulesOf,
+  settled as settledOf,
+  TokenBudget,
+  verdict
+} from "./Budget.ts"
 
+/**
+ * KEYS: per rule its counter and the previous bucket's; ARGV: the reservation id, the time,
+ * then per rule limit, amount, previous-bucket weight, ttl and how long a reservation may
+ * stay open (0: until its bucket expires). Replies {ok, failing rule, then per rule its level
+ * and the previous bucket's weighted share, as strings}.
+ *
+ * A counter without buckets (concurrent requests) would keep a crashed replica's open
+ * reservations for as long as traffic keeps the key alive: each reservation there carries a
+ * deadline (`d:<id>`, past the longest a request may run) and expired ones are released
+ * before the check.
+ */
 const RESERVE = `
-local used = tonumber(redis.call('HGET', KEYS[1], 'used') or '0')
-local reserved = tonumber(redis.call('HGET', KEYS[1], 'reserved') or '0')
-local tokens = tonumber(ARGV[1])
-local limit = tonumber(ARGV[2])
-if limit >= 0 and used + reserved + tokens > limit then
-  return {0, limit - used - reserved}
+local n = #KEYS / 2
+local now = tonumber(ARGV[2])
+local reply = {0, 0}
+local failing = 0
+for i = 1, n do
+  local a = 2 + (i - 1) * 5
+  local limit = tonumber(ARGV[a + 1])
+  local amount = tonumber(ARGV[a + 2])
+  local weight = tonumber(ARGV[a + 3])
+  local stale = tonumber(ARGV[a + 5])
+  local cur = KEYS[2 * i - 1]
+  if stale > 0 then
+    local fields = redis.call('HGETALL', cur)
+    for j = 1, #fields, 2 do
+      if string.sub(fields[j], 1, 2) == 'd:' and tonumber(fields[j + 1]) < now then
+        local id = string.sub(fields[j], 3)
+        local held = redis.call('HGET', cur, 'r:' .. id)
+        if held then
+          redis.call('HDEL', cur, 'r:' .. id)
+          redis.call('HINCRBY', cur, 'reserved', -tonumber(held))
+        end
+        redis.call('HDEL', cur, fields[j])
+      end
+    end
+  end
+  local level = tonumber(redis.call('HGET', cur, 'used') or '0') + tonumber(redis.call('HGET', cur, 'reserved') or '0')
+  local prev = 0
+  if weight > 0 then prev = tonumber(redis.call('HGET', KEYS[2 * i], 'used') or '0') * weight end
+  reply[#reply + 1] = tostring(level + prev)
+  reply[#reply + 1] = tostring(prev)
+  if failing == 0 and level + prev + amount > limit then failing = i end
 end
-redis.call('HINCRBY', KEYS[1], 'reserved', tokens)
-redis.call('HSET', KEYS[1], 'r:' .. ARGV[4], tokens)
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-return {1, limit - used - reserved - tokens}
+if failing > 0 then
+  reply[2] = failing
+  return reply
+end
+for i = 1, n do
+  local a = 2 + (i - 1) * 5
+  local cur = KEYS[2 * i - 1]
+  redis.call('HINCRBY', cur, 'reserved', ARGV[a + 2])
+  redis.call('HSET', cur, 'r:' .. ARGV[1], ARGV[a + 2])
+  if tonumber(ARGV[a + 5]) > 0 then redis.call('HSET', cur, 'd:' .. ARGV[1], now + tonumber(ARGV[a + 5])) end
+  redis.call('PEXPIRE', cur, ARGV[a + 4])
+end
+reply[1] = 1
+return reply
 `
 
+/** KEYS: the counters; ARGV: the reservation id, then per counter the amount used and ttl. */
 const SETTLE = `
-local tokens = redis.call('HGET', KEYS[1], 'r:' .. ARGV[1])
-if not tokens then return 0 end
-redis.call('HDEL', KEYS[1], 'r:' .. ARGV[1])
-redis.call('HINCRBY', KEYS[1], 'reserved', -tonumber(tokens))
-redis.call('HINCRBY', KEYS[1], 'used', tonumber(ARGV[2]))
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-return 1
+local applied = 0
+for i = 1, #KEYS do
+  local held = redis.call('HGET', KEYS[i], 'r:' .. ARGV[1])
+  if held then
+    redis.call('HDEL', KEYS[i], 'r:' .. ARGV[1], 'd:' .. ARGV[1])
+    redis.call('HINCRBY', KEYS[i], 'reserved', -tonumber(held))
+    redis.call('HINCRBY', KEYS[i], 'used', ARGV[2 * i])
+    redis.call('PEXPIRE', KEYS[i], ARGV[2 * i + 1])
+    applied = applied + 1
+  end
+end
+return applied
 `
 
+/** As SETTLE, for what a local reservation spent: applied once per counter (the `f:` field). */
 const APPLY = `
-if redis.call('HSETNX', KEYS[1], 'f:' .. ARGV[1], 1) == 0 then return 0 end
-redis.call('HINCRBY', KEYS[1], 'used', tonumber(ARGV[2]))
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-return 1
+local applied = 0
+for i = 1, #KEYS do
+  if redis.call('HSETNX', KEYS[i], 'f:' .. ARGV[1], 1) == 1 then
+    redis.call('HINCRBY', KEYS[i], 'used', ARGV[2 * i])
+    redis.call('PEXPIRE', KEYS[i], ARGV[2 * i + 1])
+    applied = applied + 1
+  end
+end
+return applied
 `
 
 const sha = (script: string) => createHash("sha1").update(script).digest("hex")
@@ -66,16 +137,22 @@ const scripts = {
 } as const
 
 /** Runs a script by hash, loading it on NOSCRIPT. */
-const run = (redis: Redis, { script, hash }: { readonly script: string; readonly hash: string }, key: string, args: ReadonlyArray<string | number>) =>
+const run = (
+  redis: Redis,
+  { script, hash }: { readonly script: string; readonly hash: string },
+  keys: ReadonlyArray<string>,
+  args: ReadonlyArray<string | number>
+) =>
   Effect.tryPromise({
     try: () =>
-      redis.evalsha(hash, 1, key, ...args).catch((e: unknown) =>
-        e instanceof Error && e.message.startsWith("NOSCRIPT") ? redis.eval(script, 1, key, ...args) : Promise.reject(e)
+      redis.evalsha(hash, keys.length, ...keys, ...args).catch((e: unknown) =>
+        e instanceof Error && e.message.startsWith("NOSCRIPT") ? redis.eval(script, keys.length, ...keys, ...args) : Promise.reject(e)
       ),
     catch: (e) => e
   })
 
-export const keyOf = (prefix: string, tenant: TenantId, window: number) => `${prefix}:${tenant}:${window}`
+/** The Redis key of a counter's bucket. */
+export const keyOf = (base: string, bucket: number) => `${base}:${bucket}`
 
 /** A connected ioredis client that fails commands fast instead of queueing them while Redis is down. */
 export const connect = (url: string): Effect.Effect<Redis, never, Scope.Scope> =>
@@ -102,16 +179,17 @@ export const connect = (url: string): Effect.Effect<Redis, never, Scope.Scope> =
 /** A settlement (or release) that must reach Redis once. */
 interface PendingOp {
   readonly kind: "settle" | "apply"
-  readonly key: string
-  readonly window: number
+  readonly keys: ReadonlyArray<string>
+  /** Per key: the amount used and the ttl. */
+  readonly args: ReadonlyArray<number>
   readonly id: string
-  readonly tokens: number
+  /** After this the counters have expired and the op is dropped. */
+  readonly expiresAtMs: number
 }
 
 export interface RedisBudgetOptions {
-  readonly limit: number | undefined
-  readonly windowMs: number
-  readonly prefix?: string
+  /** The rules a claim is held to (their bases carry the key prefix). */
+  readonly rules: RulesOf
   /** While Redis does not answer (default `local_share`). */
   readonly redisDown?: "fail_closed" | "local_share"
   /** Fraction of the limit (of what was left, when known) this replica may spend alone (default 1). */
@@ -120,26 +198,30 @@ export interface RedisBudgetOptions {
   readonly retryIntervalMs?: number
   /** Queued settlements kept at most (default 100,000; the oldest go first). */
   readonly maxPending?: number
+  /**
+   * The longest a request may hold a reservation on a counter without buckets (concurrent
+   * requests) before another replica releases it as a crashed replica's (default 1 h).
+   */
+  readonly maxOpenMs?: number
 }
 
 export const make = (redis: Redis, options: RedisBudgetOptions): Effect.Effect<TokenBudget["Service"], never, Scope.Scope> =>
   Effect.gen(function*() {
-    const prefix = options.prefix ?? "sluice:budget"
-    const limit = options.limit ?? -1
-    const ttl = options.windowMs * 2
     const share = options.localShare ?? 1
     const failClosed = options.redisDown === "fail_closed"
     const maxPending = options.maxPending ?? 100_000
+    const maxOpenMs = options.maxOpenMs ?? 3_600_000
     const replica = crypto.randomUUID().slice(0, 8)
-    /** What Redis last said was left in a tenant's window. */
-    const lastRemaining = new Map<TenantId, { readonly window: number; readonly remaining: number }>()
-    const local = makeInMemory(
-      options.limit === undefined ? undefined : (tenant, window) => {
-        const known = lastRemaining.get(tenant)
-        const base = known !== undefined && known.window === window ? Math.max(0, known.remaining) : options.limit!
-        return Math.floor(share * base)
-      },
-      options.windowMs
+    /** What Redis last said was left in a counter's bucket. */
+    const lastRemaining = new Map<string, { readonly bucket: number; readonly remaining: number }>()
+    let clockNow = 0
+    const local = makeInMemory((claim) =>
+      options.rules(claim).map((rule): Rule => {
+        const known = lastRemaining.get(rule.base)
+        const bucket = bucketOf(rule.window, clockNow)
+        const base = known !== undefined && known.bucket === bucket ? Math.max(0, known.remaining) : rule.limit
+        return { ...rule, limit: Math.floor(share * base) }
+      })
     )
     /** Reservations taken from Redis and not yet settled (the exactly-once guard). */
     const open = new Map<number, Reservation>()
@@ -151,6 +233,7 @@ export const make = (redis: Redis, options: RedisBudgetOptions): Effect.Effect<T
     let settlements = 0
     let doubleSettlements = 0
     let chargedTokens = 0
+    let chargedMicros = 0
     let droppedSettlements = 0
     let localReservedTokens = 0
     let degraded = false
@@ -174,17 +257,27 @@ export const make = (redis: Redis, options: RedisBudgetOptions): Effect.Effect<T
         return droppedSettlements === 1 ? Effect.logError("budget settlement queue full; dropping the oldest") : Effect.void
       })
 
-    const apply = (op: PendingOp) =>
-      run(redis, op.kind === "settle" ? scripts.settle : scripts.apply, op.key, [op.id, op.tokens, ttl])
+    const apply = (op: PendingOp) => run(redis, op.kind === "settle" ? scripts.settle : scripts.apply, op.keys, [op.id, ...op.args])
+
+    /** The settle (or apply) op of a reservation's holds, charging `used` per hold. */
+    const opOf = (kind: PendingOp["kind"], id: string, reservation: Reservation, used: (i: number) => number, now: number): PendingOp => {
+      const args: Array<number> = []
+      let ttl = 0
+      reservation.holds.forEach((h, i) => {
+        const t = ttlMs(h.rule.window, h.bucket, now)
+        ttl = Math.max(ttl, t)
+        args.push(used(i), t)
+      })
+      return { kind, id, keys: reservation.holds.map((h) => keyOf(h.rule.base, h.bucket)), args, expiresAtMs: now + ttl }
+    }
 
     /** Applies queued settlements in order; stops at the first failure. Probes Redis when there are none. */
     const drain = Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
-      const oldest = Math.floor(now / options.windowMs) - 1
       let applied = 0
       while (pending.length > 0) {
         const op = pending[0]!
-        if (op.window < oldest) {
+        if (op.expiresAtMs < now) {
           pending.shift()
           droppedSettlements++
           continue
@@ -204,55 +297,82 @@ export const make = (redis: Redis, options: RedisBudgetOptions): Effect.Effect<T
       drain.pipe(Effect.repeat(Schedule.spaced(options.retryIntervalMs ?? 500)))
     )
 
-    const reserveLocal = (tenant: TenantId, tokens: number) =>
+    const reserveLocal = (claim: Parameters<TokenBudget["Service"]["reserve"]>[0], now: number) =>
       failClosed
-        ? Effect.fail(new BudgetUnavailable({ tenant, retryAfterMs: 1000 }))
-        : Effect.map(local.reserve(tenant, tokens), (r) => {
-          fallback.add(r.id)
-          localReservedTokens += tokens
-          return r
+        ? Effect.fail(new BudgetUnavailable({ tenant: claim.tenant, retryAfterMs: 1000 }))
+        : Effect.suspend(() => {
+          clockNow = now
+          return Effect.map(local.reserve(claim), (r) => {
+            fallback.add(r.id)
+            localReservedTokens += r.tokens
+            return r
+          })
         })
 
     return TokenBudget.of({
-      reserve: (tenant, tokens) =>
+      reserve: (claim) =>
         Effect.gen(function*() {
-          if (degraded) return yield* reserveLocal(tenant, tokens)
           const now = yield* Clock.currentTimeMillis
-          const window = Math.floor(now / options.windowMs)
-          const key = keyOf(prefix, tenant, window)
+          if (degraded) return yield* reserveLocal(claim, now)
+          const rules = options.rules(claim)
           const id = nextId--
-          const result = yield* Effect.result(run(redis, scripts.reserve, key, [tokens, limit, ttl, resId(id)]))
+          const tokens = claim.inputTokens + claim.outputTokens
+          if (rules.length === 0) {
+            const reservation: Reservation = { id, tenant: claim.tenant, tokens, holds: [] }
+            open.set(id, reservation)
+            reservedTokens += tokens
+            return reservation
+          }
+          const q = reservedOf(claim)
+          const buckets = rules.map((r) => bucketOf(r.window, now))
+          const keys: Array<string> = []
+          const args: Array<string | number> = [resId(id), now]
+          rules.forEach((rule, i) => {
+            keys.push(keyOf(rule.base, buckets[i]!), keyOf(rule.base, buckets[i]! - 1))
+            args.push(
+              rule.limit,
+              amountOf(rule.metric, q),
+              previousWeight(rule.window, now),
+              ttlMs(rule.window, buckets[i]!, now),
+              rule.window === "none" ? maxOpenMs : 0
+            )
+          })
+          const holds = rules.map((rule, i) => ({ rule, bucket: buckets[i]!, amount: amountOf(rule.metric, q) }))
+          const result = yield* Effect.result(run(redis, scripts.reserve, keys, args))
           if (result._tag === "Failure") {
             yield* degrade(result.failure)
             // The command may still run once Redis answers: release it then, exactly once.
-            yield* enqueue({ kind: "settle", key, window, id: resId(id), tokens: 0 })
-            return yield* reserveLocal(tenant, tokens)
+            yield* enqueue(opOf("settle", resId(id), { id, tenant: claim.tenant, tokens, holds }, () => 0, now))
+            return yield* reserveLocal(claim, now)
           }
-          const reply = result.success
-          const [ok, remaining] = Array.isArray(reply) ? reply.map(Number) : [0, 0]
-          lastRemaining.set(tenant, { window, remaining: remaining ?? 0 })
-          if (ok !== 1) {
-            return yield* new BudgetExceeded({
-              tenant,
-              requested: tokens,
-              remaining: Math.max(0, remaining ?? 0),
-              retryAfterMs: (window + 1) * options.windowMs - now
-            })
+          const reply = Array.isArray(result.success) ? result.success.map(Number) : []
+          const ok = reply[0] === 1
+          const levels = rules.map((_, i) => reply[2 + 2 * i] ?? 0)
+          const previous = rules.map((_, i) => reply[3 + 2 * i] ?? 0)
+          rules.forEach((rule, i) =>
+            lastRemaining.set(rule.base, { bucket: buckets[i]!, remaining: rule.limit - levels[i]! - (ok ? holds[i]!.amount : 0) })
+          )
+          if (!ok) {
+            const failing = Math.min(rules.length, Math.max(1, reply[1] ?? 1)) - 1
+            const refused = verdict(claim, rules, buckets, levels, previous, now, failing)
+            if (refused !== undefined) return yield* refused
           }
-          const reservation: Reservation = { id, tenant, tokens, window }
+          const state = families(rules, levels, holds.map((h) => h.amount), buckets, now)
+          const reservation: Reservation = { id, tenant: claim.tenant, tokens, holds, requests: state.requests, tokensLimit: state.tokens }
           open.set(id, reservation)
           reservedTokens += tokens
           return reservation
         }),
-      settle: (reservation, usedTokens) =>
+      settle: (reservation, actual) =>
         Effect.gen(function*() {
-          const key = keyOf(prefix, reservation.tenant, reservation.window)
+          const now = yield* Clock.currentTimeMillis
+          const q = settledOf(actual)
+          const used = (i: number) => amountOf(reservation.holds[i]!.rule.metric, q)
           if (fallback.delete(reservation.id)) {
-            yield* local.settle(reservation, usedTokens)
+            yield* local.settle(reservation, actual)
             // What the local share spent reaches Redis too, so the fleet sees it when it is back.
-            if (usedTokens > 0) {
-              yield* enqueue({ kind: "apply", key, window: reservation.window, id: `${replica}:f${reservation.id}`, tokens: usedTokens })
-            }
+            const spent = reservation.holds.some((_, i) => used(i) > 0)
+            if (spent) yield* enqueue(opOf("apply", `${replica}:f${reservation.id}`, reservation, used, now))
             return
           }
           if (!open.delete(reservation.id)) {
@@ -261,8 +381,10 @@ export const make = (redis: Redis, options: RedisBudgetOptions): Effect.Effect<T
           }
           settlements++
           reservedTokens -= reservation.tokens
-          chargedTokens += usedTokens
-          const op: PendingOp = { kind: "settle", key, window: reservation.window, id: resId(reservation.id), tokens: usedTokens }
+          chargedTokens += actual.inputTokens + actual.outputTokens
+          chargedMicros += actual.costMicros
+          if (reservation.holds.length === 0) return
+          const op = opOf("settle", resId(reservation.id), reservation, used, now)
           // Behind a queue (or while degraded) a settlement waits its turn; otherwise it is tried once now.
           if (degraded || pending.length > 0) return yield* enqueue(op)
           const result = yield* Effect.result(apply(op))
@@ -277,6 +399,7 @@ export const make = (redis: Redis, options: RedisBudgetOptions): Effect.Effect<T
         settlements: settlements + l.settlements,
         doubleSettlements: doubleSettlements + l.doubleSettlements,
         chargedTokens: chargedTokens + l.chargedTokens,
+        chargedMicros: chargedMicros + l.chargedMicros,
         shared: { degraded, pendingSettlements: pending.length, droppedSettlements, localReservedTokens }
       }))
     })

@@ -11,7 +11,7 @@
 import { parseArgs, type ParseArgsOptionsConfig } from "node:util"
 import type { Flags } from "../config/Settings.ts"
 
-export const COMMANDS = ["serve", "check-config", "simulate", "keys", "tenants", "help"] as const
+export const COMMANDS = ["serve", "check-config", "simulate", "keys", "tenants", "limits", "prices", "help"] as const
 export type CommandName = typeof COMMANDS[number]
 
 /** Accepted by `--log-level` (any case). */
@@ -25,7 +25,7 @@ export type Invocation =
   /** The simulator parses its own flags (strictly too: src/simulator/fleet.ts). */
   | { readonly _tag: "Simulate"; readonly argv: ReadonlyArray<string> }
   /** The tenant and key commands parse their own arguments (src/cli/keys.ts). */
-  | { readonly _tag: "Keys"; readonly command: "keys" | "tenants"; readonly argv: ReadonlyArray<string> }
+  | { readonly _tag: "Keys"; readonly command: "keys" | "tenants" | "limits" | "prices"; readonly argv: ReadonlyArray<string> }
   | { readonly _tag: "UsageError"; readonly message: string; readonly topic: CommandName | undefined }
 
 const help = { help: { type: "boolean", short: "h" } } as const satisfies ParseArgsOptionsConfig
@@ -132,6 +132,8 @@ export const parse = (argv: ReadonlyArray<string>): Invocation => {
       return { _tag: "Simulate", argv: rest }
     case "keys":
     case "tenants":
+    case "limits":
+    case "prices":
       return { _tag: "Keys", command: first, argv: rest }
     case "check-config": {
       const parsed = parseHelpOnly(rest)

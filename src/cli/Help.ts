@@ -12,6 +12,8 @@ Usage:
   sluice simulate [flags]         run the inference-engine simulator on its own
   sluice keys COMMAND ...         API keys: create, list, revoke, rotate, expire, hash
   sluice tenants COMMAND ...      tenants: create, list, disable, enable
+  sluice limits COMMAND ...       limits per tenant, tenant and model, key: set, show
+  sluice prices COMMAND ...       prices per model (and backend): set, list
   sluice help [COMMAND]           help for a command
   sluice --version                print the version
 
@@ -76,9 +78,26 @@ const tenants = `Usage: sluice tenants COMMAND ...
   tenants disable ID
   tenants enable ID`
 
+const limits = `Usage: sluice limits COMMAND ...
+
+  limits set (--tenant ID [--model M] | --key KEY_ID) --LIMIT VALUE ...
+  limits show (--tenant ID [--model M] | --key KEY_ID)
+
+LIMIT: requests-per-minute, tokens-per-{minute,day,month}, input-tokens-per-{minute,day,month},
+output-tokens-per-{minute,day,month}, spend-per-{day,month} (USD), concurrent-requests (tenant).
+A VALUE of none lifts the limit (also one from the config file). Running gateways apply
+the change within 5 s; the admin API (PUT /admin/v1/tenants/ID/limits) applies it at once.`
+
+const prices = `Usage: sluice prices COMMAND ...
+
+  prices set MODEL --input USD --output USD [--cached-input USD] [--backend ID]
+  prices list
+
+Prices are USD per million tokens; a backend's own price wins over the model's.`
+
 const helpText = `Usage: sluice help [COMMAND]
 
-Prints help for COMMAND (serve, check-config, simulate, keys, tenants), or the overview.`
+Prints help for COMMAND (serve, check-config, simulate, keys, tenants, limits, prices), or the overview.`
 
 export const text = (topic: CommandName | undefined): string => {
   switch (topic) {
@@ -94,6 +113,10 @@ export const text = (topic: CommandName | undefined): string => {
       return keys
     case "tenants":
       return tenants
+    case "limits":
+      return limits
+    case "prices":
+      return prices
     case "help":
       return helpText
   }

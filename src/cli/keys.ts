@@ -12,13 +12,21 @@
  *   keys expire KEY_ID (--in 30d | --at ISO-TIME | --never)
  *   keys hash [KEY | -]        hash a key for `auth.keys` (no KEY: make a new one)
  *   tenants create ID [--name NAME] | tenants list | tenants disable ID | tenants enable ID
+ *   limits set (--tenant ID [--model M] | --key KEY_ID) --requests-per-minute N ... (a value `none` lifts a limit)
+ *   limits show (--tenant ID [--model M] | --key KEY_ID)
+ *   prices set MODEL --input USD --output USD [--cached-input USD] [--backend ID]   (per million tokens)
+ *   prices list
  *
  * `--json` prints JSON instead of text; `--config FILE` reads the gateway's config (known
  * models, the revocation channel). Exit codes: 0 done, 1 refused or failed, 2 usage.
  * The raw key is printed once, by `create`, `rotate` and `hash`; nothing else ever prints it.
  *
- * Entry points: `keys(argv)` and `tenants(argv)` (argv after the command word), for the
- * `sluice` command line to mount; `main(argv)` runs either and resolves to the exit code.
+ * Limits and prices written here reach running gateways within 5 s (they re-read the
+ * database); the admin API applies them at once on the replica that serves it.
+ *
+ * Entry points: `keys(argv)`, `tenants(argv)`, `limits(argv)` and `prices(argv)` (argv
+ * after the command word), for the `sluice` command line to mount; `main(argv)` runs one
+ * and resolves to the exit code.
  */
 import { NodeServices } from "@effect/platform-node"
 import { Clock, Data, Effect, Layer, References } from "effect"
@@ -32,6 +40,9 @@ import * as ErrorResponse from "../http/ErrorResponse.ts"
 import { keyJson, tenantJson } from "../http/Admin.ts"
 import * as Database from "../stores/Database.ts"
 import { KeyStore } from "../stores/KeyStore.ts"
+import * as Quotas from "../admission/Quotas.ts"
+import { LIMIT_FIELD_NAMES, type LimitField } from "../domain/Quotas.ts"
+import { type LimitScope, QuotaStore, type StoredLimits } from "../stores/QuotaStore.ts"
 
 export interface Io {
   readonly out: (line: string) => void
@@ -117,7 +128,7 @@ const services = (args: Args) => {
   const config = GatewayConfig.fromEnvironment({ config: text(args, "config") })
   const revocations = Layer.unwrap(Effect.map(GatewayConfig, ({ initial }) => Revocations.fromEnvironment(initial.auth.revocationChannel)))
   return KeyAdmin.layer.pipe(
-    Layer.provideMerge(Layer.mergeAll(KeyStore.layer, revocations)),
+    Layer.provideMerge(Layer.mergeAll(KeyStore.layer, QuotaStore.layer, revocations)),
     Layer.provideMerge(Database.fromEnvironment("data")),
     Layer.provideMerge(config),
     Layer.provide(NodeServices.layer)
@@ -256,6 +267,131 @@ const tenantCommand = (args: Args, io: Io) =>
     }
   })
 
+/** A limit value from the command line: a non-negative number, or `none` (lifts the limit). */
+const limitValue = (flag: string, raw: string) => {
+  if (raw === "none") return Effect.succeed(null)
+  const n = Number(raw)
+  return raw.trim() === "" || !Number.isFinite(n) || n < 0
+    ? Effect.fail(new Usage({ message: `--${flag} is a non-negative number or none` }))
+    : Effect.succeed(n)
+}
+
+const dollars = (args: Args, name: string) =>
+  Effect.gen(function*() {
+    const raw = text(args, name)
+    if (raw === undefined) return undefined
+    const n = Number(raw)
+    if (raw.trim() === "" || !Number.isFinite(n) || n < 0) return yield* new Usage({ message: `--${name} is a non-negative number (USD per million tokens)` })
+    return n
+  })
+
+/** The subject of a limits command: `--key ID`, or `--tenant ID` with an optional `--model`. */
+const limitSubject = (args: Args) =>
+  Effect.gen(function*() {
+    const key = text(args, "key")
+    const tenant = text(args, "tenant")
+    if ((key === undefined) === (tenant === undefined)) return yield* new Usage({ message: "give --tenant ID (and --model M) or --key KEY_ID" })
+    if (key !== undefined) {
+      yield* (yield* KeyAdmin).key(key)
+      return { scope: "key" as LimitScope, subject: key, model: "" }
+    }
+    const name = text(args, "model")
+    if (name === undefined) return { scope: "tenant" as LimitScope, subject: tenant!, model: "" }
+    const model = (yield* GatewayConfig).initial.modelNames.get(name)
+    if (model === undefined) return yield* new Usage({ message: `unknown model "${name}" (pass the gateway's --config)` })
+    return { scope: "model" as LimitScope, subject: tenant!, model: model as string }
+  })
+
+const limitsCommand = (args: Args, io: Io) =>
+  Effect.gen(function*() {
+    const store = yield* QuotaStore
+    const { initial } = yield* GatewayConfig
+    const json = args.flags.has("json")
+    const { scope, subject, model } = yield* limitSubject(args)
+    const rows = yield* store.limits
+    const stored = rows.find((r) => r.scope === scope && r.subject === subject && r.model === model)
+    const show = (all: typeof rows) => {
+      const table = Quotas.make(initial, { rows: all, prices: [] })
+      const limits = table.limitsOf(scope, subject, model) ?? {}
+      if (json) io.out(JSON.stringify({ scope, subject, ...(model === "" ? {} : { model }), limits }))
+      else {
+        io.out(`${scope === "key" ? "key" : "tenant"} ${subject}${model === "" ? "" : `, model ${model}`}:`)
+        const fields = Object.entries(limits)
+        if (fields.length === 0) io.out("  no limits")
+        for (const [field, value] of fields) io.out(`  ${field}: ${field.startsWith("spend_") ? `$${value}` : value}`)
+      }
+    }
+    switch (args.positional[0]) {
+      case "show":
+        show(rows)
+        return 0
+      case "set": {
+        const change: { [F in LimitField]?: number | null } = {}
+        for (const field of LIMIT_FIELD_NAMES) {
+          const flag = field.replaceAll("_", "-")
+          const raw = text(args, flag)
+          if (raw !== undefined) change[field] = yield* limitValue(flag, raw)
+        }
+        if (Object.keys(change).length === 0) {
+          return yield* new Usage({ message: `give at least one limit: ${LIMIT_FIELD_NAMES.map((f) => `--${f.replaceAll("_", "-")}`).join(", ")}` })
+        }
+        const limits: StoredLimits = { ...stored?.limits, ...change }
+        const row = { scope, subject, model, limits }
+        yield* store.setLimits(row, yield* Clock.currentTimeMillis)
+        show([...rows.filter((r) => r !== stored), row])
+        return 0
+      }
+      default:
+        return yield* new Usage({ message: `unknown limits command "${args.positional[0] ?? ""}"` })
+    }
+  })
+
+const pricesCommand = (args: Args, io: Io) =>
+  Effect.gen(function*() {
+    const store = yield* QuotaStore
+    const { initial } = yield* GatewayConfig
+    const json = args.flags.has("json")
+    switch (args.positional[0]) {
+      case "list": {
+        const table = Quotas.make(initial, { rows: [], prices: yield* store.prices })
+        const list: Array<Record<string, unknown>> = []
+        for (const model of initial.models.keys()) {
+          const price = table.price(model, undefined)
+          if (price !== undefined) list.push({ model, backend: null, input: price.input, cached_input: price.cachedInput, output: price.output })
+          for (const b of initial.backends) {
+            const own = table.price(model, b.id)
+            if (own !== undefined && own !== price) list.push({ model, backend: b.id, input: own.input, cached_input: own.cachedInput, output: own.output })
+          }
+        }
+        if (json) io.out(JSON.stringify(list))
+        else {
+          for (const p of list) {
+            io.out(`${p["model"]}${p["backend"] === null ? "" : ` on ${p["backend"]}`}: input $${p["input"]}  cached $${p["cached_input"]}  output $${p["output"]} per 1M tokens`)
+          }
+        }
+        return 0
+      }
+      case "set": {
+        const name = args.positional[1]
+        if (name === undefined) return yield* new Usage({ message: "a model is required" })
+        const model = initial.modelNames.get(name)
+        if (model === undefined) return yield* new Usage({ message: `unknown model "${name}" (pass the gateway's --config)` })
+        const input = yield* dollars(args, "input")
+        const output = yield* dollars(args, "output")
+        if (input === undefined || output === undefined) return yield* new Usage({ message: "--input and --output are required" })
+        const cachedInput = (yield* dollars(args, "cached-input")) ?? input
+        const backend = text(args, "backend") ?? ""
+        if (backend !== "" && !initial.backends.some((b) => b.id === backend)) return yield* new Usage({ message: `unknown backend "${backend}"` })
+        yield* store.setPrice({ model, backend, price: { input, cachedInput, output } }, yield* Clock.currentTimeMillis)
+        const shown = { model, backend: backend === "" ? null : backend, input, cached_input: cachedInput, output }
+        io.out(json ? JSON.stringify(shown) : `${model}${backend === "" ? "" : ` on ${backend}`}: input $${input}  cached $${cachedInput}  output $${output} per 1M tokens`)
+        return 0
+      }
+      default:
+        return yield* new Usage({ message: `unknown prices command "${args.positional[0] ?? ""}"` })
+    }
+  })
+
 const finish = <R>(effect: Effect.Effect<number, unknown, R>, io: Io, help: string) =>
   effect.pipe(
     Effect.catch((error) =>
@@ -309,6 +445,40 @@ export const tenants = (argv: ReadonlyArray<string>, io: Io = stdio): Effect.Eff
   return finish(Effect.scoped(Effect.provide(tenantCommand(args, io), services(args))), io, TENANTS_HELP)
 }
 
-/** Runs `keys ...` or `tenants ...`; resolves to the exit code. */
+const LIMITS_HELP = `usage: limits set (--tenant ID [--model M] | --key KEY_ID) [--requests-per-minute N] [--tokens-per-minute N]
+         [--input-tokens-per-day N] [--output-tokens-per-month N] ... [--spend-per-day USD] [--spend-per-month USD]
+         [--concurrent-requests N]          (a value of none lifts that limit)
+       limits show (--tenant ID [--model M] | --key KEY_ID)`
+const PRICES_HELP = `usage: prices set MODEL --input USD --output USD [--cached-input USD] [--backend ID]   (USD per million tokens)
+       prices list`
+
+const subcommand = (
+  command: (args: Args, io: Io) => Effect.Effect<number, unknown, KeyAdmin | QuotaStore | GatewayConfig>,
+  help: string
+) =>
+(argv: ReadonlyArray<string>, io: Io = stdio): Effect.Effect<number> => {
+  const args = parseArgs(argv)
+  if (args.positional.length === 0 || args.flags.has("help")) {
+    io.out(help)
+    return Effect.succeed(args.flags.has("help") ? 0 : 2)
+  }
+  return finish(Effect.scoped(Effect.provide(command(args, io), services(args))), io, help)
+}
+
+/** `sluice limits ...` (argv after `limits`). */
+export const limits = subcommand(limitsCommand, LIMITS_HELP)
+
+/** `sluice prices ...` (argv after `prices`). */
+export const prices = subcommand(pricesCommand, PRICES_HELP)
+
+/** Runs `keys ...`, `tenants ...`, `limits ...` or `prices ...`; resolves to the exit code. */
 export const main = (argv: ReadonlyArray<string>, io: Io = stdio): Promise<number> =>
-  Effect.runPromise(argv[0] === "tenants" ? tenants(argv.slice(1), io) : keys(argv[0] === "keys" ? argv.slice(1) : argv, io))
+  Effect.runPromise(
+    argv[0] === "tenants"
+      ? tenants(argv.slice(1), io)
+      : argv[0] === "limits"
+      ? limits(argv.slice(1), io)
+      : argv[0] === "prices"
+      ? prices(argv.slice(1), io)
+      : keys(argv[0] === "keys" ? argv.slice(1) : argv, io)
+  )

@@ -265,6 +265,53 @@ export const Budgets = Schema.Struct({
   local_share: Schema.optionalKey(Schema.Finite.check(Schema.isGreaterThan(0), Schema.isLessThanOrEqualTo(1)))
 })
 
+const Amount = Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0))
+
+/**
+ * Limits of one subject (a tenant, a key, a tenant on one model); an absent field is no
+ * limit. Tokens and requests are counts, spend is USD. The admin API takes the same fields.
+ */
+export const LimitSet = Schema.Struct({
+  requests_per_minute: Schema.optionalKey(Amount),
+  input_tokens_per_minute: Schema.optionalKey(Amount),
+  input_tokens_per_day: Schema.optionalKey(Amount),
+  input_tokens_per_month: Schema.optionalKey(Amount),
+  output_tokens_per_minute: Schema.optionalKey(Amount),
+  output_tokens_per_day: Schema.optionalKey(Amount),
+  output_tokens_per_month: Schema.optionalKey(Amount),
+  tokens_per_minute: Schema.optionalKey(Amount),
+  tokens_per_day: Schema.optionalKey(Amount),
+  tokens_per_month: Schema.optionalKey(Amount),
+  spend_per_day: Schema.optionalKey(Amount),
+  spend_per_month: Schema.optionalKey(Amount),
+  concurrent_requests: Schema.optionalKey(Amount)
+})
+
+/** Limits per tenant (and per tenant and model) and per key; the database can add and override them. */
+export const Quotas = Schema.Struct({
+  tenants: Schema.optionalKey(Schema.Record(Name, Schema.Struct({
+    ...LimitSet.fields,
+    /** The tenant's limits on one model (name or alias). */
+    models: Schema.optionalKey(Schema.Record(Name, LimitSet))
+  }))),
+  /** By key id. */
+  keys: Schema.optionalKey(Schema.Record(Name, LimitSet))
+})
+
+/** A price in USD per million tokens. */
+export const PriceEntry = Schema.Struct({
+  input: Amount,
+  /** Prompt tokens served from the prefix cache (default: `input`). */
+  cached_input: Schema.optionalKey(Amount),
+  output: Amount
+})
+
+/** Prices by model (name or alias), optionally different on some backends. */
+export const Prices = Schema.Record(Name, Schema.Struct({
+  ...PriceEntry.fields,
+  backends: Schema.optionalKey(Schema.Record(Name, PriceEntry))
+}))
+
 /** The audit ledger's queue and local journal (see src/accounting/Ledger.ts). */
 export const Ledger = Schema.Struct({
   /** Records held in memory for the store; beyond that they wait in the journal only. */
@@ -373,6 +420,8 @@ export const ConfigFile = Schema.Struct({
   limits: Schema.optionalKey(Limits),
   retries: Schema.optionalKey(Retries),
   budgets: Schema.optionalKey(Budgets),
+  quotas: Schema.optionalKey(Quotas),
+  prices: Schema.optionalKey(Prices),
   ledger: Schema.optionalKey(Ledger),
   health: Schema.optionalKey(Health),
   breakers: Schema.optionalKey(Breakers),

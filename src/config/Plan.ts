@@ -9,6 +9,7 @@
 import { Data, Redacted } from "effect"
 import * as Encodings from "../domain/Encodings.ts"
 import { BackendId, GpuSku, ModelId, TenantId } from "../domain/Ids.ts"
+import type { LimitSet, Price } from "../domain/Quotas.ts"
 import { byteCount, type ConfigFile, durationMs } from "./FileSchema.ts"
 
 export interface ModelPlan {
@@ -189,6 +190,19 @@ export interface BudgetsPlan {
   readonly localShare: number
 }
 
+/** Limits from the config file (the database overlays them, admission/Quotas.ts). */
+export interface QuotasPlan {
+  readonly tenants: ReadonlyMap<TenantId, LimitSet>
+  readonly keys: ReadonlyMap<string, LimitSet>
+  /** By tenant, then model id. */
+  readonly models: ReadonlyMap<TenantId, ReadonlyMap<ModelId, LimitSet>>
+}
+
+export interface PricePlan extends Price {
+  /** Backend id → its own price of this model. */
+  readonly backends: ReadonlyMap<BackendId, Price>
+}
+
 export interface LedgerPlan {
   readonly queueRecords: number
   readonly batchRecords: number
@@ -236,6 +250,9 @@ export interface Plan {
   readonly limits: LimitsPlan
   readonly retries: { readonly maxAttempts: number; readonly budgetRatio: number; readonly minPerSecond: number }
   readonly budgets: BudgetsPlan
+  readonly quotas: QuotasPlan
+  /** Model id → price. */
+  readonly prices: ReadonlyMap<ModelId, PricePlan>
   readonly ledger: LedgerPlan
   readonly extensions: ExtensionsPlan
   readonly auth: AuthPlan
@@ -512,6 +529,8 @@ const validate = (
   const lim = file.limits ?? {}
   const cors = file.server?.cors
   const auth = authPlan(file.auth, modelNames, fail)
+  const quotas = quotasPlan(file.quotas, modelNames, fail)
+  const prices = pricesPlan(file.prices, modelNames, ids, fail)
   const h = file.health ?? {}
   if ((h.degrade_at ?? defaults.health.degradeAt) > (h.unhealthy_at ?? defaults.health.unhealthyAt)) {
     fail("health.degrade_at", "must not exceed health.unhealthy_at")
@@ -606,6 +625,8 @@ const validate = (
       budgetRatio: r.budget_ratio ?? defaults.retries.budgetRatio,
       minPerSecond: r.min_per_second ?? defaults.retries.minPerSecond
     },
+    quotas,
+    prices,
     budgets: {
       tokensPerWindow: b.tokens_per_window,
       windowMs: b.window === undefined ? defaults.budgetWindowMs : durationMs(b.window),
@@ -627,6 +648,56 @@ const validate = (
     },
     auth
   }
+}
+
+/** The `quotas` section: models named per tenant resolve to model ids. */
+const quotasPlan = (
+  section: ConfigFile["quotas"],
+  modelNames: ReadonlyMap<string, ModelId>,
+  fail: (path: string, message: string) => void
+): QuotasPlan => {
+  const tenants = new Map<TenantId, LimitSet>()
+  const models = new Map<TenantId, Map<ModelId, LimitSet>>()
+  for (const [id, { models: perModel, ...set }] of Object.entries(section?.tenants ?? {})) {
+    tenants.set(TenantId(id), set)
+    const byModel = new Map<ModelId, LimitSet>()
+    for (const [name, limits] of Object.entries(perModel ?? {})) {
+      const model = modelNames.get(name)
+      if (model === undefined) fail(`quotas.tenants.${id}.models.${name}`, `unknown model "${name}"`)
+      else byModel.set(model, limits)
+    }
+    if (byModel.size > 0) models.set(TenantId(id), byModel)
+  }
+  return { tenants, keys: new Map(Object.entries(section?.keys ?? {})), models }
+}
+
+/** The `prices` section: known models and backends. */
+const pricesPlan = (
+  section: ConfigFile["prices"],
+  modelNames: ReadonlyMap<string, ModelId>,
+  backendIds: ReadonlySet<string>,
+  fail: (path: string, message: string) => void
+): ReadonlyMap<ModelId, PricePlan> => {
+  const prices = new Map<ModelId, PricePlan>()
+  const priceOf = (p: { readonly input: number; readonly cached_input?: number; readonly output: number }): Price => ({
+    input: p.input,
+    cachedInput: p.cached_input ?? p.input,
+    output: p.output
+  })
+  for (const [name, entry] of Object.entries(section ?? {})) {
+    const model = modelNames.get(name)
+    if (model === undefined) {
+      fail(`prices.${name}`, `unknown model "${name}"`)
+      continue
+    }
+    const backends = new Map<BackendId, Price>()
+    for (const [b, p] of Object.entries(entry.backends ?? {})) {
+      if (!backendIds.has(b)) fail(`prices.${name}.backends.${b}`, `unknown backend "${b}"`)
+      backends.set(BackendId(b), priceOf(p))
+    }
+    prices.set(model, { ...priceOf(entry), backends })
+  }
+  return prices
 }
 
 const ISO_TIME = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?$/

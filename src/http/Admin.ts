@@ -13,12 +13,23 @@
  *   PATCH  /admin/v1/keys/:key                  {expires_at: time | null} or {expires_in: "30d"}
  *   POST   /admin/v1/keys/:key/revoke           revoke now (also DELETE /admin/v1/keys/:key)
  *   POST   /admin/v1/keys/:key/rotate           {grace?: "7d"} → 201 the new key (shown once); the old one expires after the grace
+ *   GET    /admin/v1/tenants/:tenant/limits     the limits in force (config and database merged)
+ *   PUT    /admin/v1/tenants/:tenant/limits     {requests_per_minute?: n | null, ...} merged into the stored set (null lifts a limit)
+ *   GET|PUT /admin/v1/tenants/:tenant/models/:model/limits   the tenant's limits on one model
+ *   GET|PUT /admin/v1/keys/:key/limits           one key's limits
+ *   GET    /admin/v1/prices                     every price in force
+ *   PUT    /admin/v1/prices/:model              {input, output, cached_input?, backend?} USD per million tokens
+ *   DELETE /admin/v1/prices/:model              ?backend=b: back to the config file's price
  *
  * Without a configured token every admin path answers 404, as an unknown URL. Errors go
  * through ErrorResponse.ts in the OpenAI envelope. Owns the wire shape of tenants and keys.
  * Must never: return or log a raw key except in the one creation answer, or a hash ever.
  */
 import { Clock, Effect, Schema } from "effect"
+import { QuotaTable } from "../admission/Quotas.ts"
+import { GatewayConfig } from "../config/GatewayConfig.ts"
+import type { LimitSet } from "../domain/Quotas.ts"
+import { type LimitScope, QuotaStore, StoredLimitsSchema } from "../stores/QuotaStore.ts"
 import { HttpRouter, type HttpServerRequest, HttpServerResponse } from "effect/http"
 import { AdminToken } from "../auth/AdminToken.ts"
 import { AdminDisabled, AdminUnauthorized, InvalidAdminRequest } from "../auth/Errors.ts"
@@ -110,10 +121,91 @@ const param = (name: string) => Effect.map(HttpRouter.params, (p) => p[name] ?? 
 type Handler = (request: HttpServerRequest.HttpServerRequest) => Effect.Effect<
   HttpServerResponse.HttpServerResponse,
   ErrorResponse.AdminError,
-  KeyAdmin | HttpRouter.RouteContext
+  KeyAdmin | QuotaStore | QuotaTable | GatewayConfig | HttpRouter.RouteContext
 >
 
-const operations: ReadonlyArray<readonly ["GET" | "POST" | "PATCH" | "DELETE", string, Handler]> = [
+const Amount = Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0))
+const SetPrice = Schema.Struct({
+  input: Amount,
+  output: Amount,
+  cached_input: Schema.optionalKey(Amount),
+  backend: Schema.optionalKey(Schema.String)
+})
+
+const limitsJson = (scope: LimitScope, subject: string, model: string, limits: LimitSet | undefined) => ({
+  ...(scope === "key" ? { key: subject } : { tenant: subject }),
+  ...(scope === "model" ? { model } : {}),
+  limits: limits ?? {}
+})
+
+/** The subject of a limits route: the tenant, the key (which must exist) or the tenant and a known model. */
+const subjectOf = (scope: LimitScope) =>
+  Effect.gen(function*() {
+    if (scope === "key") {
+      const id = yield* param("key")
+      yield* (yield* KeyAdmin).key(id)
+      return { subject: id, model: "" }
+    }
+    const tenant = yield* param("tenant")
+    if (scope === "tenant") return { subject: tenant, model: "" }
+    const name = yield* param("model")
+    const plan = yield* (yield* GatewayConfig).current
+    const model = plan.modelNames.get(name)
+    if (model === undefined) return yield* new InvalidAdminRequest({ message: `Unknown model "${name.slice(0, 200)}".`, param: "model" })
+    return { subject: tenant, model }
+  })
+
+const getLimits = (scope: LimitScope): Handler => () =>
+  Effect.gen(function*() {
+    const { subject, model } = yield* subjectOf(scope)
+    return json(200, limitsJson(scope, subject, model, (yield* QuotaTable).limitsOf(scope, subject, model)))
+  })
+
+const setLimits = (scope: LimitScope): Handler => (request) =>
+  Effect.gen(function*() {
+    const b = yield* body(StoredLimitsSchema)(request)
+    const { subject, model } = yield* subjectOf(scope)
+    const store = yield* QuotaStore
+    const stored = (yield* store.limits).find((r) => r.scope === scope && r.subject === subject && r.model === model)
+    const limits = { ...stored?.limits, ...b }
+    yield* store.setLimits({ scope, subject, model, limits }, yield* Clock.currentTimeMillis)
+    const table = yield* QuotaTable
+    yield* table.reload
+    yield* Effect.logInfo("admin: limits set").pipe(Effect.annotateLogs({ scope, subject, model, limits: JSON.stringify(b) }))
+    return json(200, limitsJson(scope, subject, model, table.limitsOf(scope, subject, model)))
+  })
+
+const pricesJson = Effect.gen(function*() {
+  const plan = yield* (yield* GatewayConfig).current
+  const table = yield* QuotaTable
+  const data: Array<unknown> = []
+  for (const model of plan.models.keys()) {
+    const price = table.price(model, undefined)
+    if (price !== undefined) data.push({ model, backend: null, input: price.input, cached_input: price.cachedInput, output: price.output })
+    for (const backend of plan.backends) {
+      const own = table.price(model, backend.id)
+      if (own !== undefined && own !== price) {
+        data.push({ model, backend: backend.id, input: own.input, cached_input: own.cachedInput, output: own.output })
+      }
+    }
+  }
+  return json(200, { object: "list", data })
+})
+
+const priceTarget = (request: HttpServerRequest.HttpServerRequest, backend: string | undefined) =>
+  Effect.gen(function*() {
+    const name = yield* param("model")
+    const plan = yield* (yield* GatewayConfig).current
+    const model = plan.modelNames.get(name)
+    if (model === undefined) return yield* new InvalidAdminRequest({ message: `Unknown model "${name.slice(0, 200)}".`, param: "model" })
+    const b = backend ?? new URL(request.url, "http://x").searchParams.get("backend") ?? ""
+    if (b !== "" && !plan.backends.some((x) => x.id === b)) {
+      return yield* new InvalidAdminRequest({ message: `Unknown backend "${b.slice(0, 200)}".`, param: "backend" })
+    }
+    return { model, backend: b }
+  })
+
+const operations: ReadonlyArray<readonly ["GET" | "POST" | "PUT" | "PATCH" | "DELETE", string, Handler]> = [
   ["GET", "/tenants", () =>
     Effect.map(Effect.flatMap(KeyAdmin, (a) => a.tenants), (ts) => json(200, { object: "list", data: ts.map(tenantJson) }))],
   ["POST", "/tenants", (request) =>
@@ -187,6 +279,33 @@ const operations: ReadonlyArray<readonly ["GET" | "POST" | "PATCH" | "DELETE", s
       yield* Effect.logInfo("admin: key expiry set").pipe(Effect.annotateLogs({ key_id: id, expires_at: iso(expiry) }))
       return json(200, keyJson(key, now))
     })],
+  ["GET", "/tenants/:tenant/limits", getLimits("tenant")],
+  ["PUT", "/tenants/:tenant/limits", setLimits("tenant")],
+  ["PATCH", "/tenants/:tenant/limits", setLimits("tenant")],
+  ["GET", "/tenants/:tenant/models/:model/limits", getLimits("model")],
+  ["PUT", "/tenants/:tenant/models/:model/limits", setLimits("model")],
+  ["PATCH", "/tenants/:tenant/models/:model/limits", setLimits("model")],
+  ["GET", "/keys/:key/limits", getLimits("key")],
+  ["PUT", "/keys/:key/limits", setLimits("key")],
+  ["PATCH", "/keys/:key/limits", setLimits("key")],
+  ["GET", "/prices", () => pricesJson],
+  ["PUT", "/prices/:model", (request) =>
+    Effect.gen(function*() {
+      const b = yield* body(SetPrice)(request)
+      const { model, backend } = yield* priceTarget(request, b.backend)
+      const price = { input: b.input, cachedInput: b.cached_input ?? b.input, output: b.output }
+      yield* (yield* QuotaStore).setPrice({ model, backend, price }, yield* Clock.currentTimeMillis)
+      yield* (yield* QuotaTable).reload
+      yield* Effect.logInfo("admin: price set").pipe(Effect.annotateLogs({ model, backend }))
+      return json(200, { model, backend: backend === "" ? null : backend, input: price.input, cached_input: price.cachedInput, output: price.output })
+    })],
+  ["DELETE", "/prices/:model", (request) =>
+    Effect.gen(function*() {
+      const { model, backend } = yield* priceTarget(request, undefined)
+      yield* (yield* QuotaStore).deletePrice(model, backend)
+      yield* (yield* QuotaTable).reload
+      return yield* pricesJson
+    })],
   ["POST", "/keys/:key/revoke", () => revoke],
   ["DELETE", "/keys/:key", () => revoke],
   ["POST", "/keys/:key/rotate", (request) =>
@@ -214,6 +333,9 @@ export const layer = HttpRouter.use((router) =>
   Effect.gen(function*() {
     const token = yield* AdminToken
     const admin = yield* KeyAdmin
+    const quotaStore = yield* QuotaStore
+    const quotaTable = yield* QuotaTable
+    const config = yield* GatewayConfig
     for (const [method, path, handler] of operations) {
       yield* router.add(method, `${PREFIX}${path}`, (request) => {
         const requestId = requestIdOf(request)
@@ -223,7 +345,12 @@ export const layer = HttpRouter.use((router) =>
             ? Effect.fail(new AdminDisabled({ path: request.url }))
             : checked === "wrong"
             ? Effect.fail(new AdminUnauthorized())
-            : Effect.provideService(handler(request), KeyAdmin, admin)
+            : handler(request).pipe(
+              Effect.provideService(KeyAdmin, admin),
+              Effect.provideService(QuotaStore, quotaStore),
+              Effect.provideService(QuotaTable, quotaTable),
+              Effect.provideService(GatewayConfig, config)
+            )
         return Effect.catch(run, (error) => Effect.succeed(ErrorResponse.response(ErrorResponse.toWire(error), requestId)))
       })
     }

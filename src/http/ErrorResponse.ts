@@ -22,7 +22,7 @@ export {
 } from "../request/WireErrors.ts"
 
 export const response = (wire: WireError, requestId: string): HttpServerResponse.HttpServerResponse => {
-  const headers: Record<string, string> = { "x-request-id": requestId }
+  const headers: Record<string, string> = { ...wire.headers, "x-request-id": requestId }
   if (wire.retryAfterMs !== undefined) headers["retry-after"] = String(Math.max(1, Math.ceil(wire.retryAfterMs / 1000)))
   return HttpServerResponse.text(envelope(wire.body), { status: wire.status, contentType: "application/json", headers })
 }

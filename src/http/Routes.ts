@@ -181,7 +181,14 @@ const Cors = Layer.unwrap(Effect.map(GatewayConfig, ({ initial }) => {
       allowedOrigins: (origin: string) => any || allowed.has(origin),
       allowedMethods: ["GET", "POST"],
       allowedHeaders: cors.allowedHeaders,
-      exposedHeaders: ["x-request-id", "request-id", "x-sluice-backend", "x-sluice-model", "retry-after"],
+      exposedHeaders: [
+        "x-request-id",
+        "request-id",
+        "x-sluice-backend",
+        "x-sluice-model",
+        "retry-after",
+        ...["limit", "remaining", "reset"].flatMap((k) => [`x-ratelimit-${k}-requests`, `x-ratelimit-${k}-tokens`])
+      ],
       maxAge: cors.maxAgeSeconds
     }),
     { global: true }

@@ -38,6 +38,10 @@ const degenerate = Metric.counter("sluice_degenerate_output_total", {
   description: "Responses whose output looped (repetition detector), by model and backend",
   incremental: true
 })
+const spend = Metric.counter("sluice_spend_total", {
+  description: "USD charged to tenants at the configured prices, by tenant and model",
+  incremental: true
+})
 const panic = Metric.counter("sluice_routing_panic_total", {
   description: "Requests routed in panic (health and breaker exclusions ignored: every candidate looked bad)",
   incremental: true
@@ -172,6 +176,13 @@ export const recordDegenerate = (model: string, backend: string): Effect.Effect<
 export const recordFallback = (model: string, to: string, reason: string): Effect.Effect<void> =>
   Effect.contextWith((context) => {
     tagged(fallbacks, { model, to, reason }).updateUnsafe(1, context)
+    return Effect.void
+  })
+
+/** What one settled request cost its tenant (USD, > 0). */
+export const recordSpend = (tenant: string, model: string, usd: number): Effect.Effect<void> =>
+  Effect.contextWith((context) => {
+    tagged(spend, { tenant, model }).updateUnsafe(usd, context)
     return Effect.void
   })
 

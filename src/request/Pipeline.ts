@@ -36,6 +36,7 @@ import { Accounting } from "../accounting/Accounting.ts"
 import * as Calls from "../api/openai/Calls.ts"
 import type { InferenceCall } from "../api/openai/Calls.ts"
 import { TokenBudget } from "../admission/Budget.ts"
+import { QuotaTable } from "../admission/Quotas.ts"
 import * as Estimate from "../admission/Estimate.ts"
 import type { GatewayRequest } from "../admission/Request.ts"
 import * as Tokenizer from "../admission/Tokenizer.ts"
@@ -51,6 +52,7 @@ import { relay } from "../dispatch/Relay.ts"
 import { Tally } from "../dispatch/Tally.ts"
 import type { Identity } from "../domain/Identity.ts"
 import { type ModelId, RequestId } from "../domain/Ids.ts"
+import { costMicros } from "../domain/Quotas.ts"
 import type { PolicyContext } from "../extensions/Contract.ts"
 import { RequestPolicies, ResponsePolicies, selected } from "../extensions/Registries.ts"
 import * as GenAiSpans from "../observability/GenAiSpans.ts"
@@ -69,7 +71,7 @@ import { Lifecycle } from "./Lifecycle.ts"
 import * as Outcome from "./Outcome.ts"
 import * as Policies from "./Policies.ts"
 import * as Respond from "./Respond.ts"
-import { type PipelineError, toWire } from "./WireErrors.ts"
+import { type PipelineError, rateLimitHeaders, toWire } from "./WireErrors.ts"
 
 const REQUEST_ID = /^[A-Za-z0-9._:@/+=-]{1,128}$/
 const PREFIX_CHARS = 4096
@@ -111,6 +113,8 @@ class Facts {
   model: string | undefined = undefined
   modelId: ModelId | undefined = undefined
   admitted = false
+  /** The `x-ratelimit-*` headers of the reservation (empty without limits). */
+  rateLimits: Record<string, string> = {}
   served: Outcome.Served = { _tag: "Pending" }
   error: string | undefined = undefined
   attempts = new AttemptLog()
@@ -229,6 +233,7 @@ export const handler = <M>(inbound: Inbound<M>) =>
     const config = yield* GatewayConfig
     const authentication = yield* Authentication
     const budget = yield* TokenBudget
+    const quotas = yield* QuotaTable
     const accounting = yield* Accounting
     const router = yield* Router
     const dispatcher = yield* Dispatcher
@@ -404,12 +409,26 @@ export const handler = <M>(inbound: Inbound<M>) =>
           promptPrefix: prompt.text.slice(0, PREFIX_CHARS),
           receivedAtMs: facts.receivedAtMs
         }
+        // Every limit on the request (key, tenant, tenant and model) reserves the estimate:
+        // prompt tokens, n × the output cap, and their cost at the model's highest price.
+        const claim = {
+          tenant: req.tenant,
+          keyId: identity.keyId,
+          model: model.id,
+          inputTokens: estimate.promptTokens,
+          outputTokens: estimate.maxOutputTokens,
+          costMicros: costMicros(quotas.maxPrice(model.id), {
+            promptTokens: estimate.promptTokens,
+            completionTokens: estimate.maxOutputTokens,
+            cachedTokens: 0
+          })
+        }
         // The reservation's release is the settlement: exactly once, with the Exit. The
         // admission is journaled, so even a crash leaves the request accounted. A leg a
         // fallback abandoned settles with its own attempts as failed (it produced no token).
         const { attempts, tally } = facts
-        yield* Effect.acquireRelease(
-          Effect.flatMap(budget.reserve(req.tenant, estimate.reservationTokens), (reservation) => accounting.admit(req, reservation)),
+        const admission = yield* Effect.acquireRelease(
+          Effect.flatMap(budget.reserve(claim), (reservation) => accounting.admit(req, reservation)),
           (admission, exit) =>
             Effect.flatMap(Clock.currentTimeMillis, (nowMs) =>
               Effect.asVoid(accounting.settle(req, admission, {
@@ -420,6 +439,8 @@ export const handler = <M>(inbound: Inbound<M>) =>
               })))
         )
         facts.admitted = true
+        const { requests, tokensLimit } = admission.reservation
+        if (requests !== undefined || tokensLimit !== undefined) facts.rateLimits = rateLimitHeaders({ requests, tokens: tokensLimit })
         return req
       })
 
@@ -517,7 +538,7 @@ export const handler = <M>(inbound: Inbound<M>) =>
           policyContext,
           plan.extensions.timeoutMs
         )
-        const headers = { "x-request-id": facts.requestId, "x-sluice-model": answered.model.id }
+        const headers = { ...facts.rateLimits, "x-request-id": facts.requestId, "x-sluice-model": answered.model.id }
         const reply = (backend: Backend): ReplyContext<M> => ({
           requestId: facts.requestId,
           model: answered.model === decoded.model ? decoded.requested : answered.model.id,

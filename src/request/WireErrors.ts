@@ -6,7 +6,7 @@
  * anything not listed here is a defect: an opaque 500 whose details go to the log with the
  * request id, never to the client.
  */
-import type { BudgetExceeded, BudgetUnavailable } from "../admission/Budget.ts"
+import type { BudgetExceeded, BudgetUnavailable, RateLimitState } from "../admission/Budget.ts"
 import type { ErrorBody } from "../api/openai/ErrorEnvelope.ts"
 import type {
   AdminDisabled,
@@ -67,7 +67,36 @@ export interface WireError {
   readonly status: number
   readonly body: ErrorBody
   readonly retryAfterMs: number | undefined
+  /** Headers the answer carries besides `retry-after` (a 429's `x-ratelimit-*`). */
+  readonly headers?: Readonly<Record<string, string>> | undefined
 }
+
+/** OpenAI's reset format: `1s`, `6m0s`, `250ms`. */
+export const resetText = (ms: number): string => {
+  if (ms < 1000) return `${Math.max(0, Math.ceil(ms))}ms`
+  const seconds = Math.ceil(ms / 1000)
+  const h = Math.floor(seconds / 3600)
+  const m = Math.floor((seconds % 3600) / 60)
+  const s = seconds % 60
+  return h > 0 ? `${h}h${m}m${s}s` : m > 0 ? `${m}m${s}s` : `${s}s`
+}
+
+/** OpenAI's `x-ratelimit-*` headers of the tightest request and token limits (none without limits). */
+export const rateLimitHeaders = (
+  limits: { readonly requests?: RateLimitState | undefined; readonly tokens?: RateLimitState | undefined }
+): Record<string, string> => {
+  const headers: Record<string, string> = {}
+  for (const [family, state] of [["requests", limits.requests], ["tokens", limits.tokens]] as const) {
+    if (state === undefined) continue
+    headers[`x-ratelimit-limit-${family}`] = String(state.limit)
+    headers[`x-ratelimit-remaining-${family}`] = String(state.remaining)
+    headers[`x-ratelimit-reset-${family}`] = resetText(state.resetMs)
+  }
+  return headers
+}
+
+const limitText = (error: BudgetExceeded): string =>
+  error.field.startsWith("spend_") ? `$${(error.limit / 1e6).toFixed(2)}` : String(error.limit)
 
 export const err = (
   status: number,
@@ -194,14 +223,23 @@ export const toWire = (error: GatewayError): WireError => {
         "unsupported_media_type"
       )
     case "BudgetExceeded":
-      return err(
-        429,
-        "rate_limit_error",
-        `Token budget exceeded for tenant ${error.tenant}: requested ${error.requested}, remaining ${error.remaining} in this window.`,
-        "token_budget_exceeded",
-        null,
-        error.retryAfterMs
-      )
+      return {
+        ...err(
+          429,
+          "rate_limit_error",
+          error.field === "tokens_per_window"
+            ? `Token budget exceeded for tenant ${error.tenant}: requested ${error.requested}, remaining ${error.remaining} in this window.`
+            : `Rate limit exceeded: ${error.field} of ${error.subject} is ${limitText(error)}; this request needs ${
+              error.field.startsWith("spend_") ? `$${(error.requested / 1e6).toFixed(6)}` : error.requested
+            } and ${error.field.startsWith("spend_") ? `$${(error.remaining / 1e6).toFixed(6)}` : error.remaining} remain. Retry in ${
+              resetText(error.retryAfterMs)
+            }.`,
+          error.field === "tokens_per_window" ? "token_budget_exceeded" : "rate_limit_exceeded",
+          null,
+          error.retryAfterMs
+        ),
+        headers: rateLimitHeaders(error)
+      }
     case "BudgetUnavailable":
       return err(
         503,

@@ -41,9 +41,36 @@ const tenantsAndKeys = Effect.gen(function*() {
   yield* sql`CREATE INDEX IF NOT EXISTS sluice_keys_tenant ON sluice_keys (tenant_id)`
 })
 
+/**
+ * Limits set through the admin API (scope `tenant`, `key` or `model`: the subject is the
+ * tenant or key id, `model` the model id of a tenant's per-model limits, '' otherwise),
+ * as a JSON object of limit fields; and prices per model (`backend` '' for every backend).
+ */
+const limitsAndPrices = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql`CREATE TABLE IF NOT EXISTS sluice_limits (
+    scope TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    model TEXT NOT NULL,
+    limits TEXT NOT NULL,
+    updated_at DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (scope, subject, model)
+  )`
+  yield* sql`CREATE TABLE IF NOT EXISTS sluice_prices (
+    model TEXT NOT NULL,
+    backend TEXT NOT NULL,
+    input DOUBLE PRECISION NOT NULL,
+    cached_input DOUBLE PRECISION,
+    output DOUBLE PRECISION NOT NULL,
+    updated_at DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (model, backend)
+  )`
+})
+
 /** Every migration, by number. */
 export const all: Record<string, Effect.Effect<void, unknown, SqlClient.SqlClient>> = {
-  "0001_tenants_and_keys": tenantsAndKeys
+  "0001_tenants_and_keys": tenantsAndKeys,
+  "0002_limits_and_prices": limitsAndPrices
 }
 
 /** Runs the pending migrations (concurrent starts serialise on PostgreSQL's table lock). */

@@ -18,6 +18,7 @@ const record = (id: string): AccountingRecord => ({
   reservedTokens: 10,
   estimatedPromptTokens: 3,
   charged: { promptTokens: 3, completionTokens: 4, cachedTokens: 0 },
+  costUsd: 0,
   reported: true,
   attempts: [],
   wastedPromptTokens: 0,

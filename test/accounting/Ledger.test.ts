@@ -31,6 +31,7 @@ const record = (id: string): AccountingRecord => ({
   outcome: "completed",
   backend: undefined,
   charged: { promptTokens: 20, completionTokens: 30, cachedTokens: 0 },
+  costUsd: 0,
   reported: true,
   durationMs: 5
 })

@@ -22,6 +22,7 @@ const record = (requestId: string, outcome: AccountingRecord["outcome"]): Accoun
   reservedTokens: 300,
   estimatedPromptTokens: 18,
   charged: { promptTokens: 20, completionTokens: 7, cachedTokens: 16 },
+  costUsd: 0,
   reported: true,
   attempts: [{
     backend: BackendId("a100"),

@@ -8,23 +8,47 @@ import { Effect, Exit, Scope } from "effect"
 import { Redis } from "ioredis"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import * as RedisBudget from "../../src/admission/RedisBudget.ts"
-import { TenantId } from "../../src/domain/Ids.ts"
+import type { Claim } from "../../src/admission/Budget.ts"
+import { ModelId, TenantId } from "../../src/domain/Ids.ts"
+import type { Rule } from "../../src/domain/Quotas.ts"
 import { eventually } from "../support/Gateway.ts"
 import * as RedisServer from "../support/RedisServer.ts"
 
 const url = process.env["REDIS_URL"] ?? "redis://127.0.0.1:6379"
 const run = <A, E>(e: Effect.Effect<A, E>) => Effect.runPromise(e)
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+const claim = (tenant: TenantId, tokens: number): Claim => ({
+  tenant,
+  keyId: undefined,
+  model: ModelId("m"),
+  inputTokens: tokens,
+  outputTokens: 0,
+  costMicros: 0
+})
+const used = (tokens: number) => ({ inputTokens: tokens, outputTokens: 0, costMicros: 0 })
 
 describe("TokenBudget in Redis", () => {
   let redis: Redis
   let other: Redis
   const prefix = `sluice-test:${process.pid}:${Date.now()}`
   const scopes: Array<Scope.Closeable> = []
-  const budget = async (client: Redis, options: RedisBudget.RedisBudgetOptions) => {
+  /** The legacy per-tenant token window, under this run's prefix. */
+  const budget = async (
+    client: Redis,
+    { limit, windowMs, ...options }: { readonly limit: number | undefined; readonly windowMs: number } & Omit<RedisBudget.RedisBudgetOptions, "rules">
+  ) => {
     const scope = await run(Scope.make())
     scopes.push(scope)
-    return run(Scope.provide(RedisBudget.make(client, { prefix, retryIntervalMs: 100, ...options }), scope))
+    const rules = (c: Claim): ReadonlyArray<Rule> =>
+      limit === undefined ? [] : [{
+        subject: `tenant ${c.tenant}`,
+        field: "tokens_per_window",
+        base: `${prefix}:${c.tenant}`,
+        metric: "tokens",
+        window: { kind: "fixed", ms: windowMs },
+        limit
+      }]
+    return run(Scope.provide(RedisBudget.make(client, { rules, retryIntervalMs: 100, ...options }), scope))
   }
 
   beforeAll(async () => {
@@ -48,30 +72,30 @@ describe("TokenBudget in Redis", () => {
     const t = TenantId("shared")
     // 20 concurrent reservations of 100 from two replicas: exactly 10 fit.
     const replicas = Array.from({ length: 20 }, (_, i) => (i % 2 === 0 ? a : b))
-    const exits = await Promise.all(replicas.map((replica) => run(Effect.exit(replica.reserve(t, 100)))))
+    const exits = await Promise.all(replicas.map((replica) => run(Effect.exit(replica.reserve(claim(t, 100))))))
     const granted = exits.flatMap((e, i) => Exit.isSuccess(e) ? [{ replica: replicas[i]!, reservation: e.value }] : [])
     expect(granted.length).toBe(10)
     // Each replica settles what it reserved, charging 40 of 100: 600 tokens come back.
-    await Promise.all(granted.map(({ replica, reservation }) => run(replica.settle(reservation, 40))))
+    await Promise.all(granted.map(({ replica, reservation }) => run(replica.settle(reservation, used(40)))))
     const snapshotA = await run(a.snapshot)
     const snapshotB = await run(b.snapshot)
     expect(snapshotA.reservedTokens + snapshotB.reservedTokens).toBe(0)
     expect(snapshotA.doubleSettlements + snapshotB.doubleSettlements).toBe(0)
     // Either replica sees the room the settlements freed: 1000 - 400 = 600.
-    await run(b.reserve(t, 600))
-    const refused = await run(Effect.exit(a.reserve(t, 1)))
+    await run(b.reserve(claim(t, 600)))
+    const refused = await run(Effect.exit(a.reserve(claim(t, 1))))
     expect(Exit.isFailure(refused)).toBe(true)
   })
 
   it("settles a reservation exactly once", async () => {
-    const a = await budget(redis, { limit: undefined, windowMs: 60_000 })
-    const r = await run(a.reserve(TenantId("once"), 10))
-    await run(a.settle(r, 7))
-    await run(a.settle(r, 7))
+    const a = await budget(redis, { limit: 1_000_000, windowMs: 60_000 })
+    const r = await run(a.reserve(claim(TenantId("once"), 10)))
+    await run(a.settle(r, used(7)))
+    await run(a.settle(r, used(7)))
     const s = await run(a.snapshot)
     expect(s.settlements).toBe(1)
     expect(s.doubleSettlements).toBe(1)
-    const key = RedisBudget.keyOf(prefix, TenantId("once"), r.window)
+    const key = RedisBudget.keyOf(`${prefix}:once`, r.holds[0]!.bucket)
     expect(await redis.hmget(key, "used", "reserved")).toEqual(["7", "0"])
   })
 
@@ -80,10 +104,10 @@ describe("TokenBudget in Redis", () => {
     dead.on("error", () => undefined)
     const a = await budget(dead, { limit: 300, windowMs: 60_000, localShare: 1 / 3 })
     const t = TenantId("fallback")
-    const r = await run(a.reserve(t, 80))
+    const r = await run(a.reserve(claim(t, 80)))
     // The local share is 100 of the 300: 80 + 30 does not fit.
-    expect(Exit.isFailure(await run(Effect.exit(a.reserve(t, 30))))).toBe(true)
-    await run(a.settle(r, 10))
+    expect(Exit.isFailure(await run(Effect.exit(a.reserve(claim(t, 30)))))).toBe(true)
+    await run(a.settle(r, used(10)))
     const s = await run(a.snapshot)
     expect(s).toMatchObject({ reservedTokens: 0, openReservations: 0, settlements: 1, chargedTokens: 10, doubleSettlements: 0 })
     expect(s.shared).toMatchObject({ degraded: true, localReservedTokens: 80 })
@@ -94,9 +118,35 @@ describe("TokenBudget in Redis", () => {
     const dead = new Redis("redis://127.0.0.1:1", { lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false, commandTimeout: 100 })
     dead.on("error", () => undefined)
     const a = await budget(dead, { limit: 300, windowMs: 60_000, redisDown: "fail_closed" })
-    const exit = await run(Effect.exit(a.reserve(TenantId("closed"), 10)))
+    const exit = await run(Effect.exit(a.reserve(claim(TenantId("closed"), 10))))
     expect(Exit.isFailure(exit) && String(exit.cause)).toContain("BudgetUnavailable")
     dead.disconnect()
+  })
+
+  it("releases a crashed replica's concurrency slots after the longest a request may run", async () => {
+    const rules = (c: Claim): ReadonlyArray<Rule> => [{
+      subject: `tenant ${c.tenant}`,
+      field: "concurrent_requests",
+      base: `${prefix}:conc:${c.tenant}`,
+      metric: "concurrent",
+      window: "none",
+      limit: 1
+    }]
+    const scope = await run(Scope.make())
+    scopes.push(scope)
+    const crashed = await run(Scope.provide(RedisBudget.make(redis, { rules, maxOpenMs: 300 }), scope))
+    const alive = await run(Scope.provide(RedisBudget.make(other, { rules, maxOpenMs: 300 }), scope))
+    const t = TenantId("crash")
+    // The crashed replica never settles this one.
+    await run(crashed.reserve(claim(t, 1)))
+    const refused = await run(Effect.exit(alive.reserve(claim(t, 1))))
+    expect(Exit.isFailure(refused) && refused.cause.reasons[0]?._tag === "Fail" && refused.cause.reasons[0].error).toMatchObject({
+      field: "concurrent_requests"
+    })
+    await sleep(400)
+    const r = await run(alive.reserve(claim(t, 1)))
+    await run(alive.settle(r, used(1)))
+    expect(await redis.hmget(`${prefix}:conc:crash:0`, "used", "reserved")).toEqual(["0", "0"])
   })
 
   describe("through an outage of a redis-server of the test's own", () => {
@@ -114,22 +164,22 @@ describe("TokenBudget in Redis", () => {
       const client = await run(Scope.provide(RedisBudget.connect(own.url), scope))
       const a = await budget(client, { limit: 1000, windowMs: 60_000, localShare: 0.5 })
       const t = TenantId("outage")
-      const held = await run(a.reserve(t, 400))
+      const held = await run(a.reserve(claim(t, 400)))
       // Redis says 600 are left. Then it stops answering.
       own.freeze()
       // The first reservation times out (and may run late); the local share is half of 600.
-      const local1 = await run(a.reserve(t, 200))
-      expect(Exit.isFailure(await run(Effect.exit(a.reserve(t, 150))))).toBe(true)
-      const local2 = await run(a.reserve(t, 100))
-      await run(a.settle(held, 350))
-      await run(a.settle(local1, 180))
-      await run(a.settle(local2, 90))
+      const local1 = await run(a.reserve(claim(t, 200)))
+      expect(Exit.isFailure(await run(Effect.exit(a.reserve(claim(t, 150)))))).toBe(true)
+      const local2 = await run(a.reserve(claim(t, 100)))
+      await run(a.settle(held, used(350)))
+      await run(a.settle(local1, used(180)))
+      await run(a.settle(local2, used(90)))
       expect((await run(a.snapshot)).shared).toMatchObject({ degraded: true, pendingSettlements: 4 })
       await sleep(300)
       own.thaw()
       const after = await eventually(() => run(a.snapshot), (s) => s.shared?.degraded === false && s.shared.pendingSettlements === 0, 5000)
       expect(after.shared).toMatchObject({ degraded: false, pendingSettlements: 0, droppedSettlements: 0 })
-      const key = RedisBudget.keyOf(prefix, t, held.window)
+      const key = RedisBudget.keyOf(`${prefix}:${t}`, held.holds[0]!.bucket)
       const check = new Redis(own.url)
       // 350 settled from Redis + 270 spent locally, each once; the late reservation released.
       expect(await check.hmget(key, "used", "reserved")).toEqual(["620", "0"])

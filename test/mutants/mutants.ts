@@ -37,10 +37,12 @@ export const mutants: ReadonlyArray<Mutant> = [
     plants: "a request that needed a retry settles its reservation twice",
     edits: [{
       file: "src/accounting/Accounting.ts",
-      find: `            yield* budget.settle(reservation, usage.promptTokens + usage.completionTokens)
+      find: `            yield* budget.settle(reservation, { inputTokens: usage.promptTokens, outputTokens: usage.completionTokens, costMicros: micros })
 `,
-      replace: `            yield* budget.settle(reservation, usage.promptTokens + usage.completionTokens)
-            if (attempts.failed.length > 0) yield* budget.settle(reservation, usage.promptTokens + usage.completionTokens)
+      replace: `            yield* budget.settle(reservation, { inputTokens: usage.promptTokens, outputTokens: usage.completionTokens, costMicros: micros })
+            if (attempts.failed.length > 0) {
+              yield* budget.settle(reservation, { inputTokens: usage.promptTokens, outputTokens: usage.completionTokens, costMicros: micros })
+            }
 `
     }]
   },
