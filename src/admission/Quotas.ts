@@ -9,7 +9,7 @@
  * backend. Owns the merge of the two sources. Must never: count or reserve (the engine
  * does), or fail a request because the database is down (the last copy stays in force).
  */
-import { Context, Effect, Layer, Schedule } from "effect"
+import { Context, Effect, Layer, Schedule, Stream, SubscriptionRef } from "effect"
 import { GatewayConfig } from "../config/GatewayConfig.ts"
 import type { Plan } from "../config/Plan.ts"
 import type { BackendId, ModelId } from "../domain/Ids.ts"
@@ -42,7 +42,8 @@ export class QuotaTable extends Context.Service<QuotaTable, {
   static readonly layer: Layer.Layer<QuotaTable, never, GatewayConfig | QuotaStore> = Layer.effect(
     QuotaTable,
     Effect.gen(function*() {
-      const { initial } = yield* GatewayConfig
+      const config = yield* GatewayConfig
+      const { initial } = config
       const store = yield* QuotaStore
       const table = make(initial, { rows: [], prices: [] })
       const read = Effect.gen(function*() {
@@ -54,6 +55,8 @@ export class QuotaTable extends Context.Service<QuotaTable, {
       )
       yield* read
       yield* Effect.forkScoped(Effect.repeat(read, Schedule.spaced(REFRESH_MS)))
+      // A reload's limits and prices apply to the next request, as its routes and timeouts do.
+      yield* Effect.forkScoped(Stream.runForEach(SubscriptionRef.changes(config.ref), (plan) => Effect.sync(() => table.usePlan(plan))))
       return QuotaTable.of({ ...table, reload: read })
     })
   )
@@ -69,6 +72,10 @@ const priceKey = (model: string, backend: string) => `${model}\u0000${backend}`
 
 /** The merged table over one plan; `replace` swaps in a new database copy. */
 export const make = (plan: Plan, initial: QuotaState) => {
+  // The config file's part follows reloads (`usePlan`); the legacy budget window stays the
+  // start's (its store is built once: a reload reports `budgets` as needing a restart).
+  let source = plan
+  let state = initial
   let tenants = new Map<string, LimitSet | undefined>()
   let keys = new Map<string, LimitSet | undefined>()
   let models = new Map<string, LimitSet | undefined>()
@@ -76,7 +83,9 @@ export const make = (plan: Plan, initial: QuotaState) => {
   let maxPrices = new Map<string, Price>()
   let cache = new Map<string, ReadonlyArray<Rule>>()
 
-  const replace = (state: QuotaState) => {
+  const replace = (next: QuotaState) => {
+    state = next
+    const plan = source
     const t = new Map<string, LimitSet | undefined>()
     const k = new Map<string, LimitSet | undefined>()
     const m = new Map<string, LimitSet | undefined>()
@@ -85,7 +94,7 @@ export const make = (plan: Plan, initial: QuotaState) => {
     for (const [tenant, byModel] of plan.quotas.models) {
       for (const [model, set] of byModel) m.set(`${tenant}\u0000${model}`, set)
     }
-    for (const row of state.rows) {
+    for (const row of next.rows) {
       const [map, id] = row.scope === "tenant"
         ? [t, row.subject]
         : row.scope === "key"
@@ -98,7 +107,7 @@ export const make = (plan: Plan, initial: QuotaState) => {
       p.set(priceKey(model, ""), price)
       for (const [backend, own] of price.backends) p.set(priceKey(model, backend), own)
     }
-    for (const row of state.prices) p.set(priceKey(row.model, row.backend), row.price)
+    for (const row of next.prices) p.set(priceKey(row.model, row.backend), row.price)
     const max = new Map<string, Price>()
     for (const [key, price] of p) {
       const model = key.slice(0, key.indexOf("\u0000"))
@@ -120,6 +129,12 @@ export const make = (plan: Plan, initial: QuotaState) => {
     cache = new Map()
   }
   replace(initial)
+  /** A reloaded plan: its `quotas:` and `prices:` apply to requests that start from now on. */
+  const usePlan = (next: Plan) => {
+    if (next === source) return
+    source = next
+    replace(state)
+  }
 
   const budget = plan.budgets
   const rules = (claim: Claim): ReadonlyArray<Rule> => {
@@ -158,6 +173,7 @@ export const make = (plan: Plan, initial: QuotaState) => {
 
   return {
     replace,
+    usePlan,
     rules,
     price: (model: ModelId, backend: BackendId | undefined): Price | undefined =>
       (backend === undefined ? undefined : prices.get(priceKey(model, backend))) ?? prices.get(priceKey(model, "")),
