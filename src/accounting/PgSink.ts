@@ -46,7 +46,7 @@ const loader = PgMigrator.fromRecord({
     yield* sql`ALTER TABLE sluice_usage ADD COLUMN IF NOT EXISTS estimated_prompt_tokens integer`
   }),
   // Rows written before prices existed keep a NULL cost (read as 0).
-  "0003_cost": Effect.gen(function*() {
+  "20261202_cost": Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
     yield* sql`ALTER TABLE sluice_usage ADD COLUMN IF NOT EXISTS cost_usd double precision`
   })

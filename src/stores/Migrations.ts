@@ -5,9 +5,12 @@
  * both. Times are milliseconds since the epoch as DOUBLE PRECISION (exact to 2^53 ms; read
  * back as a JS number by both drivers, where PostgreSQL's int8 would come back as bigint).
  *
- * Migrations are append-only: a new table (the limits and prices of phase 2, the audit
- * ledger when it moves here) is a new entry with the next number, never an edit of a
- * shipped one. Recorded in `sluice_db_migrations`, apart from the ledger's own
+ * Migrations are append-only: a new table (the audit ledger when it moves here) is a new
+ * entry, never an edit of a shipped one. After the first, an entry's id is the date it was
+ * written (YYYYMMDD), not the next counter: a migrator runs only ids above the latest one
+ * recorded, so two branches that each took "the next number" would leave one migration
+ * silently unapplied on a database that saw the other first. Every statement is
+ * idempotent (IF NOT EXISTS) so that a database which ran an equivalent step is left as is. Recorded in `sluice_db_migrations`, apart from the ledger's own
  * `sluice_migrations` (accounting/PgSink.ts), so the two never collide on ids.
  *
  * Owns the DDL. Must never: drop or rewrite a table that holds data.
@@ -48,7 +51,7 @@ const tenantsAndKeys = Effect.gen(function*() {
  */
 const limitsAndPrices = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
-  yield* sql`CREATE TABLE IF NOT EXISTS sluice_limits (
+  yield* sql`CREATE TABLE IF NOT EXISTS sluice_quota_limits (
     scope TEXT NOT NULL,
     subject TEXT NOT NULL,
     model TEXT NOT NULL,
@@ -56,7 +59,7 @@ const limitsAndPrices = Effect.gen(function*() {
     updated_at DOUBLE PRECISION NOT NULL,
     PRIMARY KEY (scope, subject, model)
   )`
-  yield* sql`CREATE TABLE IF NOT EXISTS sluice_prices (
+  yield* sql`CREATE TABLE IF NOT EXISTS sluice_quota_prices (
     model TEXT NOT NULL,
     backend TEXT NOT NULL,
     input DOUBLE PRECISION NOT NULL,
@@ -70,7 +73,7 @@ const limitsAndPrices = Effect.gen(function*() {
 /** Every migration, by number. */
 export const all: Record<string, Effect.Effect<void, unknown, SqlClient.SqlClient>> = {
   "0001_tenants_and_keys": tenantsAndKeys,
-  "0002_limits_and_prices": limitsAndPrices
+  "20261202_limits_and_prices": limitsAndPrices
 }
 
 /** Runs the pending migrations (concurrent starts serialise on PostgreSQL's table lock). */

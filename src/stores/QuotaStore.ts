@@ -75,12 +75,12 @@ export const make = (sql: SqlClient.SqlClient): QuotaStore["Service"] => {
   const allLimits = SqlSchema.findAll({
     Request: Schema.Void,
     Result: LimitTableRow,
-    execute: () => sql`SELECT scope, subject, model, limits FROM sluice_limits ORDER BY scope, subject, model`
+    execute: () => sql`SELECT scope, subject, model, limits FROM sluice_quota_limits ORDER BY scope, subject, model`
   })
   const allPrices = SqlSchema.findAll({
     Request: Schema.Void,
     Result: PriceTableRow,
-    execute: () => sql`SELECT model, backend, input, cached_input, output FROM sluice_prices ORDER BY model, backend`
+    execute: () => sql`SELECT model, backend, input, cached_input, output FROM sluice_quota_prices ORDER BY model, backend`
   })
   return QuotaStore.of({
     limits: wrap("limits")(Effect.map(allLimits(undefined), (rows) =>
@@ -92,8 +92,8 @@ export const make = (sql: SqlClient.SqlClient): QuotaStore["Service"] => {
     setLimits: (row, nowMs) =>
       wrap("setLimits")(
         Object.keys(row.limits).length === 0
-          ? Effect.asVoid(sql`DELETE FROM sluice_limits WHERE scope = ${row.scope} AND subject = ${row.subject} AND model = ${row.model}`)
-          : Effect.asVoid(sql`INSERT INTO sluice_limits (scope, subject, model, limits, updated_at)
+          ? Effect.asVoid(sql`DELETE FROM sluice_quota_limits WHERE scope = ${row.scope} AND subject = ${row.subject} AND model = ${row.model}`)
+          : Effect.asVoid(sql`INSERT INTO sluice_quota_limits (scope, subject, model, limits, updated_at)
               VALUES (${row.scope}, ${row.subject}, ${row.model}, ${JSON.stringify(row.limits)}, ${nowMs})
               ON CONFLICT (scope, subject, model) DO UPDATE SET limits = excluded.limits, updated_at = excluded.updated_at`)
       ),
@@ -104,11 +104,11 @@ export const make = (sql: SqlClient.SqlClient): QuotaStore["Service"] => {
         price: { input: r.input, cachedInput: r.cached_input ?? r.input, output: r.output }
       })))),
     setPrice: (row, nowMs) =>
-      wrap("setPrice")(Effect.asVoid(sql`INSERT INTO sluice_prices (model, backend, input, cached_input, output, updated_at)
+      wrap("setPrice")(Effect.asVoid(sql`INSERT INTO sluice_quota_prices (model, backend, input, cached_input, output, updated_at)
         VALUES (${row.model}, ${row.backend}, ${row.price.input}, ${row.price.cachedInput}, ${row.price.output}, ${nowMs})
         ON CONFLICT (model, backend) DO UPDATE SET input = excluded.input, cached_input = excluded.cached_input,
           output = excluded.output, updated_at = excluded.updated_at`)),
     deletePrice: (model, backend) =>
-      wrap("deletePrice")(Effect.asVoid(sql`DELETE FROM sluice_prices WHERE model = ${model} AND backend = ${backend}`))
+      wrap("deletePrice")(Effect.asVoid(sql`DELETE FROM sluice_quota_prices WHERE model = ${model} AND backend = ${backend}`))
   })
 }
