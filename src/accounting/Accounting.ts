@@ -30,6 +30,7 @@ import type { Tally } from "../dispatch/Tally.ts"
 import type { BackendId, ModelId, RequestId, TenantId } from "../domain/Ids.ts"
 import type { RequestOutcome } from "../domain/Outcome.ts"
 import type { Usage } from "../domain/Usage.ts"
+import { Aggregate, type UsageGroup, type UsageQuery, type UsageUnavailable } from "./UsageReport.ts"
 
 export type { AttemptRecord } from "../dispatch/Attempts.ts"
 
@@ -38,6 +39,8 @@ export interface AccountingRecord {
   readonly recordId: string
   readonly requestId: RequestId
   readonly tenant: TenantId
+  /** The public id of the API key that authenticated the request (none: anonymous). */
+  readonly keyId?: string | undefined
   readonly model: ModelId
   readonly backend: BackendId | undefined
   readonly outcome: RequestOutcome
@@ -51,6 +54,8 @@ export interface AccountingRecord {
   readonly wastedPromptTokens: number
   readonly ttftMs: number | undefined
   readonly durationMs: number
+  /** When it was settled (ms since the epoch): the time usage reports group it by. */
+  readonly settledAtMs: number
 }
 
 /** What is known of a request when it is admitted (the journal's admission entry). */
@@ -58,6 +63,7 @@ export interface Admission {
   readonly recordId: string
   readonly requestId: RequestId
   readonly tenant: TenantId
+  readonly keyId?: string | undefined
   readonly model: ModelId
   readonly reservedTokens: number
   readonly estimatedPromptTokens: number
@@ -94,12 +100,18 @@ export class UsageSink extends Context.Service<UsageSink, {
   readonly snapshot: Effect.Effect<AccountingSnapshot>
   /** Resolves once every record written so far is durable in the sink's store. */
   readonly flushed: Effect.Effect<void>
+  /**
+   * The read side: requests and charged tokens per (UTC day, tenant, model) from the store
+   * the records go to (the memory sink: what this process settled since start).
+   */
+  readonly read: (query: UsageQuery) => Effect.Effect<ReadonlyArray<UsageGroup>, UsageUnavailable>
 }>()("sluice/accounting/UsageSink") {
   /** Keeps counts and the last `keep` records in memory. */
   static readonly memory = (keep = 1000) => Layer.sync(UsageSink, () => makeMemorySink(keep))
 }
 
 export const makeMemorySink = (keep: number): UsageSink["Service"] => {
+  const aggregate = new Aggregate()
   const recent: Array<AccountingRecord> = []
   const byOutcome: Record<string, number> = {}
   let records = 0
@@ -109,11 +121,13 @@ export const makeMemorySink = (keep: number): UsageSink["Service"] => {
       Effect.sync(() => {
         records++
         byOutcome[record.outcome] = (byOutcome[record.outcome] ?? 0) + 1
+        aggregate.add(record.tenant, record.model, record.settledAtMs, record.charged)
         recent.push(record)
         if (recent.length > keep) recent.splice(0, recent.length - keep)
       }),
     snapshot: Effect.sync(() => ({ records, byOutcome: { ...byOutcome }, recent: [...recent] })),
-    flushed: Effect.void
+    flushed: Effect.void,
+    read: (query) => Effect.sync(() => aggregate.read(query))
   })
 }
 
@@ -170,6 +184,7 @@ export class Accounting extends Context.Service<Accounting, {
                 recordId: admitted.recordId,
                 requestId: req.id,
                 tenant: req.tenant,
+                keyId: req.identity.keyId,
                 model: req.model.id,
                 reservedTokens: reservation.tokens,
                 estimatedPromptTokens: req.estimate.promptTokens,
@@ -186,6 +201,7 @@ export class Accounting extends Context.Service<Accounting, {
               recordId,
               requestId: req.id,
               tenant: req.tenant,
+              keyId: req.identity.keyId,
               model: req.model.id,
               backend: attempts.backend,
               outcome,
@@ -196,7 +212,8 @@ export class Accounting extends Context.Service<Accounting, {
               attempts: attempts.failed,
               wastedPromptTokens: attempts.wastedPromptTokens,
               ttftMs: tally.ttftMs,
-              durationMs: nowMs - req.receivedAtMs
+              durationMs: nowMs - req.receivedAtMs,
+              settledAtMs: nowMs
             })
             return usage
           })

@@ -13,6 +13,7 @@
  *   PATCH  /admin/v1/keys/:key                  {expires_at: time | null} or {expires_in: "30d"}
  *   POST   /admin/v1/keys/:key/revoke           revoke now (also DELETE /admin/v1/keys/:key)
  *   POST   /admin/v1/keys/:key/rotate           {grace?: "7d"} → 201 the new key (shown once); the old one expires after the grace
+ *   GET    /admin/v1/usage?tenant=&from=&to=    usage of one tenant or of all (by tenant too), as Usage.ts reports it
  *
  * Without a configured token every admin path answers 404, as an unknown URL. Errors go
  * through ErrorResponse.ts in the OpenAI envelope. Owns the wire shape of tenants and keys.
@@ -20,12 +21,14 @@
  */
 import { Clock, Effect, Schema } from "effect"
 import { HttpRouter, type HttpServerRequest, HttpServerResponse } from "effect/http"
+import { UsageSink } from "../accounting/Accounting.ts"
 import { AdminToken } from "../auth/AdminToken.ts"
 import { AdminDisabled, AdminUnauthorized, InvalidAdminRequest } from "../auth/Errors.ts"
 import { type CreatedKey, DEFAULT_ROTATION_GRACE_MS, KeyAdmin, keyStatus, parseExpiry, parseSpanMs } from "../auth/KeyAdmin.ts"
 import { summarize } from "../domain/SchemaIssues.ts"
 import type { KeyRecord, TenantRecord } from "../stores/KeyStore.ts"
 import * as ErrorResponse from "./ErrorResponse.ts"
+import * as Usage from "./Usage.ts"
 import { requestIdOf } from "../request/Pipeline.ts"
 
 const PREFIX = "/admin/v1"
@@ -110,7 +113,7 @@ const param = (name: string) => Effect.map(HttpRouter.params, (p) => p[name] ?? 
 type Handler = (request: HttpServerRequest.HttpServerRequest) => Effect.Effect<
   HttpServerResponse.HttpServerResponse,
   ErrorResponse.AdminError,
-  KeyAdmin | HttpRouter.RouteContext
+  KeyAdmin | UsageSink | HttpRouter.RouteContext
 >
 
 const operations: ReadonlyArray<readonly ["GET" | "POST" | "PATCH" | "DELETE", string, Handler]> = [
@@ -187,6 +190,7 @@ const operations: ReadonlyArray<readonly ["GET" | "POST" | "PATCH" | "DELETE", s
       yield* Effect.logInfo("admin: key expiry set").pipe(Effect.annotateLogs({ key_id: id, expires_at: iso(expiry) }))
       return json(200, keyJson(key, now))
     })],
+  ["GET", "/usage", (request) => Usage.answer(request, { _tag: "Admin" })],
   ["POST", "/keys/:key/revoke", () => revoke],
   ["DELETE", "/keys/:key", () => revoke],
   ["POST", "/keys/:key/rotate", (request) =>
@@ -214,6 +218,7 @@ export const layer = HttpRouter.use((router) =>
   Effect.gen(function*() {
     const token = yield* AdminToken
     const admin = yield* KeyAdmin
+    const sink = yield* UsageSink
     for (const [method, path, handler] of operations) {
       yield* router.add(method, `${PREFIX}${path}`, (request) => {
         const requestId = requestIdOf(request)
@@ -223,7 +228,7 @@ export const layer = HttpRouter.use((router) =>
             ? Effect.fail(new AdminDisabled({ path: request.url }))
             : checked === "wrong"
             ? Effect.fail(new AdminUnauthorized())
-            : Effect.provideService(handler(request), KeyAdmin, admin)
+            : handler(request).pipe(Effect.provideService(KeyAdmin, admin), Effect.provideService(UsageSink, sink))
         return Effect.catch(run, (error) => Effect.succeed(ErrorResponse.response(ErrorResponse.toWire(error), requestId)))
       })
     }

@@ -1,5 +1,5 @@
 /**
- * The public routes: the OpenAI-compatible API, health, the admin API (Admin.ts), and
+ * The public routes: the OpenAI-compatible API, health, a tenant's usage (Usage.ts), the admin API (Admin.ts), and
  * OpenAI-style 404/405 answers for everything else, plus CORS when `server.cors` is
  * configured (off by default: no CORS header is ever sent and a preflight gets no allow
  * header). The inference endpoints run the request pipeline (request/Pipeline.ts) with the
@@ -12,6 +12,7 @@ import { GatewayConfig } from "../config/GatewayConfig.ts"
 import type { CallKind } from "../api/openai/Calls.ts"
 import { Connections } from "./Connections.ts"
 import * as Admin from "./Admin.ts"
+import * as Usage from "./Usage.ts"
 import * as Pipeline from "../request/Pipeline.ts"
 import * as OpenAI from "./OpenAI.ts"
 import { Lifecycle } from "../request/Lifecycle.ts"
@@ -186,6 +187,7 @@ export const layer = Layer.mergeAll(
   Health,
   Prometheus,
   Admin.layer,
+  Usage.layer,
   Fallback,
   Cors,
   RouteErrors
