@@ -65,8 +65,11 @@ export const reader = (dir: string): Effect.Effect<UsageFiles> =>
               if (bytesRead === 0) break
               const last = buffer.lastIndexOf(10, bytesRead - 1)
               if (last === -1) {
-                // A line longer than a chunk is not a ledger line: skip it whole.
+                // The last line, still being appended: read it next time.
+                if (offset + bytesRead >= size) break
+                // A line longer than a chunk is not a ledger line: skip it whole (once it ends).
                 const next = await skipLine(handle, offset + bytesRead, size)
+                if (next === undefined) break
                 skipped++
                 offset = next
                 continue
@@ -102,16 +105,16 @@ export const reader = (dir: string): Effect.Effect<UsageFiles> =>
     }
   })
 
-/** The offset after the newline that ends the line running past `from` (or `size`). */
-const skipLine = async (handle: fs.FileHandle, from: number, size: number): Promise<number> => {
+/** The offset after the newline that ends the line running past `from` (undefined: it has not ended yet). */
+const skipLine = async (handle: fs.FileHandle, from: number, size: number): Promise<number | undefined> => {
   const buffer = Buffer.allocUnsafe(64 * 1024)
   let offset = from
   while (offset < size) {
     const { bytesRead } = await handle.read(buffer, 0, Math.min(buffer.length, size - offset), offset)
-    if (bytesRead === 0) return size
+    if (bytesRead === 0) return undefined
     const nl = buffer.indexOf(10)
     if (nl !== -1 && nl < bytesRead) return offset + nl + 1
     offset += bytesRead
   }
-  return size
+  return undefined
 }

@@ -12,6 +12,7 @@ Usage:
   sluice simulate [flags]         run the inference-engine simulator on its own
   sluice keys COMMAND ...         API keys: create, list, revoke, rotate, expire, hash
   sluice tenants COMMAND ...      tenants: create, list, disable, enable
+  sluice usage [--tenant T]       requests and tokens by model and day, from the audit ledger
   sluice help [COMMAND]           help for a command
   sluice --version                print the version
 
@@ -76,9 +77,17 @@ const tenants = `Usage: sluice tenants COMMAND ...
   tenants disable ID
   tenants enable ID`
 
+const usage = `Usage: sluice usage [--tenant ID] [--from DATE|TIME] [--to DATE|TIME] [--json]
+
+Requests and charged tokens (prompt, cached, completion) in total, by model and by UTC
+day, read from the audit ledger: PostgreSQL's sluice_usage when DATABASE_URL is set, else
+the usage files in SLUICE_DATA_DIR (default data/). Without --tenant: every tenant.
+--from and --to are dates (2026-12-01; --to includes that day) or ISO 8601 times; by
+default the last 30 days; at most 366 days. --json prints what GET /v1/usage answers.`
+
 const helpText = `Usage: sluice help [COMMAND]
 
-Prints help for COMMAND (serve, check-config, simulate, keys, tenants), or the overview.`
+Prints help for COMMAND (serve, check-config, simulate, keys, tenants, usage), or the overview.`
 
 export const text = (topic: CommandName | undefined): string => {
   switch (topic) {
@@ -94,6 +103,8 @@ export const text = (topic: CommandName | undefined): string => {
       return keys
     case "tenants":
       return tenants
+    case "usage":
+      return usage
     case "help":
       return helpText
   }
