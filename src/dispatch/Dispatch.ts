@@ -186,7 +186,7 @@ export class Dispatcher extends Context.Service<Dispatcher, {
               Scope.provide(attemptScope),
               tracing
                 ? Effect.withSpan("Dispatch.attempt", {
-                  attributes: { "sluice.backend": backend.id, "sluice.gpu": backend.plan.gpu, "sluice.attempt": made }
+                  attributes: { "sluice.backend": backend.id, "sluice.gpu": backend.plan.gpu, "sluice.attempt": made, "sluice.tenant": req.tenant }
                 }, { captureStackTrace: false })
                 : identity,
               Effect.exit

@@ -3,8 +3,8 @@
  * inter-token latency, tokens by kind, attempt failures by reason, attempt waste (prompt
  * and completion tokens), degenerate outputs, requests routed in panic, and the state of
  * every backend and breaker. Label values are closed sets or config-defined
- * names (models and backends from the plan, `FailureTag`, `RequestOutcome`): a client can
- * never create a series. Per-request updates happen once, when the request's log line is
+ * names (models and backends from the plan, tenants declared in it, `FailureTag`,
+ * `RequestOutcome`): a client can never create a series. Per-request updates happen once, when the request's log line is
  * written; gauges are refreshed from the actors' state when Prometheus scrapes.
  */
 import { Clock, Effect, Metric } from "effect"
@@ -105,8 +105,19 @@ const tagged = <M extends Metric.Metric<number, unknown>>(metric: M, labels: Rea
   return m
 }
 
+/**
+ * The `tenant` label of a request's series: a tenant declared in the config (`auth.tenants`)
+ * and `default` by name, any other tenant `other`, and `none` before one is known (refused
+ * at authentication). Tenants made through the admin API or the command line are unbounded
+ * in number, so they share `other` until the config declares them.
+ */
+export const tenantLabel = (declared: ReadonlyMap<string, unknown>, tenant: string | undefined): string =>
+  tenant === undefined ? "none" : tenant === "default" || declared.has(tenant) ? tenant : "other"
+
 export interface RequestSample {
   readonly model: string
+  /** Already bounded (`tenantLabel`). */
+  readonly tenant: string
   readonly backend: string | undefined
   readonly outcome: RequestOutcome
   readonly durationMs: number
@@ -130,15 +141,16 @@ export interface RequestSample {
 export const recordRequest = (s: RequestSample): Effect.Effect<void> =>
   Effect.contextWith((context) => {
     const backend = s.backend ?? "none"
-    tagged(requests, { model: s.model, outcome: s.outcome }).updateUnsafe(1, context)
+    const tenant = s.tenant
+    tagged(requests, { model: s.model, outcome: s.outcome, tenant }).updateUnsafe(1, context)
     tagged(duration, { model: s.model }).updateUnsafe(s.durationMs / 1000, context)
-    if (s.ttftMs !== undefined) tagged(ttft, { model: s.model, backend }).updateUnsafe(s.ttftMs / 1000, context)
+    if (s.ttftMs !== undefined) tagged(ttft, { model: s.model, backend, tenant }).updateUnsafe(s.ttftMs / 1000, context)
     if (s.interTokenMs !== undefined) tagged(itl, { model: s.model, backend }).updateUnsafe(s.interTokenMs / 1000, context)
-    if (s.promptTokens > 0) tagged(tokens, { model: s.model, backend, kind: "prompt" }).updateUnsafe(s.promptTokens, context)
+    if (s.promptTokens > 0) tagged(tokens, { model: s.model, backend, kind: "prompt", tenant }).updateUnsafe(s.promptTokens, context)
     if (s.completionTokens > 0) {
-      tagged(tokens, { model: s.model, backend, kind: "completion" }).updateUnsafe(s.completionTokens, context)
+      tagged(tokens, { model: s.model, backend, kind: "completion", tenant }).updateUnsafe(s.completionTokens, context)
     }
-    if (s.cachedTokens > 0) tagged(tokens, { model: s.model, backend, kind: "cached" }).updateUnsafe(s.cachedTokens, context)
+    if (s.cachedTokens > 0) tagged(tokens, { model: s.model, backend, kind: "cached", tenant }).updateUnsafe(s.cachedTokens, context)
     for (const f of s.failedAttempts) {
       tagged(failures, { backend: f.backend, reason: f.reason }).updateUnsafe(1, context)
       if (f.wasted > 0) tagged(waste, { backend: f.backend }).updateUnsafe(f.wasted, context)

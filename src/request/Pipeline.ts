@@ -93,6 +93,8 @@ const sessionKeyOf = (request: HttpServerRequest.HttpServerRequest, call: Infere
  * The finalizers read it when the scope closes.
  */
 class Facts {
+  /** The plan the request was served under (its declared tenants bound the metric labels). */
+  plan: Plan | undefined = undefined
   identity: Identity | undefined = undefined
   /** The model as the client named it (cut to MODEL_CHARS), then the resolved model id. */
   model: string | undefined = undefined
@@ -116,6 +118,8 @@ class Facts {
     })
   }
 }
+
+const noTenants: ReadonlyMap<string, unknown> = new Map()
 
 /** The handler of one inbound API's endpoint (the routes bind it to a path). */
 export const handler = (inbound: Inbound) =>
@@ -147,6 +151,7 @@ export const handler = (inbound: Inbound) =>
         const completion = usage?.completionTokens ?? tally.countedCompletionTokens
         const metrics = Metrics.recordRequest({
           model: facts.modelId ?? "unknown",
+          tenant: Metrics.tenantLabel(facts.plan?.auth.tenants ?? noTenants, facts.identity?.tenant),
           backend: attempts.backend,
           outcome,
           durationMs: now - facts.receivedAtMs,
@@ -294,6 +299,7 @@ export const handler = (inbound: Inbound) =>
       Effect.gen(function*() {
         if (state.draining) return yield* new Draining()
         const plan = yield* config.current
+        facts.plan = plan
 
         // authenticate: the identity's tenant owns the reservation, the ledger row and the log line
         const identity = yield* authentication.authenticate(

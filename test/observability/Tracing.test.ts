@@ -62,8 +62,10 @@ backends:
     const attr = (s: OtlpSpan, key: string) => s.attributes.find((a) => a.key === key)?.value
     expect(attr(found!, "sluice.request_id")).toEqual({ stringValue: "trace-me-1" })
     expect(attr(found!, "sluice.model")).toEqual({ stringValue: "m" })
+    expect(attr(found!, "sluice.tenant")).toEqual({ stringValue: "default" })
     const attempt = spans.find((s) => s.name === "Dispatch.attempt" && s.traceId === found!.traceId)
     expect(attempt).toBeDefined()
     expect(attr(attempt!, "sluice.backend")).toEqual({ stringValue: "a" })
+    expect(attr(attempt!, "sluice.tenant")).toEqual({ stringValue: "default" })
   })
 })
