@@ -14,7 +14,8 @@
  * Everything the request holds is acquired in the server-provided request scope (never a
  * nested `Effect.scoped`, which would release before the body is written): the log line and
  * metrics (accept), the reservation whose release is the settlement (admit: exactly once,
- * whatever ends the request), and, through dispatch, each attempt's slot, in-flight tokens,
+ * whatever ends the request; it runs before accept's finalizer, which logs and counts the
+ * usage it settled, so the ledger, the log line and the metrics never disagree), and, through dispatch, each attempt's slot, in-flight tokens,
  * KV pin, placement ticket and upstream request. Closing that scope (end of body, client
  * disconnect, shutdown) releases all of it, in reverse order, with the `Exit`.
  *
@@ -43,6 +44,7 @@ import { Dispatcher } from "../dispatch/Dispatch.ts"
 import { relay } from "../dispatch/Relay.ts"
 import { Tally } from "../dispatch/Tally.ts"
 import type { Identity } from "../domain/Identity.ts"
+import * as Usage from "../domain/Usage.ts"
 import { type ModelId, RequestId } from "../domain/Ids.ts"
 import type { PolicyContext } from "../extensions/Contract.ts"
 import { RequestPolicies, ResponsePolicies, selected } from "../extensions/Registries.ts"
@@ -100,6 +102,11 @@ class Facts {
   model: string | undefined = undefined
   modelId: ModelId | undefined = undefined
   admitted = false
+  /**
+   * What the settlement charged (admit's release writes it; it runs before accept's): the
+   * one usage value the ledger row, the log line and the token metrics all carry.
+   */
+  settled: Usage.Usage | undefined = undefined
   served: Outcome.Served = { _tag: "Pending" }
   error: string | undefined = undefined
   readonly attempts = new AttemptLog()
@@ -147,8 +154,8 @@ export const handler = (inbound: Inbound) =>
         state.inFlight--
         const outcome = facts.outcome(exit)
         const { tally, attempts, reply } = facts
-        const usage = tally.reported
-        const completion = usage?.completionTokens ?? tally.countedCompletionTokens
+        // The settled usage (a request never admitted is charged nothing and produced nothing).
+        const usage = facts.settled ?? Usage.zero
         const metrics = Metrics.recordRequest({
           model: facts.modelId ?? "unknown",
           tenant: Metrics.tenantLabel(facts.plan?.auth.tenants ?? noTenants, facts.identity?.tenant),
@@ -157,9 +164,9 @@ export const handler = (inbound: Inbound) =>
           durationMs: now - facts.receivedAtMs,
           ttftMs: tally.ttftMs,
           interTokenMs: tally.interTokenMs,
-          promptTokens: usage?.promptTokens ?? 0,
-          completionTokens: completion,
-          cachedTokens: usage?.cachedTokens ?? 0,
+          promptTokens: usage.promptTokens,
+          completionTokens: usage.completionTokens,
+          cachedTokens: usage.cachedTokens,
           failedAttempts: attempts.failed.map((a) => ({
             backend: a.backend,
             reason: a.reason,
@@ -181,9 +188,9 @@ export const handler = (inbound: Inbound) =>
           backend: attempts.backend,
           status,
           outcome,
-          prompt_tokens: usage?.promptTokens ?? 0,
-          completion_tokens: completion,
-          cached_tokens: usage?.cachedTokens ?? 0,
+          prompt_tokens: usage.promptTokens,
+          completion_tokens: usage.completionTokens,
+          cached_tokens: usage.cachedTokens,
           ttft_ms: tally.ttftMs,
           duration_ms: now - facts.receivedAtMs,
           attempts: attempts.failed.map((a) => ({ backend: a.backend, reason: a.reason })),
@@ -283,12 +290,14 @@ export const handler = (inbound: Inbound) =>
           Effect.flatMap(budget.reserve(req.tenant, estimate.reservationTokens), (reservation) => accounting.admit(req, reservation)),
           (admission, exit) =>
             Effect.flatMap(Clock.currentTimeMillis, (nowMs) =>
-              Effect.asVoid(accounting.settle(req, admission, {
+              Effect.map(accounting.settle(req, admission, {
                 outcome: facts.outcome(exit),
                 attempts: facts.attempts,
                 tally: facts.tally,
                 nowMs
-              })))
+              }), (charged) => {
+                facts.settled = charged
+              }))
         )
         facts.admitted = true
         return req
