@@ -106,12 +106,13 @@ export class UsageSink extends Context.Service<UsageSink, {
    */
   readonly read: (query: UsageQuery) => Effect.Effect<ReadonlyArray<UsageGroup>, UsageUnavailable>
 }>()("sluice/accounting/UsageSink") {
-  /** Keeps counts and the last `keep` records in memory. */
+  /** Keeps counts, the last `keep` records and the usage sums in memory. */
   static readonly memory = (keep = 1000) => Layer.sync(UsageSink, () => makeMemorySink(keep))
 }
 
-export const makeMemorySink = (keep: number): UsageSink["Service"] => {
-  const aggregate = new Aggregate()
+/** `sums: false` when a store answers the reports (the durable ledger): no usage sums kept here. */
+export const makeMemorySink = (keep: number, options: { readonly sums: boolean } = { sums: true }): UsageSink["Service"] => {
+  const aggregate = options.sums ? new Aggregate() : undefined
   const recent: Array<AccountingRecord> = []
   const byOutcome: Record<string, number> = {}
   let records = 0
@@ -121,13 +122,13 @@ export const makeMemorySink = (keep: number): UsageSink["Service"] => {
       Effect.sync(() => {
         records++
         byOutcome[record.outcome] = (byOutcome[record.outcome] ?? 0) + 1
-        aggregate.add(record.tenant, record.model, record.settledAtMs, record.charged)
+        aggregate?.add(record.tenant, record.model, record.settledAtMs, record.charged)
         recent.push(record)
         if (recent.length > keep) recent.splice(0, recent.length - keep)
       }),
     snapshot: Effect.sync(() => ({ records, byOutcome: { ...byOutcome }, recent: [...recent] })),
     flushed: Effect.void,
-    read: (query) => Effect.sync(() => aggregate.read(query))
+    read: (query) => Effect.sync(() => aggregate?.read(query) ?? [])
   })
 }
 

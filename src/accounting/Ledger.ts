@@ -45,7 +45,7 @@ export interface LedgerOptions extends LedgerPlan {
 
 export const make = (store: Store, options: LedgerOptions): Effect.Effect<UsageSink["Service"], Journal.JournalError, Scope.Scope> =>
   Effect.gen(function*() {
-    const memory = makeMemorySink(1000)
+    const memory = makeMemorySink(1000, { sums: store.read === undefined })
     /** Admitted and not yet settled: record id → its journal line (carried into each new segment). */
     const open = new Map<string, string>()
     const journal = options.journalDir === undefined ? undefined : yield* Journal.open({

@@ -114,13 +114,22 @@ export const decodeQuery = (
   return { fromMs, toMs, tenant }
 }
 
+/** Hour buckets older than this behind the newest one are dropped (no query reaches them). */
+const RETAIN_MS = (MAX_SPAN_DAYS + 1) * DAY_MS
+/** At most this many buckets; beyond it the oldest hour goes first. */
+export const MAX_BUCKETS = 200_000
+
 /**
  * Requests and charged tokens per (tenant, model, UTC hour), for the stores that keep the
  * ledger in memory or in files. Hour buckets (not days) so that a query's bounds cut at the
  * hour; grouped by day when read. Bounded by the data (tenants × models × hours), not by
- * requests.
+ * requests, and by age and count: buckets more than 367 days older than the newest are
+ * dropped, and past MAX_BUCKETS the oldest hour goes (its figures are then missing from
+ * reports, which the store's own files or rows still hold).
  */
 export class Aggregate {
+  private newestHourMs = 0
+  private oldestHourMs = Number.POSITIVE_INFINITY
   private readonly buckets = new Map<string, {
     readonly hourMs: number
     readonly tenant: string
@@ -136,13 +145,42 @@ export class Aggregate {
     const key = `${hourMs}\u0000${tenant}\u0000${model}`
     let b = this.buckets.get(key)
     if (b === undefined) {
+      if (hourMs < this.newestHourMs - RETAIN_MS) return
       b = { hourMs, tenant, model, requests: 0, promptTokens: 0, cachedTokens: 0, completionTokens: 0 }
       this.buckets.set(key, b)
+      if (hourMs > this.newestHourMs) this.newestHourMs = hourMs
+      if (hourMs < this.oldestHourMs) this.oldestHourMs = hourMs
+      if (this.buckets.size > MAX_BUCKETS || this.oldestHourMs < this.newestHourMs - RETAIN_MS) this.prune()
     }
     b.requests++
     b.promptTokens += charged.promptTokens
     b.cachedTokens += charged.cachedTokens
     b.completionTokens += charged.completionTokens
+  }
+
+  get size(): number {
+    return this.buckets.size
+  }
+
+  /** Drops buckets past the retention, then, over MAX_BUCKETS, the oldest hours down to 99% of it (so pruning is amortised). */
+  private prune(): void {
+    let floor = this.newestHourMs - RETAIN_MS
+    if (this.buckets.size > MAX_BUCKETS) {
+      const perHour = new Map<number, number>()
+      for (const b of this.buckets.values()) if (b.hourMs >= floor) perHour.set(b.hourMs, (perHour.get(b.hourMs) ?? 0) + 1)
+      let left = [...perHour.values()].reduce((a, n) => a + n, 0)
+      for (const hour of [...perHour.keys()].sort((a, b) => a - b)) {
+        if (left <= Math.floor(MAX_BUCKETS * 0.99)) break
+        left -= perHour.get(hour)!
+        floor = hour + 1
+      }
+    }
+    let oldest = Number.POSITIVE_INFINITY
+    for (const [key, b] of this.buckets) {
+      if (b.hourMs < floor) this.buckets.delete(key)
+      else if (b.hourMs < oldest) oldest = b.hourMs
+    }
+    this.oldestHourMs = oldest
   }
 
   /** The groups of `query` (hours that start inside the range). */
