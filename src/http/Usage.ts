@@ -12,6 +12,7 @@ import { Clock, Effect, Option } from "effect"
 import { HttpRouter, type HttpServerRequest, HttpServerResponse } from "effect/http"
 import { UsageSink } from "../accounting/Accounting.ts"
 import { decodeQuery, report } from "../accounting/UsageReport.ts"
+import { envelope } from "../api/openai/ErrorEnvelope.ts"
 import { Authentication } from "../auth/Authentication.ts"
 import { GatewayConfig } from "../config/GatewayConfig.ts"
 import { TenantId } from "../domain/Ids.ts"
@@ -63,5 +64,17 @@ export const layer = HttpRouter.use((router) =>
         Effect.catch((error) => Effect.succeed(ErrorResponse.response(ErrorResponse.toWire(error), requestId)))
       )
     })
+    for (const method of ["POST", "PUT", "PATCH", "DELETE"] as const) {
+      yield* router.add(method, "/v1/usage", (request) =>
+        Effect.succeed(HttpServerResponse.text(
+          envelope({
+            message: `Method ${request.method} is not allowed on /v1/usage.`,
+            type: "invalid_request_error",
+            param: null,
+            code: "method_not_allowed"
+          }),
+          { status: 405, contentType: "application/json", headers: { allow: "GET" } }
+        )))
+    }
   })
 )

@@ -171,6 +171,8 @@ backends:
       expect(res.status).toBe(400)
       expect(((await res.json()) as Report).error?.param).toBe(param)
     }
+    const post = await fetch(`${gw.url}/v1/usage`, { method: "POST", headers: auth, body: "{}" })
+    expect([post.status, post.headers.get("allow"), ((await post.json()) as Report).error?.code]).toEqual([405, "GET", "method_not_allowed"])
     // A range that holds nothing of A's.
     const old = (await (await usage("?from=2021-01-01&to=2021-01-31", auth)).json()) as Report
     expect(old.totals.requests).toBe(0)
