@@ -14,7 +14,7 @@
  */
 import { PgClient, PgMigrator } from "@effect/sql-pg"
 import { NodeServices } from "@effect/platform-node"
-import { Array as Arr, Context, Effect, Exit, Layer, type Redacted, Scope } from "effect"
+import { Array as Arr, Context, Effect, Exit, Layer, type Redacted, Scope, Semaphore } from "effect"
 import { SqlClient } from "effect/sql"
 import { type AccountingRecord, UsageSink } from "./Accounting.ts"
 import type { SettledRecord } from "./Journal.ts"
@@ -129,6 +129,13 @@ export const store = (url: Redacted.Redacted<string>): Effect.Effect<Ledger.Stor
   Effect.gen(function*() {
     const parent = yield* Effect.scope
     let client: SqlClient.SqlClient | undefined
+    // The writer and usage reads may both find no client: one connects, the other waits for it.
+    const connecting = yield* Semaphore.make(1)
+    const connected = Effect.suspend(() =>
+      client !== undefined
+        ? Effect.succeed(client)
+        : connecting.withPermits(1)(Effect.suspend(() => client !== undefined ? Effect.succeed(client) : connect))
+    )
     const connect = Effect.gen(function*() {
       const scope = yield* Scope.fork(parent)
       const exit = yield* Effect.exit(Effect.gen(function*() {
@@ -154,9 +161,9 @@ export const store = (url: Redacted.Redacted<string>): Effect.Effect<Ledger.Stor
     return {
       name: "postgres",
       committedSeq: 0,
-      write: (batch) => Effect.flatMap(client === undefined ? connect : Effect.succeed(client), (sql) => insert(sql, batch)),
+      write: (batch) => Effect.flatMap(connected, (sql) => insert(sql, batch)),
       read: (query) =>
-        Effect.flatMap(client === undefined ? connect : Effect.succeed(client), (sql) => readUsage(sql, query)).pipe(
+        Effect.flatMap(connected, (sql) => readUsage(sql, query)).pipe(
           Effect.mapError((cause) => new UsageUnavailable({ cause }))
         )
     } satisfies Ledger.Store

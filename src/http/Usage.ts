@@ -8,16 +8,18 @@
  * Owns the wire shape of usage reports. Must never: take the tenant from the request (only
  * from the identity its key proves), or read another tenant's rows.
  */
-import { Clock, Effect, Option } from "effect"
+import { Clock, Duration, Effect, Option } from "effect"
 import { HttpRouter, type HttpServerRequest, HttpServerResponse } from "effect/http"
 import { UsageSink } from "../accounting/Accounting.ts"
-import { decodeQuery, report } from "../accounting/UsageReport.ts"
+import { decodeQuery, report, UsageUnavailable } from "../accounting/UsageReport.ts"
 import { envelope } from "../api/openai/ErrorEnvelope.ts"
 import { Authentication } from "../auth/Authentication.ts"
 import { GatewayConfig } from "../config/GatewayConfig.ts"
 import { TenantId } from "../domain/Ids.ts"
 import { requestIdOf } from "../request/Pipeline.ts"
 import * as ErrorResponse from "./ErrorResponse.ts"
+
+const READ_TIMEOUT_S = 10
 
 const json = (status: number, body: unknown) => HttpServerResponse.text(JSON.stringify(body), { status, contentType: "application/json" })
 
@@ -41,7 +43,10 @@ export const answer = (
     if (decoded instanceof Error) return yield* Effect.fail(decoded)
     const tenant = scope._tag === "Tenant" ? scope.tenant : decoded.tenant === undefined ? undefined : TenantId(decoded.tenant)
     const query = { tenant, fromMs: decoded.fromMs, toMs: decoded.toMs }
-    const rows = yield* sink.read(query)
+    // A store that does not answer in time is a 503, never a hung request.
+    const rows = yield* sink.read(query).pipe(
+      Effect.timeoutOrElse({ duration: Duration.seconds(READ_TIMEOUT_S), orElse: () => Effect.fail(new UsageUnavailable({ cause: "timeout" })) })
+    )
     return json(200, report(query, rows))
   })
 

@@ -14,10 +14,11 @@
  * Everything the request holds is acquired in the server-provided request scope (never a
  * nested `Effect.scoped`, which would release before the body is written): the log line and
  * metrics (accept), the reservation whose release is the settlement (admit: exactly once,
- * whatever ends the request; it runs before accept's finalizer, which logs and counts the
- * usage it settled, so the ledger, the log line and the metrics never disagree), and, through dispatch, each attempt's slot, in-flight tokens,
+ * whatever ends the request), and, through dispatch, each attempt's slot, in-flight tokens,
  * KV pin, placement ticket and upstream request. Closing that scope (end of body, client
- * disconnect, shutdown) releases all of it, in reverse order, with the `Exit`.
+ * disconnect, shutdown) releases all of it, in reverse order, with the `Exit`: the
+ * settlement before accept's finalizer, which logs and counts the usage it settled, so the
+ * ledger row, the log line and the token metrics carry one value.
  *
  * Every phase bounds the work one request can cause: decode pre-scans and limits the body
  * before parsing, admission counts tokens in windows with the event loop free between them,

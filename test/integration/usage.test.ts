@@ -201,3 +201,26 @@ backends:
     expect([r.totals.requests, r.totals.prompt_tokens, r.totals.completion_tokens]).toEqual([requests, prompt, completion])
   })
 })
+
+describe("usage API when the ledger's PostgreSQL does not answer", () => {
+  it("is a 503 in the envelope with retry-after, never a hang or a 500", async () => {
+    const engine = await Fake.start()
+    const gw = await startGateway(
+      `
+backends:
+  - { id: a, url: ${engine.url}, models: [m] }
+auth: none
+`,
+      { extra: ConfigProvider.layer(ConfigProvider.fromUnknown({ DATABASE_URL: "postgres://postgres@127.0.0.1:1/none" })) }
+    )
+    try {
+      const res = await fetch(`${gw.url}/v1/usage`)
+      expect(res.status).toBe(503)
+      expect(res.headers.get("retry-after")).toBe("1")
+      expect(((await res.json()) as Report).error?.code).toBe("usage_unavailable")
+    } finally {
+      await gw.close()
+      await engine.close()
+    }
+  }, 30_000)
+})
