@@ -49,6 +49,7 @@ const record = (a: Admission): AccountingRecord => ({
   attempts: [],
   wastedPromptTokens: 0,
   ttftMs: 41,
+  settledAtMs: a.admittedAtMs + 100,
   durationMs: 812
 })
 

@@ -26,6 +26,7 @@
 import { Context, Effect, Layer } from "effect"
 import { type Reservation, TokenBudget } from "../admission/Budget.ts"
 import { QuotaTable } from "../admission/Quotas.ts"
+import { GatewayConfig } from "../config/GatewayConfig.ts"
 import type { GatewayRequest } from "../admission/Request.ts"
 import type { AttemptLog, AttemptRecord } from "../dispatch/Attempts.ts"
 import type { Tally } from "../dispatch/Tally.ts"
@@ -34,6 +35,7 @@ import type { RequestOutcome } from "../domain/Outcome.ts"
 import { costMicros } from "../domain/Quotas.ts"
 import type { Usage } from "../domain/Usage.ts"
 import * as Metrics from "../observability/Metrics.ts"
+import { Aggregate, type UsageGroup, type UsageQuery, type UsageUnavailable } from "./UsageReport.ts"
 
 export type { AttemptRecord } from "../dispatch/Attempts.ts"
 
@@ -42,6 +44,8 @@ export interface AccountingRecord {
   readonly recordId: string
   readonly requestId: RequestId
   readonly tenant: TenantId
+  /** The public id of the API key that authenticated the request (none: anonymous). */
+  readonly keyId?: string | undefined
   readonly model: ModelId
   readonly backend: BackendId | undefined
   readonly outcome: RequestOutcome
@@ -60,6 +64,8 @@ export interface AccountingRecord {
   readonly wastedPromptTokens: number
   readonly ttftMs: number | undefined
   readonly durationMs: number
+  /** When it was settled (ms since the epoch): the time usage reports group it by. */
+  readonly settledAtMs: number
 }
 
 /** What is known of a request when it is admitted (the journal's admission entry). */
@@ -67,6 +73,7 @@ export interface Admission {
   readonly recordId: string
   readonly requestId: RequestId
   readonly tenant: TenantId
+  readonly keyId?: string | undefined
   readonly model: ModelId
   readonly reservedTokens: number
   readonly estimatedPromptTokens: number
@@ -103,12 +110,19 @@ export class UsageSink extends Context.Service<UsageSink, {
   readonly snapshot: Effect.Effect<AccountingSnapshot>
   /** Resolves once every record written so far is durable in the sink's store. */
   readonly flushed: Effect.Effect<void>
+  /**
+   * The read side: requests and charged tokens per (UTC day, tenant, model) from the store
+   * the records go to (the memory sink: what this process settled since start).
+   */
+  readonly read: (query: UsageQuery) => Effect.Effect<ReadonlyArray<UsageGroup>, UsageUnavailable>
 }>()("sluice/accounting/UsageSink") {
-  /** Keeps counts and the last `keep` records in memory. */
+  /** Keeps counts, the last `keep` records and the usage sums in memory. */
   static readonly memory = (keep = 1000) => Layer.sync(UsageSink, () => makeMemorySink(keep))
 }
 
-export const makeMemorySink = (keep: number): UsageSink["Service"] => {
+/** `sums: false` when a store answers the reports (the durable ledger): no usage sums kept here. */
+export const makeMemorySink = (keep: number, options: { readonly sums: boolean } = { sums: true }): UsageSink["Service"] => {
+  const aggregate = options.sums ? new Aggregate() : undefined
   const recent: Array<AccountingRecord> = []
   const byOutcome: Record<string, number> = {}
   let records = 0
@@ -118,11 +132,13 @@ export const makeMemorySink = (keep: number): UsageSink["Service"] => {
       Effect.sync(() => {
         records++
         byOutcome[record.outcome] = (byOutcome[record.outcome] ?? 0) + 1
+        aggregate?.add(record.tenant, record.model, record.settledAtMs, record.charged)
         recent.push(record)
         if (recent.length > keep) recent.splice(0, recent.length - keep)
       }),
     snapshot: Effect.sync(() => ({ records, byOutcome: { ...byOutcome }, recent: [...recent] })),
-    flushed: Effect.void
+    flushed: Effect.void,
+    read: (query) => Effect.sync(() => aggregate?.read(query) ?? [])
   })
 }
 
@@ -171,6 +187,7 @@ export class Accounting extends Context.Service<Accounting, {
       const budget = yield* TokenBudget
       const quotas = yield* QuotaTable
       const sink = yield* UsageSink
+      const config = yield* GatewayConfig
       return Accounting.of({
         admit: (req, reservation) =>
           Effect.suspend(() => {
@@ -180,6 +197,7 @@ export class Accounting extends Context.Service<Accounting, {
                 recordId: admitted.recordId,
                 requestId: req.id,
                 tenant: req.tenant,
+                keyId: req.identity.keyId,
                 model: req.model.id,
                 reservedTokens: reservation.tokens,
                 estimatedPromptTokens: req.estimate.promptTokens,
@@ -193,11 +211,16 @@ export class Accounting extends Context.Service<Accounting, {
             const { usage, reported } = charge(req, tally, outcome)
             const micros = costMicros(quotas.price(req.model.id, attempts.backend), usage)
             yield* budget.settle(reservation, { inputTokens: usage.promptTokens, outputTokens: usage.completionTokens, costMicros: micros })
-            if (micros > 0) yield* Metrics.recordSpend(req.tenant, req.model.id, micros / 1e6)
+            if (micros > 0) {
+              // The tenant label is bounded as on every request series: configured tenants by name.
+              const plan = yield* config.current
+              yield* Metrics.recordSpend(Metrics.tenantLabel(Metrics.configuredTenants(plan), req.tenant), req.model.id, micros / 1e6)
+            }
             yield* sink.write({
               recordId,
               requestId: req.id,
               tenant: req.tenant,
+              keyId: req.identity.keyId,
               model: req.model.id,
               backend: attempts.backend,
               outcome,
@@ -209,7 +232,8 @@ export class Accounting extends Context.Service<Accounting, {
               attempts: attempts.failed,
               wastedPromptTokens: attempts.wastedPromptTokens,
               ttftMs: tally.ttftMs,
-              durationMs: nowMs - req.receivedAtMs
+              durationMs: nowMs - req.receivedAtMs,
+              settledAtMs: nowMs
             })
             return usage
           })

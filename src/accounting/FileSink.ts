@@ -8,12 +8,15 @@
  * so the last line says what the file already holds, and a replay after a crash skips
  * those (no duplicates). A torn last line (the process died inside an append) is cut off
  * at start: it was never acknowledged, so the journal replays it.
+ *
+ * Usage reports read the files of the folder (FileUsage.ts).
  */
 import { Clock, Effect, Layer, Option, type Scope } from "effect"
 import * as fs from "node:fs"
 import { join } from "node:path"
 import { UsageSink } from "./Accounting.ts"
 import { JournalError } from "./Journal.ts"
+import * as FileUsage from "./FileUsage.ts"
 import * as Entry from "./JournalEntry.ts"
 import * as Ledger from "./Ledger.ts"
 
@@ -93,7 +96,9 @@ export const layer = (dir: string, options: Omit<Ledger.LedgerOptions, "journalD
       const slot = options.slot ?? 0
       yield* attempt(`creating ${dir}`, () => fs.mkdirSync(dir, { recursive: true }))
       const path = join(dir, usageFile(slot))
-      const sink = yield* Ledger.make(yield* store(path), { ...options, journalDir: join(dir, "journal", String(slot)) })
+      // Reports read every worker's usage file in the folder, not only this one's.
+      const files = yield* FileUsage.reader(dir)
+      const sink = yield* Ledger.make({ ...(yield* store(path)), read: files.read }, { ...options, journalDir: join(dir, "journal", String(slot)) })
       yield* Effect.logInfo("audit ledger in a local file").pipe(Effect.annotateLogs({ path }))
       return sink
     })

@@ -24,7 +24,7 @@
  * It must never interpret records beyond their sequence numbers and ids: what to do with
  * them is the Ledger's business.
  */
-import { Data, Effect, Option, Schedule, type Scope } from "effect"
+import { Clock, Data, Effect, Option, Schedule, type Scope } from "effect"
 import * as fs from "node:fs"
 import { join } from "node:path"
 import type { AccountingRecord, Admission } from "./Accounting.ts"
@@ -405,6 +405,8 @@ export const open = (
 
     const readSettled = (from: number, to: number, max: number) =>
       Effect.gen(function*() {
+        // Records journaled before they carried their settlement time count as settled now.
+        const now = yield* Clock.currentTimeMillis
         flush()
         // Reads move forward; a request for something already passed starts over.
         if (from <= cursor.seq) cursor = start
@@ -432,7 +434,7 @@ export const open = (
               const entry = Entry.decode(l.text)
               if (Option.isSome(entry) && entry.value.t === "s") {
                 seq = entry.value.sq
-                records.push({ seq, record: Entry.recordOf(entry.value.r) })
+                records.push({ seq, record: Entry.recordOf(entry.value.r, now) })
               }
             } else if (settled !== undefined) {
               seq = settled

@@ -28,6 +28,8 @@ const Record = Schema.Struct({
   recordId: Schema.String,
   requestId: RequestId,
   tenant: TenantId,
+  // Optional so that journals and usage files written before these fields existed still replay.
+  keyId: Schema.optionalKey(Schema.String),
   model: ModelId,
   backend: Schema.optionalKey(BackendId),
   outcome: Schema.Literals(RequestOutcomes),
@@ -48,7 +50,8 @@ const Record = Schema.Struct({
   })),
   wastedPromptTokens: Count,
   ttftMs: Schema.optionalKey(Schema.Finite),
-  durationMs: Schema.Finite
+  durationMs: Schema.Finite,
+  settledAtMs: Schema.optionalKey(Schema.Finite)
 })
 
 const Header = Schema.Struct({ t: Schema.Literal("h"), next: Seq, acked: Count })
@@ -57,6 +60,7 @@ const Admitted = Schema.Struct({
   id: Schema.String,
   rq: RequestId,
   tn: TenantId,
+  ki: Schema.optionalKey(Schema.String),
   m: ModelId,
   rt: Count,
   ep: Count,
@@ -89,7 +93,9 @@ export const usageLineSeq = (line: string): Option.Option<number> => Option.map(
 export const header = (next: number, acked: number): string => `{"t":"h","next":${next},"acked":${acked}}\n`
 
 export const admitted = (a: Admission): string =>
-  `{"t":"a","id":${JSON.stringify(a.recordId)},"rq":${JSON.stringify(a.requestId)},"tn":${JSON.stringify(a.tenant)},"m":${
+  `{"t":"a","id":${JSON.stringify(a.recordId)},"rq":${JSON.stringify(a.requestId)},"tn":${JSON.stringify(a.tenant)},${
+    a.keyId === undefined ? "" : `"ki":${JSON.stringify(a.keyId)},`
+  }"m":${
     JSON.stringify(a.model)
   },"rt":${a.reservedTokens},"ep":${a.estimatedPromptTokens},"at":${a.admittedAtMs}}\n`
 
@@ -106,6 +112,7 @@ export const admissionOf = (e: typeof Admitted.Type): Admission => ({
   recordId: e.id,
   requestId: e.rq,
   tenant: e.tn,
+  keyId: e.ki,
   model: e.m,
   reservedTokens: e.rt,
   estimatedPromptTokens: e.ep,
@@ -113,8 +120,9 @@ export const admissionOf = (e: typeof Admitted.Type): Admission => ({
 })
 
 /** The accounting record of an `s` entry (optional keys back to explicit `undefined`). */
-export const recordOf = (r: typeof Record.Type): AccountingRecord => ({
+export const recordOf = (r: typeof Record.Type, atMs: number): AccountingRecord => ({
   ...r,
+  keyId: r.keyId,
   backend: r.backend,
   costUsd: r.costUsd ?? 0,
   attempts: r.attempts.map((a) => ({
@@ -122,7 +130,8 @@ export const recordOf = (r: typeof Record.Type): AccountingRecord => ({
     wastedCompletionTokens: a.wastedCompletionTokens ?? 0,
     afterResponse: a.afterResponse ?? false
   })),
-  ttftMs: r.ttftMs
+  ttftMs: r.ttftMs,
+  settledAtMs: r.settledAtMs ?? atMs
 })
 
 /** What a restart knows of a request that was admitted and never settled. */
@@ -130,6 +139,7 @@ export const interrupted = (a: Admission): AccountingRecord => ({
   recordId: a.recordId,
   requestId: a.requestId,
   tenant: a.tenant,
+  keyId: a.keyId,
   model: a.model,
   backend: undefined,
   outcome: "interrupted",
@@ -141,5 +151,7 @@ export const interrupted = (a: Admission): AccountingRecord => ({
   attempts: [],
   wastedPromptTokens: 0,
   ttftMs: undefined,
-  durationMs: 0
+  durationMs: 0,
+  // Nothing is known of when it ended: reports count it on the day it was admitted.
+  settledAtMs: a.admittedAtMs
 })

@@ -20,6 +20,7 @@ import { type AccountingRecord, type LedgerStats, makeMemorySink, UsageSink } fr
 import * as Batcher from "./Batcher.ts"
 import * as Journal from "./Journal.ts"
 import * as Entry from "./JournalEntry.ts"
+import type { UsageGroup, UsageQuery, UsageUnavailable } from "./UsageReport.ts"
 
 /** Where records end up. */
 export interface Store {
@@ -29,6 +30,11 @@ export interface Store {
   readonly committedSeq: number
   /** Writes a batch durably; a retry of a batch whose fate was uncertain must not duplicate. */
   readonly write: (batch: ReadonlyArray<Journal.SettledRecord>) => Effect.Effect<void, unknown>
+  /**
+   * The usage reports read from the store (what it holds; records still on their way are not
+   * counted yet). A store without it: reports come from what this process settled.
+   */
+  readonly read?: (query: UsageQuery) => Effect.Effect<ReadonlyArray<UsageGroup>, UsageUnavailable>
 }
 
 export interface LedgerOptions extends LedgerPlan {
@@ -39,7 +45,7 @@ export interface LedgerOptions extends LedgerPlan {
 
 export const make = (store: Store, options: LedgerOptions): Effect.Effect<UsageSink["Service"], Journal.JournalError, Scope.Scope> =>
   Effect.gen(function*() {
-    const memory = makeMemorySink(1000)
+    const memory = makeMemorySink(1000, { sums: store.read === undefined })
     /** Admitted and not yet settled: record id → its journal line (carried into each new segment). */
     const open = new Map<string, string>()
     const journal = options.journalDir === undefined ? undefined : yield* Journal.open({
@@ -120,6 +126,7 @@ export const make = (store: Store, options: LedgerOptions): Effect.Effect<UsageS
         }),
       write: (record) => Effect.andThen(memory.write(record), Effect.sync(() => settle(record))),
       snapshot: Effect.map(memory.snapshot, (s) => ({ ...s, ledger: stats() })),
-      flushed: batcher.flushed
+      flushed: batcher.flushed,
+      read: store.read ?? memory.read
     })
   })

@@ -8,14 +8,18 @@
  * The database may be down at start: the client is built and the migrations run on the
  * first write that reaches it (and again after a failure), so the gateway starts, serves
  * and journals without it, and writes everything when it returns.
+ *
+ * Usage reports (`readUsage`) aggregate the rows in SQL, by the UTC day of `created_at`,
+ * which is the record's settlement time.
  */
 import { PgClient, PgMigrator } from "@effect/sql-pg"
 import { NodeServices } from "@effect/platform-node"
-import { Array as Arr, Context, Effect, Exit, Layer, type Redacted, Scope } from "effect"
+import { Array as Arr, Context, Effect, Exit, Layer, type Redacted, Scope, Semaphore } from "effect"
 import { SqlClient } from "effect/sql"
 import { type AccountingRecord, UsageSink } from "./Accounting.ts"
 import type { SettledRecord } from "./Journal.ts"
 import * as Ledger from "./Ledger.ts"
+import { MAX_GROUPS, type UsageGroup, type UsageQuery, UsageUnavailable } from "./UsageReport.ts"
 
 const loader = PgMigrator.fromRecord({
   "0001_sluice_usage": Effect.gen(function*() {
@@ -54,6 +58,17 @@ const loader = PgMigrator.fromRecord({
 
 const migrationOptions = { loader, table: "sluice_migrations" }
 
+/**
+ * Columns added since the last numbered migration, ensured (idempotently) after the
+ * migrations on every connect. Not a numbered migration because branches developed at the
+ * same time against one shared database would record each other's numbers as done; the
+ * merge folds it into the next number.
+ */
+const ensureColumns = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql`ALTER TABLE sluice_usage ADD COLUMN IF NOT EXISTS key_id text`
+})
+
 /** Runs the migrations as a layer (tests, tools). */
 export const migrations = PgMigrator.layer(migrationOptions).pipe(Layer.provide(NodeServices.layer))
 
@@ -61,6 +76,7 @@ const row = (r: AccountingRecord): Record<string, unknown> => ({
   record_id: r.recordId,
   request_id: r.requestId,
   tenant: r.tenant,
+  key_id: r.keyId ?? null,
   model: r.model,
   backend: r.backend ?? null,
   outcome: r.outcome,
@@ -74,8 +90,41 @@ const row = (r: AccountingRecord): Record<string, unknown> => ({
   wasted_prompt_tokens: r.wastedPromptTokens,
   attempts: JSON.stringify(r.attempts),
   ttft_ms: r.ttftMs ?? null,
-  duration_ms: r.durationMs
+  duration_ms: r.durationMs,
+  // The settlement time, not the insert time: a replay after an outage keeps the row's day.
+  created_at: new Date(r.settledAtMs).toISOString()
 })
+
+/** Requests and charged tokens per (UTC day, tenant, model) of `query`, at most MAX_GROUPS + 1 groups. */
+export const readUsage = (sql: SqlClient.SqlClient, query: UsageQuery) =>
+  Effect.map(
+    sql<{
+      readonly day: string
+      readonly tenant: string
+      readonly model: string
+      readonly requests: number
+      readonly prompt_tokens: number
+      readonly cached_tokens: number
+      readonly completion_tokens: number
+    }>`SELECT to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, tenant, model,
+        count(*)::float8 AS requests, sum(prompt_tokens)::float8 AS prompt_tokens,
+        sum(cached_tokens)::float8 AS cached_tokens, sum(completion_tokens)::float8 AS completion_tokens
+      FROM sluice_usage
+      WHERE created_at >= to_timestamp(${query.fromMs / 1000}) AND created_at < to_timestamp(${query.toMs / 1000})
+        ${query.tenant === undefined ? sql`` : sql`AND tenant = ${query.tenant}`}
+      GROUP BY 1, 2, 3
+      LIMIT ${MAX_GROUPS + 1}`,
+    (rows): ReadonlyArray<UsageGroup> =>
+      rows.map((r) => ({
+        day: r.day,
+        tenant: r.tenant,
+        model: r.model,
+        requests: Number(r.requests),
+        promptTokens: Number(r.prompt_tokens),
+        cachedTokens: Number(r.cached_tokens),
+        completionTokens: Number(r.completion_tokens)
+      }))
+  )
 
 /**
  * `sluice_usage` as a ledger store. The client and the migrations are built on the first
@@ -86,11 +135,19 @@ export const store = (url: Redacted.Redacted<string>): Effect.Effect<Ledger.Stor
   Effect.gen(function*() {
     const parent = yield* Effect.scope
     let client: SqlClient.SqlClient | undefined
+    // The writer and usage reads may both find no client: one connects, the other waits for it.
+    const connecting = yield* Semaphore.make(1)
+    const connected = Effect.suspend(() =>
+      client !== undefined
+        ? Effect.succeed(client)
+        : connecting.withPermits(1)(Effect.suspend(() => client !== undefined ? Effect.succeed(client) : connect))
+    )
     const connect = Effect.gen(function*() {
       const scope = yield* Scope.fork(parent)
       const exit = yield* Effect.exit(Effect.gen(function*() {
         const context = yield* Layer.buildWithScope(PgClient.layer({ url, maxConnections: 4, connectTimeout: "5 seconds" }), scope)
         yield* PgMigrator.run(migrationOptions).pipe(Effect.provide(context), Effect.provide(NodeServices.layer))
+        yield* Effect.provide(ensureColumns, context)
         return Context.get(context, SqlClient.SqlClient)
       }))
       if (Exit.isFailure(exit)) {
@@ -110,7 +167,11 @@ export const store = (url: Redacted.Redacted<string>): Effect.Effect<Ledger.Stor
     return {
       name: "postgres",
       committedSeq: 0,
-      write: (batch) => Effect.flatMap(client === undefined ? connect : Effect.succeed(client), (sql) => insert(sql, batch))
+      write: (batch) => Effect.flatMap(connected, (sql) => insert(sql, batch)),
+      read: (query) =>
+        Effect.flatMap(connected, (sql) => readUsage(sql, query)).pipe(
+          Effect.mapError((cause) => new UsageUnavailable({ cause }))
+        )
     } satisfies Ledger.Store
   })
 

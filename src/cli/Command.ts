@@ -11,7 +11,7 @@
 import { parseArgs, type ParseArgsOptionsConfig } from "node:util"
 import type { Flags } from "../config/Settings.ts"
 
-export const COMMANDS = ["serve", "check-config", "simulate", "keys", "tenants", "limits", "prices", "help"] as const
+export const COMMANDS = ["serve", "check-config", "simulate", "keys", "tenants", "limits", "prices", "usage", "help"] as const
 export type CommandName = typeof COMMANDS[number]
 
 /** Accepted by `--log-level` (any case). */
@@ -26,7 +26,16 @@ export type Invocation =
   | { readonly _tag: "Simulate"; readonly argv: ReadonlyArray<string> }
   /** The tenant and key commands parse their own arguments (src/cli/keys.ts). */
   | { readonly _tag: "Keys"; readonly command: "keys" | "tenants" | "limits" | "prices"; readonly argv: ReadonlyArray<string> }
+  /** `sluice usage`: the audit ledger's usage report (src/cli/usage.ts reads it). */
+  | { readonly _tag: "Usage"; readonly flags: UsageFlags }
   | { readonly _tag: "UsageError"; readonly message: string; readonly topic: CommandName | undefined }
+
+export interface UsageFlags {
+  readonly tenant: string | undefined
+  readonly from: string | undefined
+  readonly to: string | undefined
+  readonly json: boolean
+}
 
 const help = { help: { type: "boolean", short: "h" } } as const satisfies ParseArgsOptionsConfig
 
@@ -39,6 +48,14 @@ const serveOptions = {
   port: { type: "string" },
   "log-level": { type: "string" },
   workers: { type: "string" }
+} as const satisfies ParseArgsOptionsConfig
+
+const usageOptions = {
+  ...help,
+  tenant: { type: "string" },
+  from: { type: "string" },
+  to: { type: "string" },
+  json: { type: "boolean" }
 } as const satisfies ParseArgsOptionsConfig
 
 const isCommand = (word: string): word is CommandName => (COMMANDS as ReadonlyArray<string>).includes(word)
@@ -135,6 +152,13 @@ export const parse = (argv: ReadonlyArray<string>): Invocation => {
     case "limits":
     case "prices":
       return { _tag: "Keys", command: first, argv: rest }
+    case "usage": {
+      const parsed = attempt(() => parseArgs({ args: [...rest], options: usageOptions, strict: true, allowPositionals: false }))
+      if (!parsed.ok) return usageError(parsed.message, "usage")
+      const v = parsed.value.values
+      if (v.help === true) return { _tag: "Help", topic: "usage" }
+      return { _tag: "Usage", flags: { tenant: v.tenant, from: v.from, to: v.to, json: v.json === true } }
+    }
     case "check-config": {
       const parsed = parseHelpOnly(rest)
       if (!parsed.ok) return usageError(parsed.message, "check-config")

@@ -14,6 +14,7 @@ Usage:
   sluice tenants COMMAND ...      tenants: create, list, disable, enable
   sluice limits COMMAND ...       limits per tenant, tenant and model, key: set, show
   sluice prices COMMAND ...       prices per model (and backend): set, list
+  sluice usage [--tenant T]       requests and tokens by model and day, from the audit ledger
   sluice help [COMMAND]           help for a command
   sluice --version                print the version
 
@@ -95,9 +96,17 @@ const prices = `Usage: sluice prices COMMAND ...
 
 Prices are USD per million tokens; a backend's own price wins over the model's.`
 
+const usage = `Usage: sluice usage [--tenant ID] [--from DATE|TIME] [--to DATE|TIME] [--json]
+
+Requests and charged tokens (prompt, cached, completion) in total, by model and by UTC
+day, read from the audit ledger: PostgreSQL's sluice_usage when DATABASE_URL is set, else
+the usage files in SLUICE_DATA_DIR (default data/). Without --tenant: every tenant.
+--from and --to are dates (2026-12-01; --to includes that day) or ISO 8601 times; by
+default the last 30 days; at most 366 days. --json prints what GET /v1/usage answers.`
+
 const helpText = `Usage: sluice help [COMMAND]
 
-Prints help for COMMAND (serve, check-config, simulate, keys, tenants, limits, prices), or the overview.`
+Prints help for COMMAND (serve, check-config, simulate, keys, tenants, limits, prices, usage), or the overview.`
 
 export const text = (topic: CommandName | undefined): string => {
   switch (topic) {
@@ -117,6 +126,8 @@ export const text = (topic: CommandName | undefined): string => {
       return limits
     case "prices":
       return prices
+    case "usage":
+      return usage
     case "help":
       return helpText
   }

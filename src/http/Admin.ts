@@ -20,6 +20,7 @@
  *   GET    /admin/v1/prices                     every price in force
  *   PUT    /admin/v1/prices/:model              {input, output, cached_input?, backend?} USD per million tokens
  *   DELETE /admin/v1/prices/:model              ?backend=b: back to the config file's price
+ *   GET    /admin/v1/usage?tenant=&from=&to=    usage of one tenant or of all (by tenant too), as Usage.ts reports it
  *
  * Without a configured token every admin path answers 404, as an unknown URL. Errors go
  * through ErrorResponse.ts in the OpenAI envelope. Owns the wire shape of tenants and keys.
@@ -31,12 +32,14 @@ import { GatewayConfig } from "../config/GatewayConfig.ts"
 import type { LimitSet } from "../domain/Quotas.ts"
 import { type LimitScope, QuotaStore, StoredLimitsSchema } from "../stores/QuotaStore.ts"
 import { HttpRouter, type HttpServerRequest, HttpServerResponse } from "effect/http"
+import { UsageSink } from "../accounting/Accounting.ts"
 import { AdminToken } from "../auth/AdminToken.ts"
 import { AdminDisabled, AdminUnauthorized, InvalidAdminRequest } from "../auth/Errors.ts"
 import { type CreatedKey, DEFAULT_ROTATION_GRACE_MS, KeyAdmin, keyStatus, parseExpiry, parseSpanMs } from "../auth/KeyAdmin.ts"
 import { summarize } from "../domain/SchemaIssues.ts"
 import type { KeyRecord, TenantRecord } from "../stores/KeyStore.ts"
 import * as ErrorResponse from "./ErrorResponse.ts"
+import * as Usage from "./Usage.ts"
 import { requestIdOf } from "../request/Pipeline.ts"
 
 const PREFIX = "/admin/v1"
@@ -121,7 +124,7 @@ const param = (name: string) => Effect.map(HttpRouter.params, (p) => p[name] ?? 
 type Handler = (request: HttpServerRequest.HttpServerRequest) => Effect.Effect<
   HttpServerResponse.HttpServerResponse,
   ErrorResponse.AdminError,
-  KeyAdmin | QuotaStore | QuotaTable | GatewayConfig | HttpRouter.RouteContext
+  KeyAdmin | QuotaStore | QuotaTable | GatewayConfig | UsageSink | HttpRouter.RouteContext
 >
 
 const Amount = Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0))
@@ -306,6 +309,7 @@ const operations: ReadonlyArray<readonly ["GET" | "POST" | "PUT" | "PATCH" | "DE
       yield* (yield* QuotaTable).reload
       return yield* pricesJson
     })],
+  ["GET", "/usage", (request) => Usage.answer(request, { _tag: "Admin" })],
   ["POST", "/keys/:key/revoke", () => revoke],
   ["DELETE", "/keys/:key", () => revoke],
   ["POST", "/keys/:key/rotate", (request) =>
@@ -336,6 +340,7 @@ export const layer = HttpRouter.use((router) =>
     const quotaStore = yield* QuotaStore
     const quotaTable = yield* QuotaTable
     const config = yield* GatewayConfig
+    const sink = yield* UsageSink
     for (const [method, path, handler] of operations) {
       yield* router.add(method, `${PREFIX}${path}`, (request) => {
         const requestId = requestIdOf(request)
@@ -349,7 +354,8 @@ export const layer = HttpRouter.use((router) =>
               Effect.provideService(KeyAdmin, admin),
               Effect.provideService(QuotaStore, quotaStore),
               Effect.provideService(QuotaTable, quotaTable),
-              Effect.provideService(GatewayConfig, config)
+              Effect.provideService(GatewayConfig, config),
+              Effect.provideService(UsageSink, sink)
             )
         return Effect.catch(run, (error) => Effect.succeed(ErrorResponse.response(ErrorResponse.toWire(error), requestId)))
       })

@@ -1,5 +1,5 @@
 /**
- * The public routes: the OpenAI-compatible API, health, the admin API (Admin.ts, Reload.ts), and
+ * The public routes: the OpenAI-compatible API, health, a tenant's usage (Usage.ts), the admin API (Admin.ts, Reload.ts), and
  * OpenAI-style 404/405 answers for everything else, plus CORS when `server.cors` is
  * configured (off by default: no CORS header is ever sent and a preflight gets no allow
  * header). The inference endpoints run the request pipeline (request/Pipeline.ts) with their
@@ -15,6 +15,7 @@ import { Connections } from "./Connections.ts"
 import * as Admin from "./Admin.ts"
 import * as Dashboard from "./Dashboard.ts"
 import * as Reload from "./Reload.ts"
+import * as Usage from "./Usage.ts"
 import * as Pipeline from "../request/Pipeline.ts"
 import * as OpenAI from "./OpenAI.ts"
 import * as Anthropic from "./Anthropic.ts"
@@ -230,6 +231,7 @@ export const layer = Layer.mergeAll(
   Admin.layer,
   Dashboard.layer,
   Reload.routes,
+  Usage.layer,
   Fallback,
   Cors,
   RouteErrors

@@ -16,7 +16,9 @@
  * metrics (accept), the reservation whose release is the settlement (admit: exactly once,
  * whatever ends the request), and, through dispatch, each attempt's slot, in-flight tokens,
  * KV pin, placement ticket and upstream request. Closing that scope (end of body, client
- * disconnect, shutdown) releases all of it, in reverse order, with the `Exit`.
+ * disconnect, shutdown) releases all of it, in reverse order, with the `Exit`: the
+ * settlement before accept's finalizer, which logs and counts the usage it settled, so the
+ * ledger row, the log line and the token metrics carry one value.
  *
  * admit → route → dispatch run as a model's leg, in a child of the request scope: when the
  * model cannot answer before its first token for a typed reason (`fallbackReason`) and it
@@ -51,6 +53,7 @@ import { type CommittedStream, type CommittedUnary, Dispatcher } from "../dispat
 import { relay } from "../dispatch/Relay.ts"
 import { Tally } from "../dispatch/Tally.ts"
 import type { Identity } from "../domain/Identity.ts"
+import * as Usage from "../domain/Usage.ts"
 import { type ModelId, RequestId } from "../domain/Ids.ts"
 import { costMicros } from "../domain/Quotas.ts"
 import type { PolicyContext } from "../extensions/Contract.ts"
@@ -106,7 +109,7 @@ const sessionKeyOf = (request: HttpServerRequest.HttpServerRequest, call: Infere
  * The finalizers read it when the scope closes.
  */
 class Facts {
-  /** The plan the request runs under (serve). */
+  /** The plan the request was served under (its declared tenants bound the metric labels). */
   plan: Plan | undefined = undefined
   identity: Identity | undefined = undefined
   /** The model as the client named it (cut to MODEL_CHARS), then the resolved model id. */
@@ -115,6 +118,11 @@ class Facts {
   admitted = false
   /** The `x-ratelimit-*` headers of the reservation (empty without limits). */
   rateLimits: Record<string, string> = {}
+  /**
+   * What the settlement charged (admit's release writes it; it runs before accept's): the
+   * one usage value the ledger row, the log line and the token metrics all carry.
+   */
+  settled: Usage.Usage | undefined = undefined
   served: Outcome.Served = { _tag: "Pending" }
   error: string | undefined = undefined
   attempts = new AttemptLog()
@@ -227,6 +235,7 @@ export const fallbackReason = (error: PipelineError): FallbackReason | undefined
   }
 }
 
+
 /** The handler of one inbound API's endpoint (the routes bind it to a path). */
 export const handler = <M>(inbound: Inbound<M>) =>
   Effect.gen(function*() {
@@ -261,19 +270,20 @@ export const handler = <M>(inbound: Inbound<M>) =>
         state.inFlight--
         const outcome = facts.outcome(exit)
         const { tally, attempts, reply } = facts
-        const usage = tally.reported
-        const completion = usage?.completionTokens ?? tally.countedCompletionTokens
-        if (span !== undefined) traceEnd(span, facts, outcome, exit, usage?.promptTokens ?? 0, completion, usage?.cachedTokens ?? 0)
+        // The settled usage (a request never admitted is charged nothing and produced nothing).
+        const usage = facts.settled ?? Usage.zero
+        if (span !== undefined) traceEnd(span, facts, outcome, exit, usage.promptTokens, usage.completionTokens, usage.cachedTokens)
         const metrics = Metrics.recordRequest({
           model: facts.modelId ?? "unknown",
+          tenant: Metrics.tenantLabel(Metrics.configuredTenants(facts.plan), facts.identity?.tenant),
           backend: attempts.backend,
           outcome,
           durationMs: now - facts.receivedAtMs,
           ttftMs: tally.ttftMs,
           interTokenMs: tally.interTokenMs,
-          promptTokens: usage?.promptTokens ?? 0,
-          completionTokens: completion,
-          cachedTokens: usage?.cachedTokens ?? 0,
+          promptTokens: usage.promptTokens,
+          completionTokens: usage.completionTokens,
+          cachedTokens: usage.cachedTokens,
           failedAttempts: [...facts.earlierAttempts, ...attempts.failed].map((a) => ({
             backend: a.backend,
             reason: a.reason,
@@ -292,8 +302,8 @@ export const handler = <M>(inbound: Inbound<M>) =>
           status,
           ttftMs: tally.ttftMs,
           interTokenMs: tally.interTokenMs,
-          promptTokens: usage?.promptTokens ?? 0,
-          completionTokens: completion,
+          promptTokens: usage.promptTokens,
+          completionTokens: usage.completionTokens,
           error: reply.failedAfterCommit ?? tally.failure?._tag ?? tally.note ?? facts.error,
           failedAttempts: attempts.failed
         })
@@ -310,9 +320,9 @@ export const handler = <M>(inbound: Inbound<M>) =>
           backend: attempts.backend,
           status,
           outcome,
-          prompt_tokens: usage?.promptTokens ?? 0,
-          completion_tokens: completion,
-          cached_tokens: usage?.cachedTokens ?? 0,
+          prompt_tokens: usage.promptTokens,
+          completion_tokens: usage.completionTokens,
+          cached_tokens: usage.cachedTokens,
           ttft_ms: tally.ttftMs,
           duration_ms: now - facts.receivedAtMs,
           attempts: [...facts.earlierAttempts, ...attempts.failed].map((a) => ({ backend: a.backend, reason: a.reason })),
@@ -431,12 +441,15 @@ export const handler = <M>(inbound: Inbound<M>) =>
           Effect.flatMap(budget.reserve(claim), (reservation) => accounting.admit(req, reservation)),
           (admission, exit) =>
             Effect.flatMap(Clock.currentTimeMillis, (nowMs) =>
-              Effect.asVoid(accounting.settle(req, admission, {
+              Effect.map(accounting.settle(req, admission, {
                 outcome: abandoned.fellBack ? "failed" : facts.outcome(exit),
                 attempts,
                 tally,
                 nowMs
-              })))
+              }), (charged) => {
+                // The answered leg's charge is the request's (an abandoned leg is charged nothing).
+                if (!abandoned.fellBack) facts.settled = charged
+              }))
         )
         facts.admitted = true
         const { requests, tokensLimit } = admission.reservation

@@ -6,6 +6,7 @@
  * anything not listed here is a defect: an opaque 500 whose details go to the log with the
  * request id, never to the client.
  */
+import type { InvalidUsageQuery, UsageUnavailable } from "../accounting/UsageReport.ts"
 import type { BudgetExceeded, BudgetUnavailable, RateLimitState } from "../admission/Budget.ts"
 import type { ErrorBody } from "../api/openai/ErrorEnvelope.ts"
 import type {
@@ -36,6 +37,10 @@ export type AdminError =
   | TenantExists
   | InvalidAdminRequest
   | StoreError
+  | UsageError
+
+/** What a usage query (the tenant's or the admin's) can fail with besides authentication. */
+export type UsageError = InvalidUsageQuery | UsageUnavailable
 
 /** What the request pipeline can fail with before the first byte. */
 export type PipelineError =
@@ -203,6 +208,10 @@ export const toWire = (error: GatewayError): WireError => {
       return err(400, "invalid_request_error", error.message, "invalid_value", error.param)
     case "StoreError":
       return err(503, "server_error", "The key store is unavailable; retry shortly.", "store_unavailable", null, 1000)
+    case "InvalidUsageQuery":
+      return err(400, "invalid_request_error", error.message, "invalid_value", error.param)
+    case "UsageUnavailable":
+      return err(503, "server_error", "The usage ledger is unavailable; retry shortly.", "usage_unavailable", null, 1000)
     case "Draining":
       return err(503, "server_error", "The gateway is shutting down; retry on another instance.", "draining", null, 1000)
     case "LimitExceeded":
@@ -280,7 +289,7 @@ export const toWire = (error: GatewayError): WireError => {
 const TAGS: ReadonlySet<string> = new Set([
   "InvalidJson", "InvalidBody", "ContextWindowExceeded", "UnknownModel", "BodyTooLarge", "UnsupportedOperation", "Draining",
   "Unauthenticated", "ModelNotAllowed", "AuthUnavailable", "AdminUnauthorized", "AdminDisabled", "DashboardBusy", "TenantNotFound",
-  "KeyNotFound", "TenantExists", "InvalidAdminRequest", "StoreError", "BudgetExceeded", "BudgetUnavailable", "BackendFailed",
+  "KeyNotFound", "TenantExists", "InvalidAdminRequest", "StoreError", "InvalidUsageQuery", "UsageUnavailable", "BudgetExceeded", "BudgetUnavailable", "BackendFailed",
   "NoBackendAvailable", "BackendsExhausted", "LimitExceeded", "GatewayOwnedField", "UnsupportedMediaType", "PolicyRejected",
   "ExtensionFailed", "ContentBlocked"
 ])

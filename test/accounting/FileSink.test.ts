@@ -23,7 +23,8 @@ const record = (id: string): AccountingRecord => ({
   attempts: [],
   wastedPromptTokens: 0,
   ttftMs: 5,
-  durationMs: 9
+  durationMs: 9,
+  settledAtMs: Date.now()
 })
 
 const options = { ...defaults.ledger, drainMs: 2000 }

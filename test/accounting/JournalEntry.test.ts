@@ -15,16 +15,16 @@ describe("journal entries and cost", () => {
     const entry = Option.getOrThrow(JournalEntry.decode(old))
     expect(entry.t).toBe("s")
     if (entry.t !== "s") return
-    expect(JournalEntry.recordOf(entry.r).costUsd).toBe(0)
+    expect(JournalEntry.recordOf(entry.r, 0).costUsd).toBe(0)
   })
 
   it("keeps the cost of a new entry", () => {
     const entry0 = Option.getOrThrow(JournalEntry.decode(old))
     if (entry0.t !== "s") throw new Error("not a settled entry")
-    const record = { ...JournalEntry.recordOf(entry0.r), costUsd: 0.000123 }
+    const record = { ...JournalEntry.recordOf(entry0.r, 0), costUsd: 0.000123 }
     const line = JournalEntry.settled(8, JSON.stringify(record)).trimEnd()
     const entry = Option.getOrThrow(JournalEntry.decode(line))
-    expect(entry.t === "s" && JournalEntry.recordOf(entry.r).costUsd).toBe(0.000123)
+    expect(entry.t === "s" && JournalEntry.recordOf(entry.r, 0).costUsd).toBe(0.000123)
     // A negative cost is not a record.
     expect(Option.isNone(JournalEntry.decode(line.replace("0.000123", "-1")))).toBe(true)
   })

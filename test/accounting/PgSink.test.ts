@@ -34,7 +34,8 @@ const record = (requestId: string, outcome: AccountingRecord["outcome"]): Accoun
   }],
   wastedPromptTokens: 0,
   ttftMs: 42,
-  durationMs: 120
+  durationMs: 120,
+  settledAtMs: Date.now()
 })
 
 const psql = (query: string) => execFileSync("psql", [url, "-tA", "-F", "|", "-c", query]).toString().trim()

@@ -34,6 +34,16 @@ describe("Command.parse", () => {
     expect(Command.parse(["check-config", "a.yaml", "b.yaml"])).toEqual({ _tag: "CheckConfig", files: ["a.yaml", "b.yaml"] })
   })
 
+  it("parses usage's flags strictly: unknown flags and stray arguments are errors", () => {
+    expect(Command.parse(["usage", "--tenant", "acme", "--from=2026-12-01", "--json"])).toEqual({
+      _tag: "Usage",
+      flags: { tenant: "acme", from: "2026-12-01", to: undefined, json: true }
+    })
+    expect(Command.parse(["usage", "--help"])).toEqual({ _tag: "Help", topic: "usage" })
+    expect(Command.parse(["usage", "--since", "1d"])).toMatchObject({ _tag: "UsageError", message: "unknown flag --since", topic: "usage" })
+    expect(Command.parse(["usage", "acme"])).toMatchObject({ _tag: "UsageError", topic: "usage" })
+  })
+
   it("turns every mistake into a usage error naming it", () => {
     const error = (argv: ReadonlyArray<string>) => {
       const r = Command.parse(argv)

@@ -93,6 +93,11 @@ auth: none
     }
     const usedNow = async () => (await Promise.all(windowKeys().map((k) => redis.hget(k, "used")))).reduce((n, v) => n + Number(v ?? 0), 0)
     const usedBefore = await usedNow()
+    // The usage API of the bundle reads the Postgres ledger (tenant default under auth: none;
+    // other suites may write default rows too, so "at least").
+    const defaultRequests = async () =>
+      ((await (await fetch(`${sluice.url}/v1/usage`)).json()) as { totals: { requests: number } }).totals.requests
+    const requestsBefore = await defaultRequests()
     let charged = 0
     const ids: Array<string> = []
     for (let i = 0; i < 24; i++) {
@@ -152,6 +157,15 @@ auth: none
     const deadline = performance.now() + 10_000
     while (otlp.spans.filter((s) => s === "Gateway.chat").length < ids.length && performance.now() < deadline) await sleep(200)
     expect(otlp.spans.filter((s) => s === "Gateway.chat").length).toBeGreaterThanOrEqual(ids.length)
+
+    // Once the ledger has written them, the usage API counts them.
+    const counted = performance.now() + 10_000
+    let reported = (await defaultRequests()) - requestsBefore
+    while (reported < ids.length && performance.now() < counted) {
+      await sleep(200)
+      reported = (await defaultRequests()) - requestsBefore
+    }
+    expect(reported).toBeGreaterThanOrEqual(ids.length)
 
     // SIGTERM: workers drain, the ledger is flushed, the process exits 0.
     expect(await sluice.kill("SIGTERM")).toEqual({ code: 0, signal: null })

@@ -150,6 +150,7 @@ backends:
     expect(attr(request, "gen_ai.usage.output_tokens")).toBe(2)
     expect(attr(request, "gen_ai.response.finish_reasons")).toEqual(["stop"])
     expect(attr(request, "server.address")).toBe("127.0.0.1")
+    expect(attr(request, "sluice.tenant")).toBe("default")
     expect(attr(attempts[0]!, "sluice.attempt.outcome")).toBe("committed")
   })
 
