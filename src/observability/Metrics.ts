@@ -41,6 +41,11 @@ const panic = Metric.counter("sluice_routing_panic_total", {
   incremental: true
 })
 
+const overload = Metric.counter("sluice_routing_overload_total", {
+  description: "Requests routed with saturated candidates: decision least_bad (every candidate saturated, the least bad tried first) or saturated_last (the saturated ranked after the others)",
+  incremental: true
+})
+
 const queueWait = Metric.histogram("sluice_queue_wait_seconds", {
   description: "Time an attempt waited for a free slot on the backend (0 when one was free; the queue timeout when none came)",
   boundaries: latencyBuckets
@@ -165,6 +170,12 @@ export const recordDegenerate = (model: string, backend: string): Effect.Effect<
 export const recordPanic = (model: string): Effect.Effect<void> =>
   Effect.contextWith((context) => {
     tagged(panic, { model }).updateUnsafe(1, context)
+    return Effect.void
+  })
+
+export const recordOverload = (model: string, decision: "least_bad" | "saturated_last"): Effect.Effect<void> =>
+  Effect.contextWith((context) => {
+    tagged(overload, { model, decision }).updateUnsafe(1, context)
     return Effect.void
   })
 
