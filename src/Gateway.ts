@@ -88,6 +88,9 @@ export class Listener extends Context.Service<Listener, { readonly server: Serve
   static readonly none = Layer.succeed(Listener, Listener.of({ server: undefined }))
 }
 
+/** Connections the kernel may hold for us before we accept them (see nodeServer). */
+const LISTEN_BACKLOG = 4096
+
 /**
  * node:http on the plan's address, with the connection limits of `server:` (deadlines for
  * receiving a request, connection caps, parser rejections in the OpenAI envelope), draining
@@ -104,6 +107,10 @@ export const nodeServer: Layer.Layer<
     return NodeHttpServer.layer(() => server, {
       host: initial.server.host,
       port: initial.server.port,
+      // Node's default accept queue (511) overflows when a burst of connections arrives while
+      // the event loop is busy, and the kernel then drops or resets them: a client's request
+      // failed by the host, not by any policy. The kernel caps this at net.core.somaxconn.
+      backlog: LISTEN_BACKLOG,
       gracefulShutdownTimeout: initial.timeouts.drainMs
     }).pipe(
       Layer.merge(Layer.succeed(Listener, Listener.of({ server }))),

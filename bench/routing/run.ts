@@ -72,8 +72,12 @@ const phasesOf = (name: WorkloadName) => {
 }
 const load = Number(arg("load", "1"))
 /**
- * The fleet's capacity on this host per workload, as a `--load` multiple: measured with
- * `--capacity --load 3` (see the routing README's overload section for the run).
+ * The fleet's capacity on this host per workload, as a `--load` multiple (bench/routing/README.md,
+ * "Overload"): load 1 is served in full by the best policy on every workload (the first round's
+ * table: 100% goodput), while load 2 (shared-prefix) and loads 3–4 (the others) are not served
+ * (queues grow without bound, or the host falls behind: `--capacity --load 3` measured
+ * 0.07–0.8). Capacity lies in [1, 2) on every workload; 1 is the unit, so `--overload 1.5,2`
+ * offers at least 1.5× and 2× of what the fleet serves here.
  */
 const CAPACITY: Readonly<Record<WorkloadName, number>> = {
   "shared-prefix": 1,
