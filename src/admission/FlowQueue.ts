@@ -48,7 +48,7 @@ export interface FlowQueueOptions {
   readonly bands: number
   readonly maxQueued: number
   /** A tenant's weight (> 0); the default 1. */
-  readonly weight?: (tenant: string) => number
+  readonly weight?: ((tenant: string) => number) | undefined
 }
 
 class Band<A> {

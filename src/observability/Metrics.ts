@@ -46,6 +46,18 @@ const overload = Metric.counter("sluice_routing_overload_total", {
   incremental: true
 })
 
+const flowDepth = Metric.gauge("sluice_flow_queue_depth", {
+  description: "Requests waiting in flow control (no eligible backend could take them), per model, tenant and priority band"
+})
+const flowWait = Metric.histogram("sluice_flow_queue_wait_seconds", {
+  description: "Time a request waited in flow control before its turn, per model, tenant and priority band",
+  boundaries: latencyBuckets
+})
+const flowRefused = Metric.counter("sluice_flow_queue_refused_total", {
+  description: "Requests flow control refused: reason full (queue full, nothing to shed), shed (pushed out by a higher band or a fairer request) or timeout (waited the maximum)",
+  incremental: true
+})
+
 const queueWait = Metric.histogram("sluice_queue_wait_seconds", {
   description: "Time an attempt waited for a free slot on the backend (0 when one was free; the queue timeout when none came)",
   boundaries: latencyBuckets
@@ -170,6 +182,26 @@ export const recordDegenerate = (model: string, backend: string): Effect.Effect<
 export const recordPanic = (model: string): Effect.Effect<void> =>
   Effect.contextWith((context) => {
     tagged(panic, { model }).updateUnsafe(1, context)
+    return Effect.void
+  })
+
+/** Flow control's depth for (model, tenant, band) now. */
+export const setFlowDepth = (model: string, tenant: string, band: number, depth: number): Effect.Effect<void> =>
+  Effect.contextWith((context) => {
+    tagged(flowDepth, { model, tenant, band: String(band) }).updateUnsafe(depth, context)
+    return Effect.void
+  })
+
+/** A request's wait in flow control, once it got its turn. */
+export const recordFlowWait = (model: string, tenant: string, band: number, waitedMs: number): Effect.Effect<void> =>
+  Effect.contextWith((context) => {
+    tagged(flowWait, { model, tenant, band: String(band) }).updateUnsafe(waitedMs / 1000, context)
+    return Effect.void
+  })
+
+export const recordFlowRefused = (model: string, tenant: string, band: number, reason: "full" | "shed" | "timeout"): Effect.Effect<void> =>
+  Effect.contextWith((context) => {
+    tagged(flowRefused, { model, tenant, band: String(band), reason }).updateUnsafe(1, context)
     return Effect.void
   })
 

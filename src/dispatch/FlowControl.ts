@@ -1,0 +1,136 @@
+/**
+ * Flow control (issue 15 item 1): where a request waits when no eligible backend can take it,
+ * per model, in a per-tenant queue with priority bands, dispatched by weighted fair queuing in
+ * tokens (admission/FlowQueue.ts), with a bounded wait and shedding of the lowest band first.
+ *
+ * A waiting request's place belongs to its scope: `wait` adds a finalizer that removes the
+ * place, so a client that goes away (its request fiber interrupted, its scope closed) leaves
+ * the queue at once and never takes a turn. A turn is given when capacity frees (`release`,
+ * called by whoever sees an attempt end), to the next entry in fair order; a waiter whose
+ * maximum wait passes fails with `FlowRefused{reason: timeout}`, one pushed out by a
+ * higher-priority or fairer arrival with `shed`, one refused on arrival with `full`. Every
+ * refusal carries a retry-after hint (the model's configured maximum wait).
+ *
+ * Metrics: `sluice_flow_queue_depth{model,tenant,band}`, `sluice_flow_queue_wait_seconds`
+ * (same labels) and `sluice_flow_queue_refused_total{…,reason}`.
+ *
+ * Owns: the queues and the waiters' deferreds. Must never: route, dispatch or hold a backend
+ * slot while a request waits (a waiter holds nothing but its place).
+ */
+import { Clock, Context, Data, Deferred, Effect, Exit, Layer, Scope } from "effect"
+import { FlowQueue } from "../admission/FlowQueue.ts"
+import * as Metrics from "../observability/Metrics.ts"
+
+export class FlowRefused extends Data.TaggedError("FlowRefused")<{
+  readonly model: string
+  readonly tenant: string
+  readonly band: number
+  readonly reason: "full" | "shed" | "timeout"
+  /** When a retry may find room (ms). */
+  readonly retryAfterMs: number
+}> {}
+
+export interface FlowTicket {
+  readonly model: string
+  readonly tenant: string
+  /** Priority band, 0 first. */
+  readonly band: number
+  /** The request's cost in tokens (estimated prompt + output). */
+  readonly cost: number
+  /** The longest this request may wait for its turn. */
+  readonly maxWaitMs: number
+}
+
+export interface FlowControlOptions {
+  readonly bands: number
+  /** Waiting requests per model, over every tenant and band. */
+  readonly maxQueued: number
+  /** A tenant's weight in fair queuing (default 1). */
+  readonly weight?: ((tenant: string) => number) | undefined
+}
+
+interface Waiter {
+  readonly ticket: FlowTicket
+  readonly enqueuedAt: number
+  readonly turn: Deferred.Deferred<number, FlowRefused>
+}
+
+export class FlowControl extends Context.Service<FlowControl, {
+  /** Waits for a turn; succeeds with the milliseconds waited. The place belongs to the current scope. */
+  readonly wait: (ticket: FlowTicket) => Effect.Effect<number, FlowRefused, Scope.Scope>
+  /** Capacity for `model` freed: gives up to `n` waiters their turn, in fair order. */
+  readonly release: (model: string, n?: number) => Effect.Effect<void>
+  /** Requests waiting for `model` now. */
+  readonly depth: (model: string) => number
+}>()("sluice/dispatch/FlowControl") {
+  static readonly make = (options: FlowControlOptions): Effect.Effect<FlowControl["Service"]> =>
+    Effect.sync(() => {
+      const queues = new Map<string, FlowQueue<Waiter>>()
+      const queueOf = (model: string) => {
+        let q = queues.get(model)
+        if (q === undefined) {
+          q = new FlowQueue<Waiter>({ bands: options.bands, maxQueued: options.maxQueued, weight: options.weight })
+          queues.set(model, q)
+        }
+        return q
+      }
+      const gauge = (q: FlowQueue<Waiter>, t: FlowTicket) => Metrics.setFlowDepth(t.model, t.tenant, t.band, q.depth(t.tenant, t.band))
+      const refuse = (t: FlowTicket, reason: FlowRefused["reason"]) =>
+        new FlowRefused({ model: t.model, tenant: t.tenant, band: t.band, reason, retryAfterMs: t.maxWaitMs })
+
+      const wait = (ticket: FlowTicket): Effect.Effect<number, FlowRefused, Scope.Scope> =>
+        Effect.gen(function*() {
+          const q = queueOf(ticket.model)
+          const now = yield* Clock.currentTimeMillis
+          const turn = Deferred.makeUnsafe<number, FlowRefused>()
+          const waiter: Waiter = { ticket, enqueuedAt: now, turn }
+          const queued = q.enqueue({ tenant: ticket.tenant, band: ticket.band, cost: ticket.cost, deadlineMs: now + ticket.maxWaitMs, value: waiter })
+          if (queued._tag === "Refused") {
+            yield* Metrics.recordFlowRefused(ticket.model, ticket.tenant, ticket.band, "full")
+            return yield* refuse(ticket, "full")
+          }
+          for (const shed of queued.shed) {
+            Deferred.doneUnsafe(shed.value.turn, Exit.fail(refuse(shed.value.ticket, "shed")))
+            yield* Metrics.recordFlowRefused(shed.value.ticket.model, shed.value.ticket.tenant, shed.value.ticket.band, "shed")
+            yield* gauge(q, shed.value.ticket)
+          }
+          yield* gauge(q, ticket)
+          // The place is the scope's: leaving (abort, timeout, shutdown) removes it at once.
+          yield* Effect.addFinalizer(() => Effect.suspend(() => (q.remove(queued.ticket) ? gauge(q, ticket) : Effect.void)))
+          const waited = yield* Deferred.await(turn).pipe(
+            Effect.timeoutOrElse({
+              duration: ticket.maxWaitMs,
+              orElse: () =>
+                Effect.suspend(() => {
+                  q.remove(queued.ticket)
+                  return Effect.andThen(
+                    Effect.andThen(gauge(q, ticket), Metrics.recordFlowRefused(ticket.model, ticket.tenant, ticket.band, "timeout")),
+                    Effect.fail(refuse(ticket, "timeout"))
+                  )
+                })
+            })
+          )
+          yield* Metrics.recordFlowWait(ticket.model, ticket.tenant, ticket.band, waited)
+          return waited
+        })
+
+      const release = (model: string, n = 1): Effect.Effect<void> =>
+        Effect.flatMap(Clock.currentTimeMillis, (now) =>
+          Effect.suspend(() => {
+            const q = queues.get(model)
+            if (q === undefined) return Effect.void
+            const given: Array<Waiter> = []
+            for (let i = 0; i < n; i++) {
+              const next = q.next()
+              if (next === undefined) break
+              given.push(next.value)
+              Deferred.doneUnsafe(next.value.turn, Exit.succeed(now - next.value.enqueuedAt))
+            }
+            return Effect.forEach(given, (w) => gauge(q, w.ticket), { discard: true })
+          }))
+
+      return FlowControl.of({ wait, release, depth: (model) => queues.get(model)?.size ?? 0 })
+    })
+
+  static readonly layer = (options: FlowControlOptions) => Layer.effect(FlowControl, FlowControl.make(options))
+}
