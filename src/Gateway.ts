@@ -28,6 +28,7 @@ import { GatewayConfig } from "./config/GatewayConfig.ts"
 import type { Plan } from "./config/Plan.ts"
 import type * as Settings from "./config/Settings.ts"
 import { Dispatcher } from "./dispatch/Dispatch.ts"
+import { FlowControl } from "./dispatch/FlowControl.ts"
 import * as ConnectionLimits from "./http/Connections.ts"
 import { Authenticators, RequestPolicies, ResponsePolicies } from "./extensions/Registries.ts"
 import { Lifecycle } from "./request/Lifecycle.ts"
@@ -193,7 +194,7 @@ export const make = <E>(parts: GatewayParts<E>) => {
   const identity = Layer.mergeAll(Authentication.layer, KeyAdmin.layer, AdminToken.fromEnvironment, Protection.layer)
   // The plan is checked against the registries once every extension has registered,
   // before any backend, engine or listener starts.
-  const core = Layer.mergeAll(Accounting.layer, Router.layer, Dispatcher.layer, identity).pipe(
+  const core = Layer.mergeAll(Accounting.layer, Router.layer, Dispatcher.layer, FlowControl.fromConfig, identity).pipe(
     Layer.provideMerge(backends),
     Layer.provideMerge(Layer.mergeAll(stores, Lifecycle.layer)),
     Layer.provideMerge(verifyPlan),

@@ -19,13 +19,16 @@
  */
 import { Clock, Context, Data, Deferred, Effect, Exit, Layer, Scope } from "effect"
 import { FlowQueue } from "../admission/FlowQueue.ts"
+import { GatewayConfig } from "../config/GatewayConfig.ts"
+import type { FlowControlPlan } from "../config/Plan.ts"
 import * as Metrics from "../observability/Metrics.ts"
 
 export class FlowRefused extends Data.TaggedError("FlowRefused")<{
   readonly model: string
   readonly tenant: string
   readonly band: number
-  readonly reason: "full" | "shed" | "timeout"
+  /** full / shed / timeout: flow control refused it; reject: the model answers saturation with 429 at once. */
+  readonly reason: "full" | "shed" | "timeout" | "reject"
   /** When a retry may find room (ms). */
   readonly retryAfterMs: number
 }> {}
@@ -75,7 +78,7 @@ export class FlowControl extends Context.Service<FlowControl, {
         return q
       }
       const gauge = (q: FlowQueue<Waiter>, t: FlowTicket) => Metrics.setFlowDepth(t.model, t.tenant, t.band, q.depth(t.tenant, t.band))
-      const refuse = (t: FlowTicket, reason: FlowRefused["reason"]) =>
+      const refuse = (t: FlowTicket, reason: "full" | "shed" | "timeout") =>
         new FlowRefused({ model: t.model, tenant: t.tenant, band: t.band, reason, retryAfterMs: t.maxWaitMs })
 
       const wait = (ticket: FlowTicket): Effect.Effect<number, FlowRefused, Scope.Scope> =>
@@ -133,4 +136,27 @@ export class FlowControl extends Context.Service<FlowControl, {
     })
 
   static readonly layer = (options: FlowControlOptions) => Layer.effect(FlowControl, FlowControl.make(options))
+
+  /** From the plan's `flow_control:` (bands, queue bound, tenant weights; read at start). */
+  static readonly fromConfig = Layer.effect(
+    FlowControl,
+    Effect.flatMap(GatewayConfig, ({ initial }) =>
+      FlowControl.make({
+        bands: initial.flowControl.bands,
+        maxQueued: initial.flowControl.maxQueued,
+        weight: (tenant) => initial.flowControl.tenants.get(tenant)?.weight ?? 1
+      }))
+  )
+}
+
+/**
+ * A request's priority band: its tenant's (`flow_control.tenants.<id>.band`, else the default
+ * band), or the `x-sluice-priority` header when the tenant may set it; a header can only
+ * lower the priority (a band at or below the tenant's own), never raise it.
+ */
+export const bandOf = (plan: FlowControlPlan, tenant: string, header: string | undefined): number => {
+  const own = plan.tenants.get(tenant)
+  const band = own?.band ?? plan.defaultBand
+  if (own?.priorityHeader !== true || header === undefined || !/^\d{1,2}$/.test(header.trim())) return band
+  return Math.min(plan.bands - 1, Math.max(band, Number(header.trim())))
 }

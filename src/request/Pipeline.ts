@@ -40,6 +40,7 @@ import { GatewayConfig } from "../config/GatewayConfig.ts"
 import type { ModelPlan, Plan } from "../config/Plan.ts"
 import { AttemptLog } from "../dispatch/Attempts.ts"
 import { Dispatcher } from "../dispatch/Dispatch.ts"
+import { bandOf, FlowControl, FlowRefused } from "../dispatch/FlowControl.ts"
 import { relay } from "../dispatch/Relay.ts"
 import { Tally } from "../dispatch/Tally.ts"
 import type { Identity } from "../domain/Identity.ts"
@@ -126,6 +127,7 @@ export const handler = (inbound: Inbound) =>
     const accounting = yield* Accounting
     const router = yield* Router
     const dispatcher = yield* Dispatcher
+    const flow = yield* FlowControl
     const log = yield* RequestLog
     const breakers = yield* Breakers
     const reports = yield* HealthReports
@@ -139,6 +141,15 @@ export const handler = (inbound: Inbound) =>
 
     /** release (accept's finalizer): the request's log line and metrics, from what the phases recorded. */
     const release = (request: HttpServerRequest.HttpServerRequest, facts: Facts, exit: Exit.Exit<unknown, unknown>) =>
+      Effect.andThen(freeTurn(facts), finish(request, facts, exit))
+
+    /** A request that held a backend ended: the next request waiting in flow control for its model gets a turn. */
+    const freeTurn = (facts: Facts): Effect.Effect<void> =>
+      facts.modelId !== undefined && (facts.attempts.backend !== undefined || facts.attempts.failed.length > 0)
+        ? flow.release(facts.modelId)
+        : Effect.void
+
+    const finish = (request: HttpServerRequest.HttpServerRequest, facts: Facts, exit: Exit.Exit<unknown, unknown>) =>
       Effect.flatMap(Clock.currentTimeMillis, (now) => {
         state.inFlight--
         const outcome = facts.outcome(exit)
@@ -329,8 +340,24 @@ export const handler = (inbound: Inbound) =>
         // admit
         const req = yield* admit(request, plan, identity, { ...decoded, call, rawBody }, facts)
 
-        // route
-        const route = yield* router.candidates(req)
+        // route; when every candidate is saturated, the model's `on_saturation` decides:
+        // the least bad takes it (route), it waits for a turn in flow control (queue), or 429.
+        let route = yield* router.candidates(req)
+        if (route.overload === "least_bad" && req.model.onSaturation !== undefined && req.model.onSaturation !== "route") {
+          const fc = plan.flowControl
+          const band = bandOf(fc, req.tenant, request.headers["x-sluice-priority"])
+          if (req.model.onSaturation === "reject") {
+            return yield* new FlowRefused({ model: req.model.id, tenant: req.tenant, band, reason: "reject", retryAfterMs: 1000 })
+          }
+          yield* flow.wait({
+            model: req.model.id,
+            tenant: req.tenant,
+            band,
+            cost: req.estimate.promptTokens + req.estimate.outputCap,
+            maxWaitMs: fc.maxWaitMs
+          })
+          route = yield* router.candidates(req)
+        }
 
         // dispatch → stream (response policies on the typed token events)
         const filters = Policies.startFilters(
