@@ -6,7 +6,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Fiber, Scope } from "effect"
 import { TestClock } from "effect/testing"
-import { FlowControl, type FlowTicket } from "../../src/dispatch/FlowControl.ts"
+import { bandOf, FlowControl, type FlowTicket } from "../../src/dispatch/FlowControl.ts"
 
 const ticket = (tenant: string, over: Partial<FlowTicket> = {}): FlowTicket => ({
   model: "m",
@@ -86,4 +86,24 @@ describe("FlowControl", () => {
       assert.strictEqual(yield* Fiber.join(stays), 0)
       assert.strictEqual(flow.depth("m"), 0)
     }))
+
+  it("bandOf: the tenant's band, or a lower priority by header when the tenant may set one, never a higher", () => {
+    const plan = {
+      bands: 3,
+      defaultBand: 1,
+      maxQueued: 10,
+      maxWaitMs: 1000,
+      tenants: new Map([
+        ["gold", { band: 0, weight: 2, priorityHeader: true }],
+        ["std", { band: 1, weight: 1, priorityHeader: false }]
+      ])
+    }
+    assert.strictEqual(bandOf(plan, "gold", undefined), 0)
+    assert.strictEqual(bandOf(plan, "gold", "2"), 2)
+    assert.strictEqual(bandOf(plan, "gold", "9"), 2)
+    assert.strictEqual(bandOf(plan, "gold", "high"), 0)
+    assert.strictEqual(bandOf(plan, "std", "2"), 1)
+    assert.strictEqual(bandOf(plan, "std", "0"), 1)
+    assert.strictEqual(bandOf(plan, "unknown", "0"), 1)
+  })
 })
