@@ -56,6 +56,8 @@ interface Waiter {
   readonly ticket: FlowTicket
   readonly enqueuedAt: number
   readonly turn: Deferred.Deferred<number, FlowRefused>
+  /** Given a turn by `release` (not shed, not refused). */
+  granted: boolean
 }
 
 export class FlowControl extends Context.Service<FlowControl, {
@@ -86,7 +88,7 @@ export class FlowControl extends Context.Service<FlowControl, {
           const q = queueOf(ticket.model)
           const now = yield* Clock.currentTimeMillis
           const turn = Deferred.makeUnsafe<number, FlowRefused>()
-          const waiter: Waiter = { ticket, enqueuedAt: now, turn }
+          const waiter: Waiter = { ticket, enqueuedAt: now, turn, granted: false }
           const queued = q.enqueue({ tenant: ticket.tenant, band: ticket.band, cost: ticket.cost, deadlineMs: now + ticket.maxWaitMs, value: waiter })
           if (queued._tag === "Refused") {
             yield* Metrics.recordFlowRefused(ticket.model, ticket.tenant, ticket.band, "full")
@@ -99,13 +101,25 @@ export class FlowControl extends Context.Service<FlowControl, {
           }
           yield* gauge(q, ticket)
           // The place is the scope's: leaving (abort, timeout, shutdown) removes it at once.
-          yield* Effect.addFinalizer(() => Effect.suspend(() => (q.remove(queued.ticket) ? gauge(q, ticket) : Effect.void)))
+          // A turn given to a waiter that left before taking it (interrupted, or timed out in the
+          // same instant) is passed on, so capacity is never lost to a departed client.
+          let taken = false
+          const granted = () => waiter.granted && !taken
+          yield* Effect.addFinalizer(() =>
+            Effect.suspend(() =>
+              q.remove(queued.ticket) ? gauge(q, ticket) : granted() ? release(ticket.model) : Effect.void
+            )
+          )
           const waited = yield* Deferred.await(turn).pipe(
+            Effect.tap(() => Effect.sync(() => (taken = true))),
             Effect.timeoutOrElse({
               duration: ticket.maxWaitMs,
               orElse: () =>
                 Effect.suspend(() => {
-                  q.remove(queued.ticket)
+                  if (!q.remove(queued.ticket) && granted()) {
+                    taken = true
+                    return Effect.andThen(release(ticket.model), Effect.fail(refuse(ticket, "timeout")))
+                  }
                   return Effect.andThen(
                     Effect.andThen(gauge(q, ticket), Metrics.recordFlowRefused(ticket.model, ticket.tenant, ticket.band, "timeout")),
                     Effect.fail(refuse(ticket, "timeout"))
@@ -127,6 +141,7 @@ export class FlowControl extends Context.Service<FlowControl, {
               const next = q.next()
               if (next === undefined) break
               given.push(next.value)
+              next.value.granted = true
               Deferred.doneUnsafe(next.value.turn, Exit.succeed(now - next.value.enqueuedAt))
             }
             return Effect.forEach(given, (w) => gauge(q, w.ticket), { discard: true })

@@ -87,6 +87,24 @@ describe("FlowControl", () => {
       assert.strictEqual(flow.depth("m"), 0)
     }))
 
+  it.effect("a turn given to a waiter that left before taking it passes to the next waiter", () =>
+    Effect.gen(function*() {
+      const flow = yield* FlowControl.make({ bands: 1, maxQueued: 10 })
+      const scope = yield* Scope.make()
+      const gone = yield* Effect.forkChild(flow.wait(ticket("a")).pipe(Scope.provide(scope)))
+      const next = yield* Effect.forkChild(Effect.scoped(flow.wait(ticket("b"))))
+      yield* Effect.yieldNow
+      // "gone"'s fiber is interrupted but its place is still in its (not yet closed) scope: the
+      // turn goes to it and is never taken; closing the scope hands the turn on.
+      yield* Fiber.interrupt(gone)
+      yield* flow.release("m")
+      assert.strictEqual(flow.depth("m"), 1)
+      yield* Scope.close(scope, Exit.void)
+      // Without the hand-on, "next" would wait for a release that never comes.
+      assert.strictEqual(yield* Fiber.join(next), 0)
+      assert.strictEqual(flow.depth("m"), 0)
+    }))
+
   it("bandOf: the tenant's band, or a lower priority by header when the tenant may set one, never a higher", () => {
     const plan = {
       bands: 3,
