@@ -17,7 +17,7 @@
  * Owns: the queues and the waiters' deferreds. Must never: route, dispatch or hold a backend
  * slot while a request waits (a waiter holds nothing but its place).
  */
-import { Clock, Context, Data, Deferred, Effect, Exit, Layer, Scope } from "effect"
+import { Clock, Context, Data, Deferred, Effect, Exit, Layer, Schedule, Scope } from "effect"
 import { FlowQueue } from "../admission/FlowQueue.ts"
 import { GatewayConfig } from "../config/GatewayConfig.ts"
 import type { FlowControlPlan } from "../config/Plan.ts"
@@ -52,6 +52,9 @@ export interface FlowControlOptions {
   readonly weight?: ((tenant: string) => number) | undefined
 }
 
+/** A model's waiters that got no turn for this long get one (see `nudge`). */
+const NUDGE_MS = 1000
+
 interface Waiter {
   readonly ticket: FlowTicket
   readonly enqueuedAt: number
@@ -67,10 +70,18 @@ export class FlowControl extends Context.Service<FlowControl, {
   readonly release: (model: string, n?: number) => Effect.Effect<void>
   /** Requests waiting for `model` now. */
   readonly depth: (model: string) => number
+  /**
+   * Gives one turn to every model whose waiters have had none for `idleMs`: saturation that no
+   * finishing request will end (a retry-after cool-down, an engine's own KV gauge) must not hold
+   * them until their maximum wait. The config layer runs it on a timer.
+   */
+  readonly nudge: (idleMs: number) => Effect.Effect<void>
 }>()("sluice/dispatch/FlowControl") {
   static readonly make = (options: FlowControlOptions): Effect.Effect<FlowControl["Service"]> =>
     Effect.sync(() => {
       const queues = new Map<string, FlowQueue<Waiter>>()
+      /** When each model's waiters last got a turn (or its queue last started filling). */
+      const lastTurn = new Map<string, number>()
       const queueOf = (model: string) => {
         let q = queues.get(model)
         if (q === undefined) {
@@ -87,6 +98,8 @@ export class FlowControl extends Context.Service<FlowControl, {
         Effect.gen(function*() {
           const q = queueOf(ticket.model)
           const now = yield* Clock.currentTimeMillis
+          // The idle clock of `nudge` starts when a model's queue starts holding someone.
+          if (q.size === 0) lastTurn.set(ticket.model, now)
           const turn = Deferred.makeUnsafe<number, FlowRefused>()
           const waiter: Waiter = { ticket, enqueuedAt: now, turn, granted: false }
           const queued = q.enqueue({ tenant: ticket.tenant, band: ticket.band, cost: ticket.cost, deadlineMs: now + ticket.maxWaitMs, value: waiter })
@@ -134,6 +147,7 @@ export class FlowControl extends Context.Service<FlowControl, {
       const release = (model: string, n = 1): Effect.Effect<void> =>
         Effect.flatMap(Clock.currentTimeMillis, (now) =>
           Effect.suspend(() => {
+            lastTurn.set(model, now)
             const q = queues.get(model)
             if (q === undefined) return Effect.void
             const given: Array<Waiter> = []
@@ -147,20 +161,35 @@ export class FlowControl extends Context.Service<FlowControl, {
             return Effect.forEach(given, (w) => gauge(q, w.ticket), { discard: true })
           }))
 
-      return FlowControl.of({ wait, release, depth: (model) => queues.get(model)?.size ?? 0 })
+      const nudge = (idleMs: number): Effect.Effect<void> =>
+        Effect.flatMap(Clock.currentTimeMillis, (now) =>
+          Effect.forEach(
+            [...queues].filter(([model, q]) => q.size > 0 && now - (lastTurn.get(model) ?? 0) >= idleMs).map(([model]) => model),
+            (model) => release(model),
+            { discard: true }
+          ))
+
+      return FlowControl.of({ wait, release, depth: (model) => queues.get(model)?.size ?? 0, nudge })
     })
 
   static readonly layer = (options: FlowControlOptions) => Layer.effect(FlowControl, FlowControl.make(options))
 
-  /** From the plan's `flow_control:` (bands, queue bound, tenant weights; read at start). */
+  /**
+   * From the plan's `flow_control:` (bands, queue bound, tenant weights; read at start), with
+   * the nudge timer: a model whose waiters got no turn for NUDGE_MS gets one.
+   */
   static readonly fromConfig = Layer.effect(
     FlowControl,
-    Effect.flatMap(GatewayConfig, ({ initial }) =>
-      FlowControl.make({
+    Effect.gen(function*() {
+      const { initial } = yield* GatewayConfig
+      const flow = yield* FlowControl.make({
         bands: initial.flowControl.bands,
         maxQueued: initial.flowControl.maxQueued,
         weight: (tenant) => initial.flowControl.tenants.get(tenant)?.weight ?? 1
-      }))
+      })
+      yield* Effect.forkScoped(Effect.repeat(flow.nudge(NUDGE_MS), Schedule.spaced(NUDGE_MS)))
+      return flow
+    })
   )
 }
 

@@ -349,14 +349,19 @@ export const handler = (inbound: Inbound) =>
           if (req.model.onSaturation === "reject") {
             return yield* new FlowRefused({ model: req.model.id, tenant: req.tenant, band, reason: "reject", retryAfterMs: 1000 })
           }
-          yield* flow.wait({
-            model: req.model.id,
-            tenant: req.tenant,
-            band,
-            cost: req.estimate.promptTokens + req.estimate.outputCap,
-            maxWaitMs: fc.maxWaitMs
-          })
-          route = yield* router.candidates(req)
+          // A turn re-routes; while every candidate is still saturated (a nudge found nothing
+          // freed) the request waits again, all of it within one `max_wait`.
+          const deadline = (yield* Clock.currentTimeMillis) + fc.maxWaitMs
+          while (route.overload === "least_bad") {
+            yield* flow.wait({
+              model: req.model.id,
+              tenant: req.tenant,
+              band,
+              cost: req.estimate.promptTokens + req.estimate.outputCap,
+              maxWaitMs: Math.max(0, deadline - (yield* Clock.currentTimeMillis))
+            })
+            route = yield* router.candidates(req)
+          }
         }
 
         // dispatch → stream (response policies on the typed token events)

@@ -105,6 +105,19 @@ describe("FlowControl", () => {
       assert.strictEqual(flow.depth("m"), 0)
     }))
 
+  it.effect("nudge: waiters that got no turn for the idle time get one (saturation no request will end)", () =>
+    Effect.gen(function*() {
+      const flow = yield* FlowControl.make({ bands: 1, maxQueued: 10 })
+      const waiter = yield* Effect.forkChild(Effect.scoped(flow.wait(ticket("a"))))
+      yield* Effect.yieldNow
+      yield* TestClock.adjust(500)
+      yield* flow.nudge(1000)
+      assert.strictEqual(flow.depth("m"), 1)
+      yield* TestClock.adjust(500)
+      yield* flow.nudge(1000)
+      assert.strictEqual(yield* Fiber.join(waiter), 1000)
+    }))
+
   it("bandOf: the tenant's band, or a lower priority by header when the tenant may set one, never a higher", () => {
     const plan = {
       bands: 3,
