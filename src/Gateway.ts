@@ -31,6 +31,7 @@ import { GatewayConfig } from "./config/GatewayConfig.ts"
 import type { Plan } from "./config/Plan.ts"
 import type * as Settings from "./config/Settings.ts"
 import { Dispatcher } from "./dispatch/Dispatch.ts"
+import { FlowControl } from "./dispatch/FlowControl.ts"
 import * as ConnectionLimits from "./http/Connections.ts"
 import { Lifecycle } from "./request/Lifecycle.ts"
 import { type ReloadOptions, Reloader } from "./http/Reload.ts"
@@ -80,6 +81,9 @@ export class Listener extends Context.Service<Listener, { readonly server: Serve
   static readonly none = Layer.succeed(Listener, Listener.of({ server: undefined }))
 }
 
+/** Connections the kernel may hold for us before we accept them (see nodeServer). */
+const LISTEN_BACKLOG = 4096
+
 /**
  * node:http on the plan's address, with the connection limits of `server:` (deadlines for
  * receiving a request, connection caps, parser rejections in the OpenAI envelope), draining
@@ -96,6 +100,10 @@ export const nodeServer: Layer.Layer<
     return NodeHttpServer.layer(() => server, {
       host: initial.server.host,
       port: initial.server.port,
+      // Node's default accept queue (511) overflows when a burst of connections arrives while
+      // the event loop is busy, and the kernel then drops or resets them: a client's request
+      // failed by the host, not by any policy. The kernel caps this at net.core.somaxconn.
+      backlog: LISTEN_BACKLOG,
       gracefulShutdownTimeout: initial.timeouts.drainMs
     }).pipe(
       Layer.merge(Layer.succeed(Listener, Listener.of({ server }))),
@@ -185,7 +193,7 @@ export const make = <E>(parts: GatewayParts<E>) => {
   const identity = Layer.mergeAll(Authentication.layer, KeyAdmin.layer, AdminToken.fromEnvironment, Protection.layer)
   // The plan is checked against the registries once every extension has registered,
   // before any backend, engine or listener starts.
-  const core = Layer.mergeAll(Accounting.layer, Router.layer, Dispatcher.layer, identity, Reloader.layer(parts.reload)).pipe(
+  const core = Layer.mergeAll(Accounting.layer, Router.layer, Dispatcher.layer, FlowControl.fromConfig, identity, Reloader.layer(parts.reload)).pipe(
     Layer.provideMerge(backends),
     Layer.provideMerge(Layer.mergeAll(stores, Lifecycle.layer, LiveStats.layer)),
     Layer.provideMerge(verifyPlan),

@@ -101,8 +101,10 @@ export const POLICIES: ReadonlyArray<Policy> = ["inference", "round_robin", "lea
 
 /**
  * The gateway config for one run. Every policy gets the same limits, set so that the
- * gateway itself never queues or sheds (slots and connections above any engine queue):
- * what is measured is where requests are sent, not gateway admission.
+ * gateway itself never queues or sheds (slots and connections above any engine queue; no cap
+ * on the listener's connections, since every simulated user connects from 127.0.0.1 and the
+ * default 1,000 per address reset the connections of an overloaded run): what is measured
+ * is where requests are sent, not gateway admission.
  */
 export const gatewayYaml = (policy: Policy, urls: ReadonlyMap<string, string>, seed: number): string => `
 models:
@@ -114,6 +116,7 @@ routing:
   policy: ${policy.split("/")[0]}
   picker: ${policy.split("/")[1] ?? "max_score"}
   seed: ${seed}
+server: { max_connections: 0, max_connections_per_address: 0 }
 timeouts: { first_token: 10m, idle: 5m, total: 30m, queue: 1m }
 retries: { max_attempts: 2 }
 health: { probe_interval: 1h, scrape_interval: 500ms, min_tokens_per_second: 0 }

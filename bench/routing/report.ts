@@ -34,6 +34,8 @@ export interface Row {
   readonly hitRate: number
   readonly preemptions: number
   readonly failed: number
+  /** Failed requests by reason: HTTP status (or `stream` for an error event) and the envelope's code or type. */
+  readonly failures: Readonly<Record<string, number>>
   readonly unfinished: number
   readonly lagSeconds: number
   /** Share of requests per backend (first choice that served them). */
@@ -41,6 +43,20 @@ export interface Row {
 }
 
 export const SLO = { ttftMs: 2000, tpotMs: 100 }
+
+/**
+ * A failure's reason, short enough to count: `HTTP 503 no_backend_available`, `stream
+ * upstream_error`, `request ECONNRESET`. The code (else the type, else the message's start)
+ * comes from the OpenAI error envelope when there is one.
+ */
+export const failureReason = (error: string): string => {
+  const status = /^HTTP (\d+)/.exec(error)?.[1]
+  const head = status !== undefined ? `HTTP ${status}` : error.startsWith("request:") ? "request" : error.startsWith("stream:") ? "stream" : "event"
+  const code = /"code":"([^"]+)"/.exec(error)?.[1] ?? /"type":"([^"]+)"/.exec(error)?.[1]
+  if (code !== undefined) return `${head} ${code}`
+  const rest = error.replace(/^(HTTP \d+:|request:|stream:)\s*/, "")
+  return `${head} ${rest.slice(0, 40)}`
+}
 
 const quantile = (sorted: ArrayLike<number>, q: number): number => {
   if (sorted.length === 0) return Number.NaN
@@ -91,10 +107,21 @@ export const summarize = (
     hitRate: engines.queryTokens === 0 ? 0 : engines.hitTokens / engines.queryTokens,
     preemptions: engines.preemptions,
     failed: outcomes.filter((o) => o.status === "failed").length,
+    failures: countFailures(outcomes),
     unfinished: outcomes.filter((o) => o.status === "unfinished").length,
     lagSeconds: engines.lagSeconds,
     spread
   }
+}
+
+const countFailures = (outcomes: ReadonlyArray<Outcome>): Record<string, number> => {
+  const out: Record<string, number> = {}
+  for (const o of outcomes) {
+    if (o.status !== "failed") continue
+    const reason = failureReason(o.error ?? "unknown")
+    out[reason] = (out[reason] ?? 0) + 1
+  }
+  return out
 }
 
 const ms = (x: number) => (Number.isNaN(x) ? "–" : x >= 10_000 ? `${(x / 1000).toFixed(1)} s` : x >= 1000 ? `${(x / 1000).toFixed(2)} s` : `${Math.round(x)} ms`)
@@ -148,6 +175,13 @@ export const verdicts = (rows: ReadonlyArray<Row>): Array<Verdict> => {
       check: `${w}: goodput ≥ best baseline (${best.policy})`,
       ok: mine.goodput >= best.goodput,
       detail: `${mine.goodput.toFixed(2)} vs ${best.goodput.toFixed(2)} req/s`
+    })
+    const fewest = baselines.reduce((a, b) => (b.failed < a.failed ? b : a))
+    out.push({
+      check: `${w}: failed ≤ best baseline's (${fewest.policy})`,
+      ok: mine.failed <= fewest.failed,
+      detail: `${mine.failed} vs ${fewest.failed}` +
+        (mine.failed > 0 ? ` (${Object.entries(mine.failures).map(([k, v]) => `${k}: ${v}`).join(", ")})` : "")
     })
   }
   return out

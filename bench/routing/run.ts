@@ -6,6 +6,7 @@
  *                            [--policies inference,round_robin,least_outstanding,random]
  *                            [--time-scale N] [--warmup S] [--duration S] [--drain S]
  *                            [--load 1] [--seed 1] [--quick] [--out bench/routing/results]
+ *                            [--overload 1.5,2] [--capacity] [--host-wait S] [--lag-retries N]
  *
  * A child process runs the six engines (simulated time runs `time-scale`× faster than the
  * wall clock; each workload has its own default, see PHASES); this process runs the gateway
@@ -16,6 +17,13 @@
  * unfinished). Only requests arriving after `warmup` are measured (engine counters too), so
  * every policy is judged in steady state, not on its cold start. Every policy replays exactly
  * the same requests. Writes `<out>/latest.md` and `<out>/latest.json`.
+ *
+ * Overload (issue 16): `--overload 1.5,2` runs every workload at those multiples of the fleet's
+ * capacity on this host (CAPACITY below, in units of the workload's `--load`) instead of at
+ * `--load`; the rows are labelled `<workload> @1.5×cap`. `--capacity` measures CAPACITY: a run
+ * per workload and policy at `--load` (use one well above capacity, e.g. 3), where capacity =
+ * load × (requests completed in the measured window ÷ requests that arrived in it); the
+ * fleet's capacity is the best policy's.
  */
 import { Effect, Layer, ManagedRuntime, References } from "effect"
 import { HttpServer } from "effect/http"
@@ -63,6 +71,27 @@ const phasesOf = (name: WorkloadName) => {
   }
 }
 const load = Number(arg("load", "1"))
+/**
+ * The fleet's capacity on this host per workload, as a `--load` multiple (bench/routing/README.md,
+ * "Overload"): load 1 is served in full by the best policy on every workload (the first round's
+ * table: 100% goodput), while load 2 (shared-prefix) and loads 3–4 (the others) are not served
+ * (queues grow without bound, or the host falls behind: `--capacity --load 3` measured
+ * 0.07–0.8). Capacity lies in [1, 2) on every workload; 1 is the unit, so `--overload 1.5,2`
+ * offers at least 1.5× and 2× of what the fleet serves here.
+ */
+const CAPACITY: Readonly<Record<WorkloadName, number>> = {
+  "shared-prefix": 1,
+  "multi-turn": 1,
+  sharegpt: 1,
+  bursty: 1
+}
+const overload = arg("overload", "").split(",").filter((x) => x !== "").map(Number)
+if (overload.some((x) => !(x > 0))) throw new Error("--overload: positive capacity multiples, e.g. 1.5,2")
+const measureCapacity = process.argv.includes("--capacity")
+/** Runs repeated when the engines lagged too much (the host was busy). */
+const lagRetries = Number(arg("lag-retries", "2"))
+/** Longest wait for a quiet host before each run, seconds (0: start at once, e.g. on a shared machine). */
+const hostWaitS = Number(arg("host-wait", "120"))
 const seed = Number(arg("seed", "1"))
 const out = arg("out", "bench/routing/results")
 const KNOWN_POLICIES: ReadonlyArray<Policy> = [...POLICIES, "inference/p2c", "inference/weighted_random"]
@@ -106,6 +135,23 @@ const waitForQuietHost = async (maxMs: number): Promise<number> => {
     const busy = (b.busy - a.busy) / Math.max(1, b.total - a.total)
     if (busy < 0.25 || performance.now() > until) return busy
     console.error(`    host busy (${Math.round(busy * 100)}% CPU used by other processes); waiting`)
+  }
+}
+
+/**
+ * The kernel's count of connections dropped because a listener's accept queue was full
+ * (TcpExt ListenOverflows, host-wide): a gateway whose event loop falls behind stops accepting,
+ * and its clients see resets. Undefined where /proc is not there.
+ */
+const listenOverflows = (): number | undefined => {
+  try {
+    const lines = readFileSync("/proc/net/netstat", "utf8").split("\n").filter((l) => l.startsWith("TcpExt:"))
+    const keys = lines[0]!.split(/\s+/)
+    const values = lines[1]!.split(/\s+/)
+    const i = keys.indexOf("ListenOverflows")
+    return i < 0 ? undefined : Number(values[i])
+  } catch {
+    return undefined
   }
 }
 
@@ -245,15 +291,20 @@ const delta = (before: ReadonlyArray<Stats>, after: ReadonlyArray<Stats>): Engin
 
 /** One (workload, policy) run on a freshly reset fleet behind a fresh gateway. */
 const runOnce = async (policy: Policy, workload: Workload, ph: Phases, urls: ReadonlyMap<string, string>) => {
-  await waitForQuietHost(120_000)
+  await waitForQuietHost(hostWaitS * 1000)
   await resetEngines(urls)
   const gw = await startGateway(policy, urls)
+  const overflowsBefore = listenOverflows()
   const tracer = trace ? traceEngines(urls) : undefined
   let before: Promise<Array<Stats>> | undefined
   const { outcomes, startWall } = await replay(gw.url, workload, ph, () => {
     before = engineStats(urls)
   })
   if (tracer !== undefined) clearInterval(tracer)
+  const overflowsAfter = listenOverflows()
+  if (overflowsBefore !== undefined && overflowsAfter !== undefined && overflowsAfter > overflowsBefore) {
+    console.error(`  ${policy.padEnd(18)} host listen overflows during the run: ${overflowsAfter - overflowsBefore} (accept queues full)`)
+  }
   await gw.close()
   const after = await engineStats(urls)
   const measured = outcomes.filter((o) => o.req.at >= ph.warmup * 1000)
@@ -267,7 +318,8 @@ const runOnce = async (policy: Policy, workload: Workload, ph: Phases, urls: Rea
     ((ph.duration - ph.warmup) * 1000) / ph.timeScale,
     outcomes
   )
-  return { row, measured }
+  const windowStart = startWall + (ph.warmup * 1000) / ph.timeScale
+  return { row, measured, outcomes, window: { start: windowStart, end: windowStart + ((ph.duration - ph.warmup) * 1000) / ph.timeScale } }
 }
 
 const printRow = (row: Row, measured: ReadonlyArray<Outcome>, ph: Phases) => {
@@ -289,6 +341,7 @@ const printRow = (row: Row, measured: ReadonlyArray<Outcome>, ph: Phases) => {
   console.error(`  ${row.policy.padEnd(18)} ${row.requests} reqs, ttft p50/p90/p99 ${row.ttft.p50.toFixed(0)}/${row.ttft.p90.toFixed(0)}/${row.ttft.p99.toFixed(0)} ms, ` +
     `itl p50/p99 ${row.itl.p50.toFixed(0)}/${row.itl.p99.toFixed(0)} ms, ${row.outputTokensPerS.toFixed(0)} tok/s, ` +
     `goodput ${row.goodput.toFixed(2)} req/s, hit ${(row.hitRate * 100).toFixed(0)}%, failed ${row.failed}, ` +
+    `${row.failed > 0 ? `(${Object.entries(row.failures).map(([k, v]) => `${k}: ${v}`).join(", ")}) ` : ""}` +
     `unfinished ${row.unfinished}, engine lag ${row.lagSeconds.toFixed(1)} s, spread % ${JSON.stringify(spread)}`)
 }
 
@@ -297,26 +350,43 @@ const main = async () => {
   const rows: Array<Row> = []
   const setups: Array<string> = []
   const began = performance.now()
+  const capacities: Array<string> = []
+  const levels: ReadonlyArray<number | undefined> = overload.length > 0 ? overload : [undefined]
   for (const name of workloadNames) {
     const ph = phasesOf(name)
-    const workload = WORKLOADS[name]({ durationMs: ph.duration * 1000, seed, load })
-    const setup = `**${workload.name}** (time scale ${ph.timeScale}×; ${ph.warmup} s warm-up, measured until ${ph.duration} s, ` +
-      `${ph.drain} s drain): ${workload.description}`
-    setups.push(`- ${setup}`)
-    console.error(`\n${setup}`)
     const fleet = await startFleet(ph.timeScale, seed)
     try {
-      for (const policy of policies) {
-        for (let attempt = 0; ; attempt++) {
-          const { row, measured } = await runOnce(policy, workload, ph, fleet.urls)
-          const maxLag = MAX_LAG_SHARE * (ph.duration - ph.warmup)
-          if (row.lagSeconds > maxLag && attempt < 2) {
-            console.error(`  ${policy.padEnd(18)} engine lag ${row.lagSeconds.toFixed(1)} s > ${maxLag.toFixed(1)} s: host too busy, run repeated`)
-            continue
+      for (const level of levels) {
+        const runLoad = level === undefined ? load : level * CAPACITY[name]
+        const workload = WORKLOADS[name]({ durationMs: ph.duration * 1000, seed, load: runLoad })
+        const label = level === undefined ? workload.name : `${workload.name} @${level}×cap`
+        const setup = `**${label}** (time scale ${ph.timeScale}×; ${ph.warmup} s warm-up, measured until ${ph.duration} s, ` +
+          `${ph.drain} s drain${level === undefined ? "" : `; load ${runLoad.toFixed(2)}`}): ${workload.description}`
+        setups.push(`- ${setup}`)
+        console.error(`\n${setup}`)
+        for (const policy of policies) {
+          for (let attempt = 0; ; attempt++) {
+            const { row, measured, outcomes, window } = await runOnce(policy, { ...workload, name: label }, ph, fleet.urls)
+            const maxLag = MAX_LAG_SHARE * (ph.duration - ph.warmup)
+            if (row.lagSeconds > maxLag && attempt < lagRetries) {
+              console.error(`  ${policy.padEnd(18)} engine lag ${row.lagSeconds.toFixed(1)} s > ${maxLag.toFixed(1)} s: host too busy, run repeated`)
+              continue
+            }
+            rows.push(row)
+            printRow(row, measured, ph)
+            if (measureCapacity) {
+              let done = 0
+              for (const o of outcomes) {
+                const end = o.tokenTimes.at(-1)
+                if (o.status === "ok" && end !== undefined && end >= window.start && end <= window.end) done++
+              }
+              const cap = runLoad * done / Math.max(1, measured.length)
+              const line = `${name} (${policy}): ${done} completed / ${measured.length} arrived in the window at load ${runLoad} → capacity ≈ load ${cap.toFixed(2)}`
+              capacities.push(`- ${line}`)
+              console.error(`  ${line}`)
+            }
+            break
           }
-          rows.push(row)
-          printRow(row, measured, ph)
-          break
         }
       }
     } finally {
@@ -325,18 +395,19 @@ const main = async () => {
   }
   const checks = verdicts(rows)
   const md = [
-    `Routing quality — load ×${load}, seed ${seed}, wall time ${((performance.now() - began) / 1000).toFixed(0)} s. ` +
+    `Routing quality — ${overload.length > 0 ? `overload ${overload.map((x) => `${x}×`).join(", ")} capacity` : `load ×${load}`}, seed ${seed}, wall time ${((performance.now() - began) / 1000).toFixed(0)} s. ` +
     "Times are simulated (engine) time.",
     "",
     ...setups,
     "",
     table(rows),
     "",
+    ...capacities,
     ...checks.map((c) => `- ${c.ok ? "✅" : "❌"} ${c.check}: ${c.detail}`)
   ].join("\n")
   mkdirSync(out, { recursive: true })
   writeFileSync(`${out}/latest.md`, md + "\n")
-  writeFileSync(`${out}/latest.json`, JSON.stringify({ phases: PHASES, quick, load, seed, rows, checks }, null, 2) + "\n")
+  writeFileSync(`${out}/latest.json`, JSON.stringify({ phases: PHASES, quick, load, overload, capacity: CAPACITY, seed, rows, checks }, null, 2) + "\n")
   console.log("\n" + md)
 }
 

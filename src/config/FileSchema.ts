@@ -79,6 +79,12 @@ export const ModelEntry = Schema.Struct({
   fallbacks: Schema.optionalKey(Schema.Array(Name)),
   /** Largest `n` (and vLLM `best_of`) a request may ask for; default 8. */
   max_n: Schema.optionalKey(PositiveInt),
+  /**
+   * When every candidate backend is saturated: `route` (default: the least bad takes it and
+   * the engine queues it), `queue` (wait in flow control, `flow_control:`) or `reject` (429
+   * with retry-after at once).
+   */
+  on_saturation: Schema.optionalKey(Schema.Literals(["route", "queue", "reject"])),
   /** The policies for this model (instead of the gateway-wide `extensions` lists). */
   extensions: Schema.optionalKey(PolicySelection)
 })
@@ -411,6 +417,24 @@ export const Server = Schema.Struct({
   max_connections_per_address: Schema.optionalKey(Count)
 })
 
+/** Flow control: where requests wait when every backend of their model is saturated. */
+export const FlowControlTenant = Schema.Struct({
+  /** The tenant's priority band (0 first); default `flow_control.default_band`. */
+  band: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 15 }))),
+  /** Its weight in fair queuing (tokens served in proportion); default 1. */
+  weight: Schema.optionalKey(Schema.Number.check(Schema.isGreaterThan(0))),
+  /** Whether its requests may pick a lower priority (a higher band) with `x-sluice-priority`. */
+  priority_header: Schema.optionalKey(Schema.Boolean)
+})
+
+export const FlowControl = Schema.Struct({
+  bands: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 16 }))),
+  default_band: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 15 }))),
+  max_queued: Schema.optionalKey(Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))),
+  max_wait: Schema.optionalKey(Duration),
+  tenants: Schema.optionalKey(Schema.Record(Name, FlowControlTenant))
+})
+
 export const ConfigFile = Schema.Struct({
   server: Schema.optionalKey(Server),
   models: Schema.optionalKey(Schema.Array(ModelEntry)),
@@ -426,7 +450,8 @@ export const ConfigFile = Schema.Struct({
   health: Schema.optionalKey(Health),
   breakers: Schema.optionalKey(Breakers),
   extensions: Schema.optionalKey(Extensions),
-  auth: Schema.optionalKey(Auth)
+  auth: Schema.optionalKey(Auth),
+  flow_control: Schema.optionalKey(FlowControl)
 })
 export type ConfigFile = typeof ConfigFile.Type
 

@@ -29,6 +29,8 @@ export interface ModelPlan {
   readonly retryUnaryAfterResponse: boolean
   /** Largest `n` / `best_of` a request may ask for. */
   readonly maxN: number
+  /** When every candidate is saturated: route to the least bad, wait in flow control, or 429 (default route). */
+  readonly onSaturation?: "route" | "queue" | "reject" | undefined
   /** This model's policy lists (undefined: the gateway's `extensions`). */
   readonly extensions: PolicySelectionPlan | undefined
   /** Models tried in order when this one cannot answer before its first token (`models[].fallbacks`). */
@@ -256,6 +258,16 @@ export interface Plan {
   readonly ledger: LedgerPlan
   readonly extensions: ExtensionsPlan
   readonly auth: AuthPlan
+  readonly flowControl: FlowControlPlan
+}
+
+export interface FlowControlPlan {
+  readonly bands: number
+  readonly defaultBand: number
+  /** Waiting requests per model. */
+  readonly maxQueued: number
+  readonly maxWaitMs: number
+  readonly tenants: ReadonlyMap<string, { readonly band: number; readonly weight: number; readonly priorityHeader: boolean }>
 }
 
 export interface PlanIssue {
@@ -388,6 +400,7 @@ const validate = (
       itlTargetMs: m.itl_target === undefined ? undefined : durationMs(m.itl_target),
       repetition: m.repetition ?? "observe",
       retryUnaryAfterResponse: m.retry_unary_after_response ?? false,
+      onSaturation: m.on_saturation ?? "route",
       maxN: m.max_n ?? defaults.maxN,
       extensions: m.extensions === undefined ? undefined : { request: m.extensions.request, response: m.extensions.response },
       fallbacks: []
@@ -541,7 +554,23 @@ const validate = (
   const l = file.ledger ?? {}
   if (b.replicas !== undefined && b.local_share !== undefined) fail("budgets.local_share", "set either replicas or local_share, not both")
   if (l.batch !== undefined && l.queue !== undefined && l.queue < l.batch) fail("ledger.queue", "must hold at least one batch (ledger.batch)")
+  const fc = file.flow_control ?? {}
+  const bands = fc.bands ?? 3
+  const defaultBand = fc.default_band ?? Math.min(1, bands - 1)
+  if (defaultBand >= bands) fail("flow_control.default_band", `must be below flow_control.bands (${bands})`)
+  const flowTenants = new Map<string, { band: number; weight: number; priorityHeader: boolean }>()
+  for (const [tenant, t] of Object.entries(fc.tenants ?? {})) {
+    if (t.band !== undefined && t.band >= bands) fail(`flow_control.tenants.${tenant}.band`, `must be below flow_control.bands (${bands})`)
+    flowTenants.set(tenant, { band: t.band ?? defaultBand, weight: t.weight ?? 1, priorityHeader: t.priority_header ?? false })
+  }
   return {
+    flowControl: {
+      bands,
+      defaultBand,
+      maxQueued: fc.max_queued ?? 1024,
+      maxWaitMs: fc.max_wait === undefined ? 30_000 : durationMs(fc.max_wait),
+      tenants: flowTenants
+    },
     server: {
       host: sv.host ?? defaults.host,
       port: sv.port ?? defaults.port,

@@ -75,6 +75,22 @@ const fallbacks = counter(
   "sluice_fallbacks_total",
   "Requests that left their model for a fallback before the first token, by model, fallback and reason"
 )
+const overload = counter(
+  "sluice_routing_overload_total",
+  "Requests routed with saturated candidates: decision least_bad (every candidate saturated, the least bad tried first) or saturated_last (the saturated ranked after the others)"
+)
+const flowDepth = Metric.gauge("sluice_flow_queue_depth", {
+  description: "Requests waiting in flow control (no eligible backend could take them), per model, tenant and priority band"
+})
+const flowWait = histogram(
+  "sluice_flow_queue_wait_seconds",
+  "Time a request waited in flow control before its turn, per model, tenant and priority band",
+  latencyBuckets
+)
+const flowRefused = counter(
+  "sluice_flow_queue_refused_total",
+  "Requests flow control refused: reason full (queue full, nothing to shed), shed (pushed out by a higher band or a fairer request) or timeout (waited the maximum)"
+)
 
 const backendHealth = Metric.gauge("sluice_backend_health", { description: "1 for the backend's current health state" })
 const breakerState = Metric.gauge("sluice_breaker_state", { description: "1 for the (model, GPU SKU) breaker's current state" })
@@ -208,6 +224,32 @@ export const recordSpend = (tenant: string, model: string, usd: number): Effect.
 export const recordPanic = (model: string): Effect.Effect<void> =>
   Effect.contextWith((context) => {
     panic({ model }).updateUnsafe(1, context)
+    return Effect.void
+  })
+
+/** Flow control's depth for (model, tenant, band) now. */
+export const setFlowDepth = (model: string, tenant: string, band: number, depth: number): Effect.Effect<void> =>
+  Effect.contextWith((context) => {
+    Metric.withAttributes(flowDepth, { model, tenant, band: String(band) }).updateUnsafe(depth, context)
+    return Effect.void
+  })
+
+/** A request's wait in flow control, once it got its turn. */
+export const recordFlowWait = (model: string, tenant: string, band: number, waitedMs: number): Effect.Effect<void> =>
+  Effect.contextWith((context) => {
+    flowWait({ model, tenant, band: String(band) }).updateUnsafe(waitedMs / 1000, context)
+    return Effect.void
+  })
+
+export const recordFlowRefused = (model: string, tenant: string, band: number, reason: "full" | "shed" | "timeout"): Effect.Effect<void> =>
+  Effect.contextWith((context) => {
+    flowRefused({ model, tenant, band: String(band), reason }).updateUnsafe(1, context)
+    return Effect.void
+  })
+
+export const recordOverload = (model: string, decision: "least_bad" | "saturated_last"): Effect.Effect<void> =>
+  Effect.contextWith((context) => {
+    overload({ model, decision }).updateUnsafe(1, context)
     return Effect.void
   })
 

@@ -50,6 +50,7 @@ import { GatewayConfig } from "../config/GatewayConfig.ts"
 import type { ModelPlan, Plan } from "../config/Plan.ts"
 import { AttemptLog } from "../dispatch/Attempts.ts"
 import { type CommittedStream, type CommittedUnary, Dispatcher } from "../dispatch/Dispatch.ts"
+import { bandOf, FlowControl, FlowRefused } from "../dispatch/FlowControl.ts"
 import { relay } from "../dispatch/Relay.ts"
 import { Tally } from "../dispatch/Tally.ts"
 import type { Identity } from "../domain/Identity.ts"
@@ -246,6 +247,7 @@ export const handler = <M>(inbound: Inbound<M>) =>
     const accounting = yield* Accounting
     const router = yield* Router
     const dispatcher = yield* Dispatcher
+    const flow = yield* FlowControl
     const log = yield* RequestLog
     const live = yield* LiveStats
     const breakers = yield* Breakers
@@ -261,6 +263,19 @@ export const handler = <M>(inbound: Inbound<M>) =>
 
     /** release (accept's finalizer): the request's log line and metrics, from what the phases recorded. */
     const release = (
+      request: HttpServerRequest.HttpServerRequest,
+      facts: Facts,
+      exit: Exit.Exit<unknown, unknown>,
+      span: Tracer.Span | undefined
+    ) => Effect.andThen(freeTurn(facts), finish(request, facts, exit, span))
+
+    /** A request that held a backend ended: the next request waiting in flow control for its model gets a turn. */
+    const freeTurn = (facts: Facts): Effect.Effect<void> =>
+      facts.modelId !== undefined && (facts.attempts.backend !== undefined || facts.attempts.failed.length > 0)
+        ? flow.release(facts.modelId)
+        : Effect.void
+
+    const finish = (
       request: HttpServerRequest.HttpServerRequest,
       facts: Facts,
       exit: Exit.Exit<unknown, unknown>,
@@ -518,8 +533,29 @@ export const handler = <M>(inbound: Inbound<M>) =>
               // admit
               const admitted = yield* admit(request, plan, identity, legDecoded, facts, abandoned)
               const req: GatewayRequest = native === undefined ? admitted : { ...admitted, native }
-              // route
-              const route = yield* router.candidates(req)
+              // route; when every candidate is saturated, the model's `on_saturation` decides:
+              // the least bad takes it (route), it waits for a turn in flow control (queue), or 429.
+              let route = yield* router.candidates(req)
+              if (route.overload === "least_bad" && model.onSaturation !== undefined && model.onSaturation !== "route") {
+                const fc = plan.flowControl
+                const band = bandOf(fc, req.tenant, request.headers["x-sluice-priority"])
+                if (model.onSaturation === "reject") {
+                  return yield* new FlowRefused({ model: model.id, tenant: req.tenant, band, reason: "reject", retryAfterMs: 1000 })
+                }
+                // A turn re-routes; while every candidate is still saturated (a nudge found nothing
+                // freed) the request waits again, all of it within one `max_wait`.
+                const deadline = (yield* Clock.currentTimeMillis) + fc.maxWaitMs
+                while (route.overload === "least_bad") {
+                  yield* flow.wait({
+                    model: model.id,
+                    tenant: req.tenant,
+                    band,
+                    cost: req.estimate.promptTokens + req.estimate.outputCap,
+                    maxWaitMs: Math.max(0, deadline - (yield* Clock.currentTimeMillis))
+                  })
+                  route = yield* router.candidates(req)
+                }
+              }
               // dispatch
               return req.stream
                 ? { _tag: "Stream" as const, req, model, committed: yield* dispatcher.stream(req, route, plan, facts.attempts, facts.tally) }

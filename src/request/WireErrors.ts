@@ -22,6 +22,7 @@ import type {
 } from "../auth/Errors.ts"
 import type { FailureReason } from "../backends/Failure.ts"
 import type { BackendFailed, BackendsExhausted } from "../dispatch/Errors.ts"
+import type { FlowRefused } from "../dispatch/FlowControl.ts"
 import type { NoBackendAvailable } from "../routing/Errors.ts"
 import type { StoreError, TenantExists } from "../stores/KeyStore.ts"
 import type { ContentBlocked, ExtensionFailed, PolicyRejected, RequestError } from "./Errors.ts"
@@ -54,6 +55,7 @@ export type PipelineError =
   | BackendFailed
   | BackendsExhausted
   | NoBackendAvailable
+  | FlowRefused
 
 export type GatewayError =
   | RequestError
@@ -67,6 +69,7 @@ export type GatewayError =
   | BackendFailed
   | BackendsExhausted
   | NoBackendAvailable
+  | FlowRefused
 
 export interface WireError {
   readonly status: number
@@ -268,6 +271,16 @@ export const toWire = (error: GatewayError): WireError => {
       return reasonToWire(error.reason)
     case "NoBackendAvailable":
       return err(503, "server_error", error.message, "no_backend_available")
+    case "FlowRefused": {
+      const why = error.reason === "timeout"
+        ? "it waited the longest allowed for a free backend"
+        : error.reason === "shed"
+        ? "it was pushed out of the queue by higher-priority or fairer requests"
+        : error.reason === "full"
+        ? "the queue for it is full"
+        : "every backend is saturated and the model rejects instead of queueing"
+      return err(429, "rate_limit_error", `Model ${error.model} is saturated: ${why}. Retry later.`, `saturated_${error.reason}`, null, error.retryAfterMs)
+    }
     case "BackendsExhausted": {
       const tags = error.attempts.map((a) => a.reason)
       const detail = error.attempts.map((a) => `${a.backend}: ${a.reason} (${a.message})`).join("; ")
@@ -291,7 +304,7 @@ const TAGS: ReadonlySet<string> = new Set([
   "Unauthenticated", "ModelNotAllowed", "AuthUnavailable", "AdminUnauthorized", "AdminDisabled", "DashboardBusy", "TenantNotFound",
   "KeyNotFound", "TenantExists", "InvalidAdminRequest", "StoreError", "InvalidUsageQuery", "UsageUnavailable", "BudgetExceeded", "BudgetUnavailable", "BackendFailed",
   "NoBackendAvailable", "BackendsExhausted", "LimitExceeded", "GatewayOwnedField", "UnsupportedMediaType", "PolicyRejected",
-  "ExtensionFailed", "ContentBlocked"
+  "ExtensionFailed", "ContentBlocked", "FlowRefused"
 ])
 
 /** Whether `error` is one of the tagged errors this module maps (by its tag). */

@@ -109,7 +109,11 @@ export interface Filter {
    * all of them (no allocation on the common path).
    */
   readonly apply: (ctx: RoutingContext, views: ReadonlyArray<BackendView>) => ReadonlyArray<BackendView>
-  /** When every candidate is filtered out: keep them all (fail open) instead of failing the request. */
+  /**
+   * A soft filter (saturation): it runs after the hard ones, the candidates it excludes are
+   * ranked last instead of dropped, and when it would exclude all of them it keeps them all.
+   * It never fails a request.
+   */
   readonly failOpen: boolean
   /**
    * The filter excludes on health evidence (health, breaker). Such filters decide panic

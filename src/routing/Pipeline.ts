@@ -2,11 +2,17 @@
  * The `inference` policy as a pure function: filter → score → pick over the views of one
  * request, with the plugins the routing plan names (compiled once per plan and cached).
  *
- * Filters run in config order; a filter that would exclude every candidate fails the
- * request with its name, unless it fails open (saturation). Scores are combined as
- * `weight(b) · Σ wₛ·scoreₛ(b) / Σ wₛ`, every `scoreₛ` clamped to [0, 1]. The picker orders
- * all surviving candidates: the first is tried first, the rest are the failover order.
- * A filtered-out backend never appears in the result.
+ * The hard filters (and the health gates) run first, in config order; a hard filter that
+ * would exclude every candidate fails the request with its name. The soft (fail-open)
+ * filters, saturation, run after them on what they kept, so a soft filter can never leave a
+ * hard one nothing to keep (a tenant whose allowed backends are all busy is served by a busy
+ * one, not refused). Soft filters never fail a request and never drop a candidate: the ones
+ * they exclude are *saturated* and ranked after the others (the failover order still reaches
+ * them), and when every candidate is saturated they are all ranked by score, least bad
+ * first (`overload`). Scores are combined as `weight(b) · Σ wₛ·scoreₛ(b) / Σ wₛ`, every
+ * `scoreₛ` clamped to [0, 1]. The picker orders the candidates: the first is tried first,
+ * the rest are the failover order. A backend a hard filter excludes never appears in the
+ * result.
  *
  * Panic (Envoy's panic threshold): let E be the candidates the other hard filters keep and
  * A ⊆ E those the health gates (health, breaker) keep too. When |A| < panic_threshold·|E|,
@@ -30,7 +36,7 @@ export interface Compiled {
   readonly filters: ReadonlyArray<Filter>
   /** Filters judging health evidence (they decide panic routing). */
   readonly gates: ReadonlyArray<Filter>
-  /** The other filters that may fail a request (not gates, not fail-open). */
+  /** The other filters that may fail a request (not gates, not fail-open: those are soft). */
   readonly hard: ReadonlyArray<Filter>
   readonly scorers: ReadonlyArray<WeightedScorer>
   readonly totalWeight: number
@@ -86,6 +92,13 @@ export type Filtered =
     readonly panic: boolean
     /** In panic, the candidates the health gates would have excluded (ranked last). */
     readonly excluded: ReadonlySet<BackendView> | undefined
+    /** Candidates a soft filter excluded (saturated): ranked after the others, before `excluded`. */
+    readonly saturated?: ReadonlySet<BackendView> | undefined
+    /**
+     * How saturation shaped the result: `least_bad` when every candidate was saturated (all
+     * ranked by score), `saturated_last` when some were (ranked last); undefined otherwise.
+     */
+    readonly overload?: "least_bad" | "saturated_last" | undefined
   }
   | { readonly ok: false; readonly filter: string }
 
@@ -128,12 +141,10 @@ export const filter = (
   let excluded = panicExclusions(compiled, ctx, views, skip)
   let current = views
   for (const f of compiled.filters) {
-    if (f.name === skip || (excluded !== undefined && f.healthGate === true)) continue
+    if (f.failOpen || f.name === skip || (excluded !== undefined && f.healthGate === true)) continue
     const next = f.apply(ctx, current)
     if (next.length === 0) {
-      if (f.failOpen) continue
-      // Only reachable when a fail-open filter before this gate left nothing but the
-      // candidates it excludes: that is panic too.
+      // Defensive: panicExclusions already saw this case (the gates leave none of the eligible).
       if (f.healthGate === true && ctx.plan.panicThreshold > 0) {
         excluded = new Set([...(excluded ?? []), ...current])
         continue
@@ -142,15 +153,51 @@ export const filter = (
     }
     current = next
   }
-  return { ok: true, views: current, panic: excluded !== undefined, excluded }
+  // Soft filters: what they exclude stays a candidate, ranked after the others.
+  const candidates = current
+  let saturated: Set<BackendView> | undefined
+  let leastBad = false
+  for (const f of compiled.filters) {
+    if (!f.failOpen || f.name === skip) continue
+    const next = f.apply(ctx, current)
+    if (next === current || next.length === current.length) continue
+    if (next.length === 0) {
+      leastBad = true
+      continue
+    }
+    saturated ??= new Set()
+    const kept = new Set(next)
+    for (const v of current) if (!kept.has(v)) saturated.add(v)
+    current = next
+  }
+  return {
+    ok: true,
+    views: candidates,
+    panic: excluded !== undefined,
+    excluded,
+    saturated,
+    overload: leastBad ? "least_bad" : saturated !== undefined ? "saturated_last" : undefined
+  }
 }
 
-/** In panic, moves the candidates the gates would have excluded behind the others (stable). */
+/**
+ * Stable demotion: the candidates neither saturated nor gate-excluded first, then the
+ * saturated, then (in panic) the ones the health gates would have excluded.
+ */
 export const excludedLast = (views: ReadonlyArray<BackendView>, filtered: Filtered): ReadonlyArray<BackendView> => {
-  if (!filtered.ok || filtered.excluded === undefined || filtered.excluded.size === 0) return views
-  const out = views.filter((v) => !filtered.excluded!.has(v))
-  for (const v of views) if (filtered.excluded.has(v)) out.push(v)
-  return out
+  if (!filtered.ok) return views
+  const excluded = filtered.excluded !== undefined && filtered.excluded.size > 0 ? filtered.excluded : undefined
+  const saturated = filtered.saturated !== undefined && filtered.saturated.size > 0 ? filtered.saturated : undefined
+  if (excluded === undefined && saturated === undefined) return views
+  const first: Array<BackendView> = []
+  const busy: Array<BackendView> = []
+  const last: Array<BackendView> = []
+  for (const v of views) {
+    if (excluded?.has(v) === true) last.push(v)
+    else if (saturated?.has(v) === true) busy.push(v)
+    else first.push(v)
+  }
+  return [...first, ...busy, ...last]
 }
 
 /** Combined score of every view, in [0, weight(b)]. */

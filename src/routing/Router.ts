@@ -18,6 +18,11 @@
  * last) and says `panic`, so the dispatcher also admits candidates behind an open breaker.
  * Each such request is counted (`sluice_routing_panic_total{model}`); a model entering and
  * leaving panic is logged once each way.
+ *
+ * Overload: saturation never refuses a request (Pipeline.ts). A route whose candidates were
+ * all saturated ranks them least bad first; one where some were ranks those last; each such
+ * request is counted (`sluice_routing_overload_total{model,decision}`, decision `least_bad`
+ * or `saturated_last`). A request is refused only when a hard filter leaves nothing.
  */
 import { Clock, Context, Effect, Layer } from "effect"
 import type { Backend } from "../backends/Backend.ts"
@@ -50,6 +55,8 @@ export interface Route {
    * one of them before a decode candidate (undefined: one engine does everything).
    */
   readonly prefill?: ReadonlyArray<Backend> | undefined
+  /** Saturation shaped the order (Pipeline.ts `overload`): every candidate busy, or some. */
+  readonly overload?: "least_bad" | "saturated_last" | undefined
 }
 
 export class Router extends Context.Service<Router, {
@@ -109,7 +116,7 @@ export class Router extends Context.Service<Router, {
             : routing.policy === "least_outstanding"
             ? Baselines.leastOutstanding(filtered.views, turn)
             : Baselines.random(filtered.views, random)
-          return { backends: toBackends(Pipeline.excludedLast(ordered, filtered)), panic: filtered.panic }
+          return { backends: toBackends(Pipeline.excludedLast(ordered, filtered)), panic: filtered.panic, overload: filtered.overload }
         }
 
         // inference: one pool, or a prefill/decode plan when the model has a P/D pool.
@@ -131,15 +138,22 @@ export class Router extends Context.Service<Router, {
             const prefill = toBackends(prefillOrder.views)
             const rest = mixed.length === 0 ? undefined : Pipeline.run(compiled, ctx, Views.views(req, mixed, now, hinted, deps), random)
             return rest !== undefined && rest.ok
-              ? { backends: [...toBackends(decodeOrder.views), ...toBackends(rest.views)], panic: decodeOrder.panic || rest.panic, prefill }
-              : { backends: toBackends(decodeOrder.views), panic: decodeOrder.panic, prefill }
+              ? {
+                backends: [...toBackends(decodeOrder.views), ...toBackends(rest.views)],
+                panic: decodeOrder.panic || rest.panic,
+                prefill,
+                overload: decodeOrder.overload
+              }
+              : { backends: toBackends(decodeOrder.views), panic: decodeOrder.panic, prefill, overload: decodeOrder.overload }
           }
         }
         // One engine per request: mixed and decode backends (a decode engine can prefill locally);
         // dedicated prefill engines only when nothing else can take it.
         const pool = mixed.length + decode.length > 0 ? (prefill.length === 0 ? serving : [...mixed, ...decode]) : prefill
         const result = Pipeline.run(compiled, ctx, Views.views(req, pool, now, hinted, deps), random)
-        return result.ok ? { backends: toBackends(result.views), panic: result.panic } : rejected(result.filter)
+        return result.ok
+          ? { backends: toBackends(result.views), panic: result.panic, overload: result.overload }
+          : rejected(result.filter)
       }
 
       /** Counts a request routed in panic; logs a model entering or leaving panic. */
@@ -169,8 +183,11 @@ export class Router extends Context.Service<Router, {
             Effect.flatMap(config.current, (plan) => {
               const result = route(req, now, plan)
               if (result instanceof NoBackendAvailable) return Effect.fail(result)
+              const counted = result.overload === undefined
+                ? Effect.succeed(result)
+                : Effect.as(Metrics.recordOverload(req.model.id, result.overload), result)
               // The common path: no model in panic, nothing to count or log.
-              return !result.panic && panicking.size === 0 ? Effect.succeed(result) : Effect.as(observe(req, result), result)
+              return !result.panic && panicking.size === 0 ? counted : Effect.andThen(observe(req, result), counted)
             }))
       })
     })

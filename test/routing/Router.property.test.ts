@@ -4,6 +4,7 @@
  * - a backend a hard filter excludes is never among the candidates, under any policy but `ordered`;
  *   one the health gates (health, breaker) exclude is a candidate only when the model routes in
  *   panic (under half of its eligible backends pass the gates), and then after all the others;
+ *   saturation drops none (a cooling-down backend comes after the ones that are not);
  * - a session stays on its backend while that backend is healthy and no busier than the others,
  *   and leaves it once it turns unhealthy;
  * (the prefix index's bound is in PrefixIndex.test.ts).
@@ -103,6 +104,13 @@ describe("routing properties", () => {
             const available = eligible.filter((b) => !gateExcluded(b))
             if (panic !== available.length < 0.5 * eligible.length) return false
             if (bs.length === 0 || bs.some(hardExcluded)) return false
+            // Saturation is soft (issue 16): it drops no candidate, and the saturated (cooling
+            // down) come after the others among those the gates keep.
+            const kept = panic ? eligible : available
+            if (!kept.every((b) => bs.includes(b))) return false
+            const open = bs.filter((b) => !gateExcluded(b))
+            const firstBusy = open.findIndex((b) => states[backends.indexOf(b)]!.coolingDown)
+            if (firstBusy !== -1 && !open.slice(firstBusy).every((b) => states[backends.indexOf(b)]!.coolingDown)) return false
             if (!panic) return bs.every((b) => !gateExcluded(b))
             // In panic the gate-excluded come last.
             const firstBad = bs.findIndex(gateExcluded)

@@ -6,7 +6,7 @@
 import { Effect, Scope } from "effect"
 import { afterEach, describe, expect, it } from "vitest"
 import type { Backend } from "../../src/backends/Backend.ts"
-import { GpuSku } from "../../src/domain/Ids.ts"
+import { BackendId, GpuSku } from "../../src/domain/Ids.ts"
 import { routerFor } from "./harness.ts"
 import { backend, modelPlan, request, text } from "./support.ts"
 
@@ -186,7 +186,8 @@ describe("inference", () => {
     b.coolDown(Date.now() + 50)
     expect((await r.order(request("hi"))).sort()).toEqual(["a", "b"])
     await new Promise((resolve) => setTimeout(resolve, 80))
-    expect(await r.order(request("hi"))).toEqual(["b"])
+    // b is free again: first; a (still cooling down) stays in the failover order, last.
+    expect(await r.order(request("hi"))).toEqual(["b", "a"])
   })
 
   it("keeps a session on its backend while it is healthy, and moves it when it is not", async () => {
@@ -231,5 +232,61 @@ describe("inference", () => {
     const shortRoute = await r.run(r.router.candidates(short))
     expect(shortRoute.backends.map((b) => b.id).sort()).toEqual(["d1", "d2"])
     expect(shortRoute.prefill).toBeUndefined()
+  })
+})
+
+describe("inference under overload (issue 16): saturation is soft", () => {
+  it("every candidate saturated: all ranked, the least bad first, and the route says least_bad", async () => {
+    const [a, b, c] = [backend("a"), backend("b"), backend("c")]
+    const r = await make([a, b, c])
+    for (const x of [a, b, c]) x.coolDown(Date.now() + 60_000)
+    // a and c are busy with requests that have not started; b is idle: b is the least bad.
+    for (const [x, n] of [[a, 4], [c, 2]] as const) {
+      for (let i = 0; i < n; i++) await r.dispatch(request(text(200, i + n * 10)), x, false)
+    }
+    const route = await r.run(r.router.candidates(request("hi")))
+    expect(route.backends.map((x) => x.id)).toEqual(["b", "c", "a"])
+    expect(route.overload).toBe("least_bad")
+  })
+
+  it("keeps saturated backends in the failover order, after the others, and says saturated_last", async () => {
+    const [a, b, c] = [backend("a"), backend("b"), backend("c")]
+    const r = await make([a, b, c])
+    a.coolDown(Date.now() + 60_000)
+    c.coolDown(Date.now() + 60_000)
+    const route = await r.run(r.router.candidates(request("hi")))
+    expect(route.backends[0]!.id).toBe("b")
+    expect([...route.backends.slice(1).map((x) => x.id)].sort()).toEqual(["a", "c"])
+    expect(route.overload).toBe("saturated_last")
+    // Nothing saturated: nothing to say.
+    const idle = await make([backend("x"), backend("y")])
+    expect((await idle.run(idle.router.candidates(request("hi")))).overload).toBeUndefined()
+  })
+
+  it("a tenant whose allowed backends are all saturated is served by one of them, never refused", async () => {
+    const [a, b, c] = [backend("a"), backend("b"), backend("c")]
+    // The tenant may use b and c only; both are saturated, a (not allowed) is free. On the old
+    // pipeline saturation kept only a, then the tenant filter removed it: a 503 under
+    // overload that no baseline gives.
+    const tenants = new Map([["default", { allowedBackends: new Set([BackendId("b"), BackendId("c")]), deniedBackends: new Set<BackendId>() }]])
+    const r = await make([a, b, c], { tenants })
+    b.coolDown(Date.now() + 60_000)
+    c.coolDown(Date.now() + 60_000)
+    const route = await r.run(r.router.candidates(request("hi")))
+    expect(route.backends.map((x) => x.id).sort()).toEqual(["b", "c"])
+    expect(route.overload).toBe("least_bad")
+    // The baselines serve it too (they never ran saturation): the same candidates.
+    const rr = await make([a, b, c], { tenants, policy: "least_outstanding" })
+    expect((await rr.order(request("hi"))).sort()).toEqual(["b", "c"])
+  })
+
+  it("slot-full, over-queue and over-KV backends are ranked last too, and a hard filter still refuses", async () => {
+    const [a, b] = [backend("a", { maxConcurrency: 1 }), backend("b")]
+    const r = await make([a, b], { maxQueue: 0 })
+    await holdSlot(a)
+    expect(await r.order(request("hi"))).toEqual(["b", "a"])
+    // A request that no candidate may serve (the model's allowed SKUs) is still refused by that filter.
+    const req = request("hi", { model: modelPlan({ allowedGpus: ["B200"] }) })
+    await expect(r.order(req)).rejects.toMatchObject({ _tag: "NoBackendAvailable", message: expect.stringContaining("sku") })
   })
 })
