@@ -74,7 +74,7 @@ const build = (plan: Plan, launcher: EngineLauncher["Service"], dialects: Dialec
         try: () => dialect.make({ backend: resolved, pool, options: adapterOptions(plan) }),
         catch: (e) => new FleetError({ backend: bp.id, message: e instanceof Error ? e.message : String(e) })
       })
-      backends.push(new Backend(resolved, pool, adapter, plan.health))
+      backends.push(new Backend(resolved, pool, adapter, plan.health, plan.routing.prefixCapacity))
     }
     const byId = new Map(backends.map((b) => [b.id, b]))
     const byModel = new Map<ModelId, Array<Backend>>()

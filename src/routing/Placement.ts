@@ -24,6 +24,7 @@ import { GatewayConfig } from "../config/GatewayConfig.ts"
 import type { Plan } from "../config/Plan.ts"
 import type { AttemptProgress } from "./Contract.ts"
 import * as Predict from "./Predict.ts"
+import { preciseMatch } from "./PreciseMatch.ts"
 import { capacityFor, PrefixIndex } from "./PrefixIndex.ts"
 import { profileOf } from "./Profiles.ts"
 
@@ -120,7 +121,7 @@ export const make = (initial: Plan): RoutingState => {
         const s = stateOf(backend)
         const e = req.estimate
         const matched = record(req, backend, now)
-        const predicted = Math.floor(Predict.cachedTokens(e, matched) * s.trust)
+        const predicted = preciseMatch(req, backend)?.cachedTokens ?? Math.floor(Predict.cachedTokens(e, matched) * s.trust)
         const uncached = Math.max(1, e.promptTokens - predicted)
         const ticket: Ticket = { progress, uncachedTokens: uncached, kvTokens: uncached + e.maxOutputTokens }
         s.tickets.add(ticket)

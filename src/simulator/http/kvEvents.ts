@@ -7,7 +7,8 @@
  * subscriber that passes `since` first gets the retained batches after it (replay); if `since` is older than the
  * ring, or newer than anything published (another incarnation's number), it gets the whole ring and sees the gap
  * itself. The response header `x-kv-events-epoch` names this incarnation of the engine: a subscriber that sees
- * it change knows the engine restarted and forgets what it had. A subscriber whose socket falls more than
+ * it change knows the engine restarted and forgets what it had; `x-kv-events-block-size` gives the block size
+ * before any BlockStored does. A subscriber whose socket falls more than
  * `MAX_BUFFERED` bytes behind is cut off (it reconnects and replays), so a slow reader costs bounded memory.
  * Must never: block the engine loop, or hold per-subscriber state beyond the response object.
  */
@@ -59,7 +60,8 @@ export class KvEventPublisher {
     res.writeHead(200, {
       "content-type": "application/x-ndjson",
       "cache-control": "no-cache",
-      "x-kv-events-epoch": this.epoch
+      "x-kv-events-epoch": this.epoch,
+      "x-kv-events-block-size": String(this.log.blockSize)
     })
     res.flushHeaders()
     const oldest = this.nextSeq - this.ring.length
