@@ -9,16 +9,48 @@
  * Bounds: at most `maxTokens` ids (the blocks the router hashes); each message's text is cut at
  * `maxTokens × 6` characters; a prompt with a run of `LONG_RUN` or more non-space characters (where BPE
  * costs quadratic time) gets no ids. Messages are encoded one at a time with a yield between them. The
- * tokenizer tables load on first use. Pure apart from that lazy load; no clocks, no I/O.
+ * tokenizer tables load on first use. Long message texts (system prompts shared by many requests, a
+ * conversation's earlier turns) are kept encoded in an LRU bounded by `CACHE_TOKENS` ids, so a shared
+ * prefix is tokenized once, not per request (llm-d's router keeps a tokenization cache for the same
+ * reason). No clocks, no I/O.
  */
 import { Effect } from "effect"
 import type { InferenceCall } from "../api/openai/Calls.ts"
 import { chatTemplateTokens, completionTemplateTokens, type TemplateMessage } from "../domain/KvBlocks.ts"
 import { LONG_RUN } from "./Tokenizer.ts"
 
-type Encode = (text: string) => Array<number>
+type Encode = (text: string) => ArrayLike<number>
 
 let encoder: Encode | undefined
+
+/** Texts at least this long are cached encoded; the cache holds at most `CACHE_TOKENS` ids in all. */
+const CACHE_MIN_CHARS = 512
+export const CACHE_TOKENS = 2_000_000
+const cache = new Map<string, Uint32Array>()
+let cachedTokens = 0
+
+const encodeCached = (encode: Encode, text: string): ArrayLike<number> => {
+  if (text.length < CACHE_MIN_CHARS) return encode(text)
+  const hit = cache.get(text)
+  if (hit !== undefined) {
+    cache.delete(text)
+    cache.set(text, hit)
+    return hit
+  }
+  const ids = Uint32Array.from(encode(text))
+  if (ids.length > CACHE_TOKENS) return ids
+  cache.set(text, ids)
+  cachedTokens += ids.length
+  for (const [k, v] of cache) {
+    if (cachedTokens <= CACHE_TOKENS) break
+    cache.delete(k)
+    cachedTokens -= v.length
+  }
+  return ids
+}
+
+/** Texts and ids held by the encoding cache (for tests). */
+export const cacheSize = (): { readonly texts: number; readonly tokens: number } => ({ texts: cache.size, tokens: cachedTokens })
 
 const asText = { disallowedSpecial: new Set<string>() }
 
@@ -70,7 +102,8 @@ export const promptTokenIds = (call: InferenceCall, maxTokens: number): Effect.E
       if (typeof one === "string") {
         const text = cut(one)
         if (hasLongRun(text)) return undefined
-        return completionTemplateTokens(encode(text).slice(0, maxTokens))
+        const all = encodeCached(encode, text)
+        return completionTemplateTokens(all.length > maxTokens ? Uint32Array.from(all).subarray(0, maxTokens) : all)
       }
       if (Array.isArray(one) && one.every((x) => typeof x === "number")) {
         return completionTemplateTokens(one.slice(0, maxTokens))
@@ -92,9 +125,9 @@ export const promptTokenIds = (call: InferenceCall, maxTokens: number): Effect.E
     const toolsJson = Array.isArray(tools) && tools.length > 0 ? cut(JSON.stringify(tools)) : undefined
     if (toolsJson !== undefined && hasLongRun(toolsJson)) return undefined
     // One message per yield: a long conversation never holds the event loop for its whole length.
-    const encoded = new Map<string, Array<number>>()
+    const encoded = new Map<string, ArrayLike<number>>()
     for (const text of [toolsJson ?? "", ...messages.map((m) => m.content)]) {
-      if (!encoded.has(text)) encoded.set(text, encode(text))
+      if (!encoded.has(text)) encoded.set(text, encodeCached(encode, text))
       yield* Effect.yieldNow
     }
     const ids = chatTemplateTokens(messages, toolsJson, (t) => encoded.get(t) ?? encode(t), maxTokens)

@@ -55,6 +55,17 @@ describe("KvTokens: prompt token ids as the engine sees them", () => {
     expect(hostile).toBeUndefined()
     expect(await ids({ kind: "embedding", body: { model: "m", input: "hi" } } as never)).toBeUndefined()
   })
+
+  it("keeps long texts encoded (a shared system prompt is tokenized once), within its bound", async () => {
+    const system = "A long shared system prompt about rivers and engines. ".repeat(40)
+    const first = await ids(chat({ messages: [{ role: "system", content: system }, { role: "user", content: "one" }] }))
+    const texts = KvTokens.cacheSize().texts
+    const second = await ids(chat({ messages: [{ role: "system", content: system }, { role: "user", content: "two" }] }))
+    expect(KvTokens.cacheSize().texts).toBe(texts)
+    expect([...second!]).toEqual([...chatPromptTokens([{ role: "system", content: system }, { role: "user", content: "two" }])])
+    expect(first!.length).toBe(second!.length)
+    expect(KvTokens.cacheSize().tokens).toBeLessThanOrEqual(KvTokens.CACHE_TOKENS)
+  })
 })
 
 describe("LineFeeder", () => {
