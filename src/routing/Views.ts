@@ -49,7 +49,7 @@ export const view = (
 
   // The engine's own KV events when it publishes them (exact, trusted as they are); else the
   // approximate index, scaled by how far its predictions held here.
-  const precise = preciseMatch(req, backend)
+  const precise = preciseMatch(req, backend, () => state.pendingMatch(backend, e.prefixHashes))
   const matched = precise?.matched ?? state.index.match(backend.id, e.prefixHashes, now)
   const trust = precise === undefined ? state.trust(backend) : 1
   const cached = precise?.cachedTokens ?? Math.floor(Predict.cachedTokens(e, matched) * trust)
