@@ -111,4 +111,11 @@ routing:
     await eventually(async () => index(x).size, (n) => n > 0, 5000)
     expect(await viaGateway(doc("gamma"))).toBe(y)
   })
+
+  it("exposes each engine's precise index on /metrics", async () => {
+    const text = await (await fetch(`${gw.url}/metrics`)).text()
+    expect(text).toMatch(/sluice_kv_index_live\{[^}]*backend="a"[^}]*\} 1\b/)
+    expect(text).toMatch(/sluice_kv_index_blocks\{[^}]*backend="b"[^}]*\} [1-9]/)
+    expect(text).toMatch(/sluice_kv_index_resyncs\{[^}]*backend="a"[^}]*\} 0\b/)
+  })
 })
