@@ -112,10 +112,26 @@ routing:
     expect(await viaGateway(doc("gamma"))).toBe(y)
   })
 
+  it("an engine reset (its connections, the event stream included, cut) empties that engine's index after the reconnect's replay", async () => {
+    await direct("a", doc("delta"))
+    await eventually(async () => index("a").size, (n) => n > 0, 5000)
+    const resyncs = index("a").resyncs
+    const res = await fetch(`${sims.get("a")!.url}/admin/crash`, { method: "POST", body: JSON.stringify({ mode: "reset" }) })
+    expect(res.status).toBe(202)
+    await eventually(async () => index("a").size, (n) => n === 0, 5000)
+    // The stream comes back on the same engine incarnation: a replay, not a resync.
+    await eventually(async () => index("a").live, (live) => live, 5000)
+    expect(index("a").resyncs).toBe(resyncs)
+    // Routing follows: b holds delta now, a does not.
+    await direct("b", doc("delta"))
+    await eventually(async () => index("b").size, (n) => n > 0, 5000)
+    expect(await viaGateway(doc("delta"))).toBe("b")
+  })
+
   it("exposes each engine's precise index on /metrics", async () => {
     const text = await (await fetch(`${gw.url}/metrics`)).text()
     expect(text).toMatch(/sluice_kv_index_live\{[^}]*backend="a"[^}]*\} 1\b/)
     expect(text).toMatch(/sluice_kv_index_blocks\{[^}]*backend="b"[^}]*\} [1-9]/)
-    expect(text).toMatch(/sluice_kv_index_resyncs\{[^}]*backend="a"[^}]*\} 0\b/)
+    expect(text).toMatch(/sluice_kv_index_resyncs\{[^}]*backend="b"[^}]*\} 0\b/)
   })
 })
