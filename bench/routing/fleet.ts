@@ -44,12 +44,15 @@ export interface RunningFleet {
   readonly stop: () => Promise<void>
 }
 
-/** Starts every engine in one child process at `timeScale`; resolves when all listen. */
-export const startFleet = (timeScale: number, seed: number): Promise<RunningFleet> => {
+/**
+ * Starts every engine in one child process at `timeScale`; resolves when all listen. `kvBlocks`
+ * shrinks every engine's KV cache (cache-churn runs); undefined keeps the profiles' capacity.
+ */
+export const startFleet = (timeScale: number, seed: number, kvBlocks?: number): Promise<RunningFleet> => {
   const dir = mkdtempSync(join(tmpdir(), "sluice-bench-"))
   const file = join(dir, "fleet.yaml")
   const lines = [
-    `defaults: { host: 127.0.0.1, timeScale: ${timeScale}, jitter: 0.05 }`,
+    `defaults: { host: 127.0.0.1, timeScale: ${timeScale}, jitter: 0.05${kvBlocks === undefined ? "" : `, kvBlocks: ${kvBlocks}`} }`,
     "instances:",
     ...ENGINES.map((e, i) => `  - { profile: ${e.profile}, model: ${e.model}, seed: ${seed + i} }`)
   ]
@@ -89,9 +92,14 @@ export const startFleet = (timeScale: number, seed: number): Promise<RunningFlee
   })
 }
 
-/** A routing policy; `inference/<picker>` runs the inference policy with another picker. */
+/**
+ * A routing policy; `inference/<picker>` runs the inference policy with another picker;
+ * `inference+kv` is the inference policy with every backend subscribed to its engine's KV events
+ * (precise prefix index; every other policy runs with `kv_events: false`, the approximate index).
+ */
 export type Policy =
   | "inference"
+  | "inference+kv"
   | "inference/p2c"
   | "inference/weighted_random"
   | "round_robin"
@@ -111,9 +119,9 @@ models:
   - { name: ${MODEL_8B}, default_max_tokens: 256, tokenizer: cl100k }
   - { name: ${MODEL_70B}, default_max_tokens: 256, tokenizer: cl100k }
 backends:
-${ENGINES.map((e) => `  - { id: ${e.id}, url: "${urls.get(e.id)}/v1", models: [${e.model}], gpu: ${e.gpu}, quantization: ${e.quantization}, profile: ${e.profile}, cost_per_gpu_second: ${e.cost}, metrics: vllm, max_concurrency: 4096, connections: 4096 }`).join("\n")}
+${ENGINES.map((e) => `  - { id: ${e.id}, url: "${urls.get(e.id)}/v1", models: [${e.model}], gpu: ${e.gpu}, quantization: ${e.quantization}, profile: ${e.profile}, cost_per_gpu_second: ${e.cost}, metrics: vllm, kv_events: ${policy === "inference+kv"}, max_concurrency: 4096, connections: 4096 }`).join("\n")}
 routing:
-  policy: ${policy.split("/")[0]}
+  policy: ${policy.split("/")[0]!.split("+")[0]}
   picker: ${policy.split("/")[1] ?? "max_score"}
   seed: ${seed}
 server: { max_connections: 0, max_connections_per_address: 0 }

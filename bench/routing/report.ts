@@ -166,6 +166,14 @@ export const verdicts = (rows: ReadonlyArray<Row>): Array<Verdict> => {
       detail: `${inf.failed} vs ${rr.failed}`
     })
   }
+  const precise = by("shared-prefix", "inference+kv")
+  if (inf !== undefined && precise !== undefined) {
+    out.push({
+      check: "shared-prefix: precise (KV events) TTFT p90 ≤ approximate's",
+      ok: precise.ttft.p90 <= inf.ttft.p90,
+      detail: `${ms(precise.ttft.p90)} vs ${ms(inf.ttft.p90)} (${(inf.ttft.p90 / precise.ttft.p90).toFixed(2)}×)`
+    })
+  }
   for (const w of new Set(rows.map((r) => r.workload))) {
     const mine = by(w, "inference")
     const baselines = rows.filter((r) => r.workload === w && !r.policy.startsWith("inference"))

@@ -30,6 +30,12 @@ export interface Estimate {
   readonly prefixHashes: Uint32Array
   /** Characters per hashed block (`routing.prefix_block_chars`). */
   readonly prefixBlockChars: number
+  /**
+   * The prompt's leading token ids as the engine sees them (admission/KvTokens.ts), for the precise
+   * prefix index; only when a backend of the model publishes KV events. At most
+   * `routing.prefix_max_blocks × 16` ids.
+   */
+  readonly kvPromptTokens?: Uint32Array | undefined
 }
 
 /** What an admitted request carries beside its call (`kind` and the typed `body`). */

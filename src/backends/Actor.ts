@@ -11,7 +11,8 @@
  * engine's metrics (queue depth, running, KV use, prefix hit rate) and probing with a
  * 1-token generation (an engine can answer 200 on /health while hung) on a ProbeSchedule:
  * every probe interval while healthy, and on a short doubling backoff while unhealthy or
- * cold so that recovery follows the fault clearing within about a second. A loop that dies
+ * cold so that recovery follows the fault clearing within about a second; and, for a backend
+ * with `kv_events`, the subscription to the engine's KV-cache events (KvEvents.ts). A loop that dies
  * is restarted with exponential backoff, logged and counted; closing the scope (reload,
  * shutdown) interrupts them all.
  */
@@ -20,6 +21,7 @@ import type { Plan } from "../config/Plan.ts"
 import { RequestId } from "../domain/Ids.ts"
 import type { Backend } from "./Backend.ts"
 import * as EngineMetrics from "./EngineMetrics.ts"
+import * as KvEvents from "./KvEvents.ts"
 import { unaryAll } from "./Contract.ts"
 import { type FailureReason, isBackpressure, Unavailable } from "./Failure.ts"
 import { type Evidence, ProbeSchedule } from "./Health.ts"
@@ -140,6 +142,10 @@ export const runLoops = (backend: Backend, plan: Plan, reports: HealthReports["S
         "scrape",
         Effect.andThen(scrapeOnce(backend, plan, previous), Effect.sleep(Duration.millis(plan.health.scrapeIntervalMs)))
       ))
+    }
+    const kvBlocks = backend.kvBlocks
+    if (kvBlocks !== undefined) {
+      yield* Effect.forkScoped(supervise(backend, "kv_events", KvEvents.subscription(backend, kvBlocks, plan)))
     }
     if (plan.health.probeIntervalMs > 0) {
       const schedule = new ProbeSchedule({

@@ -15,6 +15,7 @@ import type { Health } from "../domain/States.ts"
 import type { Adapter } from "./Contract.ts"
 import type { FailureTag } from "./Failure.ts"
 import { defaultHealthConfig, type Evidence, type HealthConfig, HealthState } from "./Health.ts"
+import { KvBlockIndex } from "./KvBlockIndex.ts"
 import { SlotPool } from "./SlotPool.ts"
 import type { UpstreamPool } from "./Upstream.ts"
 
@@ -84,14 +85,22 @@ export class Backend {
   private lastSuccessAt = 0
   private restarts = 0
 
+  /**
+   * The precise prefix index, when the engine publishes KV-cache events (`kv_events`): fed by the actor's
+   * subscription (KvEvents.ts), read by the router. Undefined: the approximate index is all there is.
+   */
+  readonly kvBlocks: KvBlockIndex | undefined
+
   constructor(
     readonly plan: BackendPlan,
     readonly pool: UpstreamPool,
     readonly adapter: Adapter,
-    health: HealthConfig = defaultHealthConfig
+    health: HealthConfig = defaultHealthConfig,
+    kvIndexMaxBlocks = 200_000
   ) {
     this.slotPool = new SlotPool(plan.maxConcurrency)
     this.healthState = new HealthState(health)
+    this.kvBlocks = plan.kvEvents ? new KvBlockIndex(kvIndexMaxBlocks) : undefined
   }
 
   get id() {

@@ -220,5 +220,5 @@ const build = (plan: Plan, bp: BackendPlan, url: string, dialects: DialectsShape
       try: () => dialect.make({ backend: resolved, pool, options: adapterOptions(plan) }),
       catch: (e) => new FleetError({ backend: bp.id, message: e instanceof Error ? e.message : String(e) })
     })
-    return new Backend(resolved, pool, adapter, plan.health)
+    return new Backend(resolved, pool, adapter, plan.health, plan.routing.prefixCapacity)
   })

@@ -37,6 +37,11 @@ export interface UpstreamPool {
   ) => Effect.Effect<UpstreamResponse, FailureReason, Scope.Scope>
   /** A GET of a path on the backend's origin (not under the API prefix), e.g. `/metrics`. */
   readonly getFromOrigin: (path: string, timeoutMs: number) => Effect.Effect<UpstreamResponse, FailureReason, Scope.Scope>
+  /**
+   * A long-lived GET from the origin (the KV-event stream): like `getFromOrigin`, but not counted in
+   * `open` (it is the actor's standing subscription, not work in flight).
+   */
+  readonly streamFromOrigin: (path: string, timeoutMs: number) => Effect.Effect<UpstreamResponse, FailureReason, Scope.Scope>
   readonly close: Effect.Effect<void>
   /** Requests currently open on the pool (for tests and metrics). */
   readonly open: () => number
@@ -48,10 +53,11 @@ export interface UpstreamPool {
 }
 
 /**
- * Connections beyond `connections` for the backend actor's own traffic (one metrics scrape and
- * one probe at a time), which holds no slot: neither waits for the other at full load.
+ * Connections beyond `connections` for the backend actor's own traffic (one metrics scrape,
+ * one probe at a time and the long-lived KV-event stream), which holds no slot: none waits
+ * for another at full load.
  */
-export const CONTROL_CONNECTIONS = 2
+export const CONTROL_CONNECTIONS = 3
 
 const describe = (e: unknown): string => {
   if (typeof e === "object" && e !== null) {
@@ -93,21 +99,22 @@ export const make = (
     body: Uint8Array | string | undefined,
     headers: Record<string, string>,
     timeoutMs: number,
-    onHeadersTimeout: () => FailureReason
+    onHeadersTimeout: () => FailureReason,
+    counted = true
   ): Effect.Effect<UpstreamResponse, FailureReason, Scope.Scope> =>
     Effect.uninterruptibleMask((restore) =>
       Effect.gen(function*() {
         const scope = yield* Effect.scope
         const controller = new AbortController()
         let response: UpstreamResponse | undefined
-        open++
+        if (counted) open++
         // Registered before the request leaves, so whatever ends the attempt (client gone,
         // first-token deadline, failover, shutdown) aborts it, whether it is still waiting
         // for headers or streaming: an unfinished body is destroyed and undici closes that
         // socket, which is how the engine learns to stop.
         yield* Scope.addFinalizerExit(scope, (exit) =>
           Effect.sync(() => {
-            open--
+            if (counted) open--
             if (response === undefined) controller.abort()
             else if (!response.body.readableEnded || Exit.isFailure(exit)) response.body.destroy()
           }))
@@ -158,6 +165,8 @@ export const make = (
     post: (path, body, headers, timeoutMs, onTimeout) => send("POST", path, body, headers, timeoutMs, onTimeout),
     getFromOrigin: (path, timeoutMs) =>
       send("GET", path, undefined, {}, timeoutMs, () => new Unavailable({ status: undefined, message: `GET ${path} timed out` })),
+    streamFromOrigin: (path, timeoutMs) =>
+      send("GET", path, undefined, {}, timeoutMs, () => new Unavailable({ status: undefined, message: `GET ${path} timed out` }), false),
     close: Effect.promise(() => pool.destroy()).pipe(Effect.ignore),
     open: () => open,
     queued: () => pool.stats.queued

@@ -133,6 +133,8 @@ export const BackendEntry = Schema.Struct({
   metrics: Schema.optionalKey(Schema.Literals(["vllm", "sglang", "trtllm", "llamacpp", "nim", "tgi", "none"])),
   /** Pool role for prefill/decode disaggregation. */
   role: Schema.optionalKey(Schema.Literals(["mixed", "prefill", "decode"])),
+  /** Subscribe to the engine's KV-cache events (`GET /kv_events`) for precise prefix routing; default: on for simulated vLLM/SGLang engines. */
+  kv_events: Schema.optionalKey(Schema.Boolean),
   /** Free labels (region, zone, tier, ...) for routing extensions to read; Sluice itself reads none. */
   labels: Schema.optionalKey(Schema.Record(Name, Schema.String))
 })

@@ -77,6 +77,8 @@ export interface BackendPlan {
   /** Which engine metrics to scrape; undefined: the dialect's default (the fleet resolves it). */
   readonly metrics: MetricsFlavour | undefined
   readonly role: "mixed" | "prefill" | "decode"
+  /** Whether the backend actor subscribes to the engine's KV-cache events (precise prefix index). */
+  readonly kvEvents: boolean
   /** Free labels for routing extensions (`backends[].labels`). */
   readonly labels: Readonly<Record<string, string>>
 }
@@ -506,6 +508,7 @@ const validate = (
       costPerGpuSecond: b.cost_per_gpu_second ?? 1,
       metrics: b.metrics ?? (simulate === undefined ? undefined : simulatedMetrics(simulate.dialect ?? "openai")),
       role: b.role ?? "mixed",
+      kvEvents: b.kv_events ?? (simulate !== undefined && simulatedMetrics(simulate.dialect ?? "openai") !== "none"),
       labels: b.labels ?? {}
     }
   })

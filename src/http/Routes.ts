@@ -138,6 +138,9 @@ const Prometheus = HttpRouter.use((router) =>
           slotQueue: b.slots.queued,
           upstreamQueued: b.pool.queued(),
           loopRestarts: b.loopRestarts,
+          kvIndex: b.kvBlocks === undefined
+            ? undefined
+            : { blocks: b.kvBlocks.size, live: b.kvBlocks.live, resyncs: b.kvBlocks.resyncs },
           signals: b.signals,
           tokensPerSecond: b.tokensPerSecond
         })),

@@ -103,6 +103,9 @@ const upstreamQueued = Metric.gauge("sluice_upstream_queued", {
   description: "Requests waiting inside the HTTP client for an upstream connection (0 unless a wait escaped the slots)"
 })
 const loopRestarts = Metric.gauge("sluice_backend_loop_restarts", { description: "Supervised loop restarts" })
+const kvIndexBlocks = Metric.gauge("sluice_kv_index_blocks", { description: "KV blocks the engine holds, per its KV events (precise prefix index)" })
+const kvIndexLive = Metric.gauge("sluice_kv_index_live", { description: "1 while the engine's KV-event stream is subscribed (precise prefix routing in use)" })
+const kvIndexResyncs = Metric.gauge("sluice_kv_index_resyncs", { description: "Precise-index clears since start: sequence gaps, engine restarts, overflow" })
 const reserved = Metric.gauge("sluice_reserved_tokens", { description: "Tokens held by open reservations" })
 const charged = Metric.gauge("sluice_charged_tokens", { description: "Tokens charged to tenants since start" })
 const records = Metric.gauge("sluice_accounting_records", { description: "Accounting records written since start" })
@@ -264,6 +267,8 @@ export interface BackendGauges {
   readonly slotQueue: number
   readonly upstreamQueued: number
   readonly loopRestarts: number
+  /** The precise prefix index, for a backend subscribed to its engine's KV events. */
+  readonly kvIndex?: { readonly blocks: number; readonly live: boolean; readonly resyncs: number } | undefined
   readonly signals: { readonly waiting: number; readonly kvUsage: number | undefined } | undefined
   readonly tokensPerSecond: number | undefined
 }
@@ -328,6 +333,11 @@ export const refresh = (state: Gauges): Effect.Effect<void> =>
       yield* Metric.update(Metric.withAttributes(slotQueueDepth, id), b.slotQueue)
       yield* Metric.update(Metric.withAttributes(upstreamQueued, id), b.upstreamQueued)
       yield* Metric.update(Metric.withAttributes(loopRestarts, id), b.loopRestarts)
+      if (b.kvIndex !== undefined) {
+        yield* Metric.update(Metric.withAttributes(kvIndexBlocks, id), b.kvIndex.blocks)
+        yield* Metric.update(Metric.withAttributes(kvIndexLive, id), b.kvIndex.live ? 1 : 0)
+        yield* Metric.update(Metric.withAttributes(kvIndexResyncs, id), b.kvIndex.resyncs)
+      }
       if (b.signals !== undefined) {
         yield* Metric.update(Metric.withAttributes(queueDepth, id), b.signals.waiting)
         if (b.signals.kvUsage !== undefined) yield* Metric.update(Metric.withAttributes(kvUsage, id), b.signals.kvUsage)

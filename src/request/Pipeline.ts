@@ -40,6 +40,7 @@ import type { InferenceCall } from "../api/openai/Calls.ts"
 import { TokenBudget } from "../admission/Budget.ts"
 import { QuotaTable } from "../admission/Quotas.ts"
 import * as Estimate from "../admission/Estimate.ts"
+import * as KvTokens from "../admission/KvTokens.ts"
 import type { GatewayRequest } from "../admission/Request.ts"
 import * as Tokenizer from "../admission/Tokenizer.ts"
 import { Authentication, mayUse } from "../auth/Authentication.ts"
@@ -79,6 +80,8 @@ import { type PipelineError, rateLimitHeaders, toWire } from "./WireErrors.ts"
 
 const REQUEST_ID = /^[A-Za-z0-9._:@/+=-]{1,128}$/
 const PREFIX_CHARS = 4096
+/** Tokens per KV block assumed when bounding the ids hashed for the precise prefix index (vLLM's default). */
+const KV_BLOCK_TOKENS = 16
 /** A model name longer than this is cut in logs and error messages (the client chose it). */
 const MODEL_CHARS = 256
 /**
@@ -404,7 +407,7 @@ export const handler = <M>(inbound: Inbound<M>) =>
         // Counted in windows with the event loop free between them, and no further than the
         // context window allows (a longer prompt is refused however long it is).
         const window = model.contextWindow
-        const { estimate, prompt } = yield* Estimate.estimateYielding(
+        const counted = yield* Estimate.estimateYielding(
           call,
           model.tokenizer,
           requestedMaxTokens ?? model.defaultMaxTokens,
@@ -412,11 +415,21 @@ export const handler = <M>(inbound: Inbound<M>) =>
           sequences,
           window === undefined ? undefined : window - (requestedMaxTokens ?? 0)
         )
-        if (window !== undefined && estimate.promptTokens + (requestedMaxTokens ?? 0) > window) {
+        const { prompt } = counted
+        const promptTokens = counted.estimate.promptTokens
+        if (window !== undefined && promptTokens + (requestedMaxTokens ?? 0) > window) {
           return yield* new ContextWindowExceeded({
-            message: `This model's maximum context length is ${window} tokens. However, you requested at least ${estimate.promptTokens + (requestedMaxTokens ?? 0)} tokens (at least ${estimate.promptTokens} in the messages, ${requestedMaxTokens ?? 0} in the completion).`
+            message: `This model's maximum context length is ${window} tokens. However, you requested at least ${promptTokens + (requestedMaxTokens ?? 0)} tokens (at least ${promptTokens} in the messages, ${requestedMaxTokens ?? 0} in the completion).`
           })
         }
+        // Engines that publish KV events name cached blocks by token ids: the precise prefix
+        // index needs the prompt's leading ids (only computed when a backend of the model publishes).
+        const estimate = Calls.generates(call) && plan.backends.some((b) => b.kvEvents && b.models.has(model.id))
+          ? {
+            ...counted.estimate,
+            kvPromptTokens: yield* KvTokens.promptTokenIds(call, plan.routing.prefixMaxBlocks * KV_BLOCK_TOKENS)
+          }
+          : counted.estimate
         const req: GatewayRequest = {
           ...call,
           id: facts.requestId,

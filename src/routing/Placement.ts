@@ -24,12 +24,15 @@ import { GatewayConfig } from "../config/GatewayConfig.ts"
 import type { Plan } from "../config/Plan.ts"
 import type { AttemptProgress } from "./Contract.ts"
 import * as Predict from "./Predict.ts"
+import { preciseMatch } from "./PreciseMatch.ts"
 import { capacityFor, PrefixIndex } from "./PrefixIndex.ts"
 import { profileOf } from "./Profiles.ts"
 
 /** One attempt's work on a backend. */
 interface Ticket {
   readonly progress: AttemptProgress
+  /** The request's prompt-block hashes (what its prefill puts on the engine). */
+  readonly hashes: Uint32Array
   readonly uncachedTokens: number
   readonly kvTokens: number
 }
@@ -56,6 +59,11 @@ export interface RoutingState {
   readonly index: PrefixIndex
   readonly load: (backend: Backend) => LocalLoad
   readonly trust: (backend: Backend) => number
+  /**
+   * Leading blocks of `hashes` shared with a request placed on `backend` that has not had its first
+   * token (its prefill, and so its KV events, are still to come).
+   */
+  readonly pendingMatch: (backend: Backend, hashes: Uint32Array) => number
   /** Index capacity of a backend (entries). */
   readonly capacity: (backend: Backend) => number
   /** Records an attempt on `backend` until the current scope closes; `progress` says how it went. */
@@ -95,9 +103,23 @@ export const make = (initial: Plan): RoutingState => {
     return matched
   }
 
+  const pendingMatch = (backend: Backend, hashes: Uint32Array): number => {
+    let best = 0
+    for (const t of stateOf(backend).tickets) {
+      if (t.progress.started) continue
+      const other = t.hashes
+      const n = Math.min(hashes.length, other.length)
+      let k = 0
+      while (k < n && hashes[k] === other[k]) k++
+      if (k > best) best = k
+    }
+    return best
+  }
+
   return {
     index,
     capacity,
+    pendingMatch,
     trust: (backend) => stateOf(backend).trust,
     load: (backend) => {
       let pendingRequests = 0
@@ -120,9 +142,10 @@ export const make = (initial: Plan): RoutingState => {
         const s = stateOf(backend)
         const e = req.estimate
         const matched = record(req, backend, now)
-        const predicted = Math.floor(Predict.cachedTokens(e, matched) * s.trust)
+        const predicted = preciseMatch(req, backend, () => pendingMatch(backend, e.prefixHashes))?.cachedTokens ??
+          Math.floor(Predict.cachedTokens(e, matched) * s.trust)
         const uncached = Math.max(1, e.promptTokens - predicted)
-        const ticket: Ticket = { progress, uncachedTokens: uncached, kvTokens: uncached + e.maxOutputTokens }
+        const ticket: Ticket = { progress, hashes: e.prefixHashes, uncachedTokens: uncached, kvTokens: uncached + e.maxOutputTokens }
         s.tickets.add(ticket)
         return Effect.addFinalizer(() =>
           Effect.sync(() => {

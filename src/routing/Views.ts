@@ -3,7 +3,8 @@
  * plugins may read, with the per-candidate estimates (predicted TTFT and ITL, GPU-seconds)
  * evaluated once here from the admission estimate and the backend's GPU profile.
  *
- * Signals from the engine are used when fresh (younger than twice the scrape interval);
+ * The prefix match comes from the engine's KV events where it publishes them (PreciseMatch.ts),
+ * else from the approximate index. Signals from the engine are used when fresh (younger than twice the scrape interval);
  * otherwise every figure falls back to gateway-local numbers (in-flight work placed by this
  * gateway, EWMAs of observed streams). Plain TypeScript on the hot path: one object per
  * candidate, no Effect. Must never: mutate a backend (it only clears the prefix index of a
@@ -16,6 +17,7 @@ import type { GatewayRequest } from "../admission/Request.ts"
 import type { Breakers } from "../resilience/Breakers.ts"
 import type { BackendView } from "./Contract.ts"
 import type { RoutingState } from "./Placement.ts"
+import { preciseMatch } from "./PreciseMatch.ts"
 import { profileOf } from "./Profiles.ts"
 
 export interface ViewDeps {
@@ -45,9 +47,12 @@ export const view = (
   const local = state.load(backend)
   const e = req.estimate
 
-  const matched = state.index.match(backend.id, e.prefixHashes, now)
-  const trust = state.trust(backend)
-  const cached = Math.floor(Predict.cachedTokens(e, matched) * trust)
+  // The engine's own KV events when it publishes them (exact, trusted as they are); else the
+  // approximate index, scaled by how far its predictions held here.
+  const precise = preciseMatch(req, backend, () => state.pendingMatch(backend, e.prefixHashes))
+  const matched = precise?.matched ?? state.index.match(backend.id, e.prefixHashes, now)
+  const trust = precise === undefined ? state.trust(backend) : 1
+  const cached = precise?.cachedTokens ?? Math.floor(Predict.cachedTokens(e, matched) * trust)
 
   // Engine signals include other gateways' traffic: take the larger of theirs and ours.
   const waitingElsewhere = signals === undefined ? 0 : Math.max(0, signals.waiting - local.pendingRequests)
@@ -83,7 +88,7 @@ export const view = (
     tokensPerSecond: backend.tokensPerSecond,
     profile,
     prefixMatchedBlocks: matched,
-    prefixTotalBlocks: e.prefixHashes.length,
+    prefixTotalBlocks: precise?.total ?? e.prefixHashes.length,
     prefixTrust: trust,
     cachedPrefixTokens: cached,
     // A hint to an engine that lost its cache (cold, unhealthy) is no reason to go back there.

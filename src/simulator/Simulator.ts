@@ -16,6 +16,7 @@ import type { Sequence } from "./engine/sequence.ts"
 import { FaultState, type Faults, parseFaultsPatch } from "./faults.ts"
 import { statsOf } from "./http/admin.ts"
 import { createSimServer } from "./http/server.ts"
+import { KvEventPublisher } from "./http/kvEvents.ts"
 import type { Dialect, SequenceSink, SimContext } from "./http/wire.ts"
 import { getProfile, isProfileName, type ProfileName } from "../profiles/Profiles.ts"
 import type { EngineStats } from "./stats.ts"
@@ -43,6 +44,8 @@ export interface SimulatorOptions {
   readonly faults?: Partial<Faults>
   /** P/D disaggregation: bandwidth of KV transfers pulled by this instance, GB/s (default 25). */
   readonly kvTransferGBps?: number
+  /** KV-cache blocks instead of the profile's (a small cache evicts: cache-churn experiments). */
+  readonly kvBlocks?: number
 }
 
 export interface RunningSimulator {
@@ -99,6 +102,9 @@ export const validateOptions = (o: SimulatorOptions): Effect.Effect<void, Simula
     if (o.jitter !== undefined && !(o.jitter >= 0 && o.jitter < 1)) return yield* invalid("jitter must be in [0, 1)")
     if (o.seed !== undefined && !Number.isInteger(o.seed)) return yield* invalid("seed must be an integer")
     if (o.kvTransferGBps !== undefined && !(o.kvTransferGBps > 0)) return yield* invalid("kvTransferGBps must be > 0")
+    if (o.kvBlocks !== undefined && !(Number.isInteger(o.kvBlocks) && o.kvBlocks >= 16)) {
+      return yield* invalid("kvBlocks must be an integer >= 16")
+    }
     if (o.port !== undefined && !(Number.isInteger(o.port) && o.port >= 0 && o.port < 65536)) {
       return yield* invalid("port must be an integer in [0, 65535]")
     }
@@ -134,7 +140,12 @@ export interface StartHooks {
 /** Starts one instance; it serves until the scope closes. `hooks` is for the standalone process. */
 export const startWith = Effect.fn("Simulator.start")(function*(options: SimulatorOptions, hooks: StartHooks = {}) {
   yield* validateOptions(options)
-  const profile = getProfile(options.profile)
+  const base = getProfile(options.profile)
+  const profile = options.kvBlocks === undefined ? base : {
+    ...base,
+    numGpuBlocks: options.kvBlocks,
+    maxModelLen: Math.min(base.maxModelLen, options.kvBlocks * base.blockSize)
+  }
   const timeScale = options.timeScale ?? 1
   const seed = options.seed ?? 1
   const host = options.host ?? "127.0.0.1"
@@ -148,6 +159,7 @@ export const startWith = Effect.fn("Simulator.start")(function*(options: Simulat
   let ids = 0
   const idTag = hashString(`${options.model}:${seed}:${clock.currentTimeMillisUnsafe()}`).toString(36)
   const holder: { server: Server | undefined } = { server: undefined }
+  const kvEvents = new KvEventPublisher(engine.kvEvents, () => clock.currentTimeMillisUnsafe(), idTag)
   const ctx: SimContext = {
     model: options.model,
     dialect: options.dialect ?? "openai",
@@ -165,9 +177,11 @@ export const startWith = Effect.fn("Simulator.start")(function*(options: Simulat
     byRid: new Map<string, Sequence<SequenceSink>>(),
     transfers: new Map(),
     kvTransferGBps: options.kvTransferGBps ?? 25,
+    kvEvents,
     crash: (mode, spare) => {
       for (const socket of ctx.connections) if (socket !== spare) socket.resetAndDestroy()
       engine.reset()
+      kvEvents.flush()
       if (mode === "exit" && holder.server !== undefined) {
         holder.server.close()
         spare?.end()
@@ -178,7 +192,7 @@ export const startWith = Effect.fn("Simulator.start")(function*(options: Simulat
   const server = createSimServer(ctx)
   holder.server = server
   yield* Effect.acquireRelease(listen(server, host, options.port ?? 0), () => closeServer(server, ctx))
-  yield* Effect.forkScoped(runEngineLoop({ engine, faults, timebase, wakeup, nowMs }))
+  yield* Effect.forkScoped(runEngineLoop({ engine, faults, timebase, wakeup, nowMs, afterStep: () => kvEvents.flush() }))
   const address = server.address()
   const port = typeof address === "object" && address !== null ? address.port : (options.port ?? 0)
   const running: RunningSimulator = {

@@ -120,10 +120,12 @@ export interface DriverOptions {
   readonly wakeup: Wakeup
   /** Monotonic wall-clock ms. */
   readonly nowMs: () => number
+  /** Runs after every step that did something (publishes the step's KV-cache events). */
+  readonly afterStep?: () => void
 }
 
 export const runEngineLoop = Effect.fn("Simulator.engineLoop")(function*(options: DriverOptions) {
-  const { engine, faults, timebase, wakeup, nowMs } = options
+  const { engine, faults, timebase, wakeup, nowMs, afterStep } = options
   const idle = Effect.gen(function*() {
     timebase.idle()
     yield* wakeup.wait
@@ -139,6 +141,7 @@ export const runEngineLoop = Effect.fn("Simulator.engineLoop")(function*(options
     }
     engine.slow = faults.current.slow
     const r = engine.step()
+    afterStep?.()
     if (r.scheduled === 0) {
       yield* idle
       continue

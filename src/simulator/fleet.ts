@@ -27,7 +27,8 @@ const InstanceFields = {
   jitter: Schema.optionalKey(Schema.Number),
   seed: Schema.optionalKey(Schema.Int),
   faults: Schema.optionalKey(FaultsPatchSchema),
-  kvTransferGBps: Schema.optionalKey(Schema.Number)
+  kvTransferGBps: Schema.optionalKey(Schema.Number),
+  kvBlocks: Schema.optionalKey(Schema.Int)
 }
 
 export const FleetFileSchema = Schema.Struct({

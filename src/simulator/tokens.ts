@@ -16,12 +16,10 @@
  * - Special tokens use Llama 3's ids (128000…); text that looks like a special token is encoded as plain text.
  */
 import { decode, encode } from "gpt-tokenizer/encoding/cl100k_base"
+import { chatTemplateTokens, completionTemplateTokens, type TemplateMessage } from "../domain/KvBlocks.ts"
 import { makeRng } from "./engine/random.ts"
 
-export const BEGIN_OF_TEXT = 128000
-export const START_HEADER = 128006
-export const END_HEADER = 128007
-export const EOT = 128009
+export { BEGIN_OF_TEXT, END_HEADER, EOT, START_HEADER, type TemplateMessage } from "../domain/KvBlocks.ts"
 
 const PLAIN = { disallowedSpecial: new Set<string>() }
 
@@ -31,52 +29,13 @@ export const countTokens = (text: string): number => encodeText(text).length
 
 export const decodeTokens = (ids: ReadonlyArray<number>): string => decode(ids)
 
-export interface TemplateMessage {
-  readonly role: string
-  readonly content: string
-}
-
-const NEWLINES = encodeText("\n\n")
-const roleIds = new Map<string, ReadonlyArray<number>>()
-const roleTokens = (role: string): ReadonlyArray<number> => {
-  let ids = roleIds.get(role)
-  if (ids === undefined) {
-    ids = encodeText(role)
-    roleIds.set(role, ids)
-  }
-  return ids
-}
-
-/** Prompt token ids for a chat request under the Llama 3.1 template approximation. */
-export const chatPromptTokens = (messages: ReadonlyArray<TemplateMessage>, toolsJson?: string): Uint32Array => {
-  const parts: Array<ArrayLike<number>> = []
-  let total = 1
-  const header = (role: string, content: string) => {
-    const r = roleTokens(role)
-    const c = encodeText(content)
-    parts.push([START_HEADER], r, [END_HEADER], NEWLINES, c, [EOT])
-    total += r.length + NEWLINES.length + c.length + 3
-  }
-  if (toolsJson !== undefined) header("ipython", toolsJson)
-  for (const m of messages) header(m.role, m.content)
-  const gen = roleTokens("assistant")
-  parts.push([START_HEADER], gen, [END_HEADER], NEWLINES)
-  total += gen.length + NEWLINES.length + 2
-  const out = new Uint32Array(total)
-  out[0] = BEGIN_OF_TEXT
-  let k = 1
-  for (const p of parts) for (let i = 0; i < p.length; i++) out[k++] = p[i]!
-  return out
-}
+/** Prompt token ids for a chat request under the Llama 3.1 template approximation (shared with the gateway). */
+export const chatPromptTokens = (messages: ReadonlyArray<TemplateMessage>, toolsJson?: string): Uint32Array =>
+  chatTemplateTokens(messages, toolsJson, encodeText)
 
 /** Prompt token ids for a raw completion prompt: `<|begin_of_text|>` + the text (or the given ids). */
-export const completionPromptTokens = (prompt: string | ReadonlyArray<number>): Uint32Array => {
-  const ids = typeof prompt === "string" ? encodeText(prompt) : prompt
-  const out = new Uint32Array(ids.length + 1)
-  out[0] = BEGIN_OF_TEXT
-  for (let i = 0; i < ids.length; i++) out[i + 1] = ids[i]!
-  return out
-}
+export const completionPromptTokens = (prompt: string | ReadonlyArray<number>): Uint32Array =>
+  completionTemplateTokens(typeof prompt === "string" ? encodeText(prompt) : prompt)
 
 // ---- pseudo-text ----
 

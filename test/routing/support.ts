@@ -22,6 +22,7 @@ const pool: UpstreamPool = {
   apiKey: undefined,
   post: () => Effect.die("the router must not call a backend"),
   getFromOrigin: () => Effect.die("the router must not call a backend"),
+  streamFromOrigin: () => Effect.die("the router must not call a backend"),
   close: Effect.void,
   open: () => 0,
   queued: () => 0
@@ -51,6 +52,7 @@ export const backendPlan = (id: string, over: Partial<BackendPlan> = {}): Backen
   costPerGpuSecond: 1,
   metrics: "none",
   role: "mixed",
+  kvEvents: false,
   labels: {},
   ...over
 })

@@ -7,6 +7,7 @@
  * Must never: schedule (that is the engine's job), allocate per call on the hot path beyond the block table push,
  * or let a referenced block sit in the free queue.
  */
+import type { KvEventLog } from "./kvEvents.ts"
 import { chainHash } from "./random.ts"
 import type { Sequence } from "./sequence.ts"
 
@@ -28,7 +29,9 @@ export class KvCache {
   constructor(
     readonly numBlocks: number,
     readonly blockSize: number,
-    private readonly rootHash: number
+    private readonly rootHash: number,
+    /** Where stores, evictions and clears are published (vLLM KV events), if anyone listens. */
+    private readonly events?: KvEventLog
   ) {
     this.refCount = new Int32Array(numBlocks)
     this.blockHash = new Float64Array(numBlocks).fill(NONE)
@@ -86,7 +89,10 @@ export class KvCache {
     this.unlink(b)
     const h = this.blockHash[b]!
     if (h !== NONE) {
-      if (this.byHash.get(h) === b) this.byHash.delete(h)
+      if (this.byHash.get(h) === b) {
+        this.byHash.delete(h)
+        this.events?.removed(h)
+      }
       this.blockHash[b] = NONE
       this.evictions++
     }
@@ -163,15 +169,34 @@ export class KvCache {
     const full = Math.floor(seq.numComputed / this.blockSize)
     if (full <= seq.cachedBlocks) return
     const hashed = this.ensureHashes(seq, full)
+    const events = this.events
+    let runStart = -1
     for (let b = seq.cachedBlocks; b < hashed; b++) {
       const id = seq.blocks[b]!
       const h = seq.hashes[b]!
       if (this.blockHash[id] === NONE && !this.byHash.has(h)) {
         this.byHash.set(h, id)
         this.blockHash[id] = h
+        if (runStart < 0) runStart = b
+      } else if (events !== undefined && runStart >= 0) {
+        this.publishStored(seq, runStart, b)
+        runStart = -1
       }
     }
+    if (events !== undefined && runStart >= 0) this.publishStored(seq, runStart, hashed)
     seq.cachedBlocks = hashed
+  }
+
+  /** One `BlockStored` for the sequence's newly cached blocks `[from, to)`, with their parent and token ids. */
+  private publishStored(seq: Sequence<unknown>, from: number, to: number): void {
+    const bs = this.blockSize
+    const hashes: Array<number> = []
+    const tokens: Array<number> = []
+    for (let b = from; b < to; b++) {
+      hashes.push(seq.hashes[b]!)
+      for (let i = b * bs; i < (b + 1) * bs; i++) tokens.push(seq.tokenAt(i))
+    }
+    this.events!.stored(hashes, from === 0 ? null : seq.hashes[from - 1]!, tokens)
   }
 
   /** Releases every block of `seq`, tail first, so its last block is the first evicted (vLLM order). */
@@ -190,6 +215,7 @@ export class KvCache {
   clearCache(): void {
     this.byHash.clear()
     this.blockHash.fill(NONE)
+    this.events?.cleared()
   }
 
   /** Checks the pool's invariants; returns a list of violations (empty when healthy). For tests. */

@@ -9,10 +9,12 @@
  * simulated milliseconds); the same core runs under the virtual-time driver (tests, calibration) and the
  * real-time driver (HTTP). The hot path reuses its arrays: a `StepResult` is valid until the next `step()`.
  */
+import { rootHash } from "../../domain/KvBlocks.ts"
 import { KvCache } from "./blocks.ts"
+import { KvEventLog } from "./kvEvents.ts"
 import { EngineCounters } from "./counters.ts"
 import { Deque } from "./deque.ts"
-import { hashString, makeRng, type Rng } from "./random.ts"
+import { makeRng, type Rng } from "./random.ts"
 import { Sequence, type SequenceSpec } from "./sequence.ts"
 
 /** The numbers the engine needs from a profile (see profiles.ts for the named ones). */
@@ -54,6 +56,8 @@ export interface EngineSnapshot {
 
 export class Engine<S> {
   readonly kv: KvCache
+  /** The prefix cache's stores, evictions and clears since the last drain (vLLM KV events). */
+  readonly kvEvents: KvEventLog
   readonly counters = new EngineCounters()
   /** Simulated time in ms (end of the last step, or later if the driver advanced it while idle). */
   now = 0
@@ -76,7 +80,8 @@ export class Engine<S> {
         `maxModelLen ${config.maxModelLen} exceeds the KV capacity ${config.numGpuBlocks * config.blockSize} tokens`
       )
     }
-    this.kv = new KvCache(config.numGpuBlocks, config.blockSize, hashString(options.cacheSalt ?? "", 0x51ce))
+    this.kvEvents = new KvEventLog(config.blockSize)
+    this.kv = new KvCache(config.numGpuBlocks, config.blockSize, rootHash(options.cacheSalt ?? ""), this.kvEvents)
     this.rng = makeRng(options.seed ^ 0x5eed1e55)
     this.result = {
       startMs: 0,

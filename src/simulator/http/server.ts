@@ -105,6 +105,9 @@ export const createSimServer = (ctx: SimContext): Server => {
       return handlePull(ctx, res, decodeURIComponent(path.slice("/kv_transfer/".length)))
     }
     if (path.startsWith("/admin/") && handleAdmin(ctx, req, res, path)) return
+    if (key === "GET /kv_events" && (ctx.dialect === "openai" || ctx.dialect === "sglang")) {
+      return ctx.kvEvents.handle(req, res, q < 0 ? "" : url.slice(q + 1))
+    }
     const crash = ctx.faults.current.crash
     if (crash !== "none" && req.method === "POST") {
       // The request that meets the fault never gets an answer: the engine dies under it.

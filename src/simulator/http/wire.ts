@@ -9,6 +9,7 @@
  * Must never: block the event loop, buffer a stream's chunks beyond what the socket refuses, or call the engine
  * other than through submit/abort (generation.ts).
  */
+import type { KvEventPublisher } from "./kvEvents.ts"
 import type { IncomingMessage, ServerResponse } from "node:http"
 import type { Socket } from "node:net"
 import type { Engine } from "../engine/engine.ts"
@@ -61,6 +62,8 @@ export interface SimContext {
   readonly transfers: Map<string, TransferEntry>
   /** P/D: KV transfer bandwidth, GB/s. */
   readonly kvTransferGBps: number
+  /** The KV-cache event stream (`GET /kv_events`), flushed after every engine step. */
+  readonly kvEvents: KvEventPublisher
 }
 
 const MAX_BODY = 64 * 1024 * 1024

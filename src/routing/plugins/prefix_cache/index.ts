@@ -1,6 +1,7 @@
 /**
- * Scorer `prefix_cache`: prefers the backend that probably holds the longest prefix of the
- * prompt in its KV cache, from the approximate prefix index. See README.md.
+ * Scorer `prefix_cache`: prefers the backend that holds (precise index, from the engine's KV
+ * events) or probably holds (approximate index) the longest prefix of the prompt in its KV cache.
+ * See README.md.
  */
 import type { ScorerFactory } from "../../Contract.ts"
 import { unit } from "../support.ts"
