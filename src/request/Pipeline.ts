@@ -480,9 +480,10 @@ export const handler = <M>(inbound: Inbound<M>) =>
               }))
         )
         facts.admitted = true
-        const { requests, tokensLimit } = admission.reservation
+        const { requests, tokensLimit, spendPressure } = admission.reservation
         if (requests !== undefined || tokensLimit !== undefined) facts.rateLimits = rateLimitHeaders({ requests, tokens: tokensLimit })
-        return req
+        // A tenant near its spend limit is routed by cost too (routing/plugins/cost).
+        return spendPressure !== undefined && spendPressure > 0 ? { ...req, spendPressure } : req
       })
 
     /** The phases that build the response; a typed failure becomes an error answer. */
