@@ -61,6 +61,12 @@ export interface Reservation {
   /** The tightest request and token limits after this reservation (the `x-ratelimit-*` headers). */
   readonly requests?: RateLimitState | undefined
   readonly tokensLimit?: RateLimitState | undefined
+  /**
+   * How far the request's spend limits are used up after this reservation, 0..1: the
+   * largest `(used + reserved) ÷ limit` over its `spend_per_day`/`spend_per_month` rules (0
+   * without one). Routing weighs cost by it (routing/plugins/cost).
+   */
+  readonly spendPressure?: number | undefined
 }
 
 /** A limit's state as OpenAI's `x-ratelimit-*` headers show it. */
@@ -218,6 +224,22 @@ export const verdict = (
   })
 }
 
+/** The largest share of a spend limit used after this request (levels include its amounts), 0..1. */
+export const spendPressure = (
+  rules: ReadonlyArray<Rule>,
+  levels: ReadonlyArray<number>,
+  amounts: ReadonlyArray<number>
+): number => {
+  let p = 0
+  for (let i = 0; i < rules.length; i++) {
+    const rule = rules[i]!
+    if (rule.metric !== "spend") continue
+    const share = rule.limit > 0 ? (levels[i]! + amounts[i]!) / rule.limit : 1
+    if (share > p) p = share
+  }
+  return p > 1 ? 1 : p
+}
+
 /** The tightest request and token limits given each rule's level and this request's amounts. */
 export const families = (
   rules: ReadonlyArray<Rule>,
@@ -280,8 +302,17 @@ export const makeInMemory = (rulesOf: RulesOf): TokenBudget["Service"] => {
         })
         const tokens = claim.inputTokens + claim.outputTokens
         reservedTokens += tokens
-        const state = families(rules, levels, holds.map((h) => h.amount), buckets, now)
-        const reservation: Reservation = { id: nextId++, tenant: claim.tenant, tokens, holds, requests: state.requests, tokensLimit: state.tokens }
+        const amounts = holds.map((h) => h.amount)
+        const state = families(rules, levels, amounts, buckets, now)
+        const reservation: Reservation = {
+          id: nextId++,
+          tenant: claim.tenant,
+          tokens,
+          holds,
+          requests: state.requests,
+          tokensLimit: state.tokens,
+          spendPressure: spendPressure(rules, levels, amounts)
+        }
         open.set(reservation.id, reservation)
         return Effect.succeed(reservation)
       }),

@@ -175,8 +175,11 @@ export const make = (plan: Plan, initial: QuotaState) => {
     replace,
     usePlan,
     rules,
+    // The router asks once per candidate per request: no key is built while no price is set.
     price: (model: ModelId, backend: BackendId | undefined): Price | undefined =>
-      (backend === undefined ? undefined : prices.get(priceKey(model, backend))) ?? prices.get(priceKey(model, "")),
+      prices.size === 0
+        ? undefined
+        : (backend === undefined ? undefined : prices.get(priceKey(model, backend))) ?? prices.get(priceKey(model, "")),
     maxPrice: (model: ModelId): Price | undefined => maxPrices.get(model),
     /** The limits in force on a subject (for the admin API). */
     limitsOf: (scope: LimitRow["scope"], subject: string, model: string): LimitSet | undefined =>

@@ -31,6 +31,7 @@ import { amountOf, bucketOf, previousWeight, type Rule, ttlMs } from "../domain/
 import {
   BudgetUnavailable,
   families,
+  spendPressure,
   makeInMemory,
   type Reservation,
   reserved as reservedOf,
@@ -357,8 +358,17 @@ export const make = (redis: Redis, options: RedisBudgetOptions): Effect.Effect<T
             const refused = verdict(claim, rules, buckets, levels, previous, now, failing)
             if (refused !== undefined) return yield* refused
           }
-          const state = families(rules, levels, holds.map((h) => h.amount), buckets, now)
-          const reservation: Reservation = { id, tenant: claim.tenant, tokens, holds, requests: state.requests, tokensLimit: state.tokens }
+          const amounts = holds.map((h) => h.amount)
+          const state = families(rules, levels, amounts, buckets, now)
+          const reservation: Reservation = {
+            id,
+            tenant: claim.tenant,
+            tokens,
+            holds,
+            requests: state.requests,
+            tokensLimit: state.tokens,
+            spendPressure: spendPressure(rules, levels, amounts)
+          }
           open.set(id, reservation)
           reservedTokens += tokens
           return reservation

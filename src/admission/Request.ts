@@ -69,6 +69,12 @@ export interface Admitted {
   /** Prompt text the estimate and the prefix key were computed from (bounded). */
   readonly promptPrefix: string
   readonly receivedAtMs: number
+  /**
+   * How far the tenant's (or key's) spend limits are used up, 0..1, as its reservation left
+   * them (Budget.ts `spendPressure`); absent: 0 (no spend limit, or not yet reserved). The
+   * router weighs cost by it (routing/plugins/cost).
+   */
+  readonly spendPressure?: number | undefined
 }
 
 /** The decoded call, typed by its endpoint's schema, plus what admission added. */

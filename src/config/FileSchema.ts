@@ -212,7 +212,12 @@ export const Routing = Schema.Struct({
    * filters keep falls below this, those filters are ignored and every candidate is ranked
    * (the excluded ones last). 0 disables it.
    */
-  panic_threshold: Schema.optionalKey(Ratio)
+  panic_threshold: Schema.optionalKey(Ratio),
+  /**
+   * How much a tenant's spend pressure p (its spend limits' used share, 0..1) weighs the
+   * `cost` scorer in: `p² × this × the configured scorers' total weight`. 0 disables it.
+   */
+  spend_pressure_weight: Schema.optionalKey(Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0)))
 })
 
 /** Backend health from probes and the outcomes of real requests. */

@@ -122,6 +122,8 @@ export interface RoutingPlan {
   readonly pdMinPromptTokens: number
   /** Below this share of candidates kept by the health and breaker filters, route in panic. */
   readonly panicThreshold: number
+  /** Spend pressure p adds the `cost` scorer at `p² × this × Σ scorer weights` (routing/Pipeline.ts). */
+  readonly spendPressureWeight: number
 }
 
 export interface HealthPlan {
@@ -605,7 +607,8 @@ const validate = (
       seed: rt.seed,
       tenants,
       pdMinPromptTokens: rt.pd_min_prompt_tokens ?? 256,
-      panicThreshold: rt.panic_threshold ?? defaults.panicThreshold
+      panicThreshold: rt.panic_threshold ?? defaults.panicThreshold,
+      spendPressureWeight: rt.spend_pressure_weight ?? 4
     },
     health: {
       probeIntervalMs: h.probe_interval === undefined ? 10_000 : durationMs(h.probe_interval),

@@ -1,6 +1,7 @@
 /**
  * The public routes: the OpenAI-compatible API, health, a tenant's usage (Usage.ts), the admin API (Admin.ts, Reload.ts), and
- * OpenAI-style 404/405 answers for everything else, plus CORS when `server.cors` is
+ * OpenAI-style 404 answers for everything else (405 on an inference path, in its API's own
+ * error format), plus CORS when `server.cors` is
  * configured (off by default: no CORS header is ever sent and a preflight gets no allow
  * header). The inference endpoints run the request pipeline (request/Pipeline.ts) with their
  * inbound API (OpenAI.ts; Anthropic.ts for `/v1/messages`; Responses.ts for `/v1/responses`);
@@ -21,6 +22,7 @@ import * as OpenAI from "./OpenAI.ts"
 import * as Anthropic from "./Anthropic.ts"
 import * as Responses from "./Responses.ts"
 import type { Inbound } from "../request/Inbound.ts"
+import { err } from "../request/WireErrors.ts"
 import { Lifecycle } from "../request/Lifecycle.ts"
 import { UsageSink } from "../accounting/Accounting.ts"
 import { TokenBudget } from "../admission/Budget.ts"
@@ -40,13 +42,6 @@ const json = (status: number, body: unknown, headers: Record<string, string> = {
 const notFound = (path: string) =>
   json(404, envelope({ message: `Unknown request URL: ${path}.`, type: "invalid_request_error", param: null, code: "unknown_url" }))
 
-const methodNotAllowed = (method: string, path: string, allow: string) =>
-  json(
-    405,
-    envelope({ message: `Method ${method} is not allowed on ${path}.`, type: "invalid_request_error", param: null, code: "method_not_allowed" }),
-    { allow }
-  )
-
 /** The `{id}` of `/v1/models/{id}` (URL-decoded when it decodes; ids contain `/`, so everything after the prefix). */
 const modelName = (url: string): string => {
   const raw = url.slice("/v1/models/".length).split("?")[0] ?? ""
@@ -59,21 +54,37 @@ const modelName = (url: string): string => {
   return name.length > 256 ? `${name.slice(0, 256)}…` : name
 }
 
-const postOnly = <E, R>(path: `/${string}`, route: Layer.Layer<never, E, R>) =>
+/**
+ * An inference path answers other methods with 405 and `allow: POST`, in its inbound API's
+ * own error format (Anthropic's `{"type":"error",...}` on `/v1/messages`, OpenAI's envelope
+ * on the OpenAI and Responses paths).
+ */
+const postOnly = <M, E, R>(path: `/${string}`, inbound: Inbound<M>, route: Layer.Layer<never, E, R>) =>
   Layer.mergeAll(
     route,
     ...(["GET", "PUT", "PATCH", "DELETE"] as const).map((method) =>
-      HttpRouter.add(method, path, (request) => Effect.succeed(methodNotAllowed(request.method, path, "POST")))
+      HttpRouter.add(method, path, (request) =>
+        Effect.sync(() =>
+          HttpServerResponse.setHeader(
+            inbound.error(
+              err(405, "invalid_request_error", `Method ${request.method} is not allowed on ${path}.`, "method_not_allowed"),
+              Pipeline.requestIdOf(request)
+            ),
+            "allow",
+            "POST"
+          )
+        ))
     )
   )
 
 const inference = <M>(path: `/${string}`, inbound: Inbound<M>) =>
-  postOnly(path, HttpRouter.use((router) => Effect.flatMap(Pipeline.handler(inbound), (handler) => router.add("POST", path, handler))))
+  postOnly(path, inbound, HttpRouter.use((router) => Effect.flatMap(Pipeline.handler(inbound), (handler) => router.add("POST", path, handler))))
 
 const openai = (path: `/${string}`, kind: CallKind) => inference(path, OpenAI.inbound(kind))
 
 const CountTokens = postOnly(
   "/v1/messages/count_tokens",
+  Anthropic.countTokens,
   HttpRouter.use((router) =>
     Effect.flatMap(
       Pipeline.tokenCounter(Anthropic.countTokens, Anthropic.countAnswer),

@@ -71,6 +71,10 @@ const queueWait = histogram(
   latencyBuckets
 )
 const spend = counter("sluice_spend_total", "USD charged to tenants at the configured prices, by tenant and model")
+const tokenCounts = counter(
+  "sluice_token_count_requests_total",
+  "Token-counting requests (/v1/messages/count_tokens: never dispatched nor charged), by model, outcome and tenant"
+)
 const fallbacks = counter(
   "sluice_fallbacks_total",
   "Requests that left their model for a fallback before the first token, by model, fallback and reason"
@@ -206,6 +210,13 @@ export const recordQueueWait = (model: string, backend: string, waitedMs: number
 export const recordDegenerate = (model: string, backend: string): Effect.Effect<void> =>
   Effect.contextWith((context) => {
     degenerate({ model, backend }).updateUnsafe(1, context)
+    return Effect.void
+  })
+
+/** One finished token-counting request (labels: a configured model or `unknown`, an outcome, a bounded tenant). */
+export const recordTokenCount = (model: string, outcome: RequestOutcome, tenant: string): Effect.Effect<void> =>
+  Effect.contextWith((context) => {
+    tokenCounts({ model, outcome, tenant }).updateUnsafe(1, context)
     return Effect.void
   })
 

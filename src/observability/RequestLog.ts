@@ -32,6 +32,8 @@ export interface RequestLine {
   readonly tenant?: string | undefined
   /** The public id of the API key that authenticated the request (never the key). */
   readonly key_id?: string | undefined
+  /** A token-counting request (`/v1/messages/count_tokens`): the prompt tokens it counted (nothing is charged). */
+  readonly counted_tokens?: number | undefined
 }
 
 export class RequestLog extends Context.Service<RequestLog, {

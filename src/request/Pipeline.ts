@@ -74,6 +74,7 @@ import type { Inbound, ReplyContext } from "./Inbound.ts"
 import * as Limits from "./Limits.ts"
 import { Lifecycle } from "./Lifecycle.ts"
 import * as Outcome from "./Outcome.ts"
+import type { RequestOutcome } from "../domain/Outcome.ts"
 import * as Policies from "./Policies.ts"
 import * as Respond from "./Respond.ts"
 import { type PipelineError, rateLimitHeaders, toWire } from "./WireErrors.ts"
@@ -480,9 +481,10 @@ export const handler = <M>(inbound: Inbound<M>) =>
               }))
         )
         facts.admitted = true
-        const { requests, tokensLimit } = admission.reservation
+        const { requests, tokensLimit, spendPressure } = admission.reservation
         if (requests !== undefined || tokensLimit !== undefined) facts.rateLimits = rateLimitHeaders({ requests, tokens: tokensLimit })
-        return req
+        // A tenant near its spend limit is routed by cost too (routing/plugins/cost).
+        return spendPressure !== undefined && spendPressure > 0 ? { ...req, spendPressure } : req
       })
 
     /** The phases that build the response; a typed failure becomes an error answer. */
@@ -697,8 +699,11 @@ const toDefect = (requestId: string) => ({
  * A token-counting endpoint (Anthropic's `/v1/messages/count_tokens`): accept → authenticate
  * → decode → count, with the same decode and the same estimator as admission, so the count
  * is the prompt part of the reservation a real request would make. Nothing is reserved,
- * routed or charged; the count stops at the model's context window (a longer prompt counts
- * as that much: the answer says it would not fit, without tokenizing the rest).
+ * routed or charged (no ledger row); the count stops at the model's context window (a longer
+ * prompt counts as that much: the answer says it would not fit, without tokenizing the rest).
+ * Like every request it ends with a log line (its outcome and `counted_tokens`; no tokens
+ * consumed) and is counted in `sluice_token_count_requests_total`, not in the inference
+ * request metrics.
  */
 export const tokenCounter = <M>(
   inbound: Inbound<M>,
@@ -708,15 +713,67 @@ export const tokenCounter = <M>(
     const config = yield* GatewayConfig
     const authentication = yield* Authentication
     const { state } = yield* Lifecycle
+    const log = yield* RequestLog
+    /** The request's log line and metric, from what the phases recorded (accept's finalizer). */
+    const finish = (
+      request: HttpServerRequest.HttpServerRequest,
+      facts: Facts,
+      counted: number | undefined,
+      exit: Exit.Exit<unknown, unknown>
+    ) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) => {
+        const status = facts.reply.status === 0 && Exit.hasInterrupts(exit) ? 499 : facts.reply.status
+        const outcome: RequestOutcome = facts.served._tag === "Defect"
+          ? "error"
+          : status === 499
+          ? "client_aborted"
+          : counted !== undefined && status === 200
+          ? "completed"
+          : "rejected"
+        const metric = Metrics.recordTokenCount(
+          facts.modelId ?? "unknown",
+          outcome,
+          Metrics.tenantLabel(Metrics.configuredTenants(facts.plan), facts.identity?.tenant)
+        )
+        if (!log.enabled) return metric
+        log.write({
+          ts: new Date(now).toISOString(),
+          level: outcome === "error" ? "error" : "info",
+          msg: "request",
+          pid: process.pid,
+          request_id: facts.requestId,
+          method: request.method,
+          path: request.url,
+          model: facts.modelId ?? facts.model,
+          backend: undefined,
+          status,
+          outcome,
+          prompt_tokens: 0,
+          completion_tokens: 0,
+          cached_tokens: 0,
+          ttft_ms: undefined,
+          duration_ms: now - facts.receivedAtMs,
+          attempts: [],
+          error: facts.error,
+          tenant: facts.identity?.tenant,
+          key_id: facts.identity?.keyId,
+          counted_tokens: counted
+        })
+        return metric
+      })
     return Effect.fnUntraced(function*(request: HttpServerRequest.HttpServerRequest) {
       const facts = new Facts(requestIdOf(request), yield* Clock.currentTimeMillis)
+      let counted: number | undefined
+      yield* Effect.addFinalizer((exit) => finish(request, facts, counted, exit))
       const count = Effect.gen(function*() {
         if (state.draining) return yield* new Draining()
         const plan = yield* config.current
+        facts.plan = plan
         const identity = yield* authentication.authenticate(
           { headers: request.headers, remoteAddress: Option.getOrUndefined(request.remoteAddress) },
           plan
         )
+        facts.identity = identity
         const { call, model } = yield* decodePhase(inbound, request, plan, identity, facts)
         if (!Tokenizer.isLoaded(model.tokenizer)) yield* Tokenizer.load(model.tokenizer)
         const { estimate } = yield* Estimate.estimateYielding(
@@ -727,12 +784,24 @@ export const tokenCounter = <M>(
           0,
           model.contextWindow
         )
+        counted = estimate.promptTokens
+        facts.reply.status = 200
         return answer(estimate.promptTokens, facts.requestId)
       })
       return yield* count.pipe(
-        Effect.catch((error: PipelineError) => Effect.sync(() => inbound.error(toWire(error), facts.requestId))),
+        Effect.catch((error: PipelineError) =>
+          Effect.sync(() => {
+            const wire = toWire(error)
+            facts.error = error._tag
+            facts.reply.status = wire.status
+            return inbound.error(wire, facts.requestId)
+          })
+        ),
         Effect.catchCause((cause) => {
           if (Cause.hasInterrupts(cause)) return Effect.failCause(cause)
+          facts.served = { _tag: "Defect" }
+          facts.error = "Defect"
+          facts.reply.status = 500
           return Effect.as(
             Effect.logError("request defect", { requestId: facts.requestId, cause: Cause.pretty(cause) }),
             inbound.error(toDefect(facts.requestId), facts.requestId)

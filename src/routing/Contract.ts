@@ -89,6 +89,12 @@ export interface BackendView {
   readonly prefillGpuSeconds: number
   readonly decodeGpuSeconds: number
   /**
+   * Estimated price of this request here, micro-dollars, at the configured token prices of
+   * the model on this backend (its own, else the model's): uncached prompt × input, the
+   * cached prefix × cached input, the output estimate × output. Undefined: no price set.
+   */
+  readonly priceMicros?: number | undefined
+  /**
    * Multiplier on the combined score: backend weight × `degraded_weight` for a degraded or
    * half-open breaker and for degraded health, × its square for an open breaker and for
    * unhealthy (those are ranked only in panic, and then below the degraded).

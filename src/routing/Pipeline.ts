@@ -14,6 +14,11 @@
  * the rest are the failover order. A backend a hard filter excludes never appears in the
  * result.
  *
+ * Spend pressure: a request whose tenant is near a spend limit (`req.spendPressure` p > 0,
+ * from admission) adds the `cost` scorer with weight `p² · routing.spend_pressure_weight · Σ wₛ`
+ * (Σ wₛ = 1 without scorers), so the cheaper eligible backend wins as the budget runs out
+ * while a tenant with room (p = 0) is ranked exactly as configured.
+ *
  * Panic (Envoy's panic threshold): let E be the candidates the other hard filters keep and
  * A ⊆ E those the health gates (health, breaker) keep too. When |A| < panic_threshold·|E|,
  * the gates are skipped for this request: every candidate of E is ranked, the ones outside
@@ -44,6 +49,8 @@ export interface Compiled {
   /** The scorers that matter for a prefill-only leg (P/D): prefix reuse and prefill queueing. */
   readonly prefillScorers: ReadonlyArray<WeightedScorer>
   readonly prefillWeight: number
+  /** The `cost` scorer, weighted in by the request's spend pressure (undefined: not registered). */
+  readonly spend: Scorer | undefined
 }
 
 const PREFILL_SCORERS: ReadonlySet<string> = new Set(["prefix_cache", "queue_depth", "predicted_ttft", "kv_usage"])
@@ -77,7 +84,8 @@ export const compiler = (registry: RoutingPluginsShape): (plan: RoutingPlan) => 
       totalWeight: scorers.reduce((n, s) => n + s.weight, 0),
       picker: get(registry.pickers, "picker", plan.picker)(plan),
       prefillScorers,
-      prefillWeight: prefillScorers.reduce((n, s) => n + s.weight, 0)
+      prefillWeight: prefillScorers.reduce((n, s) => n + s.weight, 0),
+      spend: scorers.find((s) => s.scorer.name === "cost")?.scorer ?? registry.scorers.get("cost")?.(plan)
     }
     cache.set(plan, compiled)
     return compiled
@@ -222,6 +230,14 @@ export const score = (
   return out
 }
 
+/** The weight spend pressure adds to the `cost` scorer for this request (0: none). */
+export const spendWeight = (compiled: Compiled, ctx: RoutingContext): number => {
+  const p = ctx.req.spendPressure
+  if (p === undefined || !(p > 0) || compiled.spend === undefined) return 0
+  const pressure = p < 1 ? p : 1
+  return pressure * pressure * ctx.plan.spendPressureWeight * (compiled.totalWeight > 0 ? compiled.totalWeight : 1)
+}
+
 /** Filter → score → pick. */
 export const run = (
   compiled: Compiled,
@@ -232,7 +248,10 @@ export const run = (
   const filtered = filter(compiled, ctx, views)
   if (!filtered.ok) return filtered
   if (filtered.views.length <= 1) return filtered
-  const scored = score(ctx, filtered.views, compiled.scorers, compiled.totalWeight)
+  const extra = spendWeight(compiled, ctx)
+  const scored = extra > 0
+    ? score(ctx, filtered.views, [...compiled.scorers, { scorer: compiled.spend!, weight: extra }], compiled.totalWeight + extra)
+    : score(ctx, filtered.views, compiled.scorers, compiled.totalWeight)
   return { ...filtered, views: excludedLast(compiled.picker.order(ctx, scored, random), filtered) }
 }
 

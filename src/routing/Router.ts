@@ -24,11 +24,12 @@
  * request is counted (`sluice_routing_overload_total{model,decision}`, decision `least_bad`
  * or `saturated_last`). A request is refused only when a hard filter leaves nothing.
  */
-import { Clock, Context, Effect, Layer } from "effect"
+import { Clock, Context, Effect, Layer, Option } from "effect"
 import type { Backend } from "../backends/Backend.ts"
 import { Fleet } from "../backends/Fleet.ts"
 import { GatewayConfig } from "../config/GatewayConfig.ts"
 import type { Plan } from "../config/Plan.ts"
+import { QuotaTable } from "../admission/Quotas.ts"
 import type { GatewayRequest } from "../admission/Request.ts"
 import * as Metrics from "../observability/Metrics.ts"
 import { NoBackendAvailable } from "./Errors.ts"
@@ -71,6 +72,9 @@ export class Router extends Context.Service<Router, {
       const state = yield* Placement
       const config = yield* GatewayConfig
       const plugins = yield* RoutingPlugins
+      // Token prices for the cost scorer (an in-memory table; absent in graphs without one).
+      const quotas = Option.getOrUndefined(yield* Effect.serviceOption(QuotaTable))
+      const price = quotas?.price
       plugins.seal()
       const compile = Pipeline.compiler(plugins)
       const random = Baselines.rng(config.initial.routing.seed ?? Math.floor(Math.random() * 2 ** 32))
@@ -99,7 +103,8 @@ export class Router extends Context.Service<Router, {
           breakers,
           state,
           degradedWeight: plan.breakers.degradedWeight,
-          maxSignalAgeMs: SIGNAL_AGE_INTERVALS * plan.health.scrapeIntervalMs
+          maxSignalAgeMs: SIGNAL_AGE_INTERVALS * plan.health.scrapeIntervalMs,
+          price
         }
         const ctx: RoutingContext = { req, nowMs: now, plan: routing }
         const compiled = compile(routing)

@@ -12,7 +12,8 @@
  */
 import * as Predict from "./Predict.ts"
 import type { Backend } from "../backends/Backend.ts"
-import type { BackendId } from "../domain/Ids.ts"
+import type { BackendId, ModelId } from "../domain/Ids.ts"
+import type { Price } from "../domain/Quotas.ts"
 import type { GatewayRequest } from "../admission/Request.ts"
 import type { Breakers } from "../resilience/Breakers.ts"
 import type { BackendView } from "./Contract.ts"
@@ -26,6 +27,8 @@ export interface ViewDeps {
   readonly degradedWeight: number
   /** Signals older than this are ignored. */
   readonly maxSignalAgeMs: number
+  /** The configured price of a model on a backend (admission's price table, in memory), if any. */
+  readonly price?: ((model: ModelId, backend: BackendId) => Price | undefined) | undefined
 }
 
 export const view = (
@@ -65,6 +68,11 @@ export const view = (
   }
   const kvUsage = signals?.kvUsage ?? Math.min(1, local.kvTokens / profile.kvCapacityTokens)
   const gpu = Predict.gpuSeconds(e, profile, cached, load)
+  const price = deps.price?.(req.model.id, backend.id)
+  const uncached = Math.max(0, e.promptTokens - cached)
+  const priceMicros = price === undefined
+    ? undefined
+    : uncached * price.input + (e.promptTokens - uncached) * price.cachedInput + e.maxOutputTokens * price.output
   let weight = backend.plan.weight
   // An open breaker or an unhealthy backend is only ever ranked in panic: below degraded ones.
   const dw = deps.degradedWeight
@@ -101,6 +109,7 @@ export const view = (
     predictedItlMs: Predict.predictItlMs(e, profile, load),
     prefillGpuSeconds: gpu.prefill,
     decodeGpuSeconds: gpu.decode,
+    priceMicros,
     weight
   }
 }

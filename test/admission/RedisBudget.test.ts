@@ -87,6 +87,32 @@ describe("TokenBudget in Redis", () => {
     expect(Exit.isFailure(refused)).toBe(true)
   })
 
+  it("reports the spend pressure a reservation leaves, from the shared counter", async () => {
+    // spend_per_day $1 (1,000,000 µ$) under this run's prefix, shared by two replicas.
+    const rules = (): ReadonlyArray<Rule> => [{
+      subject: "tenant spend",
+      field: "spend_per_day",
+      base: `${prefix}:spend`,
+      metric: "spend",
+      window: "day",
+      limit: 1_000_000
+    }]
+    const make = async (client: Redis) => {
+      const scope = await run(Scope.make())
+      scopes.push(scope)
+      return run(Scope.provide(RedisBudget.make(client, { rules, retryIntervalMs: 100 }), scope))
+    }
+    const [a, b] = [await make(redis), await make(other)]
+    const spend = (costMicros: number): Claim => ({ ...claim(TenantId("spend"), 10), costMicros })
+    const first = await run(a.reserve(spend(250_000)))
+    expect(first.spendPressure).toBeCloseTo(0.25)
+    await run(a.settle(first, { inputTokens: 10, outputTokens: 0, costMicros: 600_000 }))
+    // The other replica sees what the first settled.
+    const second = await run(b.reserve(spend(300_000)))
+    expect(second.spendPressure).toBeCloseTo(0.9)
+    await run(b.settle(second, { inputTokens: 10, outputTokens: 0, costMicros: 0 }))
+  })
+
   it("settles a reservation exactly once", async () => {
     const a = await budget(redis, { limit: 1_000_000, windowMs: 60_000 })
     const r = await run(a.reserve(claim(TenantId("once"), 10)))

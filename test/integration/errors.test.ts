@@ -74,6 +74,29 @@ budgets: { tokens_per_window: 100000, window: 1m }
     await expectEnvelope(res, 405, "method_not_allowed")
   })
 
+  it("405 on an inbound API's path is in that API's error format, with allow: POST", async () => {
+    // Anthropic Messages (and its count_tokens): {"type":"error","error":{type,message}}, request-id.
+    for (const [method, path] of [["GET", "/v1/messages"], ["DELETE", "/v1/messages"], ["GET", "/v1/messages/count_tokens"]] as const) {
+      const res = await fetch(`${gw.url}${path}`, { method })
+      expect(res.status).toBe(405)
+      expect(res.headers.get("allow")).toBe("POST")
+      expect(res.headers.get("content-type")).toContain("application/json")
+      const body = await res.json() as { type: string; error: { type: string; message: string }; request_id: string }
+      expect(body.type).toBe("error")
+      expect(body.error.type).toBe("invalid_request_error")
+      expect(body.error.message).toBe(`Method ${method} is not allowed on ${path}.`)
+      expect("code" in body.error).toBe(false)
+      expect(res.headers.get("request-id")).toBe(body.request_id)
+    }
+    // OpenAI Responses (and the OpenAI paths): the OpenAI envelope.
+    for (const [method, path] of [["GET", "/v1/responses"], ["PUT", "/v1/responses"], ["GET", "/v1/embeddings"]] as const) {
+      const res = await fetch(`${gw.url}${path}`, { method })
+      expect(res.headers.get("allow")).toBe("POST")
+      const e = await expectEnvelope(res, 405, "method_not_allowed")
+      expect(e).toEqual({ message: `Method ${method} is not allowed on ${path}.`, type: "invalid_request_error", param: null, code: "method_not_allowed" })
+    }
+  })
+
   it("413 for a body over the limit", async () => {
     const big = chat("m", { padding: "x".repeat(4096) })
     await expectEnvelope(await post(`${gw.url}/v1/chat/completions`, big), 413, "request_too_large")

@@ -159,6 +159,7 @@ export const routingPlan = (over: Partial<RoutingPlan> = {}): RoutingPlan => ({
   tenants: new Map(),
   pdMinPromptTokens: 256,
   panicThreshold: 0.5,
+  spendPressureWeight: 4,
   ...over
 })
 
