@@ -133,7 +133,11 @@ export const readUsage = (sql: SqlClient.SqlClient, query: UsageQuery) =>
  */
 export const store = (url: Redacted.Redacted<string>): Effect.Effect<Ledger.Store, never, Scope.Scope> =>
   Effect.gen(function*() {
-    const parent = yield* Effect.scope
+    // The client's scope is made now, before the ledger built on this store adds its
+    // final drain: scopes close in reverse, so the drain writes through a client that is
+    // still open. (Forked lazily on the first write, it closed first, every final write
+    // failed as interrupted and shutdown waited out the whole drain time.)
+    const parent = yield* Scope.fork(yield* Effect.scope)
     let client: SqlClient.SqlClient | undefined
     // The writer and usage reads may both find no client: one connects, the other waits for it.
     const connecting = yield* Semaphore.make(1)

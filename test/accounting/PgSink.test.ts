@@ -84,3 +84,27 @@ describe("audit ledger in PostgreSQL", () => {
     expect(psql(`SELECT count(*) FROM sluice_usage WHERE request_id = '${run}-replayed'`)).toBe("1")
   })
 })
+
+describe("audit ledger in PostgreSQL at shutdown", () => {
+  it("writes what is pending through a client that is still open: no interrupted writes, no waiting out the drain", async () => {
+    // Regression: the client's scope was forked on the first write, after the ledger's final
+    // drain was registered, so it closed first; the last records failed as interrupted and
+    // shutdown waited the whole drain time (the journal kept them for the next start).
+    const run = `pg-close-${process.pid}-${Date.now()}`
+    // A batch interval longer than the test: the second record is written only by the final drain.
+    const options = { ...defaults.ledger, drainMs: 20_000, intervalMs: 60_000, journalDir: undefined }
+    const runtime = ManagedRuntime.make(PgSink.layer(Redacted.make(url), options))
+    await runtime.runPromise(Effect.gen(function*() {
+      const sink = yield* UsageSink
+      yield* sink.write(record(`${run}-0`, "completed"))
+      yield* sink.write(record(`${run}-1`, "completed"))
+      // A usage read connects the client while both records are still pending.
+      yield* Effect.orDie(sink.read({ tenant: TenantId("acme"), fromMs: 0, toMs: 1 }))
+    }))
+    expect(psql(`SELECT count(*) FROM sluice_usage WHERE request_id LIKE '${run}-%'`)).toBe("0")
+    const t0 = performance.now()
+    await runtime.dispose()
+    expect(performance.now() - t0).toBeLessThan(5_000)
+    expect(psql(`SELECT count(*) FROM sluice_usage WHERE request_id LIKE '${run}-%'`)).toBe("2")
+  }, 30_000)
+})

@@ -102,9 +102,9 @@ export const mutants: ReadonlyArray<Mutant> = [
     plants: "the upstream request keeps running after the client left",
     edits: [{
       file: "src/backends/Upstream.ts",
-      find: `            open--
+      find: `            if (counted) open--
             if (response === undefined) controller.abort()`,
-      replace: `            open--
+      replace: `            if (counted) open--
             if (Exit.hasInterrupts(exit)) return
             if (response === undefined) controller.abort()`
     }]
