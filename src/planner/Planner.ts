@@ -8,9 +8,10 @@
  * order; an engine steps as soon as it has work, its step's effects (first tokens, finished requests)
  * land when the step ends. The gateway's Effect-based bookkeeping (slots, tokens in flight, placements,
  * pins) runs synchronously under a virtual `Clock`, each request's in a Scope closed when it finishes,
- * exactly as dispatch scopes an attempt. What is left out: P/D disaggregation (every backend serves
+ * exactly as dispatch scopes an attempt; a request finding no free slot waits for one (FIFO, at most
+ * `timeouts.queue`, then it is rejected). What is left out: P/D disaggregation (every backend serves
  * whole requests), KV-event (precise) prefix indexes, retries and failures (engines never fail here),
- * slot waits (a request finding no free slot is counted as rejected), and flow control.
+ * and flow control.
  *
  * Owns: the loop and the per-request measurements. Must never: open a socket or a file, sleep, or read
  * the wall clock (the command line and the benches do the I/O).
@@ -87,7 +88,7 @@ export interface Report {
   readonly requests: number
   readonly completed: number
   readonly unfinished: number
-  /** Refused: no backend for the model, every candidate excluded, no free slot, or longer than the engine's context. */
+  /** Refused: no backend for the model, every candidate excluded, no slot within `timeouts.queue`, or longer than the engine's context. */
   readonly rejected: number
   /** ms, over measured requests that got a first token. */
   readonly ttft: Quantiles
@@ -211,6 +212,15 @@ interface Flight {
   firstMs: number
 }
 
+/** A routed request waiting for a slot on its backend. */
+interface Waiting {
+  readonly req: GatewayRequest
+  readonly arrival: Arrival
+  readonly index: number
+  readonly measured: boolean
+  readonly ids: Uint32Array
+}
+
 interface StepDone {
   readonly engine: number
   readonly emitted: ReadonlyArray<Sequence<Flight>>
@@ -325,6 +335,8 @@ export const run = (plan: Plan, trace: ReadonlyArray<Arrival>, options: Options)
   const spread = new Map<string, number>()
   const inFlight = new Set<Flight>()
 
+  const pending: Array<Array<Waiting>> = backends.map(() => [])
+  const queueMs = plan.timeouts.queueMs
   const events = new EventHeap<Event>()
   const stepping = new Uint8Array(engines.length)
 
@@ -390,6 +402,16 @@ export const run = (plan: Plan, trace: ReadonlyArray<Arrival>, options: Options)
       rejected++
       return
     }
+    const waiting: Waiting = { req, arrival, index, measured, ids }
+    // No free slot: wait for one in FIFO order, at most `timeouts.queue` (dispatch's holdSlot).
+    if (backend.slots.free === 0 || pending[i]!.length > 0) pending[i]!.push(waiting)
+    else start(waiting, i)
+  }
+
+  /** Takes the backend's slot, tokens in flight, session pin and placement, then submits to its engine. */
+  const start = (w: Waiting, i: number) => {
+    const backend = backends[i]!
+    const { req } = w
     const scope = Scope.makeUnsafe()
     const progress = { started: false, served: false, cachedTokens: undefined as number | undefined }
     const taken = runScoped(scope, Effect.gen(function*() {
@@ -405,16 +427,26 @@ export const run = (plan: Plan, trace: ReadonlyArray<Arrival>, options: Options)
       rejected++
       return
     }
-    const flight: Flight = { arrival, index, backend: i, scope, progress, measured, lastMs: -1, firstMs: -1 }
+    const flight: Flight = { arrival: w.arrival, index: w.index, backend: i, scope, progress, measured: w.measured, lastMs: -1, firstMs: -1 }
     inFlight.add(flight)
     const engine = engines[i]!
     if (stepping[i] === 0) engine.advanceTo(now)
     engine.submit(
-      { prompt: ids, outputTokens: arrival.outputTokens, outputIds: segmentIds(answerKey(index), arrival.outputTokens), finish: "stop" },
+      { prompt: w.ids, outputTokens: w.arrival.outputTokens, outputIds: segmentIds(answerKey(w.index), w.arrival.outputTokens), finish: "stop" },
       flight,
       now
     )
     if (stepping[i] === 0) stepEngine(i)
+  }
+
+  /** A slot freed on backend `i`: the waiters that still may, in order. */
+  const admitWaiting = (i: number) => {
+    const queue = pending[i]!
+    while (queue.length > 0 && backends[i]!.slots.free > 0) {
+      const w = queue.shift()!
+      if (now - w.arrival.atMs > queueMs) rejected++
+      else start(w, i)
+    }
   }
 
   const stepDone = (done: StepDone) => {
@@ -451,6 +483,7 @@ export const run = (plan: Plan, trace: ReadonlyArray<Arrival>, options: Options)
       const tpot = out > 1 ? (t - f.firstMs) / (out - 1) : 0
       if (out > 1) backend.streamed(tpot)
       close(f.scope)
+      admitWaiting(done.engine)
       if (f.measured) {
         completed++
         cachedSum += Math.max(0, seq.cachedPromptTokens)
@@ -516,6 +549,7 @@ export const run = (plan: Plan, trace: ReadonlyArray<Arrival>, options: Options)
     if (f.measured) unfinished++
     close(f.scope)
   }
+  for (const queue of pending) for (const w of queue) if (w.measured) unfinished++
   let preemptions = 0
   let gpuSeconds = 0
   let cost = 0

@@ -86,6 +86,20 @@ describe("planner", () => {
     expect(r.goodput).toBeCloseTo(10, 5)
   })
 
+  it("a request finding no free slot waits for one (FIFO), at most timeouts.queue", () => {
+    const burst = trace(12, 0, () => ({ prompt: 300, output: 200 }))
+    const free = Planner.run(fleet(1), burst, { policy: "round_robin" })
+    const slots = Planner.run(fleet(1, "", 2), burst, { policy: "round_robin" })
+    expect(slots.completed).toBe(12)
+    expect(slots.rejected).toBe(0)
+    // Two at a time: the last pair starts after five pairs of 200-token decodes, every step ≥ c0 = 4.5 ms.
+    expect(slots.ttft.p99).toBeGreaterThan(5 * 200 * 4.5)
+    expect(free.ttft.p99).toBeLessThan(200)
+    const short = Planner.run(fleet(1, "timeouts: { queue: 2s }", 2), burst, { policy: "round_robin" })
+    expect(short.rejected).toBeGreaterThan(0)
+    expect(short.completed + short.rejected).toBe(12)
+  })
+
   it("counts what no engine can take as rejected, never hangs", () => {
     const t: Array<Trace.Arrival> = [
       { atMs: 0, tenant: "t", model: "nope", segments: [{ key: "a", tokens: 10 }], outputTokens: 5, maxTokens: 5 },
