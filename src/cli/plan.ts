@@ -38,12 +38,12 @@ const ms = (x: number): string =>
 
 /** The Markdown table of the reports. */
 export const table = (reports: ReadonlyArray<Planner.Report>): ReadonlyArray<string> => [
-  "| policy | reqs | done | unfinished | rejected | TTFT p50 | TTFT p90 | TTFT p99 | ITL p50 | ITL p99 | out tok/s | goodput req/s (share) | prefix hit | preempt | GPU-s | cost | cost / M out tok |",
-  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+  "| policy | reqs | done | unfinished | rejected | TTFT p50 | TTFT p90 | TTFT p99 | ITL p50 | ITL p99 | out tok/s | goodput req/s (share) | prefix hit | preempt | flow waited / refused | GPU-s | cost | cost / M out tok |",
+  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
   ...reports.map((r) =>
     `| ${r.policy} | ${r.requests} | ${r.completed} | ${r.unfinished} | ${r.rejected} | ${ms(r.ttft.p50)} | ${ms(r.ttft.p90)} | ${ms(r.ttft.p99)} | ` +
     `${ms(r.itl.p50)} | ${ms(r.itl.p99)} | ${r.outputTokensPerS.toFixed(0)} | ${r.goodput.toFixed(2)} (${(r.goodputShare * 100).toFixed(0)}%) | ` +
-    `${(r.hitRate * 100).toFixed(0)}% | ${r.preemptions} | ${r.gpuSeconds.toFixed(1)} | ${r.cost.toFixed(1)} | ${r.costPerMTokens.toFixed(0)} |`
+    `${(r.hitRate * 100).toFixed(0)}% | ${r.preemptions} | ${r.flowWaited} / ${r.flowRefused} | ${r.gpuSeconds.toFixed(1)} | ${r.cost.toFixed(1)} | ${r.costPerMTokens.toFixed(0)} |`
   )
 ]
 

@@ -9,9 +9,11 @@
  * land when the step ends. The gateway's Effect-based bookkeeping (slots, tokens in flight, placements,
  * pins) runs synchronously under a virtual `Clock`, each request's in a Scope closed when it finishes,
  * exactly as dispatch scopes an attempt; a request finding no free slot waits for one (FIFO, at most
- * `timeouts.queue`, then it is rejected). What is left out: P/D disaggregation (every backend serves
- * whole requests), KV-event (precise) prefix indexes, retries and failures (engines never fail here),
- * and flow control.
+ * `timeouts.queue`, then it is rejected); when every candidate is saturated, the model's `on_saturation`
+ * applies, with flow control's own queue (FlowQueue: per-tenant WFQ in tokens, priority bands, bounded
+ * wait, shedding), a turn per finished request of the model and a nudge per idle second. What is left
+ * out: P/D disaggregation (every backend serves whole requests), KV-event (precise) prefix indexes,
+ * retries and failures (engines never fail here), and priority headers.
  *
  * Owns: the loop and the per-request measurements. Must never: open a socket or a file, sleep, or read
  * the wall clock (the command line and the benches do the I/O).
@@ -34,6 +36,8 @@ import { profileOf } from "../routing/Profiles.ts"
 import * as Registry from "../routing/Registry.ts"
 import * as Views from "../routing/Views.ts"
 import * as Breakers from "../resilience/Breakers.ts"
+import { FlowQueue } from "../admission/FlowQueue.ts"
+import { bandOf } from "../dispatch/FlowControl.ts"
 import { Engine, type EngineConfig } from "../simulator/engine/engine.ts"
 import type { Sequence } from "../simulator/engine/sequence.ts"
 import { EventHeap } from "./Heap.ts"
@@ -90,6 +94,9 @@ export interface Report {
   readonly unfinished: number
   /** Refused: no backend for the model, every candidate excluded, no slot within `timeouts.queue`, or longer than the engine's context. */
   readonly rejected: number
+  /** Requests that waited in flow control (`on_saturation: queue`), and those it refused (full, shed, timeout, reject). */
+  readonly flowWaited: number
+  readonly flowRefused: number
   /** ms, over measured requests that got a first token. */
   readonly ttft: Quantiles
   /** ms, every gap between consecutive tokens of measured requests. */
@@ -219,6 +226,14 @@ interface Waiting {
   readonly index: number
   readonly measured: boolean
   readonly ids: Uint32Array
+  readonly serving: ReadonlyArray<Backend>
+  /** End of its flow-control wait (infinite until it first waits). */
+  readonly deadlineMs: number
+}
+
+interface Routed {
+  readonly backends: ReadonlyArray<Backend>
+  readonly overload: "least_bad" | "saturated_last" | undefined
 }
 
 interface StepDone {
@@ -231,6 +246,9 @@ type Event =
   | { readonly _tag: "step"; readonly done: StepDone }
   | { readonly _tag: "scrape" }
   | { readonly _tag: "arrival"; readonly arrival: Arrival; readonly index: number }
+
+/** FlowControl.ts's NUDGE_MS. */
+const FLOW_NUDGE_MS = 1000
 
 const KIND_STEP = 0
 const KIND_SCRAPE = 1
@@ -292,9 +310,9 @@ export const run = (plan: Plan, trace: ReadonlyArray<Arrival>, options: Options)
   const turns = new Map<string, number>()
 
   /** The Router's route for one pool (Router.ts, without P/D): the backends in the order dispatch tries them. */
-  const route = (req: GatewayRequest, serving: ReadonlyArray<Backend>): ReadonlyArray<Backend> | undefined => {
+  const route = (req: GatewayRequest, serving: ReadonlyArray<Backend>): Routed | undefined => {
     const hinted = req.sessionKey === undefined ? undefined : affinity.peek(req.sessionKey, now)
-    if (routing.policy === "ordered") return Baselines.ordered(serving, now, hinted)
+    if (routing.policy === "ordered") return { backends: Baselines.ordered(serving, now, hinted), overload: undefined }
     const ctx = { req, nowMs: now, plan: routing }
     const views = Views.views(req, serving, now, hinted, deps)
     const toBackends = (vs: ReadonlyArray<BackendView>) => vs.map((v) => v.backend)
@@ -308,10 +326,10 @@ export const run = (plan: Plan, trace: ReadonlyArray<Arrival>, options: Options)
         : routing.policy === "least_outstanding"
         ? Baselines.leastOutstanding(filtered.views, turn)
         : Baselines.random(filtered.views, random)
-      return toBackends(Pipeline.excludedLast(ordered, filtered))
+      return { backends: toBackends(Pipeline.excludedLast(ordered, filtered)), overload: filtered.overload }
     }
     const result = Pipeline.run(compiled, ctx, views, random)
-    return result.ok ? toBackends(result.views) : undefined
+    return result.ok ? { backends: toBackends(result.views), overload: result.overload } : undefined
   }
 
   // ---- measurements
@@ -328,6 +346,8 @@ export const run = (plan: Plan, trace: ReadonlyArray<Arrival>, options: Options)
   let measuredCount = 0
   let completed = 0
   let rejected = 0
+  let flowWaited = 0
+  let flowRefused = 0
   let good = 0
   let cachedSum = 0
   let promptSum = 0
@@ -395,17 +415,81 @@ export const run = (plan: Plan, trace: ReadonlyArray<Arrival>, options: Options)
       promptPrefix: "",
       receivedAtMs: now
     }
-    const order = route(req, serving)
-    const backend = order?.[0]
+    const waiting: Waiting = { req, arrival, index, measured, ids, serving, deadlineMs: Number.POSITIVE_INFINITY }
+    place(waiting, true)
+  }
+
+  /**
+   * Routes and places a request (Pipeline.ts's leg): when every candidate is saturated, the model's
+   * `on_saturation` decides: the least bad takes it (route), it waits for a turn in flow control (queue),
+   * or it is refused (reject). A turn re-routes; still all saturated, it waits again, within one max wait.
+   */
+  const place = (w: Waiting, first: boolean) => {
+    const routed = route(w.req, w.serving)
+    const backend = routed?.backends[0]
     const i = backend === undefined ? undefined : indexOf.get(backend)
-    if (backend === undefined || i === undefined || prompt + arrival.outputTokens > configs[i]!.maxModelLen) {
+    if (routed === undefined || backend === undefined || i === undefined || w.ids.length + w.arrival.outputTokens > configs[i]!.maxModelLen) {
       rejected++
       return
     }
-    const waiting: Waiting = { req, arrival, index, measured, ids }
+    const saturation = w.req.model.onSaturation ?? "route"
+    if (routed.overload === "least_bad" && saturation !== "route") {
+      if (saturation === "reject") {
+        rejected++
+        flowRefused++
+        return
+      }
+      const fc = plan.flowControl
+      if (first) flowWaited++
+      const queued = flowQueue(w.req.model.id).enqueue({
+        tenant: w.arrival.tenant,
+        band: bandOf(fc, w.arrival.tenant, undefined),
+        cost: w.req.estimate.promptTokens + w.req.estimate.outputCap,
+        deadlineMs: first ? now + fc.maxWaitMs : w.deadlineMs,
+        value: first ? { ...w, deadlineMs: now + fc.maxWaitMs } : w
+      })
+      if (queued._tag === "Refused") {
+        rejected++
+        flowRefused++
+      } else {
+        rejected += queued.shed.length
+        flowRefused += queued.shed.length
+      }
+      return
+    }
     // No free slot: wait for one in FIFO order, at most `timeouts.queue` (dispatch's holdSlot).
-    if (backend.slots.free === 0 || pending[i]!.length > 0) pending[i]!.push(waiting)
-    else start(waiting, i)
+    if (backend.slots.free === 0 || pending[i]!.length > 0) pending[i]!.push(w)
+    else start(w, i)
+  }
+
+  const flowQueues = new Map<string, FlowQueue<Waiting>>()
+  const flowDepth = () => {
+    let n = 0
+    for (const q of flowQueues.values()) n += q.size
+    return n
+  }
+  const lastTurn = new Map<string, number>()
+  const flowQueue = (model: string): FlowQueue<Waiting> => {
+    let q = flowQueues.get(model)
+    if (q === undefined) {
+      const fc = plan.flowControl
+      q = new FlowQueue<Waiting>({ bands: fc.bands, maxQueued: fc.maxQueued, weight: (t) => fc.tenants.get(t)?.weight ?? 1 })
+      flowQueues.set(model, q)
+    }
+    return q
+  }
+  /** A request of `model` ended (or a nudge): the next waiter in fair order gets a turn. */
+  const turn = (model: string) => {
+    const q = flowQueues.get(model)
+    if (q === undefined || q.size === 0) return
+    lastTurn.set(model, now)
+    for (const expired of q.expire(now)) {
+      void expired
+      rejected++
+      flowRefused++
+    }
+    const next = q.next()
+    if (next !== undefined) place(next.value, false)
   }
 
   /** Takes the backend's slot, tokens in flight, session pin and placement, then submits to its engine. */
@@ -484,6 +568,7 @@ export const run = (plan: Plan, trace: ReadonlyArray<Arrival>, options: Options)
       if (out > 1) backend.streamed(tpot)
       close(f.scope)
       admitWaiting(done.engine)
+      turn(plan.modelNames.get(f.arrival.model) ?? f.arrival.model)
       if (f.measured) {
         completed++
         cachedSum += Math.max(0, seq.cachedPromptTokens)
@@ -518,7 +603,10 @@ export const run = (plan: Plan, trace: ReadonlyArray<Arrival>, options: Options)
 
   let nextIndex = trace.length
   let cursor = 0
-  const scraping = plan.backends.some((b) => b.metrics !== "none") && scrapeMs > 0
+  // Scrapes (and flow control's nudges) on a timer, while anything is scraped or may wait for a turn.
+  const queueing = [...plan.models.values()].some((m) => m.onSaturation === "queue")
+  const tickMs = scrapeMs > 0 ? scrapeMs : 500
+  const scraping = (plan.backends.some((b) => b.metrics !== "none") && scrapeMs > 0) || queueing
   if (scraping) events.push(0, KIND_SCRAPE, { _tag: "scrape" })
   for (;;) {
     const head = events.peek()
@@ -532,7 +620,7 @@ export const run = (plan: Plan, trace: ReadonlyArray<Arrival>, options: Options)
     }
     if (head === undefined) break
     // Only scrapes left (and nothing in flight, nothing to arrive): done.
-    if (head.kind === KIND_SCRAPE && inFlight.size === 0 && arrival === undefined && events.size === 1) break
+    if (head.kind === KIND_SCRAPE && inFlight.size === 0 && arrival === undefined && events.size === 1 && flowDepth() === 0) break
     if (head.at > cutoff) break
     events.pop()
     now = Math.max(now, head.at)
@@ -540,7 +628,9 @@ export const run = (plan: Plan, trace: ReadonlyArray<Arrival>, options: Options)
     if (e._tag === "step") stepDone(e.done)
     else if (e._tag === "scrape") {
       scrape()
-      events.push(now + scrapeMs, KIND_SCRAPE, e)
+      // FlowControl's nudge: a model whose waiters got no turn for a second gets one.
+      for (const model of flowQueues.keys()) if (now - (lastTurn.get(model) ?? 0) >= FLOW_NUDGE_MS) turn(model)
+      events.push(now + tickMs, KIND_SCRAPE, e)
     } else arrive(e.arrival, e.index)
   }
 
@@ -550,6 +640,9 @@ export const run = (plan: Plan, trace: ReadonlyArray<Arrival>, options: Options)
     close(f.scope)
   }
   for (const queue of pending) for (const w of queue) if (w.measured) unfinished++
+  for (const q of flowQueues.values()) {
+    for (let w = q.next(); w !== undefined; w = q.next()) if (w.value.measured) unfinished++
+  }
   let preemptions = 0
   let gpuSeconds = 0
   let cost = 0
@@ -570,6 +663,8 @@ export const run = (plan: Plan, trace: ReadonlyArray<Arrival>, options: Options)
     completed,
     unfinished,
     rejected,
+    flowWaited,
+    flowRefused,
     ttft: quantiles(ttfts, ttfts.length),
     itl: quantiles(gaps, gapCount),
     outputTokensPerS: windowS > 0 ? windowTokens / windowS : Number.NaN,

@@ -100,6 +100,24 @@ describe("planner", () => {
     expect(short.completed + short.rejected).toBe(12)
   })
 
+  it("flow control: with every candidate saturated, on_saturation queue waits in fair order, reject refuses", () => {
+    // max_queue 0: an engine with a request before its first token is saturated.
+    const burst = trace(10, 0, () => ({ prompt: 400, output: 50 }))
+    const plan = (mode: string, extra = "") => fleet(1, `routing: { max_queue: 0 }\n${extra}`, 4096, `, on_saturation: ${mode}`)
+    const routed = Planner.run(plan("route"), burst, { policy: "inference" })
+    const queued = Planner.run(plan("queue"), burst, { policy: "inference" })
+    const refused = Planner.run(plan("reject"), burst, { policy: "inference" })
+    expect(routed).toMatchObject({ completed: 10, flowWaited: 0, flowRefused: 0 })
+    // Queue: one at a time (a turn per finished request), every request served.
+    expect(queued).toMatchObject({ completed: 10, flowWaited: 9, flowRefused: 0, rejected: 0 })
+    expect(queued.ttft.p99).toBeGreaterThan(routed.ttft.p99 * 3)
+    expect(refused).toMatchObject({ completed: 1, flowRefused: 9, rejected: 9 })
+    // A bounded wait: with max_wait 1 s only what gets a turn within a second is served.
+    const short = Planner.run(plan("queue", "flow_control: { max_wait: 1s }"), trace(10, 0, () => ({ prompt: 400, output: 400 })), { policy: "inference" })
+    expect(short.flowRefused).toBeGreaterThan(0)
+    expect(short.completed + short.flowRefused).toBe(10)
+  })
+
   it("counts what no engine can take as rejected, never hangs", () => {
     const t: Array<Trace.Arrival> = [
       { atMs: 0, tenant: "t", model: "nope", segments: [{ key: "a", tokens: 10 }], outputTokens: 5, maxTokens: 5 },

@@ -7,10 +7,10 @@ import type { Plan } from "../../src/config/Plan.ts"
 import type { Arrival } from "../../src/planner/Trace.ts"
 
 /** A plan of `n` simulated 8B FP8 H100 engines (metrics scraped like the routing bench's). */
-export const fleet = (n: number, extra = "", maxConcurrency = 4096): Plan =>
+export const fleet = (n: number, extra = "", maxConcurrency = 4096, modelFields = ""): Plan =>
   Effect.runSync(Load.parse(
     `models:
-  - { name: m, default_max_tokens: 256 }
+  - { name: m, default_max_tokens: 256${modelFields} }
 backends:
 ${Array.from({ length: n }, (_, i) => `  - { id: e${i}, simulate: { profile: llama-3.1-8b-fp8-h100 }, models: [m], gpu: H100, quantization: fp8, metrics: vllm, max_concurrency: ${maxConcurrency} }`).join("\n")}
 ${extra}`,
