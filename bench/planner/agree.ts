@@ -1,12 +1,13 @@
 /**
- * `tsx bench/planner/agree.ts [--results bench/routing/results/latest.json] [--workloads …] [--policies …]`:
+ * `tsx bench/planner/agree.ts [--results bench/routing/results/latest.json] [--workloads …] [--policies …] [--name agree]`:
  * issue 15's agreement check. Runs the routing bench's workloads, at its six-engine fleet, phases, seed
  * and gateway config, through the virtual-time planner, and compares p90 TTFT and output tokens/s with
  * the real-time bench's latest results: the ratio planner ÷ bench per (workload, policy), target within
  * 15% (0.87–1.15). Also prints the real-time run's engine lag (simulated seconds the slowest engine fell
  * behind the wall clock on this host), the first suspect when a row disagrees.
  *
- * Writes bench/planner/results/agree.{md,json}. Must never: start engines or a gateway (the planner
+ * The run's quick phases, load and KV-cache size are the results file's; `inference+kv` runs the precise
+ * (KV-event) index. Writes bench/planner/results/<name>.{md,json}. Must never: start engines or a gateway (the planner
  * does no I/O); the bench's numbers are read, not rerun.
  */
 import { Effect } from "effect"
@@ -37,6 +38,10 @@ interface BenchResults {
   readonly phases: Readonly<Record<string, Workloads.Phases>>
   readonly seed: number
   readonly load: number
+  /** `--quick` halved the warm-up and the arrival window. */
+  readonly quick?: boolean
+  /** `--kv-blocks`: every engine's KV cache (cache-churn runs). */
+  readonly kvBlocks?: number | null
   readonly rows: ReadonlyArray<BenchRow>
 }
 
@@ -45,38 +50,44 @@ const resultsPath = arg("results", "bench/routing/results/latest.json")
 const bench = JSON.parse(readFileSync(resultsPath, "utf8")) as BenchResults
 const workloads = arg("workloads", "shared-prefix,multi-turn,sharegpt,bursty").split(",")
 const policies = arg("policies", "inference,round_robin,least_outstanding,random").split(",")
+const name = arg("name", "agree")
 const urls = new Map(ENGINES.map((e) => [e.id, "http://planner.invalid"]))
+const shrink = bench.quick === true ? 0.5 : 1
+const kvBlocks = bench.kvBlocks ?? undefined
 
 const fmt = (ms: number) => (ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(0)} ms`)
 const within = (r: number) => r >= 1 / 1.15 && r <= 1.15
 
 const rows: Array<Record<string, unknown>> = []
 const lines = [
-  `Planner vs real-time routing bench (${resultsPath}), six engines, seed ${bench.seed}, load ×${bench.load}. Ratio = planner ÷ bench; target 0.87–1.15.`,
+  `Planner vs real-time routing bench (${resultsPath}), six engines, seed ${bench.seed}, load ×${bench.load}` +
+    `${bench.quick === true ? ", quick phases" : ""}${kvBlocks === undefined ? "" : `, ${kvBlocks}-block KV caches`}. Ratio = planner ÷ bench; target 0.87–1.15.`,
   "",
   "| workload | policy | bench TTFT p50 | planner TTFT p50 | bench TTFT p90 | planner TTFT p90 | ratio | bench tok/s | planner tok/s | ratio | bench hit | planner hit | bench unfinished | planner unfinished | bench engine lag |",
   "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 ]
 const started = performance.now()
-for (const name of workloads) {
-  const phases = bench.phases[name]
-  if (phases === undefined) throw new Error(`no phases for ${name} in ${resultsPath}`)
+for (const wl of workloads) {
+  const full = bench.phases[wl]
+  if (full === undefined) throw new Error(`no phases for ${wl} in ${resultsPath}`)
+  const phases = { warmup: full.warmup * shrink, duration: full.duration * shrink, drain: full.drain }
   for (const policy of policies) {
-    const b = bench.rows.find((r) => r.workload === name && r.policy === policy)
+    const b = bench.rows.find((r) => r.workload === wl && r.policy === policy)
     if (b === undefined) continue
-    const plan = Effect.runSync(Load.parse(gatewayYaml(policy === "inference" ? "inference" : policy === "round_robin" ? "round_robin" : policy === "least_outstanding" ? "least_outstanding" : "random", urls, bench.seed), "bench", {}))
-    const workload = WORKLOADS[name as WorkloadName]({ durationMs: phases.duration * 1000, seed: bench.seed, load: bench.load })
+    const base = policy.split("+")[0]
+    const plan = Effect.runSync(Load.parse(gatewayYaml(base === "round_robin" || base === "least_outstanding" || base === "random" ? base : "inference", urls, bench.seed), "bench", {}))
+    const workload = WORKLOADS[wl as WorkloadName]({ durationMs: phases.duration * 1000, seed: bench.seed, load: bench.load })
     const t0 = performance.now()
-    const p = Workloads.run(plan, workload, phases, { policy: plan.routing.policy, seed: bench.seed, jitter: 0.05 })
+    const p = Workloads.run(plan, workload, phases, { policy: plan.routing.policy, seed: bench.seed, jitter: 0.05, kvEvents: policy === "inference+kv", kvBlocks })
     const ttftRatio = p.ttft.p90 / b.ttft.p90
     const tpsRatio = p.outputTokensPerS / b.outputTokensPerS
-    rows.push({ workload: name, policy, bench: b, planner: p, ttftRatio, tpsRatio, wallMs: performance.now() - t0 })
+    rows.push({ workload: wl, policy, bench: b, planner: p, ttftRatio, tpsRatio, wallMs: performance.now() - t0 })
     lines.push(
-      `| ${name} | ${policy} | ${fmt(b.ttft.p50)} | ${fmt(p.ttft.p50)} | ${fmt(b.ttft.p90)} | ${fmt(p.ttft.p90)} | ${ttftRatio.toFixed(2)}${within(ttftRatio) ? "" : " ✗"} | ` +
+      `| ${wl} | ${policy} | ${fmt(b.ttft.p50)} | ${fmt(p.ttft.p50)} | ${fmt(b.ttft.p90)} | ${fmt(p.ttft.p90)} | ${ttftRatio.toFixed(2)}${within(ttftRatio) ? "" : " ✗"} | ` +
         `${b.outputTokensPerS.toFixed(0)} | ${p.outputTokensPerS.toFixed(0)} | ${tpsRatio.toFixed(2)}${within(tpsRatio) ? "" : " ✗"} | ` +
         `${(b.hitRate * 100).toFixed(0)}% | ${(p.hitRate * 100).toFixed(0)}% | ${b.unfinished} | ${p.unfinished} | ${b.lagSeconds.toFixed(2)} s |`
     )
-    console.error(`${name} ${policy}: ttft p90 ${fmt(p.ttft.p90)} (bench ${fmt(b.ttft.p90)}), tok/s ${p.outputTokensPerS.toFixed(0)} (bench ${b.outputTokensPerS.toFixed(0)}), ${((performance.now() - t0) / 1000).toFixed(1)} s`)
+    console.error(`${wl} ${policy}: ttft p90 ${fmt(p.ttft.p90)} (bench ${fmt(b.ttft.p90)}), tok/s ${p.outputTokensPerS.toFixed(0)} (bench ${b.outputTokensPerS.toFixed(0)}), ${((performance.now() - t0) / 1000).toFixed(1)} s`)
   }
 }
 // The real-time path adds a per-request latency the planner does not model (client → gateway → engine →
@@ -96,6 +107,6 @@ const agreeTtft = rows.filter((r) => within(r["ttftRatio"] as number)).length
 const agreeTps = rows.filter((r) => within(r["tpsRatio"] as number)).length
 lines.push("", `Within 15%: TTFT p90 ${agreeTtft}/${rows.length}, tokens/s ${agreeTps}/${rows.length}. Planner wall time ${((performance.now() - started) / 1000).toFixed(0)} s.`)
 mkdirSync("bench/planner/results", { recursive: true })
-writeFileSync("bench/planner/results/agree.md", lines.join("\n") + "\n")
-writeFileSync("bench/planner/results/agree.json", JSON.stringify({ results: resultsPath, offsetMs: offset, rows }, null, 2) + "\n")
+writeFileSync(`bench/planner/results/${name}.md`, lines.join("\n") + "\n")
+writeFileSync(`bench/planner/results/${name}.json`, JSON.stringify({ results: resultsPath, offsetMs: offset, rows }, null, 2) + "\n")
 console.log(lines.join("\n"))

@@ -42,7 +42,7 @@ export interface UsageFlags {
 export interface PlanFlags {
   readonly trace: string
   readonly fleet: string
-  /** `inference`, `inference/<picker>`, `round_robin`, `least_outstanding`, `random`, `ordered`. */
+  /** `inference[+kv][/<picker>]`, `round_robin`, `least_outstanding`, `random`, `ordered`. */
   readonly policies: ReadonlyArray<string>
   readonly seed: number
   readonly jitter: number
@@ -54,7 +54,7 @@ export interface PlanFlags {
   readonly json: boolean
 }
 
-const PLAN_POLICY = /^(inference(\/[a-z][a-z0-9_]{0,63})?|round_robin|least_outstanding|random|ordered)$/
+const PLAN_POLICY = /^(inference(\+kv)?(\/[a-z][a-z0-9_]{0,63})?|round_robin|least_outstanding|random|ordered)$/
 
 const help = { help: { type: "boolean", short: "h" } } as const satisfies ParseArgsOptionsConfig
 
@@ -185,7 +185,7 @@ const parsePlan = (args: ReadonlyArray<string>): Invocation => {
   const policies = (v.policies ?? "inference,round_robin,least_outstanding").split(",").map((p) => p.trim())
   const bad = policies.find((p) => !PLAN_POLICY.test(p))
   if (bad !== undefined) {
-    return usageError(`--policies: unknown policy "${bad}" (inference[/picker], round_robin, least_outstanding, random, ordered)`, "plan")
+    return usageError(`--policies: unknown policy "${bad}" (inference[+kv][/picker], round_robin, least_outstanding, random, ordered)`, "plan")
   }
   if (policies.length > 16) return usageError("--policies: at most 16", "plan")
   const numbers: Array<[string, string | undefined, number, number, boolean]> = [

@@ -71,8 +71,9 @@ prints TTFT, ITL, output tokens/s, goodput and GPU cost per policy.
                       "session"]}, or the ledger's usage records (usage.jsonl, the journal)
   --fleet FILE        a gateway config, its backends: section, or a simulator fleet
                       file (instances:); every backend needs a known engine profile
-  --policies LIST     inference[/picker], round_robin, least_outstanding, random, ordered
-                      (default inference,round_robin,least_outstanding)
+  --policies LIST     inference[+kv][/picker], round_robin, least_outstanding, random,
+                      ordered (default inference,round_robin,least_outstanding); +kv: the
+                      precise prefix index from the engines' KV events
   --seed N            routing and jitter seed (default 1)
   --jitter X          relative step-time jitter of every engine, 0-0.5 (default 0)
   --duration S        measure arrivals before S seconds (default: all, run to the end)

@@ -74,13 +74,22 @@ export const main = async (flags: PlanFlags, io: Io = stdio): Promise<number> =>
     : { warmupMs: (flags.warmup ?? 0) * 1000, durationMs: flags.duration * 1000, drainMs: (flags.drain ?? 60) * 1000 }
   const reports: Array<Planner.Report> = []
   for (const name of flags.policies) {
-    const [policy, picker] = name.split("/")
+    const [head, picker] = name.split("/")
+    const policy = head?.replace(/\+kv$/, "")
     if (policy === undefined || !Planner.isPolicy(policy)) {
       io.err(`sluice plan: unknown policy "${name}"`)
       return 1
     }
     try {
-      reports.push(Planner.run(plan.value, trace, { policy, picker, seed: flags.seed, jitter: flags.jitter, measure, kvBlocks: flags.kvBlocks }))
+      reports.push(Planner.run(plan.value, trace, {
+        policy,
+        picker,
+        seed: flags.seed,
+        jitter: flags.jitter,
+        measure,
+        kvBlocks: flags.kvBlocks,
+        kvEvents: head !== policy
+      }))
     } catch (e) {
       if (e instanceof Planner.PlannerError) {
         io.err(`sluice plan: ${e.message}`)

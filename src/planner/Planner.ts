@@ -12,7 +12,7 @@
  * `timeouts.queue`, then it is rejected); when every candidate is saturated, the model's `on_saturation`
  * applies, with flow control's own queue (FlowQueue: per-tenant WFQ in tokens, priority bands, bounded
  * wait, shedding), a turn per finished request of the model and a nudge per idle second. What is left
- * out: P/D disaggregation (every backend serves whole requests), KV-event (precise) prefix indexes,
+ * out: P/D disaggregation (every backend serves whole requests), KV-event stream latency (`kvEvents`),
  * retries and failures (engines never fail here), and priority headers.
  *
  * Owns: the loop and the per-request measurements. Must never: open a socket or a file, sleep, or read
@@ -72,6 +72,11 @@ export interface Options {
    * the segment `answerKey(index)` of `done.outputTokens` tokens).
    */
   readonly next?: ((done: Arrival, index: number, atMs: number) => Arrival | undefined) | undefined
+  /**
+   * Every backend keeps the precise prefix index from its engine's KV events (the bench's `inference+kv`),
+   * applied when each step ends (no stream latency); default: the approximate index only.
+   */
+  readonly kvEvents?: boolean | undefined
   /** KV blocks per engine (cache-churn what-ifs); default: the profile's. */
   readonly kvBlocks?: number | undefined
 }
@@ -285,9 +290,13 @@ export const run = (plan: Plan, trace: ReadonlyArray<Arrival>, options: Options)
   const close = (scope: Scope.Closeable) => Effect.runSync(Scope.close(scope, Exit.void).pipe(Effect.provideService(Clock.Clock, clock)))
 
   const configs = engineConfigs(plan, options.kvBlocks)
-  const backends = plan.backends.map((b) => new Backend({ ...b, kvEvents: false }, pool, adapter))
+  const kvEvents = options.kvEvents === true
+  const backends = plan.backends.map((b) => new Backend({ ...b, kvEvents }, pool, adapter))
+  // The precise index: every backend "subscribed" from the start (its engine's events applied at each step's end).
+  for (let i = 0; i < backends.length; i++) backends[i]!.kvBlocks?.connected(`planner-${i}`, configs[i]!.blockSize)
+  const kvSeq = new Float64Array(backends.length)
   const engines = configs.map((c, i) =>
-    new Engine<Flight>(c, { jitter: options.jitter ?? 0, seed: (routing.seed ?? 1) * 7919 + i, cacheSalt: String(plan.backends[i]!.models.keys().next().value ?? "") })
+    new Engine<Flight>(c, { jitter: options.jitter ?? 0, seed: (routing.seed ?? 1) * 7919 + i, cacheSalt: plan.backends[i]!.models.values().next().value ?? "" })
   )
   const indexOf = new Map<Backend, number>(backends.map((b, i) => [b, i]))
   const state = Placement.make({ ...plan, routing })
@@ -406,7 +415,8 @@ export const run = (plan: Plan, trace: ReadonlyArray<Arrival>, options: Options)
         reservationTokens: prompt + arrival.maxTokens,
         promptChars: prompt * CHARS_PER_TOKEN,
         prefixHashes: hashes,
-        prefixBlockChars: routing.prefixBlockChars
+        prefixBlockChars: routing.prefixBlockChars,
+        kvPromptTokens: kvEvents ? ids.subarray(0, routing.prefixMaxBlocks * 16) : undefined
       },
       identity: { tenant: TenantId(arrival.tenant), keyId: undefined, via: "anonymous" },
       tenant: TenantId(arrival.tenant),
@@ -537,6 +547,11 @@ export const run = (plan: Plan, trace: ReadonlyArray<Arrival>, options: Options)
     const t = now
     const backend = backends[done.engine]!
     stepping[done.engine] = 0
+    const index = backend.kvBlocks
+    if (index !== undefined) {
+      const events = engines[done.engine]!.kvEvents.drain()
+      if (events !== undefined) index.apply({ seq: kvSeq[done.engine]!++, ts: t / 1000, events })
+    }
     const inWindow = t >= warmupMs && t <= windowEnd
     allTokens += done.emitted.length
     if (inWindow) windowTokens += done.emitted.length
@@ -657,7 +672,7 @@ export const run = (plan: Plan, trace: ReadonlyArray<Arrival>, options: Options)
   const spreadOut: Record<string, number> = {}
   for (const [k, v] of spread) spreadOut[k] = completed === 0 ? 0 : v / completed
   return {
-    policy: options.picker === undefined || routing.policy !== "inference" ? routing.policy : `${routing.policy}/${options.picker}`,
+    policy: `${routing.policy}${kvEvents ? "+kv" : ""}${options.picker === undefined || routing.policy !== "inference" ? "" : `/${options.picker}`}`,
     arrivals: nextIndex,
     requests: measuredCount,
     completed,

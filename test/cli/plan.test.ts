@@ -61,10 +61,10 @@ describe("sluice plan", () => {
 
   it("prints JSON reports; a simulator fleet file and the embedded config are fleets too", () => {
     const fleet = file("fleet.yaml", `instances:\n  - { profile: llama-3.1-8b-fp8-h100, model: llama-3.1-8b }\n  - { profile: llama-3.1-8b-bf16-a100, model: llama-3.1-8b }\n`)
-    const r = sluice("plan", "--trace", trace, "--fleet", fleet, "--policies", "inference/p2c,random", "--json", "--duration", "4", "--warmup", "1")
+    const r = sluice("plan", "--trace", trace, "--fleet", fleet, "--policies", "inference+kv/p2c,random", "--json", "--duration", "4", "--warmup", "1")
     expect(r.status, r.stderr).toBe(0)
     const out = JSON.parse(r.stdout) as { reports: Array<{ policy: string; requests: number; completed: number; hitRate: number }> }
-    expect(out.reports.map((x) => x.policy)).toEqual(["inference/p2c", "random"])
+    expect(out.reports.map((x) => x.policy)).toEqual(["inference+kv/p2c", "random"])
     expect(out.reports[0]!.requests).toBe(30)
     expect(out.reports[0]!.completed).toBe(30)
     expect(out.reports[0]!.hitRate).toBeGreaterThan(0.5)

@@ -47,6 +47,17 @@ describe("planner", () => {
     expect(inference.gpuSeconds).toBeLessThan(rr.gpuSeconds)
   })
 
+  it("with the engines' KV events (precise index) the prefix scorer keeps its hits when the approximate index forgets", () => {
+    // A 10 ms prefix TTL empties the approximate index between arrivals; the engines' own events do not expire.
+    const plan = fleet(4, "routing: { prefix_ttl: 10ms }")
+    const approximate = Planner.run(plan, sharedPrefix(), { policy: "inference", kvBlocks: 1000 })
+    const precise = Planner.run(plan, sharedPrefix(), { policy: "inference", kvBlocks: 1000, kvEvents: true })
+    expect(precise.policy).toBe("inference+kv")
+    expect(approximate.hitRate).toBeLessThan(0.5)
+    expect(precise.hitRate).toBeGreaterThan(0.85)
+    expect(precise.ttft.p90 * 3).toBeLessThan(approximate.ttft.p90)
+  })
+
   it("is deterministic for a seed (jitter included)", () => {
     const t = sharedPrefix().slice(0, 100)
     const a = Planner.run(fleet(3), t, { policy: "random", seed: 7, jitter: 0.05 })
