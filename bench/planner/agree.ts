@@ -13,6 +13,7 @@
 import { Effect } from "effect"
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import * as Load from "../../src/config/Load.ts"
+import type { Report } from "../../src/planner/Planner.ts"
 import { gatewayYaml } from "../routing/fleet.ts"
 import { ENGINES } from "../routing/fleet.ts"
 import { WORKLOADS, type WorkloadName } from "../routing/workloads.ts"
@@ -48,7 +49,11 @@ interface BenchResults {
 const resultsPath = arg("results", "bench/routing/results/latest.json")
 // The bench's JSON is our own file, written by bench/routing/run.ts.
 const bench = JSON.parse(readFileSync(resultsPath, "utf8")) as BenchResults
-const workloads = arg("workloads", "shared-prefix,multi-turn,sharegpt,bursty").split(",")
+const isWorkload = (w: string): w is WorkloadName => Object.hasOwn(WORKLOADS, w)
+const workloads = arg("workloads", "shared-prefix,multi-turn,sharegpt,bursty").split(",").filter((w) => {
+  if (!isWorkload(w)) throw new Error(`unknown workload ${w} (${Object.keys(WORKLOADS).join(", ")})`)
+  return true
+}).filter(isWorkload)
 const policies = arg("policies", "inference,round_robin,least_outstanding,random").split(",")
 const name = arg("name", "agree")
 const urls = new Map(ENGINES.map((e) => [e.id, "http://planner.invalid"]))
@@ -58,7 +63,16 @@ const kvBlocks = bench.kvBlocks ?? undefined
 const fmt = (ms: number) => (ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(0)} ms`)
 const within = (r: number) => r >= 1 / 1.15 && r <= 1.15
 
-const rows: Array<Record<string, unknown>> = []
+interface AgreeRow {
+  readonly workload: string
+  readonly policy: string
+  readonly bench: BenchRow
+  readonly planner: Report
+  readonly ttftRatio: number
+  readonly tpsRatio: number
+  readonly wallMs: number
+}
+const rows: Array<AgreeRow> = []
 const lines = [
   `Planner vs real-time routing bench (${resultsPath}), six engines, seed ${bench.seed}, load ×${bench.load}` +
     `${bench.quick === true ? ", quick phases" : ""}${kvBlocks === undefined ? "" : `, ${kvBlocks}-block KV caches`}. Ratio = planner ÷ bench; target 0.87–1.15.`,
@@ -76,7 +90,7 @@ for (const wl of workloads) {
     if (b === undefined) continue
     const base = policy.split("+")[0]
     const plan = Effect.runSync(Load.parse(gatewayYaml(base === "round_robin" || base === "least_outstanding" || base === "random" ? base : "inference", urls, bench.seed), "bench", {}))
-    const workload = WORKLOADS[wl as WorkloadName]({ durationMs: phases.duration * 1000, seed: bench.seed, load: bench.load })
+    const workload = WORKLOADS[wl]({ durationMs: phases.duration * 1000, seed: bench.seed, load: bench.load })
     const t0 = performance.now()
     const p = Workloads.run(plan, workload, phases, { policy: plan.routing.policy, seed: bench.seed, jitter: 0.05, kvEvents: policy === "inference+kv", kvBlocks })
     const ttftRatio = p.ttft.p90 / b.ttft.p90
@@ -93,18 +107,18 @@ for (const wl of workloads) {
 // The real-time path adds a per-request latency the planner does not model (client → gateway → engine →
 // gateway → client over HTTP, tokenization at both ends, timer granularity, × the time scale): estimate it
 // as the median p50 difference over the uncongested rows, and show p90 agreement with that one constant.
-const uncongested = rows.filter((r) => (r["bench"] as BenchRow).unfinished === 0)
-const diffs = uncongested.map((r) => (r["bench"] as BenchRow).ttft.p50 - (r["planner"] as { ttft: { p50: number } }).ttft.p50).sort((a, b) => a - b)
+const uncongested = rows.filter((r) => r.bench.unfinished === 0)
+const diffs = uncongested.map((r) => r.bench.ttft.p50 - r.planner.ttft.p50).sort((a, b) => a - b)
 const offset = diffs.length === 0 ? 0 : diffs[Math.floor(diffs.length / 2)]!
-const shifted = rows.map((r) => ((r["planner"] as { ttft: { p90: number } }).ttft.p90 + offset) / (r["bench"] as BenchRow).ttft.p90)
+const shifted = rows.map((r) => (r.planner.ttft.p90 + offset) / r.bench.ttft.p90)
 lines.push(
   "",
   `Per-request host latency of the real-time path, estimated as the median (bench p50 − planner p50) over the ${uncongested.length} rows without unfinished requests: ${offset.toFixed(0)} ms simulated. ` +
-    `With it added to every planner TTFT, the p90 ratios are: ${rows.map((r, i) => `${r["workload"]}/${r["policy"]} ${shifted[i]!.toFixed(2)}`).join(", ")} ` +
+    `With it added to every planner TTFT, the p90 ratios are: ${rows.map((r, i) => `${r.workload}/${r.policy} ${shifted[i]!.toFixed(2)}`).join(", ")} ` +
     `(${shifted.filter(within).length}/${rows.length} within 15%).`
 )
-const agreeTtft = rows.filter((r) => within(r["ttftRatio"] as number)).length
-const agreeTps = rows.filter((r) => within(r["tpsRatio"] as number)).length
+const agreeTtft = rows.filter((r) => within(r.ttftRatio)).length
+const agreeTps = rows.filter((r) => within(r.tpsRatio)).length
 lines.push("", `Within 15%: TTFT p90 ${agreeTtft}/${rows.length}, tokens/s ${agreeTps}/${rows.length}. Planner wall time ${((performance.now() - started) / 1000).toFixed(0)} s.`)
 mkdirSync("bench/planner/results", { recursive: true })
 writeFileSync(`bench/planner/results/${name}.md`, lines.join("\n") + "\n")

@@ -57,7 +57,11 @@ const PHASES: Readonly<Record<WorkloadName, Workloads.Phases>> = {
 
 const seed = Number(arg("seed", "1"))
 const loads = arg("loads", "4,8,12").split(",").map(Number)
-const names = arg("workloads", "sharegpt,bursty").split(",") as Array<WorkloadName>
+const isWorkload = (w: string): w is WorkloadName => Object.hasOwn(WORKLOADS, w)
+const names = arg("workloads", "sharegpt,bursty").split(",").filter((w) => {
+  if (!isWorkload(w)) throw new Error(`unknown workload ${w} (${Object.keys(WORKLOADS).join(", ")})`)
+  return true
+}).filter(isWorkload)
 const policies = arg("policies", "inference,least_outstanding,round_robin").split(",")
 const plan = fleetPlan(ENGINES_16, seed)
 

@@ -507,7 +507,7 @@ export const run = (plan: Plan, trace: ReadonlyArray<Arrival>, options: Options)
     const backend = backends[i]!
     const { req } = w
     const scope = Scope.makeUnsafe()
-    const progress = { started: false, served: false, cachedTokens: undefined as number | undefined }
+    const progress: Flight["progress"] = { started: false, served: false, cachedTokens: undefined }
     const taken = runScoped(scope, Effect.gen(function*() {
       yield* backend.holdSlot(0)
       yield* backend.holdTokens(req.estimate.reservationTokens)
