@@ -9,7 +9,9 @@
  * - routing/ never imports http/ or dispatch/ and does no I/O (no sockets, files, HTTP clients);
  * - the simulator imports only the shared profiles, the pure domain and the wire schemas, and
  *   production code never imports the simulator (the embedded-engine launcher at the root,
- *   SimulatedFleet.ts, loads it lazily; the command line runs it);
+ *   SimulatedFleet.ts, loads it lazily; the command line runs it; the offline planner, src/planner/, drives
+ *   its pure engine core in virtual time);
+ * - the planner does no I/O (the command line reads its files) and nothing in the gateway imports it;
  * - examples/ import only the public API (src/index.ts) and libraries.
  */
 const LAYERS = [
@@ -86,8 +88,22 @@ module.exports = {
       name: "production-never-imports-the-simulator",
       comment: "only the embedded-engine launcher (loaded lazily) and the command line start simulated engines",
       severity: "error",
-      from: { path: "^src/", pathNot: "^src/(simulator/|SimulatedFleet\\.ts$|cli/)" },
+      from: { path: "^src/", pathNot: "^src/(simulator/|SimulatedFleet\\.ts$|cli/|planner/)" },
       to: { path: "^src/simulator/" }
+    },
+    {
+      name: "planner-does-no-io",
+      comment: "src/planner/ runs in virtual time: no sockets, files or clients (the command line reads its files)",
+      severity: "error",
+      from: { path: "^src/planner/" },
+      to: { path: IO_MODULES }
+    },
+    {
+      name: "nothing-serving-imports-the-planner",
+      comment: "the planner is an offline tool: only the command line runs it",
+      severity: "error",
+      from: { path: "^src/", pathNot: "^src/(planner|cli)/" },
+      to: { path: "^src/planner/" }
     },
     {
       name: "examples-use-the-public-api",

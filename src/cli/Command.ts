@@ -11,7 +11,7 @@
 import { parseArgs, type ParseArgsOptionsConfig } from "node:util"
 import type { Flags } from "../config/Settings.ts"
 
-export const COMMANDS = ["serve", "check-config", "simulate", "keys", "tenants", "limits", "prices", "usage", "help"] as const
+export const COMMANDS = ["serve", "check-config", "simulate", "plan", "keys", "tenants", "limits", "prices", "usage", "help"] as const
 export type CommandName = typeof COMMANDS[number]
 
 /** Accepted by `--log-level` (any case). */
@@ -28,6 +28,8 @@ export type Invocation =
   | { readonly _tag: "Keys"; readonly command: "keys" | "tenants" | "limits" | "prices"; readonly argv: ReadonlyArray<string> }
   /** `sluice usage`: the audit ledger's usage report (src/cli/usage.ts reads it). */
   | { readonly _tag: "Usage"; readonly flags: UsageFlags }
+  /** `sluice plan`: replay a trace through a virtual-time fleet (src/cli/plan.ts runs src/planner/). */
+  | { readonly _tag: "Plan"; readonly flags: PlanFlags }
   | { readonly _tag: "UsageError"; readonly message: string; readonly topic: CommandName | undefined }
 
 export interface UsageFlags {
@@ -36,6 +38,23 @@ export interface UsageFlags {
   readonly to: string | undefined
   readonly json: boolean
 }
+
+export interface PlanFlags {
+  readonly trace: string
+  readonly fleet: string
+  /** `inference[+kv][/<picker>]`, `round_robin`, `least_outstanding`, `random`, `ordered`. */
+  readonly policies: ReadonlyArray<string>
+  readonly seed: number
+  readonly jitter: number
+  /** Seconds; undefined: everything measured, run to completion. */
+  readonly warmup: number | undefined
+  readonly duration: number | undefined
+  readonly drain: number | undefined
+  readonly kvBlocks: number | undefined
+  readonly json: boolean
+}
+
+const PLAN_POLICY = /^(inference(\+kv)?(\/[a-z][a-z0-9_]{0,63})?|round_robin|least_outstanding|random|ordered)$/
 
 const help = { help: { type: "boolean", short: "h" } } as const satisfies ParseArgsOptionsConfig
 
@@ -55,6 +74,20 @@ const usageOptions = {
   tenant: { type: "string" },
   from: { type: "string" },
   to: { type: "string" },
+  json: { type: "boolean" }
+} as const satisfies ParseArgsOptionsConfig
+
+const planOptions = {
+  ...help,
+  trace: { type: "string" },
+  fleet: { type: "string" },
+  policies: { type: "string" },
+  seed: { type: "string" },
+  jitter: { type: "string" },
+  warmup: { type: "string" },
+  duration: { type: "string" },
+  drain: { type: "string" },
+  "kv-blocks": { type: "string" },
   json: { type: "boolean" }
 } as const satisfies ParseArgsOptionsConfig
 
@@ -135,6 +168,62 @@ const parseServe = (args: ReadonlyArray<string>, topic: CommandName | undefined)
   }
 }
 
+/** A decimal number within [min, max], or undefined. */
+const parseNumber = (raw: string, min: number, max: number, integer: boolean): number | undefined => {
+  if (!/^\d{1,12}(\.\d{1,9})?$/.test(raw)) return undefined
+  const n = Number(raw)
+  return n >= min && n <= max && (!integer || Number.isInteger(n)) ? n : undefined
+}
+
+const parsePlan = (args: ReadonlyArray<string>): Invocation => {
+  const parsed = attempt(() => parseArgs({ args: [...args], options: planOptions, strict: true, allowPositionals: false }))
+  if (!parsed.ok) return usageError(parsed.message, "plan")
+  const v = parsed.value.values
+  if (v.help === true) return { _tag: "Help", topic: "plan" }
+  if (v.trace === undefined) return usageError("--trace FILE is required", "plan")
+  if (v.fleet === undefined) return usageError("--fleet FILE is required", "plan")
+  const policies = (v.policies ?? "inference,round_robin,least_outstanding").split(",").map((p) => p.trim())
+  const bad = policies.find((p) => !PLAN_POLICY.test(p))
+  if (bad !== undefined) {
+    return usageError(`--policies: unknown policy "${bad}" (inference[+kv][/picker], round_robin, least_outstanding, random, ordered)`, "plan")
+  }
+  if (policies.length > 16) return usageError("--policies: at most 16", "plan")
+  const numbers: Array<[string, string | undefined, number, number, boolean]> = [
+    ["seed", v.seed, 0, 2 ** 32 - 1, true],
+    ["jitter", v.jitter, 0, 0.5, false],
+    ["warmup", v.warmup, 0, 1e7, false],
+    ["duration", v.duration, 0, 1e7, false],
+    ["drain", v.drain, 0, 1e7, false],
+    ["kv-blocks", v["kv-blocks"], 1, 1e8, true]
+  ]
+  const values = new Map<string, number>()
+  for (const [name, raw, min, max, integer] of numbers) {
+    if (raw === undefined) continue
+    const n = parseNumber(raw, min, max, integer)
+    if (n === undefined) return usageError(`--${name} must be ${integer ? "an integer" : "a number"} in [${min}, ${max}], got "${raw}"`, "plan")
+    values.set(name, n)
+  }
+  const warmup = values.get("warmup")
+  const duration = values.get("duration")
+  if ((warmup !== undefined || values.has("drain")) && duration === undefined) return usageError("--warmup and --drain need --duration", "plan")
+  if (warmup !== undefined && duration !== undefined && warmup >= duration) return usageError("--warmup must be less than --duration", "plan")
+  return {
+    _tag: "Plan",
+    flags: {
+      trace: v.trace,
+      fleet: v.fleet,
+      policies,
+      seed: values.get("seed") ?? 1,
+      jitter: values.get("jitter") ?? 0,
+      warmup: duration === undefined ? undefined : warmup ?? 0,
+      duration,
+      drain: duration === undefined ? undefined : values.get("drain") ?? 60,
+      kvBlocks: values.get("kv-blocks"),
+      json: v.json === true
+    }
+  }
+}
+
 /** argv (without node and the script) → what to do. */
 export const parse = (argv: ReadonlyArray<string>): Invocation => {
   const first = argv[0]
@@ -147,6 +236,8 @@ export const parse = (argv: ReadonlyArray<string>): Invocation => {
       return parseServe(rest, "serve")
     case "simulate":
       return { _tag: "Simulate", argv: rest }
+    case "plan":
+      return parsePlan(rest)
     case "keys":
     case "tenants":
     case "limits":

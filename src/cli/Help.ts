@@ -10,6 +10,7 @@ Usage:
   sluice [serve] [flags]          start the gateway (the default command)
   sluice check-config [FILE...]   decode and validate config files, print every error
   sluice simulate [flags]         run the inference-engine simulator on its own
+  sluice plan --trace F --fleet F replay a trace through a virtual-time fleet, per routing policy
   sluice keys COMMAND ...         API keys: create, list, revoke, rotate, expire, hash
   sluice tenants COMMAND ...      tenants: create, list, disable, enable
   sluice limits COMMAND ...       limits per tenant, tenant and model, key: set, show
@@ -59,6 +60,30 @@ Runs the inference-engine simulator on its own (vLLM/OpenAI, Anthropic, Ollama o
 SGLang wire protocol), one instance from flags or a whole fleet from a file.
 Run 'sluice simulate --help' for its flags.`
 
+const plan = `Usage: sluice plan --trace FILE --fleet FILE [--policies a,b,c] [flags]
+
+Replays a trace through a fleet of simulated engines in virtual time (no sockets, no
+clock: hours of traffic in minutes) with the gateway's own router, once per policy, and
+prints TTFT, ITL, output tokens/s, goodput and GPU cost per policy.
+
+  --trace FILE        JSONL: planner lines {"at_ms":0,"model":"m","prompt_tokens":900,
+                      "output_tokens":120[,"tenant","max_tokens","prefix","prefix_tokens",
+                      "session"]}, or the ledger's usage records (usage.jsonl, the journal)
+  --fleet FILE        a gateway config, its backends: section, or a simulator fleet
+                      file (instances:); every backend needs a known engine profile
+  --policies LIST     inference[+kv][/picker], round_robin, least_outstanding, random,
+                      ordered (default inference,round_robin,least_outstanding); +kv: the
+                      precise prefix index from the engines' KV events
+  --seed N            routing and jitter seed (default 1)
+  --jitter X          relative step-time jitter of every engine, 0-0.5 (default 0)
+  --duration S        measure arrivals before S seconds (default: all, run to the end)
+  --warmup S          ... and not before S seconds (default 0)
+  --drain S           cut off S seconds after --duration (default 60)
+  --kv-blocks N       KV blocks per engine (cache-churn what-ifs; default the profile's)
+  --json              print the reports as JSON
+
+Exit status: 0 done, 1 a file could not be read or decoded, 2 a usage error.`
+
 const keys = `Usage: sluice keys COMMAND ...
 
   keys create --tenant ID --name NAME [--models a,b] [--expires 30d|ISO-TIME]
@@ -106,7 +131,7 @@ default the last 30 days; at most 366 days. --json prints what GET /v1/usage ans
 
 const helpText = `Usage: sluice help [COMMAND]
 
-Prints help for COMMAND (serve, check-config, simulate, keys, tenants, limits, prices, usage), or the overview.`
+Prints help for COMMAND (serve, check-config, simulate, plan, keys, tenants, limits, prices, usage), or the overview.`
 
 export const text = (topic: CommandName | undefined): string => {
   switch (topic) {
@@ -118,6 +143,8 @@ export const text = (topic: CommandName | undefined): string => {
       return checkConfig
     case "simulate":
       return simulate
+    case "plan":
+      return plan
     case "keys":
       return keys
     case "tenants":

@@ -43,6 +43,11 @@ export const main = (argv: ReadonlyArray<string>): void => {
     case "Simulate":
       import("../simulator/Command.ts").then((Simulator) => Simulator.run(invocation.argv), failed)
       return
+    case "Plan":
+      import("./plan.ts").then((Plan) => Plan.main(invocation.flags), failed).then((code) => {
+        if (typeof code === "number") process.exitCode = code
+      })
+      return
     case "Usage":
       import("./usage.ts").then((Usage) => Usage.main(invocation.flags), failed).then((code) => {
         if (typeof code === "number") process.exitCode = code
