@@ -4,7 +4,8 @@
  * (repeat-major, so drift on a shared machine hits every target alike), stops them, and
  * returns raw per-run results. figures.mjs turns those into figures; nothing here judges.
  *
- *   startup       start-up time to the first 200 on GET /v1/models; RSS 2 s later (idle)
+ *   startup       start-up time to the first 200 on GET /v1/models, then to the first answered
+ *                 chat completion (sent at once on a fresh connection); RSS 2 s after that (idle)
  *   latency       open-loop non-streaming at each rate; added latency and CPU per request
  *   saturation    closed-loop on one core: the most each target completes per second
  *   streaming     open-loop streams: time to first token, gaps between chunks, coalescing
@@ -17,7 +18,7 @@
  * still disturbed, and the discarded ones are recorded.
  */
 import { performance } from "node:perf_hooks"
-import { requestBytes } from "./client.mjs"
+import { Connection, requestBytes } from "./client.mjs"
 import { fixedRate, saturate } from "./load.mjs"
 import { abortStreams, holdStreams, streams } from "./streams.mjs"
 import { MODEL } from "./mock.mjs"
@@ -149,6 +150,27 @@ const checkAlive = (t) => {
 
 // ---------------------------------------------------------------------------------------
 
+/**
+ * One non-streaming chat completion on a fresh connection, sent the moment the target first
+ * answered /v1/models: ms until its response ended (a non-200 or a socket error throws).
+ * The first request pays whatever the target still loads lazily (e.g. tokenizer tables).
+ */
+const firstCompletion = (t) =>
+  new Promise((resolve, reject) => {
+    const t0 = performance.now()
+    let status
+    const conn = new Connection(t.host, t.port, () => {}, () => {})
+    conn.send(unaryBytes(t)[0], {
+      onHead: (s) => (status = s),
+      onEnd: (end) => {
+        conn.destroy()
+        if (status === 200) resolve(end - t0)
+        else reject(new Error(`${t.name}: first completion answered ${status}`))
+      },
+      onError: (err) => reject(err)
+    })
+  })
+
 export const startupGroup = async (o, ctx) => {
   const names = o.processTargets
   const runs = Object.fromEntries(names.map((n) => [n, []]))
@@ -157,6 +179,7 @@ export const startupGroup = async (o, ctx) => {
     for (const n of names) {
       await quiet(o, false)
       const t = await startTarget(n, { ...ctx, label: "startup" })
+      const firstAnswerMs = t.startupMs + await firstCompletion(t)
       await sleep(o.d.idleWaitMs)
       const rss = rssBytes(t.pid)
       const fds = fdCount(t.pid)
@@ -165,8 +188,8 @@ export const startupGroup = async (o, ctx) => {
         if (file) heaps.push({ target: n, when: "idle", file })
       }
       await t.stop()
-      runs[n].push({ startupMs: t.startupMs, idleRssBytes: rss, fds })
-      o.log(`  startup ${n} #${rep + 1}: ${t.startupMs.toFixed(0)} ms to first 200, idle RSS ${(rss / 2 ** 20).toFixed(1)} MiB`)
+      runs[n].push({ startupMs: t.startupMs, firstAnswerMs, idleRssBytes: rss, fds })
+      o.log(`  startup ${n} #${rep + 1}: ${t.startupMs.toFixed(0)} ms to first 200, ${firstAnswerMs.toFixed(0)} ms to first completion, idle RSS ${(rss / 2 ** 20).toFixed(1)} MiB`)
     }
   }
   return { runs, heaps }

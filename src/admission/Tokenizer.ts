@@ -4,9 +4,10 @@
  * `o200k` is exact for current OpenAI models (gpt-4o, gpt-4.1, gpt-5, o-series); `cl100k`
  * is exact for gpt-3.5/gpt-4 and the documented approximation for open models (Llama 3's
  * tiktoken-derived vocabulary counts within a few percent of cl100k on English text);
- * `chars` is bytes/4 for when no tokenizer is wanted. Encodings are loaded on first use
- * (each costs tens of MB and up to 0.2 s, so a gateway at rest does not carry them); the
- * admission phase awaits the load, so every estimate uses the real tokenizer.
+ * `chars` is bytes/4 for when no tokenizer is wanted. Encodings load on first use (each
+ * costs tens of MB and up to 0.2 s) or, for the configured models, in the background just
+ * after the gateway listens (`preload`); the admission phase awaits a load still under way,
+ * so every estimate uses the real tokenizer.
  *
  * Bounds (issue 9): BPE costs time quadratic in the length of one pre-tokenized piece (an
  * 80k-character word took 3.9 s) and ~1 µs per character of text outside the vocabulary.
@@ -49,16 +50,27 @@ const counters: Partial<Record<Encoding, Counter>> = {
 /** Special-token strings in client text are text: counted, never a thrown "disallowed special token". */
 const asText = { disallowedSpecial: new Set<string>() }
 
-/** Loads an encoding (idempotent). */
+/** Loads in progress or done, by encoding: one import per encoding, however many wait for it. */
+const loading: Partial<Record<Encoding, Promise<void>>> = {}
+
+const importTables = (encoding: Encoding): Promise<void> =>
+  loading[encoding] ??= (async () => {
+    const mod = encoding === "o200k"
+      ? await import("gpt-tokenizer/encoding/o200k_base")
+      : await import("gpt-tokenizer/encoding/cl100k_base")
+    counters[encoding] = (text) => mod.countTokens(text, asText)
+  })()
+
+/** Loads an encoding (idempotent; a caller that comes during a load waits for that load). */
 export const load = (encoding: Encoding): Effect.Effect<void> =>
-  counters[encoding] !== undefined
-    ? Effect.void
-    : Effect.promise(async () => {
-      const mod = encoding === "o200k"
-        ? await import("gpt-tokenizer/encoding/o200k_base")
-        : await import("gpt-tokenizer/encoding/cl100k_base")
-      counters[encoding] = (text) => mod.countTokens(text, asText)
-    })
+  counters[encoding] !== undefined ? Effect.void : Effect.promise(() => importTables(encoding))
+
+/**
+ * Loads the given encodings one after another (the gateway runs it in the background right
+ * after it listens, so the first request rarely pays for the tables and start-up never does).
+ */
+export const preload = (encodings: Iterable<Encoding>): Effect.Effect<void> =>
+  Effect.forEach(new Set(encodings), load, { discard: true })
 
 export const isLoaded = (encoding: Encoding): boolean => counters[encoding] !== undefined
 

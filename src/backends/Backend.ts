@@ -12,6 +12,7 @@
 import { Effect, type Scope } from "effect"
 import type { BackendPlan } from "../config/Plan.ts"
 import type { Health } from "../domain/States.ts"
+import * as Scoped from "../domain/Scoped.ts"
 import type { Adapter } from "./Contract.ts"
 import type { FailureTag } from "./Failure.ts"
 import { defaultHealthConfig, type Evidence, type HealthConfig, HealthState } from "./Health.ts"
@@ -178,7 +179,7 @@ export class Backend {
 
   /** Counts `tokens` as in flight here until the current scope closes. */
   holdTokens(tokens: number): Effect.Effect<void, never, Scope.Scope> {
-    return Effect.acquireRelease(
+    return Scoped.acquireRelease(
       Effect.sync(() => {
         this.tokensInFlight += tokens
       }),

@@ -41,6 +41,7 @@ import { TokenBudget } from "../admission/Budget.ts"
 import { QuotaTable } from "../admission/Quotas.ts"
 import * as Estimate from "../admission/Estimate.ts"
 import * as KvTokens from "../admission/KvTokens.ts"
+import * as Scoped from "../domain/Scoped.ts"
 import type { GatewayRequest } from "../admission/Request.ts"
 import * as Tokenizer from "../admission/Tokenizer.ts"
 import { Authentication, mayUse } from "../auth/Authentication.ts"
@@ -466,7 +467,7 @@ export const handler = <M>(inbound: Inbound<M>) =>
         // admission is journaled, so even a crash leaves the request accounted. A leg a
         // fallback abandoned settles with its own attempts as failed (it produced no token).
         const { attempts, tally } = facts
-        const admission = yield* Effect.acquireRelease(
+        const admission = yield* Scoped.acquireRelease(
           Effect.flatMap(budget.reserve(claim), (reservation) => accounting.admit(req, reservation)),
           (admission, exit) =>
             Effect.flatMap(Clock.currentTimeMillis, (nowMs) =>
@@ -641,7 +642,7 @@ export const handler = <M>(inbound: Inbound<M>) =>
       const facts = new Facts(requestIdOf(request), yield* Clock.currentTimeMillis)
       span?.attribute("sluice.request_id", facts.requestId)
       state.inFlight++
-      yield* Effect.addFinalizer((exit) => release(request, facts, exit, span))
+      yield* Scoped.addFinalizer((exit) => release(request, facts, exit, span))
 
       return yield* serve(request, facts).pipe(
         Effect.tap(() =>

@@ -9,6 +9,7 @@
 import { Clock, Context, Effect, Layer, Scope } from "effect"
 import { GatewayConfig } from "../config/GatewayConfig.ts"
 import type { BackendId } from "../domain/Ids.ts"
+import * as Scoped from "../domain/Scoped.ts"
 
 /** Sessions and prefixes remembered at most (soft hints; held pins are never evicted). */
 const CAPACITY = 100_000
@@ -86,7 +87,7 @@ export const make = (capacity: number, ttlMs: number): Affinity["Service"] => {
         e.held++
         heldPins++
         const entry = e
-        return Effect.addFinalizer(() =>
+        return Scoped.addFinalizer(() =>
           Effect.map(Clock.currentTimeMillis, (at) => {
             entry.held--
             heldPins--

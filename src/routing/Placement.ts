@@ -21,6 +21,7 @@ import { Clock, Context, Effect, Layer, type Scope } from "effect"
 import type { GatewayRequest } from "../admission/Request.ts"
 import type { Backend } from "../backends/Backend.ts"
 import { GatewayConfig } from "../config/GatewayConfig.ts"
+import * as Scoped from "../domain/Scoped.ts"
 import type { Plan } from "../config/Plan.ts"
 import type { AttemptProgress } from "./Contract.ts"
 import * as Predict from "./Predict.ts"
@@ -147,7 +148,7 @@ export const make = (initial: Plan): RoutingState => {
         const uncached = Math.max(1, e.promptTokens - predicted)
         const ticket: Ticket = { progress, hashes: e.prefixHashes, uncachedTokens: uncached, kvTokens: uncached + e.maxOutputTokens }
         s.tickets.add(ticket)
-        return Effect.addFinalizer(() =>
+        return Scoped.addFinalizer(() =>
           Effect.sync(() => {
             s.tickets.delete(ticket)
             if (!progress.served) {
