@@ -70,9 +70,9 @@ export const mutants: ReadonlyArray<Mutant> = [
     plants: "a KV pin stays held when its attempt fails or its client leaves",
     edits: [{
       file: "src/routing/Affinity.ts",
-      find: `        return Effect.addFinalizer(() =>
+      find: `        return Scoped.addFinalizer(() =>
           Effect.map(Clock.currentTimeMillis, (at) => {`,
-      replace: `        return Effect.addFinalizer((exit) =>
+      replace: `        return Scoped.addFinalizer((exit) =>
           exit._tag === "Failure" ? Effect.void : Effect.map(Clock.currentTimeMillis, (at) => {`
     }]
   },
