@@ -60,6 +60,8 @@ const USAGE = `usage: npm run bench -- [options]
   --pace timer|spin how the open-loop generator waits for the next send (default timer)
   --otel            Sluice exports OTLP traces (to the mock's sink): tracing's cost
   --bundle FILE     run this gateway bundle instead of dist/main.mjs (e.g. a saved "before" build)
+  --auth-off        run Sluice with \`auth: none\` (the bench config declares the bench's API key;
+                    compare a run with and without it for the cost of authentication)
   --node-options S  extra Node flags for the Sluice processes, e.g. "--max-semi-space-size=32"
   --no-pin          do not pin processes to CPUs
   --keep            keep the temporary directory (configs, process logs)
@@ -72,7 +74,7 @@ const GROUPS = ["startup", "latency", "log", "saturation", "streaming", "abort",
 const ALIASES = { "idle-rss": "startup", cpu: "latency", rss: "open-streams", "rss-streams": "open-streams", stream: "streaming", start: "startup" }
 
 const parseArgs = (argv) => {
-  const o = { only: undefined, targets: ["direct", "floor", "sluice"], repeats: undefined, rssRepeats: 1, quick: false, profile: false, heap: false, out: undefined, compare: undefined, rates: [200, 1000, 2000], levels: undefined, concurrency: 64, retries: undefined, retryBudget: undefined, maxForeign: 0.2, maxWait: 0.05, maxSteal: 0.1, traceGc: false, otel: false, bundle: undefined, nodeOptions: [], pace: "timer", pin: true, keep: false, help: false }
+  const o = { only: undefined, targets: ["direct", "floor", "sluice"], repeats: undefined, rssRepeats: 1, quick: false, profile: false, heap: false, out: undefined, compare: undefined, rates: [200, 1000, 2000], levels: undefined, concurrency: 64, retries: undefined, retryBudget: undefined, maxForeign: 0.2, maxWait: 0.05, maxSteal: 0.1, traceGc: false, otel: false, bundle: undefined, authOff: false, nodeOptions: [], pace: "timer", pin: true, keep: false, help: false }
   const list = (s) => s.split(",").map((x) => x.trim()).filter(Boolean)
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]
@@ -99,6 +101,7 @@ const parseArgs = (argv) => {
       case "--pace": o.pace = next(); break
       case "--otel": o.otel = true; break
       case "--bundle": o.bundle = resolve(next()); break
+      case "--auth-off": o.authOff = true; break
       case "--node-options": o.nodeOptions = next().split(/\s+/).filter(Boolean); break
       case "--max-foreign": o.maxForeign = Number(next()); break
       case "--max-wait": o.maxWait = Number(next()); break
@@ -219,7 +222,7 @@ const main = async () => {
     }
   }
   const mock = await startMock()
-  const configPath = writeSluiceConfig(workDir, mock.url)
+  const configPath = writeSluiceConfig(workDir, mock.url, { authOff: o.authOff })
   const profileDir = join(resultsDir, "profiles")
   const ctx = {
     mock,

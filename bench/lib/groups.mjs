@@ -31,7 +31,7 @@ const HEADERS = [
   "content-type: application/json",
   "accept: application/json",
   "user-agent: sluice-bench/1",
-  "authorization: Bearer sk-bench-0000000000000000"
+  "authorization: Bearer sk-sluice-E3UKTdlwfvsg-NzcPbk0gH2OIe0ibmvXqAKCvuLuMUBPqsangmkt7bFo"
 ]
 
 const messages = [

@@ -41,8 +41,14 @@ export const freePort = () =>
   })
 
 /** Writes the bench config with the mock's URL filled in; returns its path. */
-export const writeSluiceConfig = (workDir, mockUrl) => {
-  const text = readFileSync(configTemplate, "utf8").replaceAll("${MOCK_URL}", mockUrl)
+export const writeSluiceConfig = (workDir, mockUrl, options = {}) => {
+  let text = readFileSync(configTemplate, "utf8").replaceAll("${MOCK_URL}", mockUrl)
+  if (options.authOff === true) {
+    // The same config with keys off: every request is the anonymous default tenant.
+    const doc = YAML.parseDocument(text)
+    doc.set("auth", "none")
+    text = doc.toString()
+  }
   const path = join(workDir, "overhead.yaml")
   writeFileSync(path, text)
   return path
