@@ -235,7 +235,7 @@ export interface EmbedOptions {
   readonly config: { readonly file: string } | { readonly yaml: string; readonly source?: string } | { readonly plan: Plan }
   /** Layers that add routing plugins, dialects, policies or authenticators to the registries. */
   readonly extensions?: Layer.Layer<never, unknown, Registries | GatewayConfig> | undefined
-  /** Where to listen instead of the config's `server.host`/`server.port` (port 0: any free port). */
+  /** Where to listen instead of the config's `server.host`/`server.port` (port 0: a free port the OS picks). */
   readonly host?: string | undefined
   readonly port?: number | undefined
   /** The data folder (embedded database and ledger); none: both in memory. */

@@ -16,7 +16,7 @@
  */
 import { Effect } from "effect"
 import type { InferenceCall } from "../api/openai/Calls.ts"
-import { chatTemplateTokens, completionTemplateTokens, type TemplateMessage } from "../domain/KvBlocks.ts"
+import { chatTemplateTokens, completionTemplateTokens, contentText, type TemplateMessage } from "../domain/KvBlocks.ts"
 import { LONG_RUN } from "./Tokenizer.ts"
 
 type Encode = (text: string) => ArrayLike<number>
@@ -61,21 +61,6 @@ export const load: Effect.Effect<void> = Effect.suspend(() =>
     encoder = (text) => (text.length === 0 ? [] : mod.encode(text, asText))
   })
 )
-
-const isRecord = (v: unknown): v is { readonly [key: string]: unknown } => typeof v === "object" && v !== null
-
-/** A message's content as the simulator's wire layer flattens it (http/wire.ts `contentText`). */
-export const contentText = (content: unknown): string => {
-  if (typeof content === "string") return content
-  if (!Array.isArray(content)) return content === undefined || content === null ? "" : JSON.stringify(content)
-  let out = ""
-  for (const part of content) {
-    if (isRecord(part) && typeof part["text"] === "string") out += part["text"]
-    else if (isRecord(part) && part["type"] === "tool_result") out += contentText(part["content"])
-    else out += JSON.stringify(part)
-  }
-  return out
-}
 
 /** Whether `text` has a run of `LONG_RUN` non-space characters (BPE would be quadratic on it). */
 const hasLongRun = (text: string): boolean => {

@@ -49,7 +49,7 @@ export const KvEventBatch = Schema.Struct({
 })
 export type KvEventBatch = typeof KvEventBatch.Type
 
-/** Decodes one NDJSON line (hostile input: any failure is `undefined`, never a throw). */
+/** Decodes one NDJSON line (hostile input: every failure is `undefined`, never a throw). */
 export const decodeLine = Schema.decodeUnknownOption(Schema.fromJsonString(KvEventBatch))
 
 /** The path of the stream, relative to the engine's origin. */

@@ -185,15 +185,14 @@ export class FlowControl extends Context.Service<FlowControl, {
     FlowControl,
     Effect.gen(function*() {
       const { initial } = yield* GatewayConfig
+      const configured = Metrics.configuredTenants(initial)
+      const named = { has: (t: string) => configured.has(t) || initial.flowControl.tenants.has(t) }
       const flow = yield* FlowControl.make({
         bands: initial.flowControl.bands,
         maxQueued: initial.flowControl.maxQueued,
         weight: (tenant) => initial.flowControl.tenants.get(tenant)?.weight ?? 1,
         // Tenants the config names keep their own series; every other tenant is `other`.
-        label: (tenant) => {
-          const named = Metrics.configuredTenants(initial)
-          return Metrics.tenantLabel({ has: (t) => named.has(t) || initial.flowControl.tenants.has(t) }, tenant)
-        }
+        label: (tenant) => Metrics.tenantLabel(named, tenant)
       })
       yield* Effect.forkScoped(Effect.repeat(flow.nudge(NUDGE_MS), Schedule.spaced(NUDGE_MS)))
       return flow

@@ -125,3 +125,22 @@ export const completionTemplateTokens = (ids: ArrayLike<number>): Uint32Array =>
   for (let i = 0; i < ids.length; i++) out[i + 1] = ids[i]!
   return out
 }
+
+const isRecord = (v: unknown): v is { readonly [key: string]: unknown } => typeof v === "object" && v !== null
+
+/**
+ * The text of a message's `content` as engines flatten it before templating: a string, or the
+ * text of its parts (tool results by their content, other parts as JSON). One definition for
+ * the simulator and for the gateway's precise prefix index, whose block hashes must agree.
+ */
+export const contentText = (content: unknown): string => {
+  if (typeof content === "string") return content
+  if (!Array.isArray(content)) return content === undefined || content === null ? "" : JSON.stringify(content)
+  let out = ""
+  for (const part of content) {
+    if (isRecord(part) && typeof part["text"] === "string") out += part["text"]
+    else if (isRecord(part) && part["type"] === "tool_result") out += contentText(part["content"])
+    else out += JSON.stringify(part)
+  }
+  return out
+}

@@ -21,11 +21,11 @@ import { countTokensBody, decode, decodeCountTokens } from "../api/anthropic/mes
 import { MessageStreamEncoder } from "../api/anthropic/Stream.ts"
 import { type ChatCall, namedEvent, type Refused } from "../api/Inbound.ts"
 import { fromEnvelope } from "../api/WireError.ts"
-import type { StreamEvent } from "../api/Events.ts"
-import type { Frame, UnaryResult } from "../backends/Contract.ts"
+import type { UnaryResult } from "../backends/Contract.ts"
 import type { JsonObject } from "../request/Decode.ts"
 import { InvalidBody } from "../request/Errors.ts"
 import type { Inbound, ReplyContext, StreamEncoder } from "../request/Inbound.ts"
+import { encodeFrame } from "./Reencode.ts"
 import type { WireError } from "../request/WireErrors.ts"
 import { unaryWithTexts } from "./OpenAI.ts"
 
@@ -38,13 +38,6 @@ const canonical = (wire: WireError) => fromEnvelope(wire.status, wire.body, wire
 const withRequestId = (headers: Readonly<Record<string, string>>, requestId: string | undefined) =>
   requestId === undefined ? headers : { ...headers, "request-id": requestId }
 
-const concat = (parts: ReadonlyArray<Uint8Array>): Uint8Array | undefined => {
-  const filled = parts.filter((p) => p.length > 0)
-  if (filled.length === 0) return undefined
-  if (filled.length === 1) return filled[0]
-  return Buffer.concat(filled)
-}
-
 const head = (context: ReplyContext<void>) => ({ id: `msg_${context.requestId}`, model: context.model })
 
 /**
@@ -55,20 +48,7 @@ const streamEncoder = (context: ReplyContext<void>): StreamEncoder => {
   if (context.passthrough) return passthrough()
   const out = new MessageStreamEncoder(head(context))
   return {
-    frame: (frame: Frame, text: string | undefined) => {
-      const parts: Array<Uint8Array> = []
-      let replaced = false
-      for (const event of frame.events) {
-        if (event._tag === "Error") continue
-        if (event._tag === "Delta" && text !== undefined) {
-          if (!replaced && text !== "") parts.push(out.push({ _tag: "Delta", text }))
-          replaced = true
-          continue
-        }
-        parts.push(out.push(event satisfies StreamEvent))
-      }
-      return concat(parts)
-    },
+    frame: (frame, text) => encodeFrame((event) => out.push(event), frame, text),
     text: (text: string) => out.push({ _tag: "Delta", text }),
     error: (wire) => out.fail(canonical(wire)),
     end: () => out.end()

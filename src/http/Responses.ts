@@ -22,6 +22,7 @@ import type { UnaryResult } from "../backends/Contract.ts"
 import type { JsonObject } from "../request/Decode.ts"
 import { InvalidBody } from "../request/Errors.ts"
 import type { Inbound, ReplyContext, StreamEncoder } from "../request/Inbound.ts"
+import { encodeFrame } from "./Reencode.ts"
 import * as ErrorResponse from "./ErrorResponse.ts"
 import { unaryWithTexts } from "./OpenAI.ts"
 
@@ -43,30 +44,10 @@ const head = (context: ReplyContext<ResponseMeta>): ResponseHead => ({
   echo: context.meta.echo
 })
 
-const concat = (parts: ReadonlyArray<Uint8Array>): Uint8Array | undefined => {
-  const filled = parts.filter((p) => p.length > 0)
-  if (filled.length === 0) return undefined
-  if (filled.length === 1) return filled[0]
-  return Buffer.concat(filled)
-}
-
 const streamEncoder = (context: ReplyContext<ResponseMeta>): StreamEncoder => {
   const out = new ResponseStreamEncoder(head(context))
   return {
-    frame: (frame, text) => {
-      const parts: Array<Uint8Array> = []
-      let replaced = false
-      for (const event of frame.events) {
-        if (event._tag === "Error") continue
-        if (event._tag === "Delta" && text !== undefined) {
-          if (!replaced && text !== "") parts.push(out.push({ _tag: "Delta", text }))
-          replaced = true
-          continue
-        }
-        parts.push(out.push(event))
-      }
-      return concat(parts)
-    },
+    frame: (frame, text) => encodeFrame((event) => out.push(event), frame, text),
     text: (text) => out.push({ _tag: "Delta", text }),
     error: (wire) => out.fail(fromEnvelope(wire.status, wire.body, wire.retryAfterMs)),
     end: () => out.end(nowSeconds())

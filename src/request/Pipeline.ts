@@ -650,26 +650,7 @@ export const handler = <M>(inbound: Inbound<M>) =>
             facts.served = { _tag: "Replied" }
           })
         ),
-        Effect.catch((error: PipelineError) =>
-          Effect.sync((): HttpServerResponse.HttpServerResponse => {
-            const wire = toWire(error)
-            facts.served = { _tag: "Refused" }
-            facts.error = error._tag
-            facts.reply.status = wire.status
-            return inbound.error(wire, facts.requestId)
-          })
-        ),
-        Effect.catchCause((cause) => {
-          // A client abort (interruption) propagates; anything else is a defect: opaque 500.
-          if (Cause.hasInterrupts(cause)) return Effect.failCause(cause)
-          facts.served = { _tag: "Defect" }
-          facts.error = "Defect"
-          facts.reply.status = 500
-          return Effect.as(
-            Effect.logError("request defect", { requestId: facts.requestId, cause: Cause.pretty(cause) }),
-            inbound.error(toDefect(facts.requestId), facts.requestId)
-          )
-        })
+        answerFailures(inbound, facts)
       )
     })
     // Without a trace exporter there is no request span at all (not even a no-op one). With
@@ -683,6 +664,37 @@ export const handler = <M>(inbound: Inbound<M>) =>
         )
       : (request: HttpServerRequest.HttpServerRequest) => handle(request, undefined)
   })
+
+/**
+ * How a request's failures are answered, recorded on its facts: a typed failure in the
+ * inbound API's own envelope, a defect as an opaque 500 (logged); a client abort
+ * (interruption) propagates.
+ */
+const answerFailures = <M>(inbound: Inbound<M>, facts: Facts) =>
+<R>(
+  self: Effect.Effect<HttpServerResponse.HttpServerResponse, PipelineError, R>
+): Effect.Effect<HttpServerResponse.HttpServerResponse, never, R> =>
+  self.pipe(
+    Effect.catch((error: PipelineError) =>
+      Effect.sync((): HttpServerResponse.HttpServerResponse => {
+        const wire = toWire(error)
+        facts.served = { _tag: "Refused" }
+        facts.error = error._tag
+        facts.reply.status = wire.status
+        return inbound.error(wire, facts.requestId)
+      })
+    ),
+    Effect.catchCause((cause) => {
+      if (Cause.hasInterrupts(cause)) return Effect.failCause(cause)
+      facts.served = { _tag: "Defect" }
+      facts.error = "Defect"
+      facts.reply.status = 500
+      return Effect.as(
+        Effect.logError("request defect", { requestId: facts.requestId, cause: Cause.pretty(cause) }),
+        inbound.error(toDefect(facts.requestId), facts.requestId)
+      )
+    })
+  )
 
 /** The opaque 500 of a defect: the request id, nothing else. */
 const toDefect = (requestId: string) => ({
@@ -789,25 +801,6 @@ export const tokenCounter = <M>(
         facts.reply.status = 200
         return answer(estimate.promptTokens, facts.requestId)
       })
-      return yield* count.pipe(
-        Effect.catch((error: PipelineError) =>
-          Effect.sync(() => {
-            const wire = toWire(error)
-            facts.error = error._tag
-            facts.reply.status = wire.status
-            return inbound.error(wire, facts.requestId)
-          })
-        ),
-        Effect.catchCause((cause) => {
-          if (Cause.hasInterrupts(cause)) return Effect.failCause(cause)
-          facts.served = { _tag: "Defect" }
-          facts.error = "Defect"
-          facts.reply.status = 500
-          return Effect.as(
-            Effect.logError("request defect", { requestId: facts.requestId, cause: Cause.pretty(cause) }),
-            inbound.error(toDefect(facts.requestId), facts.requestId)
-          )
-        })
-      )
+      return yield* answerFailures(inbound, facts)(count)
     })
   })

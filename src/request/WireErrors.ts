@@ -57,19 +57,8 @@ export type PipelineError =
   | NoBackendAvailable
   | FlowRefused
 
-export type GatewayError =
-  | RequestError
-  | AuthError
-  | AdminError
-  | PolicyRejected
-  | ExtensionFailed
-  | ContentBlocked
-  | BudgetExceeded
-  | BudgetUnavailable
-  | BackendFailed
-  | BackendsExhausted
-  | NoBackendAvailable
-  | FlowRefused
+/** Every failure with a wire answer: the pipeline's, and the admin API's. */
+export type GatewayError = PipelineError | AdminError
 
 export interface WireError {
   readonly status: number

@@ -143,18 +143,8 @@ export const bool = (o: Json, key: string): boolean | undefined => {
   return typeof v === "boolean" ? v : undefined
 }
 
-/** Text of an OpenAI/Anthropic/Ollama message `content`: a string, or the text of its parts (others as JSON). */
-export const contentText = (content: unknown): string => {
-  if (typeof content === "string") return content
-  if (!Array.isArray(content)) return content === undefined || content === null ? "" : JSON.stringify(content)
-  let out = ""
-  for (const part of content) {
-    if (isRecord(part) && typeof part["text"] === "string") out += part["text"]
-    else if (isRecord(part) && part["type"] === "tool_result") out += contentText(part["content"])
-    else out += JSON.stringify(part)
-  }
-  return out
-}
+/** Text of an OpenAI/Anthropic/Ollama message `content` (one definition with the gateway's precise prefix index). */
+export { contentText } from "../../domain/KvBlocks.ts"
 
 /** Request id for SGLang aborts and logs: body `rid`, else the `x-request-id` header. */
 export const requestRid = (req: IncomingMessage, body: Json): string | undefined => {
