@@ -21,11 +21,17 @@ const fmtRatio = (x) => (x === undefined || x === null || !Number.isFinite(x) ? 
 const pad = (s, n) => (s.length >= n ? s : s + " ".repeat(n - s.length))
 const lpad = (s, n) => (s.length >= n ? s : " ".repeat(n - s.length) + s)
 
-const COLS = ["direct", "floor", "sluice", "sluice-info"]
+const ALL_COLS = ["direct", "floor", "nginx", "portkey", "sluice", "sluice-info"]
+/** Ratio columns: sluice over each baseline; the reference ones only when that target ran. */
+const RATIOS = [["s/floor", "vsFloor"], ["s/direct", "vsDirect"], ["s/nginx", "vsNginx"], ["s/portkey", "vsPortkey"]]
 
 export const table = (figures) => {
+  const ran = (c) => figures.some((f) => f.values[c] !== undefined)
+  // the reference proxies get a column only when they ran; the usual four always have one
+  const COLS = ALL_COLS.filter((c) => !(c === "nginx" || c === "portkey") || ran(c))
+  const ratios = RATIOS.filter(([, k]) => k === "vsFloor" || k === "vsDirect" || figures.some((f) => f[k] !== undefined))
   const labelW = Math.max(40, ...figures.map((f) => f.label.length)) + 1
-  const head = pad("figure", labelW) + COLS.map((c) => lpad(c, 12)).join("") + lpad("s/floor", 9) + lpad("s/direct", 9) + "  " + pad("goal", 14) + "verdict"
+  const head = pad("figure", labelW) + COLS.map((c) => lpad(c, 12)).join("") + ratios.map(([h]) => lpad(h, 10)).join("") + "  " + pad("goal", 14) + "verdict"
   const lines = [head, "-".repeat(head.length)]
   let group
   for (const f of figures) {
@@ -35,7 +41,7 @@ export const table = (figures) => {
     }
     const cells = COLS.map((c) => lpad(fmt(f.values[c]) + (Number.isFinite(f.values[c]) ? f.flags?.[c] ?? "" : ""), 12)).join("")
     const verdict = f.verdict === undefined ? "" : f.verdict === "fail" ? "FAIL" : f.verdict
-    lines.push(pad(f.label, labelW) + cells + lpad(fmtRatio(f.vsFloor), 9) + lpad(fmtRatio(f.vsDirect), 9) + "  " + pad(f.goal?.text ?? "", 14) + verdict)
+    lines.push(pad(f.label, labelW) + cells + ratios.map(([, k]) => lpad(fmtRatio(f[k]), 10)).join("") + "  " + pad(f.goal?.text ?? "", 14) + verdict)
   }
   return lines.join("\n")
 }
@@ -44,6 +50,7 @@ export const notes = (figures) => {
   const out = []
   const flags = new Set(figures.flatMap((f) => Object.values(f.flags ?? {})))
   if (flags.has("!")) out.push("- ! : from runs where that target could not keep up with the offered rate (a queue built up)")
+  if (flags.has("^")) out.push("- ^ : the rate ladder ended at the load generator's ceiling or the ladder's top: a lower bound")
   if (flags.has("~")) out.push("- ~ : includes a run that other work on this shared machine disturbed (kept after the repeats/budget ran out)")
   for (const f of figures) for (const n of f.notes ?? []) out.push(`- ${f.label}: ${n}`)
   return out.join("\n")
