@@ -285,6 +285,9 @@ export const startTarget = async (name, ctx) => {
       HOST,
       PORT: String(port),
       SLUICE_LOG_LEVEL: name === "sluice-info" ? "info" : "warn",
+      // sluice-info runs beside sluice (latency, saturation) and a data folder takes one
+      // gateway: it gets its own in the temp dir (sluice keeps the default, as measured before)
+      ...(name === "sluice-info" ? { SLUICE_DATA_DIR: join(ctx.workDir, "data-sluice-info") } : {}),
       // nothing inherited from the shell may change what is measured (undefined = unset)
       SLUICE_CONFIG: undefined,
       SLUICE_UPSTREAM: undefined,
