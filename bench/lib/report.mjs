@@ -62,8 +62,10 @@ const pct = (a, b) => (Number.isFinite(a) && Number.isFinite(b) && b !== 0 ? `${
 export const compare = (before, after) => {
   const byId = new Map(before.figures.map((f) => [f.id, f]))
   const labelW = Math.max(40, ...after.figures.map((f) => f.label.length)) + 1
+  // the ratio to nginx too when both files have it (it is the same nginx both times)
+  const nginx = before.figures.some((f) => f.vsNginx !== undefined) && after.figures.some((f) => f.vsNginx !== undefined)
   const head = pad("figure", labelW) + lpad("floor before", 13) + lpad("after", 10) + lpad("sluice before", 14) + lpad("after", 10) + lpad("change", 9) +
-    lpad("s/floor before", 15) + lpad("after", 8) + "  verdict"
+    lpad("s/floor before", 15) + lpad("after", 8) + (nginx ? lpad("s/nginx before", 15) + lpad("after", 8) : "") + "  verdict"
   const lines = [
     `before: ${before.meta.startedAt} ${before.meta.git?.commit ?? ""}${before.meta.git?.dirty ? " (dirty)" : ""}`,
     `after:  ${after.meta.startedAt} ${after.meta.git?.commit ?? ""}${after.meta.git?.dirty ? " (dirty)" : ""}`,
@@ -80,9 +82,10 @@ export const compare = (before, after) => {
       pad(f.label, labelW) +
         lpad(fmt(v(b, "floor")), 13) + lpad(fmt(v(f, "floor")), 10) +
         lpad(fmt(v(b, "sluice")), 14) + lpad(fmt(v(f, "sluice")), 10) + lpad(pct(v(f, "sluice"), v(b, "sluice")), 9) +
-        lpad(fmtRatio(b.vsFloor), 15) + lpad(fmtRatio(f.vsFloor), 8) + "  " + verdict
+        lpad(fmtRatio(b.vsFloor), 15) + lpad(fmtRatio(f.vsFloor), 8) +
+        (nginx ? lpad(fmtRatio(b.vsNginx), 15) + lpad(fmtRatio(f.vsNginx), 8) : "") + "  " + verdict
     )
   }
-  lines.push("", "The floor runs the same code in both files: when its figures moved, the machine moved too; read s/floor.")
+  lines.push("", `The floor${nginx ? " and nginx run" : " runs"} the same code in both files: when ${nginx ? "their" : "its"} figures moved, the machine moved too; read s/floor${nginx ? " and s/nginx" : ""}.`)
   return lines.join("\n")
 }

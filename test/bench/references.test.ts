@@ -103,6 +103,20 @@ describe("ratios against the reference proxies", () => {
     expect(head(without)).not.toContain("nginx")
     expect(head(without)).not.toContain("s/portkey")
   })
+
+  it("compares s/nginx before and after only when both results files have it", async () => {
+    const { compare } = await load("report")
+    const file = (vsNginx?: number) => ({
+      meta: { startedAt: "t" },
+      figures: [{ id: "x", label: "x", values: { floor: 2, sluice: 4 }, vsFloor: 2, ...(vsNginx === undefined ? {} : { vsNginx }) }]
+    })
+    const both: string = compare(file(4), file(3))
+    expect(both).toContain("s/nginx before")
+    expect(both).toContain("4.00×")
+    expect(both).toContain("3.00×")
+    const one: string = compare(file(), file(3))
+    expect(one).not.toContain("s/nginx")
+  })
 })
 
 describe("highest sustained rate (rate ladder)", () => {
