@@ -280,7 +280,7 @@ const main = async () => {
       : { pinned: false, reason: plan.reason },
     targets: Object.fromEntries(["direct", ...processTargets, ...(logOn ? ["sluice-info"] : [])].map((t) => [t, TARGETS[t].what])),
     references: {
-      nginx: processTargets.includes("nginx") ? `${args.nginx} (${nginxVersion})` : args.nginx === undefined ? NGINX_MISSING : "installed, not selected",
+      nginx: processTargets.includes("nginx") ? `${args.nginx} (${nginxVersion})` : args.nginx === undefined ? NGINX_MISSING.replace(/^nginx: /, "") : "installed, not selected",
       portkey: portkey === undefined ? "not run (--portkey runs it)" : `${PORTKEY_PACKAGE} in ${portkey.dir}`
     },
     config: "bench/config/overhead.yaml",
@@ -389,6 +389,7 @@ const main = async () => {
   const mc = meta.mockCounts
   say(`mock upstream served ${mc.unary} unary requests, ${mc.streams} streams, ${mc.scrapes} /metrics scrapes${args.otel ? `, ${mc.traces} OTLP trace exports` : ""}`)
   if (heaps.length) say(`heap snapshots: ${heaps.map((h) => `${h.target} ${h.when}: ${h.file}`).join("; ")}`)
+  if (args.nginx === undefined) say(NGINX_MISSING)
   say(`results: ${file}  (${meta.durationS} s)`)
   if (args.keep) say(`work dir kept: ${workDir}`)
   if (failures.length > 0) {
