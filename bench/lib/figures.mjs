@@ -238,6 +238,20 @@ export const build = (results, meta) => {
       return l && l.open > 0 ? (l.measured.rssBytes - r.baseRssBytes) / 1024 / l.open : NaN
     })))
     figs.push(fromRepeats("rss.after_close_mib", "open-streams", "RSS 2 s after all streams closed (MiB)", "MiB", each(runs, (r) => r.afterCloseRssBytes / MiB)))
+    // the issue's "9,000 streams opened at 500/s: all in 18 s" (the pauses at each level excluded)
+    const topOf = (r) => r.levels.find((x) => x.level === top)
+    const short = (l) => l !== undefined && (!l.allFirst || l.failed > 0)
+    const rampFlags = {}
+    const rampNotes = []
+    for (const [t, rs] of Object.entries(runs)) {
+      for (const l of rs.map(topOf).filter(short)) {
+        rampFlags[t] = "!"
+        rampNotes.push(`${t}: ${l.open} of ${top} had their first chunk, ${l.failed} failed` +
+          (l.allFirst ? "" : "; the rest had neither 30 s after the last was sent (the figure then includes that wait)"))
+      }
+    }
+    figs.push(fromRepeats("open_streams.ramp_s", "open-streams", `${top} streams opened at ${meta.durations?.openRate ?? "?"}/s: all with a first chunk after (s)`, "s",
+      each(runs, (r) => (topOf(r) === undefined ? NaN : r.levels.reduce((a, x) => a + (x.rampMs ?? NaN), 0) / 1000)), { flags: rampFlags, notes: rampNotes }))
     figs.push(fromRepeats("open_streams.close_ms", "open-streams", "all client sockets destroyed → upstream all closed (ms)", "ms", each(runs, (r) => r.closeMs)))
   }
   return figs

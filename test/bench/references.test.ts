@@ -140,3 +140,26 @@ describe("highest sustained rate (rate ladder)", () => {
     expect(f.verdict).toBe("fail")
   })
 })
+
+describe("open streams: the time to establish them all", () => {
+  it("sums each level's ramp (the pauses between levels excluded) and flags a target whose streams did not all arrive", async () => {
+    const { build } = await load("figures")
+    const level = (lv: number, rampMs: number, open = lv, allFirst = true) =>
+      ({ level: lv, open, failed: 0, allFirst, rampMs, measured: { rssBytes: 2 ** 20 * lv / 100 } })
+    const figs = build({
+      "open-streams": {
+        runs: {
+          nginx: [{ baseRssBytes: 0, afterCloseRssBytes: 0, closeMs: 1, levels: [level(1000, 2000), level(5000, 8000), level(9000, 8100)] }],
+          sluice: [{ baseRssBytes: 0, afterCloseRssBytes: 0, closeMs: 1, levels: [level(1000, 2500), level(5000, 9000), level(9000, 38_000, 7412, false)] }]
+        }
+      }
+    }, { ...meta, levels: [1000, 5000, 9000], durations: { openRate: 500 } })
+    const f = figs.find((x: { id: string }) => x.id === "open_streams.ramp_s")
+    expect(f.label).toContain("9000 streams opened at 500/s")
+    expect(f.values.nginx).toBeCloseTo(18.1)
+    expect(f.values.sluice).toBeCloseTo(49.5)
+    expect(f.flags).toEqual({ sluice: "!" })
+    expect(f.notes.join(" ")).toContain("sluice: 7412 of 9000 had their first chunk")
+    expect(f.vsNginx).toBeCloseTo(49.5 / 18.1)
+  })
+})
