@@ -3,27 +3,28 @@
  *
  * One process drives everything: it pins itself to the harness CPU, starts the mock
  * upstream in-process, then runs the figure groups (lib/groups.mjs) against `direct`,
- * the floor proxy and Sluice's production bundle, each target pinned to the target CPU.
+ * the floor proxy, nginx (when installed), Portkey (with --portkey) and Sluice's production
+ * bundle, each target pinned to the target CPU.
  * It prints a table and writes bench/results/<timestamp>.json. See bench/README.md.
  *
  * It starts and stops only its own processes (also on failure and Ctrl-C), raises no
  * limits, and changes nothing outside bench/results/ and a temporary directory.
  */
-import { execFileSync } from "node:child_process"
+import { execFileSync, spawnSync } from "node:child_process"
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { cpus as osCpus, tmpdir, release } from "node:os"
 import { join, resolve } from "node:path"
 import { performance } from "node:perf_hooks"
 import { fileURLToPath } from "node:url"
 import { build } from "./lib/figures.mjs"
-import { abortGroup, latencyGroup, openStreamsGroup, saturationGroup, startupGroup, streamingGroup } from "./lib/groups.mjs"
+import { abortGroup, ladderGroup, LADDER_RATES, latencyGroup, openStreamsGroup, saturationGroup, startupGroup, streamingGroup } from "./lib/groups.mjs"
 import { setPaceMode } from "./lib/load.mjs"
 import { startMock } from "./lib/mock.mjs"
 import { format as formatProfile, summarize as summarizeProfile } from "./lib/profile.mjs"
 import { buildWithSourceMaps } from "./lib/sourcemap.mjs"
 import { affinityOf, clockTicks, fdLimit, installCleanup, pinningPlan, pinSelf, stopAll } from "./lib/procs.mjs"
 import { compare, notes, table } from "./lib/report.mjs"
-import { bundlePath, fitSluiceConfig, repoDir, TARGETS, writeSluiceConfig } from "./lib/targets.mjs"
+import { bundlePath, fitSluiceConfig, installPortkey, nginxBinary, NGINX_MISSING, PORTKEY_PACKAGE, repoDir, TARGETS, writeSluiceConfig } from "./lib/targets.mjs"
 
 const benchDir = fileURLToPath(new URL(".", import.meta.url))
 const resultsDir = join(benchDir, "results")
@@ -32,11 +33,16 @@ const USAGE = `usage: npm run bench -- [options]
        node bench/run.mjs --compare before.json after.json
 
   --only a,b        figure groups: startup (start-up time, idle RSS), latency (added latency,
-                    CPU/request), log (cost of the info log line), saturation, streaming,
-                    abort, open-streams (RSS with 1k/5k/9k open streams). Default: all.
-                    Aliases: idle-rss=startup, cpu=latency, rss=open-streams.
-  --target t,u      targets among sluice, floor, direct (default all). Figures "added to
-                    direct" always run direct too.
+                    CPU/request), log (cost of the info log line), saturation, ladder (highest
+                    rate held with p99 ≤ 100 ms), streaming, abort, open-streams (RSS with
+                    1k/5k/9k open streams). Default: all.
+                    Aliases: idle-rss=startup, cpu=latency, rss=open-streams, rate=ladder.
+  --target t,u      targets among sluice, floor, direct, nginx, portkey (default: direct,
+                    floor, sluice, and nginx when installed). Figures "added to direct"
+                    always run direct too.
+  --portkey         also run Portkey's gateway (${PORTKEY_PACKAGE}), installed with
+                    \`npm install --prefix <tmp>/sluice-bench-portkey\` on first use
+  --ladder a,b,c    rate-ladder steps (default ${LADDER_RATES.join(",")})
   --repeats N       repeats per figure (default 3; medians are reported)
   --rss-repeats N   repeats of the open-stream ramp (default 1: ~30 s per target each)
   --quick           short smoke run (about a minute): 1 repeat, short windows, 1k streams only
@@ -70,11 +76,12 @@ const USAGE = `usage: npm run bench -- [options]
 /** A mistake in how the bench was called: printed without a stack. */
 class UsageError extends Error {}
 
-const GROUPS = ["startup", "latency", "log", "saturation", "streaming", "abort", "open-streams"]
-const ALIASES = { "idle-rss": "startup", cpu: "latency", rss: "open-streams", "rss-streams": "open-streams", stream: "streaming", start: "startup" }
+const GROUPS = ["startup", "latency", "log", "saturation", "ladder", "streaming", "abort", "open-streams"]
+const ALIASES = { "idle-rss": "startup", cpu: "latency", rss: "open-streams", "rss-streams": "open-streams", stream: "streaming", start: "startup", rate: "ladder" }
+const TARGET_NAMES = ["direct", "floor", "nginx", "portkey", "sluice"]
 
 const parseArgs = (argv) => {
-  const o = { only: undefined, targets: ["direct", "floor", "sluice"], repeats: undefined, rssRepeats: 1, quick: false, profile: false, heap: false, out: undefined, compare: undefined, rates: [200, 1000, 2000], levels: undefined, concurrency: 64, retries: undefined, retryBudget: undefined, maxForeign: 0.2, maxWait: 0.05, maxSteal: 0.1, traceGc: false, otel: false, bundle: undefined, authOff: false, nodeOptions: [], pace: "timer", pin: true, keep: false, help: false }
+  const o = { only: undefined, targets: undefined, portkey: false, ladder: LADDER_RATES, repeats: undefined, rssRepeats: 1, quick: false, profile: false, heap: false, out: undefined, compare: undefined, rates: [200, 1000, 2000], levels: undefined, concurrency: 64, retries: undefined, retryBudget: undefined, maxForeign: 0.2, maxWait: 0.05, maxSteal: 0.1, traceGc: false, otel: false, bundle: undefined, authOff: false, nodeOptions: [], pace: "timer", pin: true, keep: false, help: false }
   const list = (s) => s.split(",").map((x) => x.trim()).filter(Boolean)
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]
@@ -85,6 +92,8 @@ const parseArgs = (argv) => {
     switch (a) {
       case "--only": o.only = list(next()).map((g) => ALIASES[g] ?? g); break
       case "--target": case "--targets": o.targets = list(next()); break
+      case "--portkey": o.portkey = true; break
+      case "--ladder": o.ladder = list(next()).map(Number); break
       case "--repeats": o.repeats = Number(next()); break
       case "--rss-repeats": o.rssRepeats = Number(next()); break
       case "--quick": o.quick = true; break
@@ -113,14 +122,20 @@ const parseArgs = (argv) => {
     }
   }
   for (const g of o.only ?? []) if (!GROUPS.includes(g)) throw new UsageError(`unknown figure group "${g}" (one of ${GROUPS.join(", ")})`)
-  for (const t of o.targets) if (!["direct", "floor", "sluice"].includes(t)) throw new UsageError(`unknown target "${t}"`)
+  for (const t of o.targets ?? []) if (!TARGET_NAMES.includes(t)) throw new UsageError(`unknown target "${t}"`)
+  // the reference proxies: nginx by default when installed; Portkey only when asked
+  o.nginx = nginxBinary()
+  if (o.targets === undefined) o.targets = ["direct", "floor", ...(o.nginx ? ["nginx"] : []), ...(o.portkey ? ["portkey"] : []), "sluice"]
+  else if (o.portkey && !o.targets.includes("portkey")) o.targets.push("portkey")
+  if (o.targets.includes("nginx") && o.nginx === undefined) throw new UsageError(NGINX_MISSING)
+  if (o.targets.includes("portkey")) o.portkey = true
   if (!["timer", "spin"].includes(o.pace)) throw new UsageError(`--pace is timer or spin`)
   return o
 }
 
 const durations = (quick) => quick
-  ? { latencyWarmupMs: 200, latencyMs: 800, latencySamples: 160, targetWarmupMs: 300, satWarmupMs: 200, satMs: 800, satConcurrency: 64, streamWarmupMs: 200, streamMs: 1000, streamRate: 100, chunks: 10, chunkIntervalMs: 20, levels: [1000], openRate: 1000, settleMs: 500, baseWaitMs: 500, afterCloseMs: 1000, holdIntervalMs: 5000, idleWaitMs: 2000, aborts: 100, quietWaitMs: 1000 }
-  : { latencyWarmupMs: 1000, latencyMs: 4000, latencySamples: 1000, targetWarmupMs: 3000, satWarmupMs: 1000, satMs: 4000, satConcurrency: 64, streamWarmupMs: 1000, streamMs: 5000, streamRate: 100, chunks: 10, chunkIntervalMs: 20, levels: [1000, 5000, 9000], openRate: 500, settleMs: 2000, baseWaitMs: 1000, afterCloseMs: 2000, holdIntervalMs: 5000, idleWaitMs: 2000, aborts: 100, quietWaitMs: 2000 }
+  ? { ladderWarmupMs: 200, ladderMs: 800, latencyWarmupMs: 200, latencyMs: 800, latencySamples: 160, targetWarmupMs: 300, satWarmupMs: 200, satMs: 800, satConcurrency: 64, streamWarmupMs: 200, streamMs: 1000, streamRate: 100, chunks: 10, chunkIntervalMs: 20, levels: [1000], openRate: 1000, settleMs: 500, baseWaitMs: 500, afterCloseMs: 1000, holdIntervalMs: 5000, idleWaitMs: 2000, aborts: 100, quietWaitMs: 1000 }
+  : { ladderWarmupMs: 500, ladderMs: 2000, latencyWarmupMs: 1000, latencyMs: 4000, latencySamples: 1000, targetWarmupMs: 3000, satWarmupMs: 1000, satMs: 4000, satConcurrency: 64, streamWarmupMs: 1000, streamMs: 5000, streamRate: 100, chunks: 10, chunkIntervalMs: 20, levels: [1000, 5000, 9000], openRate: 500, settleMs: 2000, baseWaitMs: 1000, afterCloseMs: 2000, holdIntervalMs: 5000, idleWaitMs: 2000, aborts: 100, quietWaitMs: 2000 }
 
 const git = () => {
   try {
@@ -202,6 +217,8 @@ const main = async () => {
     maxSteal: args.maxSteal,
     rates: selected.has("latency") ? args.rates : [1000],
     logRate: 1000,
+    ladderRates: args.ladder,
+    ladderP99Ms: 100,
     logOn,
     processTargets,
     heap: args.heap,
@@ -221,6 +238,14 @@ const main = async () => {
       process.stderr.write(`bench: could not build with source maps (${String(e?.message ?? e).slice(0, 300)}); profiling dist/ as is\n`)
     }
   }
+  // the reference proxies: what ran, or why not
+  let nginxVersion
+  if (args.nginx !== undefined) {
+    // nginx -v writes to stderr
+    const v = spawnSync(args.nginx, ["-v"], { encoding: "utf8" })
+    nginxVersion = `${v.stderr ?? ""}${v.stdout ?? ""}`.trim().replace(/^nginx version: /, "") || "?"
+  }
+  const portkey = processTargets.includes("portkey") ? installPortkey(say) : undefined
   const mock = await startMock()
   const configPath = writeSluiceConfig(workDir, mock.url, { authOff: o.authOff })
   const profileDir = join(resultsDir, "profiles")
@@ -235,7 +260,8 @@ const main = async () => {
     nodeOptions: args.nodeOptions,
     bundle: profiledBundle ?? bundle,
     gc: [],
-    stamp
+    stamp,
+    portkey
   }
 
   const g = git()
@@ -253,6 +279,10 @@ const main = async () => {
       ? { pinned: true, targets: `CPU ${plan.target}`, harness: `CPU ${plan.harness} (load generator + mock upstream, this process)`, tool: "taskset" }
       : { pinned: false, reason: plan.reason },
     targets: Object.fromEntries(["direct", ...processTargets, ...(logOn ? ["sluice-info"] : [])].map((t) => [t, TARGETS[t].what])),
+    references: {
+      nginx: processTargets.includes("nginx") ? `${args.nginx} (${nginxVersion})` : args.nginx === undefined ? NGINX_MISSING.replace(/^nginx: /, "") : "installed, not selected",
+      portkey: portkey === undefined ? "not run (--portkey runs it)" : `${PORTKEY_PACKAGE} in ${portkey.dir}`
+    },
     config: "bench/config/overhead.yaml",
     bundle: profiledBundle ? `${bundle} (profiled: the same build with source maps, ${profiledBundle})` : bundle,
     options: { ...args, compare: undefined },
@@ -273,6 +303,8 @@ const main = async () => {
     chunks: d.chunks,
     chunkIntervalMs: d.chunkIntervalMs,
     aborts: d.aborts,
+    ladderRates: o.ladderRates,
+    ladderP99Ms: o.ladderP99Ms,
     profiled: args.profile,
     sluiceConfig: readFileSync(configPath, "utf8")
   }
@@ -280,8 +312,9 @@ const main = async () => {
   say(`Sluice gateway-overhead benchmark  ${meta.startedAt}  commit ${g?.commit ?? "?"}${g?.dirty ? " (src dirty)" : ""}  node ${process.version}`)
   say(`machine: ${plan.cpus} CPUs (${meta.cpuModel ?? "?"}), kernel ${meta.kernel}, open files ${limit ?? "?"}, CLK_TCK ${o.hz}`)
   say(plan.pinned
-    ? `pinning: targets (floor, sluice) on CPU ${plan.target} via taskset; harness (load generator + mock upstream) on CPU ${plan.harness} (affinity now ${affinityOf(process.pid)})`
+    ? `pinning: targets (${processTargets.join(", ")}) on CPU ${plan.target} via taskset; harness (load generator + mock upstream) on CPU ${plan.harness} (affinity now ${affinityOf(process.pid)})`
     : `pinning: none (${plan.reason}); figures are noisier`)
+  say(`reference proxies: nginx: ${meta.references.nginx}; portkey: ${meta.references.portkey}`)
   say(`groups: ${[...selected].join(", ")}; targets: ${args.targets.join(", ")}; repeats ${repeats}${args.quick ? " (quick)" : ""}${args.profile ? "; PROFILING (figures not comparable)" : ""}`)
   say("")
 
@@ -331,6 +364,7 @@ const main = async () => {
   if (selected.has("startup") && processTargets.length > 0) await run("startup", startupGroup)
   if (selected.has("latency") || logOn) await run("latency", latencyGroup)
   if (selected.has("saturation") || logOn) await run("saturation", saturationGroup)
+  if (selected.has("ladder")) await run("ladder", ladderGroup)
   if (selected.has("streaming")) await run("streaming", streamingGroup)
   if (selected.has("abort")) await run("abort", abortGroup)
   if (selected.has("open-streams") && processTargets.length > 0 && d.levels.length > 0) await run("open-streams", openStreamsGroup)
@@ -355,6 +389,7 @@ const main = async () => {
   const mc = meta.mockCounts
   say(`mock upstream served ${mc.unary} unary requests, ${mc.streams} streams, ${mc.scrapes} /metrics scrapes${args.otel ? `, ${mc.traces} OTLP trace exports` : ""}`)
   if (heaps.length) say(`heap snapshots: ${heaps.map((h) => `${h.target} ${h.when}: ${h.file}`).join("; ")}`)
+  if (args.nginx === undefined) say(NGINX_MISSING)
   say(`results: ${file}  (${meta.durationS} s)`)
   if (args.keep) say(`work dir kept: ${workDir}`)
   if (failures.length > 0) {

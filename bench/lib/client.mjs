@@ -277,7 +277,7 @@ export class Pool {
 }
 
 /** One GET with `connection: close` on a fresh socket; resolves the status, or undefined on a socket error. */
-export const probe = (host, port, path, timeoutMs = 1000) =>
+export const probe = (host, port, path, timeoutMs = 1000, headers = []) =>
   new Promise((resolve) => {
     const socket = net.connect({ host, port })
     let got = ""
@@ -287,7 +287,7 @@ export const probe = (host, port, path, timeoutMs = 1000) =>
       resolve(status)
     }
     const timer = setTimeout(() => done(undefined), timeoutMs)
-    socket.on("connect", () => socket.write(`GET ${path} HTTP/1.1\r\nhost: ${host}:${port}\r\nconnection: close\r\n\r\n`))
+    socket.on("connect", () => socket.write(`GET ${path} HTTP/1.1\r\nhost: ${host}:${port}\r\n${headers.map((h) => h + "\r\n").join("")}connection: close\r\n\r\n`))
     socket.on("data", (b) => {
       got += b.toString("latin1")
       if (got.length >= 12) done(Number(got.slice(9, 12)))

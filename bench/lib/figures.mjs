@@ -1,7 +1,7 @@
 /**
  * Turns raw group results into figures: one row per measured quantity, a value per target
- * (the median over repeats), ratios against the floor and against direct from the same
- * run, and, where the issue sets one, the goal and a pass/fail verdict for `sluice`.
+ * (the median over repeats), ratios against the floor, against direct and, when they ran,
+ * against the reference proxies (nginx, Portkey) from the same run, and, where the issue sets one, the goal and a pass/fail verdict for `sluice`.
  * "Added" figures are computed per repeat (target − direct of that repeat) and then the
  * median is taken, so slow drift on a shared machine cancels. Pure: no I/O, no clock.
  */
@@ -21,6 +21,7 @@ export const GOALS = {
   "rss.idle_mib": { op: "<=", limit: 80, on: "sluice", text: "≤ 80 MiB" },
   "startup.ms": { op: "<=", limit: 500, on: "sluice", text: "≤ 500 ms" },
   "startup.first_completion_ms": { op: "<=", limit: 300, on: "sluice", text: "≤ 300 ms" },
+  "ladder.max_rate": { op: ">=", limit: 3000, on: "sluice", text: "≥ 3000 req/s" },
   "abort.p99_ms": { op: "<=", limit: 10, on: "sluice", text: "≤ 10 ms" },
   "abort.unclosed": { op: "<=", limit: 0, on: "sluice", text: "none (check)" }
 }
@@ -40,6 +41,9 @@ const finish = (fig, { ratios = true } = {}) => {
   if (ratios) {
     fig.vsFloor = ratio(v.sluice, v.floor)
     fig.vsDirect = ratio(v.sluice, v.direct)
+    // only when the reference ran: a results file without them has no such keys
+    if (v.nginx !== undefined) fig.vsNginx = ratio(v.sluice, v.nginx)
+    if (v.portkey !== undefined) fig.vsPortkey = ratio(v.sluice, v.portkey)
   }
   return judge(fig)
 }
@@ -121,6 +125,7 @@ export const build = (results, meta) => {
       disturbedFlags(at, flags)
       figs.push(fromRepeats(`latency.${rate}.p50`, "latency", `non-stream ${rate}/s: latency p50 (ms)`, "ms", each(at, (r) => r.latency.p50), { notes, flags }))
       figs.push(fromRepeats(`latency.${rate}.p99`, "latency", `non-stream ${rate}/s: latency p99 (ms)`, "ms", each(at, (r) => r.latency.p99), { flags }))
+      figs.push(fromRepeats(`latency.${rate}.p999`, "latency", `non-stream ${rate}/s: latency p99.9 (ms)`, "ms", each(at, (r) => r.latency.p999), { flags }))
       figs.push(fromRepeats(`latency.${rate}.added_p50`, "latency", `non-stream ${rate}/s: added p50 (ms)`, "ms", added(at, (r) => r.latency.p50), { flags }))
       figs.push(fromRepeats(`latency.${rate}.added_p99`, "latency", `non-stream ${rate}/s: added p99 (ms)`, "ms", added(at, (r) => r.latency.p99), { flags }))
       figs.push(fromRepeats(`cpu.${rate}.us_per_req`, "latency", `non-stream ${rate}/s: CPU per request (µs)`, "µs",
@@ -171,6 +176,20 @@ export const build = (results, meta) => {
     }
   }
 
+  if (results.ladder) {
+    const runs = results.ladder.runs
+    const notes = []
+    const flags = {}
+    for (const [t, rs] of Object.entries(runs)) {
+      notes.push(`${t}: ${rs.map((r) => `${r.maxRate > 0 ? r.maxRate : "none"} (next step: ${r.stoppedBy})`).join("; ")}`)
+      if (rs.some((r) => r.stoppedBy.startsWith("generator") || r.stoppedBy.startsWith("top"))) flags[t] = "^"
+    }
+    disturbedFlags(runs, flags)
+    figs.push(fromRepeats("ladder.max_rate", "ladder", `highest sustained rate, 1 core (p99 ≤ ${meta.ladderP99Ms} ms, ≥ 95% answered) (req/s)`, "req/s", each(runs, (r) => r.maxRate), { notes, flags }))
+    figs.push(fromRepeats("ladder.cpu_us_at_max", "ladder", "  CPU per request at that rate (µs)", "µs",
+      each(runs, (r) => r.cpuUsAtMax, ["direct"])))
+  }
+
   if (results.streaming) {
     const runs = results.streaming.runs
     const interval = meta.chunkIntervalMs
@@ -219,6 +238,20 @@ export const build = (results, meta) => {
       return l && l.open > 0 ? (l.measured.rssBytes - r.baseRssBytes) / 1024 / l.open : NaN
     })))
     figs.push(fromRepeats("rss.after_close_mib", "open-streams", "RSS 2 s after all streams closed (MiB)", "MiB", each(runs, (r) => r.afterCloseRssBytes / MiB)))
+    // the issue's "9,000 streams opened at 500/s: all in 18 s" (the pauses at each level excluded)
+    const topOf = (r) => r.levels.find((x) => x.level === top)
+    const short = (l) => l !== undefined && (!l.allFirst || l.failed > 0)
+    const rampFlags = {}
+    const rampNotes = []
+    for (const [t, rs] of Object.entries(runs)) {
+      for (const l of rs.map(topOf).filter(short)) {
+        rampFlags[t] = "!"
+        rampNotes.push(`${t}: ${l.open} of ${top} had their first chunk, ${l.failed} failed` +
+          (l.allFirst ? "" : "; the rest had neither 30 s after the last was sent (the figure then includes that wait)"))
+      }
+    }
+    figs.push(fromRepeats("open_streams.ramp_s", "open-streams", `${top} streams opened at ${meta.durations?.openRate ?? "?"}/s: all with a first chunk after (s)`, "s",
+      each(runs, (r) => (topOf(r) === undefined ? NaN : r.levels.reduce((a, x) => a + (x.rampMs ?? NaN), 0) / 1000)), { flags: rampFlags, notes: rampNotes }))
     figs.push(fromRepeats("open_streams.close_ms", "open-streams", "all client sockets destroyed → upstream all closed (ms)", "ms", each(runs, (r) => r.closeMs)))
   }
   return figs

@@ -88,12 +88,29 @@ const children = new Set()
  * Starts `node <args>` (the harness's own Node 24), pinned to `cpus` when given, stdout and
  * stderr to `logFile`. Resolves nothing: returns { child, pid, startedAt (performance.now) }.
  */
-export const spawnNode = (args, { cpus, env, logFile, cwd }) => {
+export const spawnNode = (args, opts) => spawnPinned(process.execPath, ["--import", guard, ...args], opts)
+
+/**
+ * Starts any program (`nginx`), pinned like spawnNode. A program that cannot preload the
+ * orphan guard gets a watchdog beside it (`sh`, not its child, so it is outside the
+ * measured process tree): it kills the program once the harness is gone, and ends by
+ * itself when the program ends.
+ */
+export const spawnProgram = (cmd, args, opts) => {
+  const child = spawnPinned(cmd, args, opts)
+  const dog = spawn("sh", ["-c", `while kill -0 ${process.pid} 2>/dev/null && kill -0 ${child.pid} 2>/dev/null; do sleep 1; done; kill -9 ${child.pid} 2>/dev/null`], {
+    stdio: "ignore",
+    detached: true
+  })
+  dog.unref()
+  return child
+}
+
+const spawnPinned = (program, args, { cpus, env, logFile, cwd }) => {
   const out = logFile === undefined ? "ignore" : openSync(logFile, "a")
-  const nodeArgs = ["--import", guard, ...args]
   const [cmd, argv] = cpus === undefined
-    ? [process.execPath, nodeArgs]
-    : [taskset(), ["-c", cpus, process.execPath, ...nodeArgs]]
+    ? [program, args]
+    : [taskset(), ["-c", cpus, program, ...args]]
   const merged = { ...process.env, ...env, BENCH_PARENT_PID: String(process.pid) }
   for (const k of Object.keys(merged)) if (merged[k] === undefined) delete merged[k]
   const child = spawn(cmd, argv, {

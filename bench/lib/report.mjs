@@ -21,11 +21,17 @@ const fmtRatio = (x) => (x === undefined || x === null || !Number.isFinite(x) ? 
 const pad = (s, n) => (s.length >= n ? s : s + " ".repeat(n - s.length))
 const lpad = (s, n) => (s.length >= n ? s : " ".repeat(n - s.length) + s)
 
-const COLS = ["direct", "floor", "sluice", "sluice-info"]
+const ALL_COLS = ["direct", "floor", "nginx", "portkey", "sluice", "sluice-info"]
+/** Ratio columns: sluice over each baseline; the reference ones only when that target ran. */
+const RATIOS = [["s/floor", "vsFloor"], ["s/direct", "vsDirect"], ["s/nginx", "vsNginx"], ["s/portkey", "vsPortkey"]]
 
 export const table = (figures) => {
+  const ran = (c) => figures.some((f) => f.values[c] !== undefined)
+  // the reference proxies get a column only when they ran; the usual four always have one
+  const COLS = ALL_COLS.filter((c) => !(c === "nginx" || c === "portkey") || ran(c))
+  const ratios = RATIOS.filter(([, k]) => k === "vsFloor" || k === "vsDirect" || figures.some((f) => f[k] !== undefined))
   const labelW = Math.max(40, ...figures.map((f) => f.label.length)) + 1
-  const head = pad("figure", labelW) + COLS.map((c) => lpad(c, 12)).join("") + lpad("s/floor", 9) + lpad("s/direct", 9) + "  " + pad("goal", 14) + "verdict"
+  const head = pad("figure", labelW) + COLS.map((c) => lpad(c, 12)).join("") + ratios.map(([h]) => lpad(h, 10)).join("") + "  " + pad("goal", 14) + "verdict"
   const lines = [head, "-".repeat(head.length)]
   let group
   for (const f of figures) {
@@ -35,7 +41,7 @@ export const table = (figures) => {
     }
     const cells = COLS.map((c) => lpad(fmt(f.values[c]) + (Number.isFinite(f.values[c]) ? f.flags?.[c] ?? "" : ""), 12)).join("")
     const verdict = f.verdict === undefined ? "" : f.verdict === "fail" ? "FAIL" : f.verdict
-    lines.push(pad(f.label, labelW) + cells + lpad(fmtRatio(f.vsFloor), 9) + lpad(fmtRatio(f.vsDirect), 9) + "  " + pad(f.goal?.text ?? "", 14) + verdict)
+    lines.push(pad(f.label, labelW) + cells + ratios.map(([, k]) => lpad(fmtRatio(f[k]), 10)).join("") + "  " + pad(f.goal?.text ?? "", 14) + verdict)
   }
   return lines.join("\n")
 }
@@ -44,6 +50,7 @@ export const notes = (figures) => {
   const out = []
   const flags = new Set(figures.flatMap((f) => Object.values(f.flags ?? {})))
   if (flags.has("!")) out.push("- ! : from runs where that target could not keep up with the offered rate (a queue built up)")
+  if (flags.has("^")) out.push("- ^ : the rate ladder ended at the load generator's ceiling or the ladder's top: a lower bound")
   if (flags.has("~")) out.push("- ~ : includes a run that other work on this shared machine disturbed (kept after the repeats/budget ran out)")
   for (const f of figures) for (const n of f.notes ?? []) out.push(`- ${f.label}: ${n}`)
   return out.join("\n")
@@ -55,8 +62,10 @@ const pct = (a, b) => (Number.isFinite(a) && Number.isFinite(b) && b !== 0 ? `${
 export const compare = (before, after) => {
   const byId = new Map(before.figures.map((f) => [f.id, f]))
   const labelW = Math.max(40, ...after.figures.map((f) => f.label.length)) + 1
+  // the ratio to nginx too when both files have it (it is the same nginx both times)
+  const nginx = before.figures.some((f) => f.vsNginx !== undefined) && after.figures.some((f) => f.vsNginx !== undefined)
   const head = pad("figure", labelW) + lpad("floor before", 13) + lpad("after", 10) + lpad("sluice before", 14) + lpad("after", 10) + lpad("change", 9) +
-    lpad("s/floor before", 15) + lpad("after", 8) + "  verdict"
+    lpad("s/floor before", 15) + lpad("after", 8) + (nginx ? lpad("s/nginx before", 15) + lpad("after", 8) : "") + "  verdict"
   const lines = [
     `before: ${before.meta.startedAt} ${before.meta.git?.commit ?? ""}${before.meta.git?.dirty ? " (dirty)" : ""}`,
     `after:  ${after.meta.startedAt} ${after.meta.git?.commit ?? ""}${after.meta.git?.dirty ? " (dirty)" : ""}`,
@@ -73,9 +82,10 @@ export const compare = (before, after) => {
       pad(f.label, labelW) +
         lpad(fmt(v(b, "floor")), 13) + lpad(fmt(v(f, "floor")), 10) +
         lpad(fmt(v(b, "sluice")), 14) + lpad(fmt(v(f, "sluice")), 10) + lpad(pct(v(f, "sluice"), v(b, "sluice")), 9) +
-        lpad(fmtRatio(b.vsFloor), 15) + lpad(fmtRatio(f.vsFloor), 8) + "  " + verdict
+        lpad(fmtRatio(b.vsFloor), 15) + lpad(fmtRatio(f.vsFloor), 8) +
+        (nginx ? lpad(fmtRatio(b.vsNginx), 15) + lpad(fmtRatio(f.vsNginx), 8) : "") + "  " + verdict
     )
   }
-  lines.push("", "The floor runs the same code in both files: when its figures moved, the machine moved too; read s/floor.")
+  lines.push("", `The floor${nginx ? " and nginx run" : " runs"} the same code in both files: when ${nginx ? "their" : "its"} figures moved, the machine moved too; read s/floor${nginx ? " and s/nginx" : ""}.`)
   return lines.join("\n")
 }

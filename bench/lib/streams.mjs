@@ -146,6 +146,8 @@ export const streams = async ({ host, port, makeBytes, rate, warmupMs, durationM
  * Ramps held streams (mock in `hold` mode) to each level at `openRate`/s; at each level,
  * once every stream has its first event, waits `settleMs` and calls `atLevel(level, open)`.
  * Then destroys every client socket and waits for the mock to see them all close.
+ * `rampMs`: per level, its first send → every stream so far with a first event (or failed,
+ * or `firstTimeoutMs` after its last send); their sum is the ramp without the pauses.
  */
 export const holdStreams = async ({ host, port, makeBytes, levels, openRate, settleMs, mock, atLevel, firstTimeoutMs = 30_000 }) => {
   const conns = []
@@ -158,6 +160,7 @@ export const holdStreams = async ({ host, port, makeBytes, levels, openRate, set
   const reasons = {}
   for (const level of levels) {
     const n = level - opened
+    const rampStart = performance.now()
     if (n > 0) {
       await pace(openRate, n, (i) => {
         const k = opened + i
@@ -187,8 +190,9 @@ export const holdStreams = async ({ host, port, makeBytes, levels, openRate, set
       opened = level
     }
     const allFirst = await waitFor(() => firsts + failed >= opened, firstTimeoutMs, 20)
+    const rampMs = performance.now() - rampStart
     await sleep(settleMs)
-    const r = { level, open: alive, failed, reasons: { ...reasons }, allFirst, upstreamOpen: mock.openStreams }
+    const r = { level, open: alive, failed, reasons: { ...reasons }, allFirst, rampMs, upstreamOpen: mock.openStreams }
     r.measured = await atLevel(level, r)
     results.push(r)
     if (failed > 0 && failed >= opened / 2) break
