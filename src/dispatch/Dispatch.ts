@@ -260,7 +260,10 @@ export class Dispatcher extends Context.Service<Dispatcher, {
           return yield* new BackendsExhausted({ model: req.model.id, attempts: log.failed, stoppedBy, retryAfterMs })
         })
 
-      /** What the attempt on `backend` holds until its scope closes. */
+      /**
+       * What the attempt on `backend` holds until its scope closes; the attempt reports its
+       * first token (its commit) to routing through the handle returned.
+       */
       const hold = (req: GatewayRequest, backend: Backend, plan: Plan, log: AttemptLog, tally: Tally) =>
         Effect.gen(function*() {
           // The request's only wait for capacity, metered whether it waited or not.
@@ -272,9 +275,6 @@ export class Dispatcher extends Context.Service<Dispatcher, {
           if (req.sessionKey !== undefined) yield* affinity.pin(req.sessionKey, backend.id)
           // Routing state: prefix blocks recorded for this backend, in-flight work until the scope closes.
           const progress: AttemptProgress = {
-            get started() {
-              return log.backend === backend.id
-            },
             get served() {
               return log.backend === backend.id
             },
@@ -282,7 +282,7 @@ export class Dispatcher extends Context.Service<Dispatcher, {
               return tally.reported?.cachedTokens
             }
           }
-          yield* placement.dispatched(req, backend, progress)
+          return yield* placement.dispatched(req, backend, progress)
         })
 
       /** The call to send: the request's own, or after a prefill leg, the decode leg's. */
@@ -297,7 +297,7 @@ export class Dispatcher extends Context.Service<Dispatcher, {
       (backend: Backend) =>
         Effect.gen(function*() {
           const started = yield* Clock.currentTimeMillis
-          yield* hold(req, backend, plan, log, tally)
+          const placed = yield* hold(req, backend, plan, log, tally)
           const deadline = started + plan.timeouts.firstTokenMs
           const ttft = () => new TimeToFirstTokenExceeded({ afterMs: plan.timeouts.firstTokenMs })
           // The wait for the response headers is bounded by the pool's headers timeout (set to
@@ -326,6 +326,7 @@ export class Dispatcher extends Context.Service<Dispatcher, {
             if (committed || head.length >= MAX_HEAD_FRAMES) break
           }
           const committedAtMs = yield* Clock.currentTimeMillis
+          placed.started()
           backend.firstToken(committedAtMs - started)
           return { head, source, committedAtMs }
         })
@@ -336,7 +337,7 @@ export class Dispatcher extends Context.Service<Dispatcher, {
       const unaryAttempt = (req: GatewayRequest, route: Route, plan: Plan, log: AttemptLog, tally: Tally) =>
       (backend: Backend) =>
         Effect.gen(function*() {
-          yield* hold(req, backend, plan, log, tally)
+          const placed = yield* hold(req, backend, plan, log, tally)
           const call = yield* upstreamCall(req, route, backend, plan)
           const deadline = req.receivedAtMs + plan.timeouts.totalMs
           const overTime = () => new TotalTimeout({ afterMs: plan.timeouts.totalMs })
@@ -366,6 +367,7 @@ export class Dispatcher extends Context.Service<Dispatcher, {
             yield* reports.report(backend, { _tag: "StreamOk", tokensPerSecond: undefined })
           }
           tally.answered(result.usage, result.finish, yield* Clock.currentTimeMillis)
+          placed.started()
           return result
         })
 
