@@ -38,7 +38,10 @@ const measure = async (inFlight: number, withMatch: boolean): Promise<number> =>
     const req = support.request(system + support.text(400, 100 + i))
     const started = i % 2 === 0
     const progress = { started, served: false, cachedTokens: undefined }
-    const placed = await Effect.runPromise(state.dispatched(req, backend, progress).pipe(Scope.provide(scope)))
+    // A PlacedAttempt from this tree; undefined from a build that read `progress.started`.
+    const placed: { readonly started: () => void } | undefined = await Effect.runPromise(
+      state.dispatched(req, backend, progress).pipe(Scope.provide(scope))
+    )
     if (started && placed !== undefined) placed.started()
   }
   const probe = support.request(system + " probe")
