@@ -351,7 +351,8 @@ export class Dispatcher extends Context.Service<Dispatcher, {
           )
           // The stream phase of a unary answer: its text goes through the repetition detector.
           const mode = req.model.repetition
-          if (mode !== "off" && result.texts.some((text) => Repetition.isDegenerate(text, Repetition.fromHealthPlan(plan.health)))) {
+          const repetition = mode === "off" ? undefined : Repetition.fromHealthPlan(plan.health)
+          if (repetition !== undefined && result.texts.some((text) => Repetition.isDegenerate(text, repetition))) {
             yield* Metrics.recordDegenerate(req.model.id, backend.id)
             yield* Effect.logWarning("degenerate output: the answer repeats itself").pipe(
               Effect.annotateLogs({ request_id: req.id, model: req.model.id, backend: backend.id, mode, stream: false })
