@@ -26,6 +26,7 @@ import type { Backend } from "../backends/Backend.ts"
 import type { Frame, FrameSource, UnaryResult, UpstreamCall } from "../backends/Contract.ts"
 import { BreakerOpen, DegenerateOutput, type FailureReason, TimeToFirstTokenExceeded, TotalTimeout } from "../backends/Failure.ts"
 import type { Plan } from "../config/Plan.ts"
+import * as Deadline from "../domain/Deadline.ts"
 import * as Metrics from "../observability/Metrics.ts"
 import * as GenAiSpans from "../observability/GenAiSpans.ts"
 import { Breakers, keyOf } from "../resilience/Breakers.ts"
@@ -342,11 +343,9 @@ export class Dispatcher extends Context.Service<Dispatcher, {
           const deadline = req.receivedAtMs + plan.timeouts.totalMs
           const overTime = () => new TotalTimeout({ afterMs: plan.timeouts.totalMs })
           const left = () => Effect.map(Clock.currentTimeMillis, (now) => Math.max(0, deadline - now))
-          const response = yield* backend.adapter.unary(call).pipe(
-            Effect.timeoutOrElse({ duration: yield* left(), orElse: () => Effect.fail(overTime()) })
-          )
-          const result = yield* response.read.pipe(
-            Effect.timeoutOrElse({ duration: yield* left(), orElse: () => Effect.fail(overTime()) }),
+          // Each wait bounded without Effect.timeoutOrElse's two fibers (domain/Deadline.ts).
+          const response = yield* Deadline.within(backend.adapter.unary(call), yield* left(), () => Effect.fail(overTime()))
+          const result = yield* Deadline.within(response.read, yield* left(), () => Effect.fail(overTime())).pipe(
             Effect.mapError((reason) => new AfterResponse({ reason, completionTokens: undefined }))
           )
           // The stream phase of a unary answer: its text goes through the repetition detector.
