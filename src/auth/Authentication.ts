@@ -7,9 +7,10 @@
  *
  * Owns the order of the chain. Must never: look at a credential itself (authenticators do).
  */
-import { Cause, Context, Duration, Effect, Layer } from "effect"
+import { Cause, Context, Effect, Layer } from "effect"
 import type { ModelPlan, Plan } from "../config/Plan.ts"
 import type { Identity } from "../domain/Identity.ts"
+import * as Deadline from "../domain/Deadline.ts"
 import type { AuthRejection, Authenticator, Credentials } from "../extensions/Contract.ts"
 import { Authenticators } from "../extensions/Registries.ts"
 import { AuthUnavailable, Unauthenticated } from "./Errors.ts"
@@ -27,18 +28,19 @@ const ask = (
   credentials: Credentials,
   timeoutMs: number
 ): Effect.Effect<Identity | undefined, Unauthenticated | AuthUnavailable> =>
-  authenticator.authenticate(credentials).pipe(
-    Effect.mapError(toError),
-    Effect.timeoutOrElse({
-      duration: Duration.millis(timeoutMs),
-      orElse: () =>
-        Effect.andThen(
-          Effect.logWarning("authenticator timed out").pipe(
-            Effect.annotateLogs({ authenticator: authenticator.name, timeoutMs })
-          ),
-          Effect.fail(new AuthUnavailable())
-        )
-    }),
+  // Bounded without Effect.timeoutOrElse's two fibers per request (domain/Deadline.ts): a
+  // cached key answers without suspending, so this costs one fork and no timer.
+  Deadline.within(
+    Effect.mapError(authenticator.authenticate(credentials), toError),
+    timeoutMs,
+    () =>
+      Effect.andThen(
+        Effect.logWarning("authenticator timed out").pipe(
+          Effect.annotateLogs({ authenticator: authenticator.name, timeoutMs })
+        ),
+        Effect.fail(new AuthUnavailable())
+      )
+  ).pipe(
     Effect.catchCause((cause) => {
       if (Cause.hasInterruptsOnly(cause)) return Effect.failCause(cause)
       const typed = cause.reasons.find((r) => r._tag === "Fail")

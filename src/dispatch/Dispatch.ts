@@ -26,6 +26,7 @@ import type { Backend } from "../backends/Backend.ts"
 import type { Frame, FrameSource, UnaryResult, UpstreamCall } from "../backends/Contract.ts"
 import { BreakerOpen, DegenerateOutput, type FailureReason, TimeToFirstTokenExceeded, TotalTimeout } from "../backends/Failure.ts"
 import type { Plan } from "../config/Plan.ts"
+import * as Deadline from "../domain/Deadline.ts"
 import * as Metrics from "../observability/Metrics.ts"
 import * as GenAiSpans from "../observability/GenAiSpans.ts"
 import { Breakers, keyOf } from "../resilience/Breakers.ts"
@@ -260,7 +261,10 @@ export class Dispatcher extends Context.Service<Dispatcher, {
           return yield* new BackendsExhausted({ model: req.model.id, attempts: log.failed, stoppedBy, retryAfterMs })
         })
 
-      /** What the attempt on `backend` holds until its scope closes. */
+      /**
+       * What the attempt on `backend` holds until its scope closes; the attempt reports its
+       * first token (its commit) to routing through the handle returned.
+       */
       const hold = (req: GatewayRequest, backend: Backend, plan: Plan, log: AttemptLog, tally: Tally) =>
         Effect.gen(function*() {
           // The request's only wait for capacity, metered whether it waited or not.
@@ -272,9 +276,6 @@ export class Dispatcher extends Context.Service<Dispatcher, {
           if (req.sessionKey !== undefined) yield* affinity.pin(req.sessionKey, backend.id)
           // Routing state: prefix blocks recorded for this backend, in-flight work until the scope closes.
           const progress: AttemptProgress = {
-            get started() {
-              return log.backend === backend.id
-            },
             get served() {
               return log.backend === backend.id
             },
@@ -282,7 +283,7 @@ export class Dispatcher extends Context.Service<Dispatcher, {
               return tally.reported?.cachedTokens
             }
           }
-          yield* placement.dispatched(req, backend, progress)
+          return yield* placement.dispatched(req, backend, progress)
         })
 
       /** The call to send: the request's own, or after a prefill leg, the decode leg's. */
@@ -297,7 +298,7 @@ export class Dispatcher extends Context.Service<Dispatcher, {
       (backend: Backend) =>
         Effect.gen(function*() {
           const started = yield* Clock.currentTimeMillis
-          yield* hold(req, backend, plan, log, tally)
+          const placed = yield* hold(req, backend, plan, log, tally)
           const deadline = started + plan.timeouts.firstTokenMs
           const ttft = () => new TimeToFirstTokenExceeded({ afterMs: plan.timeouts.firstTokenMs })
           // The wait for the response headers is bounded by the pool's headers timeout (set to
@@ -326,6 +327,7 @@ export class Dispatcher extends Context.Service<Dispatcher, {
             if (committed || head.length >= MAX_HEAD_FRAMES) break
           }
           const committedAtMs = yield* Clock.currentTimeMillis
+          placed.started()
           backend.firstToken(committedAtMs - started)
           return { head, source, committedAtMs }
         })
@@ -336,21 +338,20 @@ export class Dispatcher extends Context.Service<Dispatcher, {
       const unaryAttempt = (req: GatewayRequest, route: Route, plan: Plan, log: AttemptLog, tally: Tally) =>
       (backend: Backend) =>
         Effect.gen(function*() {
-          yield* hold(req, backend, plan, log, tally)
+          const placed = yield* hold(req, backend, plan, log, tally)
           const call = yield* upstreamCall(req, route, backend, plan)
           const deadline = req.receivedAtMs + plan.timeouts.totalMs
           const overTime = () => new TotalTimeout({ afterMs: plan.timeouts.totalMs })
           const left = () => Effect.map(Clock.currentTimeMillis, (now) => Math.max(0, deadline - now))
-          const response = yield* backend.adapter.unary(call).pipe(
-            Effect.timeoutOrElse({ duration: yield* left(), orElse: () => Effect.fail(overTime()) })
-          )
-          const result = yield* response.read.pipe(
-            Effect.timeoutOrElse({ duration: yield* left(), orElse: () => Effect.fail(overTime()) }),
+          // Each wait bounded without Effect.timeoutOrElse's two fibers (domain/Deadline.ts).
+          const response = yield* Deadline.within(backend.adapter.unary(call), yield* left(), () => Effect.fail(overTime()))
+          const result = yield* Deadline.within(response.read, yield* left(), () => Effect.fail(overTime())).pipe(
             Effect.mapError((reason) => new AfterResponse({ reason, completionTokens: undefined }))
           )
           // The stream phase of a unary answer: its text goes through the repetition detector.
           const mode = req.model.repetition
-          if (mode !== "off" && result.texts.some((text) => Repetition.isDegenerate(text, Repetition.fromHealthPlan(plan.health)))) {
+          const repetition = mode === "off" ? undefined : Repetition.fromHealthPlan(plan.health)
+          if (repetition !== undefined && result.texts.some((text) => Repetition.isDegenerate(text, repetition))) {
             yield* Metrics.recordDegenerate(req.model.id, backend.id)
             yield* Effect.logWarning("degenerate output: the answer repeats itself").pipe(
               Effect.annotateLogs({ request_id: req.id, model: req.model.id, backend: backend.id, mode, stream: false })
@@ -366,6 +367,7 @@ export class Dispatcher extends Context.Service<Dispatcher, {
             yield* reports.report(backend, { _tag: "StreamOk", tokensPerSecond: undefined })
           }
           tally.answered(result.usage, result.finish, yield* Clock.currentTimeMillis)
+          placed.started()
           return result
         })
 

@@ -29,7 +29,7 @@ import { makeRng } from "../domain/Random.ts"
 import { isProfileName, PROFILES } from "../profiles/Profiles.ts"
 import * as Affinity from "../routing/Affinity.ts"
 import * as Baselines from "../routing/Baselines.ts"
-import type { AttemptProgress, BackendView } from "../routing/Contract.ts"
+import type { AttemptProgress, BackendView, PlacedAttempt } from "../routing/Contract.ts"
 import * as Pipeline from "../routing/Pipeline.ts"
 import * as Placement from "../routing/Placement.ts"
 import { profileOf } from "../routing/Profiles.ts"
@@ -218,7 +218,8 @@ interface Flight {
   readonly index: number
   readonly backend: number
   readonly scope: Scope.Closeable
-  readonly progress: { started: boolean; served: boolean; cachedTokens: number | undefined }
+  readonly progress: { served: boolean; cachedTokens: number | undefined }
+  readonly placed: PlacedAttempt
   readonly measured: boolean
   lastMs: number
   firstMs: number
@@ -507,21 +508,21 @@ export const run = (plan: Plan, trace: ReadonlyArray<Arrival>, options: Options)
     const backend = backends[i]!
     const { req } = w
     const scope = Scope.makeUnsafe()
-    const progress: Flight["progress"] = { started: false, served: false, cachedTokens: undefined }
+    const progress: Flight["progress"] = { served: false, cachedTokens: undefined }
     const taken = runScoped(scope, Effect.gen(function*() {
       yield* backend.holdSlot(0)
       yield* backend.holdTokens(req.estimate.reservationTokens)
       if (req.sessionKey !== undefined) yield* affinity.pin(req.sessionKey, backend.id)
       backend.attempted()
       const attempt: AttemptProgress = progress
-      yield* state.dispatched(req, backend, attempt)
+      return yield* state.dispatched(req, backend, attempt)
     }))
     if (Exit.isFailure(taken)) {
       close(scope)
       rejected++
       return
     }
-    const flight: Flight = { arrival: w.arrival, index: w.index, backend: i, scope, progress, measured: w.measured, lastMs: -1, firstMs: -1 }
+    const flight: Flight = { arrival: w.arrival, index: w.index, backend: i, scope, progress, placed: taken.value, measured: w.measured, lastMs: -1, firstMs: -1 }
     inFlight.add(flight)
     const engine = engines[i]!
     if (stepping[i] === 0) engine.advanceTo(now)
@@ -559,7 +560,7 @@ export const run = (plan: Plan, trace: ReadonlyArray<Arrival>, options: Options)
       const f = seq.sink
       if (f.firstMs < 0) {
         f.firstMs = t
-        f.progress.started = true
+        f.placed.started()
         backend.firstToken(t - f.arrival.atMs)
         backend.succeeded(t)
         if (f.measured) ttfts.push(t - f.arrival.atMs)

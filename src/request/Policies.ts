@@ -10,8 +10,9 @@
  * interrupts it like the rest of the request. Nothing here holds a resource of its own, so
  * nothing can leak, and settlement stays with the reservation's release.
  */
-import { Cause, Duration, Effect } from "effect"
+import { Cause, Effect } from "effect"
 import type { InferenceCall } from "../api/openai/Calls.ts"
+import * as Deadline from "../domain/Deadline.ts"
 import type { FilterStep, PolicyContext, RequestPolicy, ResponsePolicy, TextFilter } from "../extensions/Contract.ts"
 import { ExtensionFailed, PolicyRejected } from "./Errors.ts"
 
@@ -22,11 +23,9 @@ const bounded = <A>(
   phase: ExtensionFailed["phase"],
   timeoutMs: number
 ): Effect.Effect<A, ExtensionFailed> =>
-  effect.pipe(
-    Effect.timeoutOrElse({
-      duration: Duration.millis(timeoutMs),
-      orElse: () => Effect.fail(new ExtensionFailed({ extension, phase, reason: "timeout" }))
-    }),
+  // One fork per call, not Effect.timeoutOrElse's two (domain/Deadline.ts): a response filter
+  // runs on every text chunk of a stream.
+  Deadline.within(effect, timeoutMs, () => Effect.fail(new ExtensionFailed({ extension, phase, reason: "timeout" }))).pipe(
     Effect.catchCause((cause) => {
       // The client left (or the gateway shuts down): the interruption goes on as it came.
       if (Cause.hasInterruptsOnly(cause)) return Effect.failCause(cause)

@@ -151,6 +151,17 @@ export class RepetitionDetector {
  */
 export const UNARY_TAIL_CHARS = 64 * 1024
 
-/** Whether a complete text ends in a loop (the unary check). */
+/**
+ * The longest text that cannot hold a loop: a loop covers at least `minRun` units and at least
+ * one period plus one repeat (2 units), each unit at least one character, and a unit counts only
+ * once the character after it starts the next.
+ */
+export const tooShortForLoop = (config: RepetitionConfig): number => Math.max(config.minRun, 2)
+
+/**
+ * Whether a complete text ends in a loop (the unary check). A text too short to hold one is
+ * answered without building a detector (most unary answers: the check runs on every one).
+ */
 export const isDegenerate = (text: string, config: RepetitionConfig): boolean =>
+  text.length > tooShortForLoop(config) &&
   new RepetitionDetector(config).push(text.length > UNARY_TAIL_CHARS ? text.slice(-UNARY_TAIL_CHARS) : text)

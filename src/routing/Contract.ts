@@ -149,16 +149,25 @@ export interface Picker {
 }
 
 /**
- * How an attempt the router placed is going, as dispatch (its owner) reports it: routing
- * reads it to count a backend's queued and decoding work and to correct its prefix index.
+ * How an attempt the router placed ended, as dispatch (its owner) reports it: routing reads it
+ * when the attempt's scope closes, to correct its prefix index. (That the attempt started, its
+ * first token, dispatch reports through `PlacedAttempt.started`, so the counts stay current.)
  */
 export interface AttemptProgress {
-  /** The attempt produced its first token (its engine is decoding it, not queueing or prefilling). */
-  readonly started: boolean
   /** The attempt is the one that served the request. */
   readonly served: boolean
   /** Prompt tokens the engine reported serving from its prefix cache, once it reported usage. */
   readonly cachedTokens: number | undefined
+}
+
+/** An attempt routing counts on its backend until the attempt's scope closes. */
+export interface PlacedAttempt {
+  /**
+   * The attempt produced its first token (a unary answer: its answer): its engine is decoding
+   * it, not queueing or prefilling. Moves it from the backend's pending to its decoding work;
+   * idempotent, and a no-op once the attempt's scope closed.
+   */
+  readonly started: () => void
 }
 
 /** Builds a plugin from the routing plan (its config hook); called once per plan, not per request. */

@@ -23,7 +23,7 @@ import type { Backend } from "../backends/Backend.ts"
 import { GatewayConfig } from "../config/GatewayConfig.ts"
 import * as Scoped from "../domain/Scoped.ts"
 import type { Plan } from "../config/Plan.ts"
-import type { AttemptProgress } from "./Contract.ts"
+import type { AttemptProgress, PlacedAttempt } from "./Contract.ts"
 import * as Predict from "./Predict.ts"
 import { preciseMatch } from "./PreciseMatch.ts"
 import { capacityFor, PrefixIndex } from "./PrefixIndex.ts"
@@ -31,15 +31,24 @@ import { profileOf } from "./Profiles.ts"
 
 /** One attempt's work on a backend. */
 interface Ticket {
-  readonly progress: AttemptProgress
   /** The request's prompt-block hashes (what its prefill puts on the engine). */
   readonly hashes: Uint32Array
   readonly uncachedTokens: number
   readonly kvTokens: number
+  /** Had its first token (counted as decoding), or released (counted nowhere). */
+  state: "pending" | "decoding" | "released"
 }
 
+/**
+ * A backend's placed work, kept as running counts (routing reads them once per candidate per
+ * decision, so they must not cost a walk over the attempts in flight). Only the attempts still
+ * waiting for their first token are kept, for `pendingMatch`.
+ */
 interface BackendState {
-  readonly tickets: Set<Ticket>
+  readonly pending: Set<Ticket>
+  pendingPrefillTokens: number
+  decoding: number
+  kvTokens: number
   trust: number
 }
 
@@ -67,12 +76,15 @@ export interface RoutingState {
   readonly pendingMatch: (backend: Backend, hashes: Uint32Array) => number
   /** Index capacity of a backend (entries). */
   readonly capacity: (backend: Backend) => number
-  /** Records an attempt on `backend` until the current scope closes; `progress` says how it went. */
+  /**
+   * Records an attempt on `backend` as pending until it reports its first token through the
+   * returned handle, and until the current scope closes; `progress` says how it ended.
+   */
   readonly dispatched: (
     req: GatewayRequest,
     backend: Backend,
     progress: AttemptProgress
-  ) => Effect.Effect<void, never, Scope.Scope>
+  ) => Effect.Effect<PlacedAttempt, never, Scope.Scope>
   /** A prefill leg put the request's prompt on `backend` (its engine now caches those blocks). */
   readonly prefilled: (req: GatewayRequest, backend: Backend) => Effect.Effect<void>
 }
@@ -83,7 +95,7 @@ export const make = (initial: Plan): RoutingState => {
   const stateOf = (backend: Backend): BackendState => {
     let s = states.get(backend.id)
     if (s === undefined) {
-      s = { tickets: new Set(), trust: 1 }
+      s = { pending: new Set(), pendingPrefillTokens: 0, decoding: 0, kvTokens: 0, trust: 1 }
       states.set(backend.id, s)
     }
     return s
@@ -106,8 +118,7 @@ export const make = (initial: Plan): RoutingState => {
 
   const pendingMatch = (backend: Backend, hashes: Uint32Array): number => {
     let best = 0
-    for (const t of stateOf(backend).tickets) {
-      if (t.progress.started) continue
+    for (const t of stateOf(backend).pending) {
       const other = t.hashes
       const n = Math.min(hashes.length, other.length)
       let k = 0
@@ -123,20 +134,13 @@ export const make = (initial: Plan): RoutingState => {
     pendingMatch,
     trust: (backend) => stateOf(backend).trust,
     load: (backend) => {
-      let pendingRequests = 0
-      let pendingPrefillTokens = 0
-      let decoding = 0
-      let kvTokens = 0
-      for (const t of stateOf(backend).tickets) {
-        kvTokens += t.kvTokens
-        if (t.progress.started) {
-          decoding++
-        } else {
-          pendingRequests++
-          pendingPrefillTokens += t.uncachedTokens
-        }
+      const s = stateOf(backend)
+      return {
+        pendingRequests: s.pending.size,
+        pendingPrefillTokens: s.pendingPrefillTokens,
+        decoding: s.decoding,
+        kvTokens: s.kvTokens
       }
-      return { pendingRequests, pendingPrefillTokens, decoding, kvTokens }
     },
     dispatched: (req, backend, progress) =>
       Effect.flatMap(Clock.currentTimeMillis, (now) => {
@@ -146,11 +150,29 @@ export const make = (initial: Plan): RoutingState => {
         const predicted = preciseMatch(req, backend, () => pendingMatch(backend, e.prefixHashes))?.cachedTokens ??
           Math.floor(Predict.cachedTokens(e, matched) * s.trust)
         const uncached = Math.max(1, e.promptTokens - predicted)
-        const ticket: Ticket = { progress, hashes: e.prefixHashes, uncachedTokens: uncached, kvTokens: uncached + e.maxOutputTokens }
-        s.tickets.add(ticket)
-        return Scoped.addFinalizer(() =>
+        const ticket: Ticket = { hashes: e.prefixHashes, uncachedTokens: uncached, kvTokens: uncached + e.maxOutputTokens, state: "pending" }
+        s.pending.add(ticket)
+        s.pendingPrefillTokens += ticket.uncachedTokens
+        s.kvTokens += ticket.kvTokens
+        const placed: PlacedAttempt = {
+          started: () => {
+            if (ticket.state !== "pending") return
+            ticket.state = "decoding"
+            s.pending.delete(ticket)
+            s.pendingPrefillTokens -= ticket.uncachedTokens
+            s.decoding++
+          }
+        }
+        return Effect.as(Scoped.addFinalizer(() =>
           Effect.sync(() => {
-            s.tickets.delete(ticket)
+            if (ticket.state === "pending") {
+              s.pending.delete(ticket)
+              s.pendingPrefillTokens -= ticket.uncachedTokens
+            } else {
+              s.decoding--
+            }
+            ticket.state = "released"
+            s.kvTokens -= ticket.kvTokens
             if (!progress.served) {
               index.forget(backend.id, e.prefixHashes, matched)
               return
@@ -162,7 +184,7 @@ export const make = (initial: Plan): RoutingState => {
               s.trust += TRUST_ALPHA * (ratio - s.trust)
             }
           })
-        )
+        ), placed)
       }),
     prefilled: (req, backend) =>
       Effect.map(Clock.currentTimeMillis, (now) => {

@@ -8,6 +8,7 @@ import { describe, expect, it } from "vitest"
 import {
   defaultRepetitionConfig as config,
   isDegenerate,
+  tooShortForLoop,
   RepetitionDetector,
   UNARY_TAIL_CHARS
 } from "../../src/resilience/Repetition.ts"
@@ -175,5 +176,31 @@ describe("RepetitionDetector", () => {
     expect(sizes()).toEqual(before)
     expect(before[0]).toBeGreaterThan(config.maxPeriod)
     expect(before[0]).toBeLessThanOrEqual(2 * (config.maxPeriod + 1))
+  })
+})
+
+describe("isDegenerate on short texts", () => {
+  // The unary check answers texts no longer than `tooShortForLoop` without a detector: for any
+  // config, no detector ever flags such a text (loops of one-character units included, the
+  // shortest a loop can be).
+  it("a text the shortcut answers is one no detector flags", () => {
+    fc.assert(
+      fc.property(
+        fc.record({ minRun: fc.integer({ min: 0, max: 12 }), maxPeriod: fc.integer({ min: 1, max: 6 }), minRepeats: fc.integer({ min: 0, max: 4 }) }),
+        fc.array(fc.constantFrom("a", "b", " ", ".", "ab", " a", "\n"), { maxLength: 20 }),
+        (cfg, parts) => {
+          const text = parts.join("")
+          const detector = new RepetitionDetector(cfg).push(text)
+          expect(isDegenerate(text, cfg)).toBe(detector)
+          if (text.length <= tooShortForLoop(cfg)) expect(detector).toBe(false)
+        }
+      ),
+      { numRuns: 3000 }
+    )
+  })
+
+  it("still flags the shortest loop just past the bound", () => {
+    const cfg = { minRun: 4, maxPeriod: 2, minRepeats: 2 }
+    expect(isDegenerate(".".repeat(tooShortForLoop(cfg) + 1), cfg)).toBe(true)
   })
 })

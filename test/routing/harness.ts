@@ -57,17 +57,18 @@ export const routerFor = async (backends: ReadonlyArray<Backend>, routing: Parti
    */
   const dispatch = async (req: GatewayRequest, backend: Backend, firstToken = true) => {
     const scope = await run(Scope.make())
-    const progress: { started: boolean; served: boolean; cachedTokens: number | undefined } = {
-      started: firstToken,
+    const progress: { served: boolean; cachedTokens: number | undefined } = {
       served: false,
       cachedTokens: undefined
     }
-    await run(Effect.gen(function*() {
+    const placed = await run(Effect.gen(function*() {
       if (req.sessionKey !== undefined) yield* services.affinity.pin(req.sessionKey, backend.id)
-      yield* services.placement.dispatched(req, backend, progress)
+      return yield* services.placement.dispatched(req, backend, progress)
     }).pipe(Scope.provide(scope)))
+    if (firstToken) placed.started()
     return {
       progress,
+      placed,
       end: async (cachedTokens?: number) => {
         progress.served = true
         progress.cachedTokens = cachedTokens
