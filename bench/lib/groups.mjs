@@ -27,7 +27,8 @@ import { startTarget } from "./targets.mjs"
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 
-const HEADERS = [
+/** What every generated request carries, like an SDK's (the key is the one bench/config/overhead.yaml declares). */
+export const HEADERS = [
   "content-type: application/json",
   "accept: application/json",
   "user-agent: sluice-bench/1",
