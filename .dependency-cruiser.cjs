@@ -45,7 +45,7 @@ const layerRules = LAYERS.map((folder, i) => ({
 
 const IO_MODULES = [
   "^(node:)?(http|https|http2|net|tls|dgram|dns|fs|fs/promises|child_process|worker_threads|cluster)$",
-  "^undici$",
+  "^undici(/|$)",
   "^ioredis$",
   "^@effect/sql-pg",
   "^@effect/platform-node",

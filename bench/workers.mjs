@@ -17,6 +17,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { performance } from "node:perf_hooks"
 import { requestBytes } from "./lib/client.mjs"
+import { HEADERS } from "./lib/groups.mjs"
 import { saturate } from "./lib/load.mjs"
 import { MODEL, startMock } from "./lib/mock.mjs"
 import { spawn } from "node:child_process"
@@ -75,7 +76,7 @@ const run = async (workers) => {
   const variants = Array.from({ length: 16 }, (_, u) =>
     requestBytes("POST", "/v1/chat/completions", `${HOST}:${port}`,
       JSON.stringify({ model: MODEL, messages, max_tokens: 32, temperature: 0.2, user: `bench-user-${u}` }),
-      ["content-type: application/json", "accept: application/json"]))
+      HEADERS))
   let i = 0
   const pick = () => variants[i++ % variants.length]
   await saturate({ host: HOST, port, pick, concurrency, warmupMs: 0, durationMs: 1000, pid: child.pid, plan: undefined })
@@ -88,6 +89,11 @@ const run = async (workers) => {
   const h = process.cpuUsage(harness0)
   await stop(child, 8000)
   const rate = r.completed / (durationMs / 1000)
+  // Errors are not completions: a run answered mostly with errors (401 without the bench's key,
+  // 429 from a budget) measures the refusal path, not the gateway's work.
+  if (r.errors > 0.01 * (r.completed + r.errors)) {
+    console.error(`bench: sluice --workers ${workers} answered ${r.errors} of ${r.completed + r.errors} requests with errors (see ${workDir})`)
+  }
   return { workers, rate, cores: cpuS / windowS, perCpuSecond: r.completed / cpuS, harnessCores: (h.user + h.system) / 1e6 / windowS, errors: r.errors }
 }
 

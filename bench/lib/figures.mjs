@@ -92,6 +92,7 @@ export const build = (results, meta) => {
     figs.push(fromRepeats("startup.ms", "startup", "start-up to first 200 (ms)", "ms", each(runs, (r) => r.startupMs)))
     figs.push(fromRepeats("startup.first_completion_ms", "startup", "start-up to first answered completion (ms)", "ms", each(runs, (r) => r.firstAnswerMs)))
     figs.push(fromRepeats("startup.first_completion_own_ms", "startup", "  of which the first completion itself (ms)", "ms", each(runs, (r) => r.firstAnswerMs - r.startupMs)))
+    figs.push(fromRepeats("startup.first_completion_cpu_ms", "startup", "  CPU used until the first completion (ms)", "ms", each(runs, (r) => r.firstAnswerCpuMs)))
     figs.push(fromRepeats("rss.idle_mib", "startup", "idle RSS, 2 s after first completion (MiB)", "MiB", each(runs, (r) => r.idleRssBytes / MiB)))
   }
 

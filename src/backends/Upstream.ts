@@ -8,7 +8,11 @@
  */
 import { Clock, Effect, Exit, Redacted, Scope } from "effect"
 import type { Readable } from "node:stream"
-import { Pool } from "undici"
+// undici's pool and its request call alone, not the package's index: the index also loads
+// fetch, WebSocket, the cache, proxy and mock agents and every other API (~0.4 MB of code to
+// compile on every start; see bench/README.md, round 2, start-up). Typed in undici-lib.d.ts.
+import Pool from "undici/lib/dispatcher/pool.js"
+import request from "undici/lib/api/api-request.js"
 import type { ReadDeadline } from "./Contract.ts"
 import { ConnectTimeout, type FailureReason, ResponseTooLarge, Unavailable } from "./Failure.ts"
 
@@ -131,7 +135,7 @@ export const make = (
             // itself from `apiKey`; the pool's bearer is then left out rather than sent twice.
             const own = headers["x-api-key"] !== undefined || headers["authorization"] !== undefined
             const h = auth === undefined || own ? headers : { authorization: auth, ...headers }
-            return pool.request({
+            return request.call(pool, {
               method,
               path: method === "GET" ? path : basePath + path,
               headers: h,

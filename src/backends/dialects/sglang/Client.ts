@@ -10,13 +10,13 @@
  * failed without the engine holding the request (refused connection, an HTTP error
  * answer). The call is bounded by `abortTimeoutMs` and never fails the finalizer; it goes
  * outside the backend's pool (the abort route lives at the origin, not under /v1, and
- * must not queue behind the pool's busy connections).
+ * must not queue behind the pool's busy connections): Node's own fetch, which also keeps
+ * undici's client APIs out of the bundle's start path (they load with the first abort).
  *
  * Closing the connection alone is not enough on SGLang: aborts on disconnect have
  * regressed there (ghost requests keep decoding, backends.md §3).
  */
 import { Effect, Redacted } from "effect"
-import { request } from "undici"
 import type { Adapter } from "../../Contract.ts"
 import type { FailureReason } from "../../Failure.ts"
 import type { UpstreamPool } from "../../Upstream.ts"
@@ -47,12 +47,12 @@ export const abort = (pool: UpstreamPool, rid: string, timeoutMs: number): Effec
   Effect.tryPromise(() => {
     const headers: Record<string, string> = { "content-type": "application/json" }
     if (pool.apiKey !== undefined) headers["authorization"] = `Bearer ${Redacted.value(pool.apiKey)}`
-    return request(pool.origin + ABORT_PATH, {
+    return fetch(pool.origin + ABORT_PATH, {
       method: "POST",
       headers,
       body: abortBody(rid),
       signal: AbortSignal.timeout(timeoutMs)
-    }).then((res) => res.body.dump())
+    }).then((res) => res.arrayBuffer()).then(() => undefined)
   }).pipe(
     Effect.catch((e) => Effect.logDebug("sglang abort_request failed", { rid, error: String(e) })),
     Effect.withSpan("Sglang.abort")
