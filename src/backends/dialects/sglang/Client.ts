@@ -51,6 +51,8 @@ export const abort = (pool: UpstreamPool, rid: string, timeoutMs: number): Effec
       method: "POST",
       headers,
       body: abortBody(rid),
+      // as the pool's own requests: a redirect is an answer, never followed with the key
+      redirect: "manual",
       signal: AbortSignal.timeout(timeoutMs)
     }).then((res) => res.arrayBuffer()).then(() => undefined)
   }).pipe(
