@@ -200,17 +200,21 @@ export const holdStreams = async ({ host, port, makeBytes, levels, openRate, set
 }
 
 /**
- * Opens `n` endless streams (mock in `endless` mode with `track` on), waits for every
- * first event, destroys all client sockets in one synchronous loop, and returns per stream
- * the time from its destroy to the mock's first sign that its upstream request is gone.
+ * Opens `n` endless streams (mock in `endless` mode with `track` on) at `openRate`/s (or over
+ * `spreadMs`, whichever is longer), waits for every first event, destroys all client sockets
+ * in one synchronous loop, and returns per stream the time from its destroy to the mock's
+ * first sign that its upstream request is gone, and how many upstream streams the mock still
+ * counts running `runningAfterMs` after the loop (its `vllm:num_requests_running`).
  */
-export const abortStreams = async ({ host, port, makeBytes, n, mock, tag, spreadMs = 200, waitMs = 5000 }) => {
+export const abortStreams = async ({ host, port, makeBytes, n, mock, tag, spreadMs = 200, openRate = Infinity, waitMs = 5000, runningAfterMs = 500, pid, plan }) => {
   const conns = []
   let firsts = 0
   let errors = 0
+  const before = mock.openStreams
   // opened over `spreadMs` so the streams' chunk timers are not in phase: the abort then
   // lands at every point of a chunk interval, as a crashing client's would
-  await pace((n * 1000) / spreadMs, n, (k) => {
+  const rate = Math.min((n * 1000) / spreadMs, openRate)
+  await pace(rate, n, (k) => {
     const id = `${tag}-${k}`
     let got = false
     const conn = new Connection(host, port, () => {}, () => {})
@@ -223,14 +227,27 @@ export const abortStreams = async ({ host, port, makeBytes, n, mock, tag, spread
     conn.send(makeBytes(id), { wantsBody: true, onData: read, onEnd: () => errors++, onError: () => errors++ })
     conns.push({ id, conn })
   })
-  const ready = await waitFor(() => firsts + errors >= n, 15_000)
+  const ready = await waitFor(() => firsts + errors >= n, 15_000 + n * 2)
   await sleep(50)
+  const runningBefore = mock.openStreams - before
   const destroyedAt = new Map()
+  // the target's CPU from the first destroy until every upstream stream is closed (and the
+  // span, so a --profile run can be cut to the abort itself)
+  const w = cpuWindow(pid, plan)
+  w.begin()
+  const t0 = performance.now()
   for (const { id, conn } of conns) {
     destroyedAt.set(id, performance.now())
     conn.destroy()
   }
-  await waitFor(() => [...destroyedAt.keys()].every((id) => mock.streams.get(id)?.closeAt !== undefined), waitMs)
+  const loopMs = performance.now() - t0
+  let runningAfter
+  const sampled = sleep(Math.max(0, t0 + runningAfterMs - performance.now())).then(() => {
+    runningAfter = mock.openStreams - before
+  })
+  await waitFor(() => [...destroyedAt.keys()].every((id) => mock.streams.get(id)?.closeAt !== undefined), waitMs, n > 1000 ? 20 : 5)
+  const cpu = w.end()
+  await sampled
   const latencies = []
   let unclosed = 0
   let completed = 0
@@ -244,5 +261,5 @@ export const abortStreams = async ({ host, port, makeBytes, n, mock, tag, spread
       latencies.push(rec.closeAt - at)
     }
   }
-  return { n, ready, firsts, errors, unclosed, completedUpstream: completed, latency: summary(latencies) }
+  return { n, ready, firsts, errors, runningBefore, runningAfter, runningAfterMs, destroyLoopMs: loopMs, cpu, unclosed, completedUpstream: completed, latency: summary(latencies) }
 }
