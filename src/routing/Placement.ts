@@ -36,11 +36,35 @@ interface Ticket {
   readonly hashes: Uint32Array
   readonly uncachedTokens: number
   readonly kvTokens: number
+  /** Seen started (an attempt's first token never un-happens): counted in `decoding`, out of `pending`. */
+  decoding: boolean
 }
 
+/**
+ * A backend's tickets, kept so that a routing decision costs O(requests still waiting for
+ * their first token) rather than O(requests in flight): with thousands of open streams,
+ * walking every ticket per candidate per decision was a third of the gateway's CPU while
+ * streams were being opened.
+ */
 interface BackendState {
-  readonly tickets: Set<Ticket>
+  /** Tickets not yet seen started. */
+  readonly pending: Set<Ticket>
+  /** Tickets seen started and not yet released. */
+  decoding: number
+  /** Sum of `kvTokens` over every ticket held. */
+  kvTokens: number
   trust: number
+}
+
+/** Moves the tickets whose attempt has started out of `pending`. */
+const sweep = (s: BackendState): void => {
+  for (const t of s.pending) {
+    if (t.progress.started) {
+      s.pending.delete(t)
+      t.decoding = true
+      s.decoding++
+    }
+  }
 }
 
 /** Gateway-local load of one backend, as the views need it. */
@@ -83,7 +107,7 @@ export const make = (initial: Plan): RoutingState => {
   const stateOf = (backend: Backend): BackendState => {
     let s = states.get(backend.id)
     if (s === undefined) {
-      s = { tickets: new Set(), trust: 1 }
+      s = { pending: new Set(), decoding: 0, kvTokens: 0, trust: 1 }
       states.set(backend.id, s)
     }
     return s
@@ -106,8 +130,9 @@ export const make = (initial: Plan): RoutingState => {
 
   const pendingMatch = (backend: Backend, hashes: Uint32Array): number => {
     let best = 0
-    for (const t of stateOf(backend).tickets) {
-      if (t.progress.started) continue
+    const s = stateOf(backend)
+    sweep(s)
+    for (const t of s.pending) {
       const other = t.hashes
       const n = Math.min(hashes.length, other.length)
       let k = 0
@@ -123,20 +148,11 @@ export const make = (initial: Plan): RoutingState => {
     pendingMatch,
     trust: (backend) => stateOf(backend).trust,
     load: (backend) => {
-      let pendingRequests = 0
+      const s = stateOf(backend)
+      sweep(s)
       let pendingPrefillTokens = 0
-      let decoding = 0
-      let kvTokens = 0
-      for (const t of stateOf(backend).tickets) {
-        kvTokens += t.kvTokens
-        if (t.progress.started) {
-          decoding++
-        } else {
-          pendingRequests++
-          pendingPrefillTokens += t.uncachedTokens
-        }
-      }
-      return { pendingRequests, pendingPrefillTokens, decoding, kvTokens }
+      for (const t of s.pending) pendingPrefillTokens += t.uncachedTokens
+      return { pendingRequests: s.pending.size, pendingPrefillTokens, decoding: s.decoding, kvTokens: s.kvTokens }
     },
     dispatched: (req, backend, progress) =>
       Effect.flatMap(Clock.currentTimeMillis, (now) => {
@@ -146,11 +162,14 @@ export const make = (initial: Plan): RoutingState => {
         const predicted = preciseMatch(req, backend, () => pendingMatch(backend, e.prefixHashes))?.cachedTokens ??
           Math.floor(Predict.cachedTokens(e, matched) * s.trust)
         const uncached = Math.max(1, e.promptTokens - predicted)
-        const ticket: Ticket = { progress, hashes: e.prefixHashes, uncachedTokens: uncached, kvTokens: uncached + e.maxOutputTokens }
-        s.tickets.add(ticket)
+        const ticket: Ticket = { progress, hashes: e.prefixHashes, uncachedTokens: uncached, kvTokens: uncached + e.maxOutputTokens, decoding: false }
+        s.pending.add(ticket)
+        s.kvTokens += ticket.kvTokens
         return Scoped.addFinalizer(() =>
           Effect.sync(() => {
-            s.tickets.delete(ticket)
+            if (ticket.decoding) s.decoding--
+            else s.pending.delete(ticket)
+            s.kvTokens -= ticket.kvTokens
             if (!progress.served) {
               index.forget(backend.id, e.prefixHashes, matched)
               return
