@@ -210,6 +210,8 @@ export const abortStreams = async ({ host, port, makeBytes, n, mock, tag, spread
   const conns = []
   let firsts = 0
   let errors = 0
+  /** Why streams ended before the abort: "ended, status 503", "ECONNRESET" → count. */
+  const reasons = {}
   const before = mock.openStreams
   // opened over `spreadMs` so the streams' chunk timers are not in phase: the abort then
   // lands at every point of a chunk interval, as a crashing client's would
@@ -224,7 +226,16 @@ export const abortStreams = async ({ host, port, makeBytes, n, mock, tag, spread
         firsts++
       }
     })
-    conn.send(makeBytes(id), { wantsBody: true, onData: read, onEnd: () => errors++, onError: () => errors++ })
+    const failed = (why) => {
+      errors++
+      reasons[why] = (reasons[why] ?? 0) + 1
+    }
+    conn.send(makeBytes(id), {
+      wantsBody: true,
+      onData: read,
+      onEnd: (_t, status) => failed(`ended, status ${status}`),
+      onError: (e) => failed(String(e?.code ?? e?.message ?? e))
+    })
     conns.push({ id, conn })
   })
   const ready = await waitFor(() => firsts + errors >= n, 15_000 + n * 2)
@@ -261,5 +272,5 @@ export const abortStreams = async ({ host, port, makeBytes, n, mock, tag, spread
       latencies.push(rec.closeAt - at)
     }
   }
-  return { n, ready, firsts, errors, runningBefore, runningAfter, runningAfterMs, destroyLoopMs: loopMs, cpu, unclosed, completedUpstream: completed, latency: summary(latencies) }
+  return { n, ready, firsts, errors, reasons, runningBefore, runningAfter, runningAfterMs, destroyLoopMs: loopMs, cpu, unclosed, completedUpstream: completed, latency: summary(latencies) }
 }
