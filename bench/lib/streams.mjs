@@ -253,8 +253,11 @@ export const abortStreams = async ({ host, port, makeBytes, n, mock, tag, spread
   }
   const loopMs = performance.now() - t0
   let runningAfter
+  let openAfter
   const sampled = sleep(Math.max(0, t0 + runningAfterMs - performance.now())).then(() => {
     runningAfter = mock.openStreams - before
+    openAfter = 0
+    for (const id of destroyedAt.keys()) if (mock.streams.get(id)?.closeAt === undefined) openAfter++
   })
   await waitFor(() => [...destroyedAt.keys()].every((id) => mock.streams.get(id)?.closeAt !== undefined), waitMs, n > 1000 ? 20 : 5)
   const cpu = w.end()
@@ -272,5 +275,5 @@ export const abortStreams = async ({ host, port, makeBytes, n, mock, tag, spread
       latencies.push(rec.closeAt - at)
     }
   }
-  return { n, ready, firsts, errors, reasons, runningBefore, runningAfter, runningAfterMs, destroyLoopMs: loopMs, cpu, unclosed, completedUpstream: completed, latency: summary(latencies) }
+  return { n, ready, firsts, errors, reasons, runningBefore, runningAfter, openAfter, runningAfterMs, destroyLoopMs: loopMs, cpu, unclosed, completedUpstream: completed, latency: summary(latencies) }
 }
