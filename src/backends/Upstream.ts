@@ -106,8 +106,9 @@ const destroyNow = (body: Readable): void => {
 
 /**
  * Calls `gone` when the HTTP/1.1 socket the current request came on ends (the client's FIN:
- * node:http then aborts the request and closes the socket, as `httpAllowHalfOpen` is off)
- * or closes; returns the function that stops listening. Both listeners go first, ahead of
+ * node:http then aborts the request and closes the socket, as `httpAllowHalfOpen` is off),
+ * fails (a reset: a client that leaves with unread bytes in its receive buffer sends RST,
+ * not FIN) or closes; returns the function that stops listening. The listeners go first, ahead of
  * node:http's own: node answers an end or close by closing the client socket and
  * interrupting the request's fiber, whose finalizers are far more work than closing the
  * upstream. With many clients leaving at once, every upstream is then closed while their
@@ -124,9 +125,11 @@ const onClientGone = (request: Option.Option<HttpServerRequest.HttpServerRequest
     return undefined
   }
   socket.prependOnceListener("end", gone)
+  socket.prependOnceListener("error", gone)
   socket.prependOnceListener("close", gone)
   return () => {
     socket.off("end", gone)
+    socket.off("error", gone)
     socket.off("close", gone)
   }
 }

@@ -59,7 +59,7 @@ describe("Upstream and the client's socket", () => {
     await engine.close()
   })
 
-  for (const event of ["end", "close"] as const) {
+  for (const event of ["end", "error", "close"] as const) {
     it(`closes the upstream when the client's socket emits '${event}', before the request's scope closes, without failing the reader`, async () => {
       const { socket, request } = fakeClient()
       const scope = Effect.runSync(Scope.make())
@@ -78,7 +78,7 @@ describe("Upstream and the client's socket", () => {
       const reader = Effect.runFork(Effect.forever(next()))
       await new Promise((r) => setTimeout(r, 20))
 
-      socket.emit(event)
+      socket.emit(event, ...(event === "error" ? [Object.assign(new Error("read ECONNRESET"), { code: "ECONNRESET" })] : []))
       await closed // the engine saw its connection go while the request's scope is still open
       expect(res.body.destroyed).toBe(true)
       await new Promise((r) => setTimeout(r, 50))
@@ -87,8 +87,7 @@ describe("Upstream and the client's socket", () => {
       await Effect.runPromise(Fiber.interrupt(reader))
 
       await Effect.runPromise(Scope.close(scope, Exit.void))
-      expect(socket.listenerCount("end")).toBe(0)
-      expect(socket.listenerCount("close")).toBe(0)
+      for (const e of ["end", "error", "close"]) expect(socket.listenerCount(e)).toBe(0)
     })
   }
 
@@ -105,8 +104,7 @@ describe("Upstream and the client's socket", () => {
     const closed = engine.nextClose()
     await Effect.runPromise(Scope.close(scope, Exit.void))
     await closed
-    expect(socket.listenerCount("end")).toBe(0)
-    expect(socket.listenerCount("close")).toBe(0)
+    for (const e of ["end", "error", "close"]) expect(socket.listenerCount(e)).toBe(0)
     socket.emit("end")
   })
 })
