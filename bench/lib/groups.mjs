@@ -347,6 +347,7 @@ export const abortGroup = async (o, ctx) => {
           runs[level][n].push(r)
           o.log(`  abort ×${level} ${n} #${rep + 1}: destroy → upstream close p50 ${r.latency.p50.toFixed(2)} p99 ${r.latency.p99.toFixed(2)} max ${r.latency.max.toFixed(2)} ms` +
             `, running ${r.runningBefore} → ${r.runningAfter} after ${r.runningAfterMs} ms (${r.openAfter} with no sign of the close yet), unclosed ${r.unclosed}` +
+            (r.neverSent > 0 ? `, ${r.neverSent} never reached the upstream` : "") +
             (r.errors > 0 || !r.ready ? `, ${r.errors} failed before the abort (${Object.entries(r.reasons).map(([k, v]) => `${v}× ${k}`).join(", ")})${r.ready ? "" : `, only ${r.firsts + r.errors} of ${level} answered`}` : "") +
             `; destroy loop ${r.destroyLoopMs.toFixed(0)} ms` +
             (n === "direct" ? "" : `, target CPU until all closed ${((r.cpu.targetCpuTicks / o.hz) * 1000).toFixed(0)} ms`))
