@@ -11,7 +11,7 @@
  */
 import { Clock, Effect, Exit, Option, Redacted, Scope } from "effect"
 import { HttpServerRequest } from "effect/http"
-import type { IncomingMessage } from "node:http"
+import type { IncomingMessage, ServerResponse } from "node:http"
 import type { Readable } from "node:stream"
 import { Pool } from "undici"
 import type { ReadDeadline } from "./Contract.ts"
@@ -81,15 +81,25 @@ const codeOf = (e: unknown): unknown => typeof e === "object" && e !== null ? (e
 const clientGone = Object.assign(new Error("the client closed the connection"), { code: "SLUICE_CLIENT_GONE" })
 
 /**
+ * How long a reader detached by `destroyNow` waits before it is told of the failure after
+ * all: a request's fiber is interrupted within the same turn of the event loop (and its
+ * reader is gone by then), so this only reaches work that merely inherited the request's
+ * context (a backend actor started by an admin reload), which must fail, not hang.
+ */
+const DETACHED_READER_MS = 1_000
+
+/**
  * Destroys an unfinished upstream body at once, without waking its reader: the reader's
  * listeners are removed first, so the request's fiber learns of the end only through its
  * interruption (the client is gone, not the backend: nothing may count it as the
- * backend's failure), and its finalizers then find the body already destroyed. The errors
- * undici builds while aborting (three per body) are made without stack traces: capturing
- * and formatting them was ~18% of the gateway's CPU in a mass abort.
+ * backend's failure), and its finalizers then find the body already destroyed. A reader
+ * still there after `DETACHED_READER_MS` gets the error then. The errors undici builds
+ * while aborting (three per body) are made without stack traces: capturing and formatting
+ * them was ~18% of the gateway's CPU in a mass abort.
  */
 const destroyNow = (body: Readable): void => {
   if (body.readableEnded || body.destroyed) return
+  const onError = body.listeners("error").filter((l) => l !== ignoreBodyError) as Array<(e: Error) => void>
   body.removeAllListeners("readable")
   body.removeAllListeners("data")
   body.removeAllListeners("end")
@@ -102,35 +112,40 @@ const destroyNow = (body: Readable): void => {
   } finally {
     Error.stackTraceLimit = limit
   }
+  if (onError.length > 0) setTimeout(() => onError.forEach((l) => l(clientGone)), DETACHED_READER_MS).unref()
 }
 
 /**
  * Calls `gone` when the HTTP/1.1 socket the current request came on ends (the client's FIN:
  * node:http then aborts the request and closes the socket, as `httpAllowHalfOpen` is off),
  * fails (a reset: a client that leaves with unread bytes in its receive buffer sends RST,
- * not FIN) or closes; returns the function that stops listening. The listeners go first, ahead of
- * node:http's own: node answers an end or close by closing the client socket and
- * interrupting the request's fiber, whose finalizers are far more work than closing the
- * upstream. With many clients leaving at once, every upstream is then closed while their
- * sockets' events are read, before any request is finalized. Outside a node:http request
- * (a backend's own probes, tests), nothing.
+ * not FIN) or closes, while the request's response is unfinished; returns the function that
+ * stops listening. The listeners go first, ahead of node:http's own: node answers an end or
+ * close by closing the client socket and interrupting the request's fiber, whose finalizers
+ * are far more work than closing the upstream. With many clients leaving at once, every
+ * upstream is then closed while their sockets' events are read, before any request is
+ * finalized. Outside a node:http request (a backend's own probes, tests), or once its
+ * response is finished (a client leaving after its answer abandons nothing), nothing.
  */
 const onClientGone = (request: Option.Option<HttpServerRequest.HttpServerRequest>, gone: () => void): (() => void) | undefined => {
   if (Option.isNone(request)) return undefined
   const source = request.value.source as Partial<IncomingMessage>
+  // @effect/platform-node's request carries the node:http response it answers with
+  const response = (request.value as { readonly response?: Partial<ServerResponse> }).response
   const socket = source.httpVersionMajor === 1 ? source.socket : undefined
   if (socket === undefined || socket === null || typeof socket.prependListener !== "function") return undefined
-  if (socket.readableEnded || socket.destroyed) {
-    gone()
-    return undefined
+  if (response === undefined || typeof response.writableFinished !== "boolean" || response.writableFinished) return undefined
+  if (socket.destroyed) return undefined
+  const onGone = () => {
+    if (!response.writableFinished) gone()
   }
-  socket.prependOnceListener("end", gone)
-  socket.prependOnceListener("error", gone)
-  socket.prependOnceListener("close", gone)
+  socket.prependOnceListener("end", onGone)
+  socket.prependOnceListener("error", onGone)
+  socket.prependOnceListener("close", onGone)
   return () => {
-    socket.off("end", gone)
-    socket.off("error", gone)
-    socket.off("close", gone)
+    socket.off("end", onGone)
+    socket.off("error", onGone)
+    socket.off("close", onGone)
   }
 }
 

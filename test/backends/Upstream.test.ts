@@ -37,11 +37,12 @@ const startEngine = async () => {
   }
 }
 
-/** What the upstream code reads of a node:http request: its version and its socket. */
+/** What the upstream code reads of a node:http request: its version, its socket and its response. */
 const fakeClient = () => {
   const socket = Object.assign(new EventEmitter(), { readableEnded: false, destroyed: false })
-  const request = { source: { httpVersionMajor: 1, socket } } as unknown as HttpServerRequest.HttpServerRequest
-  return { socket, request }
+  const response = { writableFinished: false }
+  const request = { source: { httpVersionMajor: 1, socket }, response } as unknown as HttpServerRequest.HttpServerRequest
+  return { socket, response, request }
 }
 
 const readFailure = (e: unknown) => new Unavailable({ status: undefined, message: String(e) })
@@ -90,6 +91,45 @@ describe("Upstream and the client's socket", () => {
       for (const e of ["end", "error", "close"]) expect(socket.listenerCount(e)).toBe(0)
     })
   }
+
+  it("leaves the upstream alone when the client leaves after its response finished", async () => {
+    const { socket, response, request } = fakeClient()
+    const scope = Effect.runSync(Scope.make())
+    const res = await Effect.runPromise(
+      pool.post("/chat/completions", "{}", {}, 5000, () => readFailure("late")).pipe(
+        Scope.provide(scope),
+        Effect.provideService(HttpServerRequest.HttpServerRequest, request)
+      )
+    )
+    // e.g. a backend's own work that inherited an admin request's context
+    response.writableFinished = true
+    socket.emit("end")
+    socket.emit("close")
+    await new Promise((r) => setTimeout(r, 50))
+    expect(res.body.destroyed).toBe(false)
+    const closed = engine.nextClose()
+    await Effect.runPromise(Scope.close(scope, Exit.void))
+    await closed
+  })
+
+  it("fails a reader that is still waiting a while after the client left (work that only inherited the request)", async () => {
+    const { socket, request } = fakeClient()
+    const scope = Effect.runSync(Scope.make())
+    const res = await Effect.runPromise(
+      pool.post("/chat/completions", "{}", {}, 5000, () => readFailure("late")).pipe(
+        Scope.provide(scope),
+        Effect.provideService(HttpServerRequest.HttpServerRequest, request)
+      )
+    )
+    const next = Upstream.pullBody(res.body, readFailure)
+    await Effect.runPromise(next())
+    const reader = Effect.runFork(Effect.forever(next()))
+    await new Promise((r) => setTimeout(r, 20))
+    socket.emit("end")
+    const exit = await Effect.runPromise(Fiber.await(reader))
+    expect(Exit.isFailure(exit)).toBe(true)
+    await Effect.runPromise(Scope.close(scope, Exit.void))
+  })
 
   it("leaves a finished body alone and stops listening when the scope closes", async () => {
     const { socket, request } = fakeClient()
