@@ -53,6 +53,7 @@ const USAGE = `usage: npm run bench -- [options]
   --compare A B     print the before/after table of two results files and exit
   --rates a,b,c     non-streaming rates (default 200,1000,2000)
   --levels a,b,c    open-stream levels (default 1000,5000,9000)
+  --abort-levels a,b  streams aborted at once per abort run (default 100,5000,9000; --quick 100)
   --concurrency N   connections for saturation (default 64)
   --retries N       re-runs of a disturbed run (default 2; 0 with --quick)
   --retry-budget S  seconds the whole run may spend waiting for quiet and re-running
@@ -81,7 +82,7 @@ const ALIASES = { "idle-rss": "startup", cpu: "latency", rss: "open-streams", "r
 const TARGET_NAMES = ["direct", "floor", "nginx", "portkey", "sluice"]
 
 const parseArgs = (argv) => {
-  const o = { only: undefined, targets: undefined, portkey: false, ladder: LADDER_RATES, repeats: undefined, rssRepeats: 1, quick: false, profile: false, heap: false, out: undefined, compare: undefined, rates: [200, 1000, 2000], levels: undefined, concurrency: 64, retries: undefined, retryBudget: undefined, maxForeign: 0.2, maxWait: 0.05, maxSteal: 0.1, traceGc: false, otel: false, bundle: undefined, authOff: false, nodeOptions: [], pace: "timer", pin: true, keep: false, help: false }
+  const o = { only: undefined, targets: undefined, portkey: false, ladder: LADDER_RATES, repeats: undefined, rssRepeats: 1, quick: false, profile: false, heap: false, out: undefined, compare: undefined, rates: [200, 1000, 2000], levels: undefined, abortLevels: undefined, concurrency: 64, retries: undefined, retryBudget: undefined, maxForeign: 0.2, maxWait: 0.05, maxSteal: 0.1, traceGc: false, otel: false, bundle: undefined, authOff: false, nodeOptions: [], pace: "timer", pin: true, keep: false, help: false }
   const list = (s) => s.split(",").map((x) => x.trim()).filter(Boolean)
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]
@@ -103,6 +104,7 @@ const parseArgs = (argv) => {
       case "--compare": o.compare = [next(), next()]; break
       case "--rates": o.rates = list(next()).map(Number); break
       case "--levels": o.levels = list(next()).map(Number); break
+      case "--abort-levels": o.abortLevels = list(next()).map(Number); break
       case "--concurrency": o.concurrency = Number(next()); break
       case "--retries": o.retries = Number(next()); break
       case "--retry-budget": o.retryBudget = Number(next()); break
@@ -134,8 +136,8 @@ const parseArgs = (argv) => {
 }
 
 const durations = (quick) => quick
-  ? { ladderWarmupMs: 200, ladderMs: 800, latencyWarmupMs: 200, latencyMs: 800, latencySamples: 160, targetWarmupMs: 300, satWarmupMs: 200, satMs: 800, satConcurrency: 64, streamWarmupMs: 200, streamMs: 1000, streamRate: 100, chunks: 10, chunkIntervalMs: 20, levels: [1000], openRate: 1000, settleMs: 500, baseWaitMs: 500, afterCloseMs: 1000, holdIntervalMs: 5000, idleWaitMs: 2000, aborts: 100, quietWaitMs: 1000 }
-  : { ladderWarmupMs: 500, ladderMs: 2000, latencyWarmupMs: 1000, latencyMs: 4000, latencySamples: 1000, targetWarmupMs: 3000, satWarmupMs: 1000, satMs: 4000, satConcurrency: 64, streamWarmupMs: 1000, streamMs: 5000, streamRate: 100, chunks: 10, chunkIntervalMs: 20, levels: [1000, 5000, 9000], openRate: 500, settleMs: 2000, baseWaitMs: 1000, afterCloseMs: 2000, holdIntervalMs: 5000, idleWaitMs: 2000, aborts: 100, quietWaitMs: 2000 }
+  ? { ladderWarmupMs: 200, ladderMs: 800, latencyWarmupMs: 200, latencyMs: 800, latencySamples: 160, targetWarmupMs: 300, satWarmupMs: 200, satMs: 800, satConcurrency: 64, streamWarmupMs: 200, streamMs: 1000, streamRate: 100, chunks: 10, chunkIntervalMs: 20, levels: [1000], openRate: 1000, settleMs: 500, baseWaitMs: 500, afterCloseMs: 1000, holdIntervalMs: 5000, idleWaitMs: 2000, aborts: 100, abortLevels: [100], quietWaitMs: 1000 }
+  : { ladderWarmupMs: 500, ladderMs: 2000, latencyWarmupMs: 1000, latencyMs: 4000, latencySamples: 1000, targetWarmupMs: 3000, satWarmupMs: 1000, satMs: 4000, satConcurrency: 64, streamWarmupMs: 1000, streamMs: 5000, streamRate: 100, chunks: 10, chunkIntervalMs: 20, levels: [1000, 5000, 9000], openRate: 500, settleMs: 2000, baseWaitMs: 1000, afterCloseMs: 2000, holdIntervalMs: 5000, idleWaitMs: 2000, aborts: 100, abortLevels: [100, 5000, 9000], quietWaitMs: 2000 }
 
 const git = () => {
   try {
@@ -188,6 +190,7 @@ const main = async () => {
   }
   const d = durations(args.quick)
   if (args.levels) d.levels = args.levels
+  if (args.abortLevels) d.abortLevels = args.abortLevels
   d.satConcurrency = args.concurrency
   const limit = fdLimit()
   if (limit !== undefined) {
@@ -196,6 +199,11 @@ const main = async () => {
     if (fit.length < d.levels.length) {
       process.stderr.write(`bench: open-file limit ${limit} fits only ${fit.join(", ") || "no"} open-stream levels; skipping the rest\n`)
       d.levels = fit
+    }
+    const abortFit = d.abortLevels.filter((l) => 2 * l + 600 <= limit)
+    if (abortFit.length < d.abortLevels.length) {
+      process.stderr.write(`bench: open-file limit ${limit} fits only ${abortFit.join(", ") || "no"} abort levels; skipping the rest\n`)
+      d.abortLevels = abortFit
     }
   }
   const repeats = args.repeats ?? (args.quick ? 1 : 3)
@@ -305,6 +313,7 @@ const main = async () => {
     aborts: d.aborts,
     ladderRates: o.ladderRates,
     ladderP99Ms: o.ladderP99Ms,
+    abortLevels: d.abortLevels,
     profiled: args.profile,
     sluiceConfig: readFileSync(configPath, "utf8")
   }
@@ -354,7 +363,7 @@ const main = async () => {
         if (!f.endsWith(".cpuprofile") || profileFilesBefore.has(f) || !f.includes(stamp)) continue
         profileFilesBefore.add(f)
         const target = ["sluice-info", "sluice"].find((t) => f.startsWith(`${t}-`))
-        const s = summarizeProfile(join(profileDir, f), 30, windowsOf(results[name]?.runs?.[target]))
+        const s = summarizeProfile(join(profileDir, f), 30, windowsOf(results[name]?.runs?.[target] ?? (results[name]?.levels ? Object.values(results[name].runs).map((byTarget) => byTarget[target]) : undefined)))
         profiles.push(s)
         say(formatProfile(s, 15).split("\n").map((l) => "  " + l).join("\n"))
       }

@@ -9,7 +9,7 @@
  *   latency       open-loop non-streaming at each rate; added latency and CPU per request
  *   saturation    closed-loop on one core: the most each target completes per second
  *   streaming     open-loop streams: time to first token, gaps between chunks, coalescing
- *   abort         100 streams, every client socket destroyed at once → upstream close
+ *   abort         100 / 5,000 / 9,000 streams, every client socket destroyed at once → upstream close
  *   open-streams  RSS with 1k / 5k / 9k open streams
  *   ladder        open-loop rate steps: the highest rate served with p99 ≤ 100 ms (at the end of the file)
  *
@@ -20,7 +20,7 @@
  */
 import { performance } from "node:perf_hooks"
 import { Connection, requestBytes } from "./client.mjs"
-import { fixedRate, saturate } from "./load.mjs"
+import { fixedRate, saturate, waitFor } from "./load.mjs"
 import { abortStreams, holdStreams, streams } from "./streams.mjs"
 import { MODEL } from "./mock.mjs"
 import { cpuSeconds, fdCount, rssBytes, waitForQuiet } from "./procs.mjs"
@@ -300,33 +300,65 @@ export const streamingGroup = async (o, ctx) => {
   return { runs }
 }
 
+/**
+ * Per level (`o.d.abortLevels`): `n` endless streams, then every client socket destroyed at
+ * once. Levels up to 1,000 stream a chunk every `chunkIntervalMs` (20 ms); larger ones every
+ * n / 2 ms (5,000 → 2.5 s, 9,000 → 4.5 s), about 2,000 chunks/s in all, so the streams are
+ * mostly idle like the issue's (a gateway relaying 450,000 chunks/s would measure its
+ * saturation, not its aborts); they are opened at `openRate`/s like the open-stream ramp.
+ */
 export const abortGroup = async (o, ctx) => {
   const names = ["direct", ...o.processTargets]
   const targets = await startAll(names, ctx, "abort")
-  const runs = Object.fromEntries(names.map((n) => [n, []]))
-  ctx.mock.setMode({ kind: "endless", intervalMs: o.d.chunkIntervalMs })
+  const levels = o.d.abortLevels
+  const runs = Object.fromEntries(levels.map((l) => [l, Object.fromEntries(names.map((n) => [n, []]))]))
+  const intervalOf = (n) => (n <= 1000 ? o.d.chunkIntervalMs : Math.round(n / 2))
   try {
     // one small discarded round per target: the first abort in a process pays for lazy
     // loading (error classes, DOMException) once, which is not what this figure is about
+    ctx.mock.setMode({ kind: "endless", intervalMs: o.d.chunkIntervalMs })
     for (const n of names) {
       ctx.mock.track = true
       await abortStreams({ host: targets[n].host, port: targets[n].port, makeBytes: streamBytes(targets[n]), n: 10, mock: ctx.mock, tag: `abort-warm-${n}` })
       ctx.mock.track = false
       ctx.mock.streams.clear()
     }
-    for (let rep = 0; rep < o.repeats; rep++) {
-      for (const n of names) {
-        const t = targets[n]
-        checkAlive(t)
-        ctx.mock.streams.clear()
-        await quiet(o, n === "direct")
-        ctx.mock.track = true
-        const make = streamBytes(t)
-        const r = await abortStreams({ host: t.host, port: t.port, makeBytes: make, n: o.d.aborts, mock: ctx.mock, tag: `abort-${n}-${rep}` })
-        ctx.mock.track = false
-        runs[n].push(r)
-        o.log(`  abort ${n} #${rep + 1}: destroy → upstream close p50 ${r.latency.p50.toFixed(2)} p99 ${r.latency.p99.toFixed(2)} max ${r.latency.max.toFixed(2)} ms, unclosed ${r.unclosed}`)
-        await sleep(500)
+    for (const level of levels) {
+      ctx.mock.setMode({ kind: "endless", intervalMs: intervalOf(level) })
+      for (let rep = 0; rep < o.repeats; rep++) {
+        for (const n of names) {
+          const t = targets[n]
+          checkAlive(t)
+          // the previous level's upstream streams must all be gone before this one opens
+          await waitFor(() => ctx.mock.openStreams === 0, 15_000, 20)
+          ctx.mock.streams.clear()
+          await quiet(o, n === "direct")
+          ctx.mock.track = true
+          const make = streamBytes(t)
+          const r = await abortStreams({
+            host: t.host,
+            port: t.port,
+            makeBytes: make,
+            n: level,
+            mock: ctx.mock,
+            tag: `abort-${level}-${n}-${rep}`,
+            openRate: level > 1000 ? o.d.openRate : Infinity,
+            waitMs: level > 1000 ? 15_000 : 5000,
+            pid: t.pid,
+            plan: o.plan
+          })
+          ctx.mock.track = false
+          r.intervalMs = intervalOf(level)
+          runs[level][n].push(r)
+          o.log(`  abort ×${level} ${n} #${rep + 1}: destroy → upstream close p50 ${r.latency.p50.toFixed(2)} p99 ${r.latency.p99.toFixed(2)} max ${r.latency.max.toFixed(2)} ms` +
+            `, running ${r.runningBefore} → ${r.runningAfter} after ${r.runningAfterMs} ms (${r.openAfter} with no sign of the close yet), unclosed ${r.unclosed}` +
+            (r.neverSent > 0 ? `, ${r.neverSent} never reached the upstream` : "") +
+            (r.errors > 0 || !r.ready ? `, ${r.errors} failed before the abort (${Object.entries(r.reasons).map(([k, v]) => `${v}× ${k}`).join(", ")})${r.ready ? "" : `, only ${r.firsts + r.errors} of ${level} answered`}` : "") +
+            `; destroy loop ${r.destroyLoopMs.toFixed(0)} ms` +
+            (n === "direct" ? "" : `, target CPU until all closed ${((r.cpu.targetCpuTicks / o.hz) * 1000).toFixed(0)} ms`))
+          ctx.mock.streams.clear()
+          await sleep(500)
+        }
       }
     }
   } finally {
@@ -334,7 +366,7 @@ export const abortGroup = async (o, ctx) => {
     ctx.mock.streams.clear()
     await stopAll(targets)
   }
-  return { runs }
+  return { runs, levels }
 }
 
 export const openStreamsGroup = async (o, ctx) => {

@@ -204,17 +204,23 @@ export const holdStreams = async ({ host, port, makeBytes, levels, openRate, set
 }
 
 /**
- * Opens `n` endless streams (mock in `endless` mode with `track` on), waits for every
- * first event, destroys all client sockets in one synchronous loop, and returns per stream
- * the time from its destroy to the mock's first sign that its upstream request is gone.
+ * Opens `n` endless streams (mock in `endless` mode with `track` on) at `openRate`/s (or over
+ * `spreadMs`, whichever is longer), waits for every first event, destroys all client sockets
+ * in one synchronous loop, and returns per stream the time from its destroy to the mock's
+ * first sign that its upstream request is gone, and how many upstream streams the mock still
+ * counts running `runningAfterMs` after the loop (its `vllm:num_requests_running`).
  */
-export const abortStreams = async ({ host, port, makeBytes, n, mock, tag, spreadMs = 200, waitMs = 5000 }) => {
+export const abortStreams = async ({ host, port, makeBytes, n, mock, tag, spreadMs = 200, openRate = Infinity, waitMs = 5000, runningAfterMs = 500, pid, plan }) => {
   const conns = []
   let firsts = 0
   let errors = 0
+  /** Why streams ended before the abort: "ended, status 503", "ECONNRESET" → count. */
+  const reasons = {}
+  const before = mock.openStreams
   // opened over `spreadMs` so the streams' chunk timers are not in phase: the abort then
   // lands at every point of a chunk interval, as a crashing client's would
-  await pace((n * 1000) / spreadMs, n, (k) => {
+  const rate = Math.min((n * 1000) / spreadMs, openRate)
+  await pace(rate, n, (k) => {
     const id = `${tag}-${k}`
     let got = false
     const conn = new Connection(host, port, () => {}, () => {})
@@ -224,23 +230,61 @@ export const abortStreams = async ({ host, port, makeBytes, n, mock, tag, spread
         firsts++
       }
     })
-    conn.send(makeBytes(id), { wantsBody: true, onData: read, onEnd: () => errors++, onError: () => errors++ })
+    const failed = (why) => {
+      errors++
+      reasons[why] = (reasons[why] ?? 0) + 1
+    }
+    conn.send(makeBytes(id), {
+      wantsBody: true,
+      onData: read,
+      onEnd: (_t, status) => failed(`ended, status ${status}`),
+      onError: (e) => failed(String(e?.code ?? e?.message ?? e))
+    })
     conns.push({ id, conn })
   })
-  const ready = await waitFor(() => firsts + errors >= n, 15_000)
+  const ready = await waitFor(() => firsts + errors >= n, 15_000 + n * 2)
   await sleep(50)
+  const runningBefore = mock.openStreams - before
   const destroyedAt = new Map()
+  // the target's CPU from the first destroy until every upstream stream is closed (and the
+  // span, so a --profile run can be cut to the abort itself)
+  const w = cpuWindow(pid, plan)
+  w.begin()
+  const t0 = performance.now()
   for (const { id, conn } of conns) {
     destroyedAt.set(id, performance.now())
     conn.destroy()
   }
-  await waitFor(() => [...destroyedAt.keys()].every((id) => mock.streams.get(id)?.closeAt !== undefined), waitMs)
+  const loopMs = performance.now() - t0
+  let runningAfter
+  let openAfter
+  const sampled = sleep(Math.max(0, t0 + runningAfterMs - performance.now())).then(() => {
+    runningAfter = mock.openStreams - before
+    openAfter = 0
+    for (const id of destroyedAt.keys()) {
+      const rec = mock.streams.get(id)
+      if (rec !== undefined && rec.closeAt === undefined) openAfter++
+    }
+  })
+  // a stream whose request never reached the upstream (the gateway had not sent it yet when
+  // its client left, and rightly never did) has no record: it is counted apart, not waited for
+  await waitFor(() => [...destroyedAt.keys()].every((id) => {
+    const rec = mock.streams.get(id)
+    return rec === undefined ? !ready : rec.closeAt !== undefined
+  }), waitMs, n > 1000 ? 20 : 5)
+  const cpu = w.end()
+  await sampled
   const latencies = []
   let unclosed = 0
   let completed = 0
+  let neverSent = 0
   for (const [id, at] of destroyedAt) {
     const rec = mock.streams.get(id)
-    if (rec?.closeAt === undefined) {
+    if (rec === undefined) {
+      neverSent++
+      continue
+    }
+    if (rec.closeAt === undefined) {
       unclosed++
       latencies.push(Infinity)
     } else {
@@ -248,5 +292,5 @@ export const abortStreams = async ({ host, port, makeBytes, n, mock, tag, spread
       latencies.push(rec.closeAt - at)
     }
   }
-  return { n, ready, firsts, errors, unclosed, completedUpstream: completed, latency: summary(latencies) }
+  return { n, ready, firsts, errors, reasons, runningBefore, runningAfter, openAfter, runningAfterMs, destroyLoopMs: loopMs, cpu, neverSent, unclosed, completedUpstream: completed, latency: summary(latencies) }
 }

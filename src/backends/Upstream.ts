@@ -3,10 +3,15 @@
  * bound to the attempt's scope, and a pull over the response body.
  *
  * Owns the sockets. Closing the attempt's scope destroys an unfinished response body,
- * which makes undici close that connection, so the engine sees the client leave. It
- * never interprets bodies: dialect files do that.
+ * which makes undici close that connection, so the engine sees the client leave. When the
+ * request came over an HTTP/1.1 socket, the body is also destroyed the moment that socket
+ * ends or closes (see `onClientGone`), before the request's fiber is interrupted and its
+ * finalizers (settlement, accounting, metrics) run. It never interprets bodies: dialect
+ * files do that.
  */
-import { Clock, Effect, Exit, Redacted, Scope } from "effect"
+import { Clock, Effect, Exit, Option, Redacted, Scope } from "effect"
+import { HttpServerRequest } from "effect/http"
+import type { IncomingMessage, ServerResponse } from "node:http"
 import type { Readable } from "node:stream"
 // undici's pool and its request call alone, not the package's index: the index also loads
 // fetch, WebSocket, the cache, proxy and mock agents and every other API (~0.4 MB of code to
@@ -76,6 +81,78 @@ const ignoreBodyError = (): void => {}
 
 const codeOf = (e: unknown): unknown => typeof e === "object" && e !== null ? (e as { code?: unknown }).code : undefined
 
+/** Why a body is destroyed when its client left: one shared error, no stack per stream. */
+const clientGone = Object.assign(new Error("the client closed the connection"), { code: "SLUICE_CLIENT_GONE" })
+
+/**
+ * How long a reader detached by `destroyNow` waits before it is told of the failure after
+ * all: a request's fiber is interrupted within the same turn of the event loop (and its
+ * reader is gone by then), so this only reaches work that merely inherited the request's
+ * context (a backend actor started by an admin reload), which must fail, not hang.
+ */
+const DETACHED_READER_MS = 1_000
+
+/**
+ * Destroys an unfinished upstream body at once, without waking its reader: the reader's
+ * listeners are removed first, so the request's fiber learns of the end only through its
+ * interruption (the client is gone, not the backend: nothing may count it as the
+ * backend's failure), and its finalizers then find the body already destroyed. A reader
+ * still there after `DETACHED_READER_MS` gets the error then. The errors undici builds
+ * while aborting (three per body) are made without stack traces: capturing and formatting
+ * them was ~18% of the gateway's CPU in a mass abort.
+ */
+const destroyNow = (body: Readable): void => {
+  if (body.readableEnded || body.destroyed) return
+  const onError = body.listeners("error").filter((l) => l !== ignoreBodyError) as Array<(e: Error) => void>
+  body.removeAllListeners("readable")
+  body.removeAllListeners("data")
+  body.removeAllListeners("end")
+  body.removeAllListeners("error")
+  body.on("error", ignoreBodyError)
+  const limit = Error.stackTraceLimit
+  Error.stackTraceLimit = 0
+  try {
+    body.destroy(clientGone)
+  } finally {
+    Error.stackTraceLimit = limit
+  }
+  if (onError.length > 0) setTimeout(() => onError.forEach((l) => l(clientGone)), DETACHED_READER_MS).unref()
+}
+
+/**
+ * Calls `gone` when the HTTP/1.1 socket the current request came on ends (the client's FIN:
+ * node:http then aborts the request and closes the socket, as `httpAllowHalfOpen` is off),
+ * fails (a reset: a client that leaves with unread bytes in its receive buffer sends RST,
+ * not FIN) or closes, while the request's response is unfinished; returns the function that
+ * stops listening. The listeners go first, ahead of node:http's own: node answers an end or
+ * close by closing the client socket and interrupting the request's fiber, whose finalizers
+ * are far more work than closing the upstream. With many clients leaving at once, every
+ * upstream is then closed while their sockets' events are read, before any request is
+ * finalized. Outside a node:http request (a backend's own probes, tests), or once its
+ * response is finished (a client leaving after its answer abandons nothing), nothing.
+ */
+const onClientGone = (request: Option.Option<HttpServerRequest.HttpServerRequest>, gone: () => void): (() => void) | undefined => {
+  if (Option.isNone(request)) return undefined
+  const source = request.value.source as Partial<IncomingMessage>
+  // @effect/platform-node's request carries the node:http response it answers with
+  const response = (request.value as { readonly response?: Partial<ServerResponse> }).response
+  const socket = source.httpVersionMajor === 1 ? source.socket : undefined
+  if (socket === undefined || socket === null || typeof socket.prependListener !== "function") return undefined
+  if (response === undefined || typeof response.writableFinished !== "boolean" || response.writableFinished) return undefined
+  if (socket.destroyed) return undefined
+  const onGone = () => {
+    if (!response.writableFinished) gone()
+  }
+  socket.prependOnceListener("end", onGone)
+  socket.prependOnceListener("error", onGone)
+  socket.prependOnceListener("close", onGone)
+  return () => {
+    socket.off("end", onGone)
+    socket.off("error", onGone)
+    socket.off("close", onGone)
+  }
+}
+
 export const make = (
   baseUrl: string,
   options: {
@@ -109,8 +186,10 @@ export const make = (
     Effect.uninterruptibleMask((restore) =>
       Effect.gen(function*() {
         const scope = yield* Effect.scope
+        const request = yield* Effect.serviceOption(HttpServerRequest.HttpServerRequest)
         const controller = new AbortController()
         let response: UpstreamResponse | undefined
+        let unhook: (() => void) | undefined
         if (counted) open++
         // Registered before the request leaves, so whatever ends the attempt (client gone,
         // first-token deadline, failover, shutdown) aborts it, whether it is still waiting
@@ -121,6 +200,7 @@ export const make = (
             if (counted) open--
             if (response === undefined) controller.abort()
             else if (!response.body.readableEnded || Exit.isFailure(exit)) response.body.destroy()
+            unhook?.()
           }))
         // undici's own headersTimeout runs on its coarse timers (ticks of about half a second):
         // a 350 ms first-token deadline fired after 1.0–1.5 s. A plain timer aborts on time.
@@ -157,7 +237,11 @@ export const make = (
         // the event loop and end the process. Read failures reach readers through their own
         // listeners; this one only keeps an abandoned body from taking the gateway down.
         res.body.on("error", ignoreBodyError)
-        response = { status: res.statusCode, headers: res.headers, body: res.body as unknown as Readable }
+        const resBody = res.body as unknown as Readable
+        response = { status: res.statusCode, headers: res.headers, body: resBody }
+        // Before the headers the fiber's own interruption aborts the request (an abort there
+        // fails the pending call, which would wake the fiber with a failure of the backend's).
+        unhook = onClientGone(request, () => destroyNow(resBody))
         return response
       })
     )

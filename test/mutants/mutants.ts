@@ -107,6 +107,11 @@ export const mutants: ReadonlyArray<Mutant> = [
       replace: `            if (counted) open--
             if (Exit.hasInterrupts(exit)) return
             if (response === undefined) controller.abort()`
+    }, {
+      // the same bug for the close on the client socket's end (ahead of the interruption)
+      file: "src/backends/Upstream.ts",
+      find: `unhook = onClientGone(request, () => destroyNow(resBody))`,
+      replace: `unhook = undefined`
     }]
   },
   {
