@@ -17,7 +17,7 @@ import type { Readable } from "node:stream"
 // fetch, WebSocket, the cache, proxy and mock agents and every other API (~0.4 MB of code to
 // compile on every start; see bench/README.md, round 2, start-up). Typed in undici-lib.d.ts.
 import Pool from "undici/lib/dispatcher/pool.js"
-import request from "undici/lib/api/api-request.js"
+import undiciRequest from "undici/lib/api/api-request.js"
 import type { ReadDeadline } from "./Contract.ts"
 import { ConnectTimeout, type FailureReason, ResponseTooLarge, Unavailable } from "./Failure.ts"
 
@@ -186,7 +186,7 @@ export const make = (
     Effect.uninterruptibleMask((restore) =>
       Effect.gen(function*() {
         const scope = yield* Effect.scope
-        const request = yield* Effect.serviceOption(HttpServerRequest.HttpServerRequest)
+        const clientRequest = yield* Effect.serviceOption(HttpServerRequest.HttpServerRequest)
         const controller = new AbortController()
         let response: UpstreamResponse | undefined
         let unhook: (() => void) | undefined
@@ -215,7 +215,7 @@ export const make = (
             // itself from `apiKey`; the pool's bearer is then left out rather than sent twice.
             const own = headers["x-api-key"] !== undefined || headers["authorization"] !== undefined
             const h = auth === undefined || own ? headers : { authorization: auth, ...headers }
-            return request.call(pool, {
+            return undiciRequest.call(pool, {
               method,
               path: method === "GET" ? path : basePath + path,
               headers: h,
@@ -241,7 +241,7 @@ export const make = (
         response = { status: res.statusCode, headers: res.headers, body: resBody }
         // Before the headers the fiber's own interruption aborts the request (an abort there
         // fails the pending call, which would wake the fiber with a failure of the backend's).
-        unhook = onClientGone(request, () => destroyNow(resBody))
+        unhook = onClientGone(clientRequest, () => destroyNow(resBody))
         return response
       })
     )

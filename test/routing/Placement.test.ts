@@ -30,7 +30,7 @@ describe("Placement.load", () => {
     expect(six.kvTokens).toBeGreaterThan(six.pendingPrefillTokens)
 
     // three get their first token; one of those and one still pending end
-    for (const x of attempts.slice(0, 3)) x.progress.started = true
+    for (const x of attempts.slice(0, 3)) x.placed.started()
     const started = r.placement.load(a)
     expect(started.pendingRequests).toBe(3)
     expect(started.decoding).toBe(3)
@@ -41,7 +41,7 @@ describe("Placement.load", () => {
     expect(r.placement.load(a)).toMatchObject({ pendingRequests: 2, decoding: 2 })
 
     // one starts and ends without a routing decision in between
-    attempts[4]!.progress.started = true
+    attempts[4]!.placed.started()
     await attempts[4]!.end()
     expect(r.placement.load(a)).toMatchObject({ pendingRequests: 1, decoding: 2 })
 
