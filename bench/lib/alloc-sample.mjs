@@ -7,13 +7,16 @@
  *
  *   npx node bench/lib/alloc-sample.mjs sample 9339 3000 /tmp/alloc.heapprofile
  *   npx node bench/lib/alloc-sample.mjs summary /tmp/alloc.heapprofile [top]
+ *
+ * `live` instead of `sample` keeps only what is still allocated when sampling stops: what
+ * survived the scavenges of the window (promoted, or not yet collected).
  */
 import { readFileSync, writeFileSync } from "node:fs"
 import { fileURLToPath } from "node:url"
 import WebSocket from "ws"
 import { lookup } from "./sourcemap.mjs"
 
-const sample = async (port, ms, out) => {
+const sample = async (port, ms, out, live = false) => {
   const list = await (await fetch(`http://127.0.0.1:${port}/json/list`)).json()
   const ws = new WebSocket(list[0].webSocketDebuggerUrl)
   let id = 0
@@ -35,8 +38,8 @@ const sample = async (port, ms, out) => {
   await call("HeapProfiler.enable")
   await call("HeapProfiler.startSampling", {
     samplingInterval: 8192,
-    includeObjectsCollectedByMajorGC: true,
-    includeObjectsCollectedByMinorGC: true
+    includeObjectsCollectedByMajorGC: !live,
+    includeObjectsCollectedByMinorGC: !live
   })
   await new Promise((resolve) => setTimeout(resolve, ms))
   const { profile } = await call("HeapProfiler.stopSampling")
@@ -85,6 +88,6 @@ const summary = (path, top) => {
 }
 
 const [mode, ...rest] = process.argv.slice(2)
-if (mode === "sample") await sample(rest[0], Number(rest[1] ?? 3000), rest[2] ?? "alloc.heapprofile")
+if (mode === "sample" || mode === "live") await sample(rest[0], Number(rest[1] ?? 3000), rest[2] ?? "alloc.heapprofile", mode === "live")
 else if (mode === "summary") summary(rest[0], Number(rest[1] ?? 30))
-else console.log("usage: alloc-sample.mjs sample PORT MS OUT | summary FILE [TOP]")
+else console.log("usage: alloc-sample.mjs sample|live PORT MS OUT | summary FILE [TOP]")
