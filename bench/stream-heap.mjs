@@ -5,7 +5,7 @@
  * (a snapshot runs a full GC first), and prints the difference between the first and the
  * last level per stream, by object kind, plus RSS at each level.
  *
- *   npx node bench/stream-heap.mjs [--levels 500,2000] [--bundle dist/main.mjs] [--top 25] [--save DIR]
+ *   npx node bench/stream-heap.mjs [--levels 500,2000] [--bundle dist/main.mjs] [--top 25] [--save DIR] [--prompt-chars N]
  *
  * Meant for before/after figures of per-stream memory changes (the same script, two bundles,
  * alternated); RSS figures come from `npm run bench -- --only open-streams`.
@@ -28,6 +28,8 @@ const arg = (name, dflt) => {
 const levels = arg("--levels", "500,2000").split(",").map(Number)
 const bundle = arg("--bundle", undefined)
 const top = Number(arg("--top", "25"))
+/** Pads the user message to this many characters (real prompts are KBs; the bench's is ~80). */
+const promptChars = Number(arg("--prompt-chars", "0"))
 const keep = process.argv.includes("--keep")
 /** Keeps the snapshots in this folder (for `bench/lib/heap.mjs` or DevTools) instead of deleting them. */
 const save = arg("--save", undefined)
@@ -44,6 +46,10 @@ const messages = [
   { role: "system", content: "You are a concise assistant." },
   { role: "user", content: "Write one short sentence about rivers and the sea." }
 ]
+if (promptChars > 0) {
+  const words = "the river runs to the sea and the sea returns as rain over hills and towns ".repeat(Math.ceil(promptChars / 70))
+  messages[1].content = `${words.slice(0, promptChars)} Write one short sentence about rivers and the sea.`
+}
 const body = JSON.stringify({ model: MODEL, messages, max_tokens: 64, stream: true, user: "bench-stream" })
 const headers = [...HEADERS].map((h) => (h.startsWith("accept:") ? "accept: text/event-stream" : h))
 const snaps = []

@@ -26,9 +26,9 @@ export const mutants: ReadonlyArray<Mutant> = [
     plants: "a request whose client left is never settled or recorded",
     edits: [{
       file: "src/request/Pipeline.ts",
-      find: `          (admission, exit) =>
+      find: `          (admission: Admitted, exit: Exit.Exit<unknown, unknown>) =>
             Effect.flatMap(Clock.currentTimeMillis, (nowMs) =>`,
-      replace: `          (admission, exit) =>
+      replace: `          (admission: Admitted, exit: Exit.Exit<unknown, unknown>) =>
             Exit.hasInterrupts(exit) ? Effect.void : Effect.flatMap(Clock.currentTimeMillis, (nowMs) =>`
     }]
   },
