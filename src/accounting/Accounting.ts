@@ -142,9 +142,29 @@ export const makeMemorySink = (keep: number, options: { readonly sums: boolean }
   })
 }
 
+/**
+ * What admission and settlement read of a request. Settlement runs when the request's scope
+ * closes (a stream's last byte), so what it keeps alive until then is this, not the request
+ * with its decoded body, raw bytes and prompt prefix (see `settlementView`).
+ */
+export type SettledRequest =
+  & Pick<GatewayRequest, "id" | "kind" | "tenant" | "identity" | "model" | "receivedAtMs">
+  & { readonly estimate: { readonly promptTokens: number } }
+
+/** The fields of `req` settlement reads, copied (the request itself can then be collected). */
+export const settlementView = (req: GatewayRequest): SettledRequest => ({
+  id: req.id,
+  kind: req.kind,
+  tenant: req.tenant,
+  identity: req.identity,
+  model: req.model,
+  receivedAtMs: req.receivedAtMs,
+  estimate: { promptTokens: req.estimate.promptTokens }
+})
+
 /** What the tenant is charged for a request that ended with `outcome`. */
 export const charge = (
-  req: GatewayRequest,
+  req: SettledRequest,
   tally: Tally,
   outcome: RequestOutcome
 ): { readonly usage: Usage; readonly reported: boolean } => {
@@ -177,9 +197,9 @@ export interface Admitted {
 
 export class Accounting extends Context.Service<Accounting, {
   /** Admission, after the reservation: mints the record id and journals the admission. */
-  readonly admit: (req: GatewayRequest, reservation: Reservation) => Effect.Effect<Admitted>
+  readonly admit: (req: SettledRequest, reservation: Reservation) => Effect.Effect<Admitted>
   /** The release of a reservation: settle once, record once; returns what was charged. */
-  readonly settle: (req: GatewayRequest, admitted: Admitted, ending: Ending) => Effect.Effect<Usage>
+  readonly settle: (req: SettledRequest, admitted: Admitted, ending: Ending) => Effect.Effect<Usage>
 }>()("sluice/accounting/Accounting") {
   static readonly layer = Layer.effect(
     Accounting,

@@ -174,6 +174,21 @@ export const make = (
   let open = 0
   const auth = options.apiKey === undefined ? undefined : `Bearer ${Redacted.value(options.apiKey)}`
 
+  /**
+   * The release of one upstream request when its scope closes. Built here rather than inside
+   * `send`, so that this finalizer and the client-gone listener, which live as long as the
+   * response (a whole stream), do not close over `send`'s scope: the request's body bytes and
+   * its timeout callback (which holds the call, and so the prompt) stay collectable.
+   */
+  const release = (held: Held, controller: AbortController, counted: boolean) => (exit: Exit.Exit<unknown, unknown>) =>
+    Effect.sync(() => {
+      const response = held.response
+      if (counted) open--
+      if (response === undefined) controller.abort()
+      else if (!response.body.readableEnded || Exit.isFailure(exit)) response.body.destroy()
+      held.unhook?.()
+    })
+
   const send = (
     method: "GET" | "POST",
     path: string,
@@ -188,20 +203,13 @@ export const make = (
         const scope = yield* Effect.scope
         const clientRequest = yield* Effect.serviceOption(HttpServerRequest.HttpServerRequest)
         const controller = new AbortController()
-        let response: UpstreamResponse | undefined
-        let unhook: (() => void) | undefined
+        const held: Held = { response: undefined, unhook: undefined }
         if (counted) open++
         // Registered before the request leaves, so whatever ends the attempt (client gone,
         // first-token deadline, failover, shutdown) aborts it, whether it is still waiting
         // for headers or streaming: an unfinished body is destroyed and undici closes that
         // socket, which is how the engine learns to stop.
-        yield* Scope.addFinalizerExit(scope, (exit) =>
-          Effect.sync(() => {
-            if (counted) open--
-            if (response === undefined) controller.abort()
-            else if (!response.body.readableEnded || Exit.isFailure(exit)) response.body.destroy()
-            unhook?.()
-          }))
+        yield* Scope.addFinalizerExit(scope, release(held, controller, counted))
         // undici's own headersTimeout runs on its coarse timers (ticks of about half a second):
         // a 350 ms first-token deadline fired after 1.0–1.5 s. A plain timer aborts on time.
         let headersLate = false
@@ -238,10 +246,11 @@ export const make = (
         // listeners; this one only keeps an abandoned body from taking the gateway down.
         res.body.on("error", ignoreBodyError)
         const resBody = res.body as unknown as Readable
-        response = { status: res.statusCode, headers: res.headers, body: resBody }
+        const response: UpstreamResponse = { status: res.statusCode, headers: res.headers, body: resBody }
+        held.response = response
         // Before the headers the fiber's own interruption aborts the request (an abort there
         // fails the pending call, which would wake the fiber with a failure of the backend's).
-        unhook = onClientGone(clientRequest, () => destroyNow(resBody))
+        held.unhook = onClientGone(clientRequest, destroyer(resBody))
         return response
       })
     )
@@ -260,6 +269,15 @@ export const make = (
     queued: () => pool.stats.queued
   }
 }
+
+/** What one upstream request's release reads: its response once the headers came, and the client-gone hook. */
+interface Held {
+  response: UpstreamResponse | undefined
+  unhook: (() => void) | undefined
+}
+
+/** Destroys `body` at once (a client gone); a module-level closure over the body alone. */
+const destroyer = (body: Readable) => () => destroyNow(body)
 
 /**
  * A pull over a Node readable: the next chunk, or null at the end. With `within`, a read

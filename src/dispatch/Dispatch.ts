@@ -41,6 +41,25 @@ import { BackendFailed, BackendsExhausted } from "./Errors.ts"
 import { decodeLeg } from "./PrefillLeg.ts"
 import type { Tally } from "./Tally.ts"
 
+/**
+ * How an attempt ended, as routing reads it when the attempt's scope closes (a stream's last
+ * byte): a small object over the attempt log and the tally, so the finalizer that reads it does
+ * not keep the request (or the closures of the attempt that made it) alive for the stream.
+ */
+class Progress implements AttemptProgress {
+  constructor(
+    private readonly log: AttemptLog,
+    private readonly backendId: Backend["id"],
+    private readonly tally: Tally
+  ) {}
+  get served(): boolean {
+    return this.log.backend === this.backendId
+  }
+  get cachedTokens(): number | undefined {
+    return this.tally.reported?.cachedTokens
+  }
+}
+
 export interface CommittedStream {
   readonly backend: Backend
   /** Frames read up to the first token (and any that arrived with it), not yet observed. */
@@ -275,15 +294,7 @@ export class Dispatcher extends Context.Service<Dispatcher, {
           yield* backend.holdTokens(req.estimate.reservationTokens)
           if (req.sessionKey !== undefined) yield* affinity.pin(req.sessionKey, backend.id)
           // Routing state: prefix blocks recorded for this backend, in-flight work until the scope closes.
-          const progress: AttemptProgress = {
-            get served() {
-              return log.backend === backend.id
-            },
-            get cachedTokens() {
-              return tally.reported?.cachedTokens
-            }
-          }
-          return yield* placement.dispatched(req, backend, progress)
+          return yield* placement.dispatched(req, backend, new Progress(log, backend.id, tally))
         })
 
       /** The call to send: the request's own, or after a prefill leg, the decode leg's. */

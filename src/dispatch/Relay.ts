@@ -76,17 +76,23 @@ export const relay = (
   observers: { readonly breakers: Breakers["Service"]; readonly reports: HealthReports["Service"] }
 ): FramePull => {
   const { breakers, reports } = observers
-  const { source, backend } = committed
-  const totalDeadline = req.receivedAtMs + plan.timeouts.totalMs
+  // The closures below live as long as the stream: they keep only what they read later, not
+  // the request (its decoded body, raw bytes, prompt prefix, prefix hashes) nor the committed
+  // attempt (its head frames, released once relayed).
+  const { source, backend, committedAtMs } = committed
+  let head: ReadonlyArray<Frame> | undefined = committed.head
+  const { id: requestId, model, requestedMaxTokens } = req
+  const timeouts = plan.timeouts
+  const totalDeadline = req.receivedAtMs + timeouts.totalMs
+  const minTokensPerSecond = plan.health.minTokensPerSecond
   let pending: Array<Frame> = []
-  let started = false
   let ended = false
-  const mode = req.model.repetition
+  const mode = model.repetition
   const loops: Loops | undefined = mode === "off"
     ? undefined
     : { detector: new Repetition.RepetitionDetector(Repetition.fromHealthPlan(plan.health)), endStream: mode === "end_stream", found: false }
-  const stalled = (): FailureReason => new StreamStalled({ afterMs: plan.timeouts.idleMs })
-  const overTime = (): FailureReason => new TotalTimeout({ afterMs: plan.timeouts.totalMs })
+  const stalled = (): FailureReason => new StreamStalled({ afterMs: timeouts.idleMs })
+  const overTime = (): FailureReason => new TotalTimeout({ afterMs: timeouts.totalMs })
 
   /** Ends the stream: `out` first, then the failure's frame. */
   const fail = (failure: FailureReason, out: Array<Frame>): Effect.Effect<Frame> => {
@@ -98,7 +104,7 @@ export const relay = (
     const frame = pending.shift()!
     const health = reports.failure(backend, failure)
     return failure.tripsBreaker
-      ? Effect.as(Effect.andThen(breakers.record(req.model.id, backend.plan.gpu, "failure"), health), frame)
+      ? Effect.as(Effect.andThen(breakers.record(model.id, backend.plan.gpu, "failure"), health), frame)
       : Effect.as(health, frame)
   }
 
@@ -111,12 +117,12 @@ export const relay = (
     ended = true
     const completion = tally.reported?.completionTokens ?? tally.countedCompletionTokens
     if (
-      tally.finish === "length" && req.requestedMaxTokens !== undefined && completion < req.requestedMaxTokens * 0.9
+      tally.finish === "length" && requestedMaxTokens !== undefined && completion < requestedMaxTokens * 0.9
     ) {
-      const truncated = new Truncated({ completionTokens: completion, requestedMax: req.requestedMaxTokens })
+      const truncated = new Truncated({ completionTokens: completion, requestedMax: requestedMaxTokens })
       tally.note = truncated._tag
       backend.failed(truncated._tag)
-      return Effect.andThen(breakers.record(req.model.id, backend.plan.gpu, "failure"), reports.failure(backend, truncated))
+      return Effect.andThen(breakers.record(model.id, backend.plan.gpu, "failure"), reports.failure(backend, truncated))
     }
     const first = tally.firstTokenAtMs
     const last = tally.lastTokenAtMs
@@ -128,19 +134,19 @@ export const relay = (
     const rate = 1000 / perToken
     backend.streamed(perToken)
     const health = served(rate)
-    return rate < plan.health.minTokensPerSecond
-      ? Effect.andThen(breakers.record(req.model.id, backend.plan.gpu, "slow"), health)
+    return rate < minTokensPerSecond
+      ? Effect.andThen(breakers.record(model.id, backend.plan.gpu, "slow"), health)
       : health
   }
 
   /** A loop found: counted and logged once per stream (whatever the mode). */
   const looped = (): Effect.Effect<void> =>
     Effect.andThen(
-      Metrics.recordDegenerate(req.model.id, backend.id),
+      Metrics.recordDegenerate(model.id, backend.id),
       Effect.logWarning("degenerate output: the stream repeats itself").pipe(
         Effect.annotateLogs({
-          request_id: req.id,
-          model: req.model.id,
+          request_id: requestId,
+          model: model.id,
           backend: backend.id,
           mode,
           tokens: tally.deltaChunks,
@@ -157,13 +163,13 @@ export const relay = (
     })
 
   const pull: FramePull = Effect.suspend(function loop(): FramePull {
-    if (!started) {
+    if (head !== undefined) {
       // The frames read while waiting for the first token go out first, through the same rules.
-      started = true
-      const head = collect(committed.head, tally, committed.committedAtMs, loops)
-      if (head.looped) return Effect.andThen(looped(), then(head.out, head.failure))
-      if (head.failure !== undefined) return fail(head.failure, head.out)
-      pending = head.out
+      const first = collect(head, tally, committedAtMs, loops)
+      head = undefined
+      if (first.looped) return Effect.andThen(looped(), then(first.out, first.failure))
+      if (first.failure !== undefined) return fail(first.failure, first.out)
+      pending = first.out
     }
     // One frame per pull, so one write per event: events that arrived in one upstream read
     // still leave as separate writes (the client sees the engine's pacing, not ours).
@@ -172,7 +178,7 @@ export const relay = (
     return Effect.flatMap(Clock.currentTimeMillis, (now) => {
       const untilTotal = totalDeadline - now
       if (untilTotal <= 0) return fail(overTime(), [])
-      const idle = plan.timeouts.idleMs
+      const idle = timeouts.idleMs
       const wait = Math.min(idle, untilTotal)
       return source.next({ ms: wait, onTimeout: wait === idle ? stalled : overTime }).pipe(
         Effect.flatMap((frames): FramePull => {

@@ -34,7 +34,7 @@
 import { Cause, Clock, Effect, Exit, Option, References, Scope, type Tracer } from "effect"
 import type { HttpServerRequest, HttpServerResponse } from "effect/http"
 import { createHash } from "node:crypto"
-import { Accounting } from "../accounting/Accounting.ts"
+import { Accounting, type Admitted, type SettledRequest, settlementView } from "../accounting/Accounting.ts"
 import * as Calls from "../api/openai/Calls.ts"
 import type { InferenceCall } from "../api/openai/Calls.ts"
 import { TokenBudget } from "../admission/Budget.ts"
@@ -382,6 +382,24 @@ export const handler = <M>(inbound: Inbound<M>) =>
       })
     }
 
+    /**
+     * The release of a leg's reservation. Built here, outside `admit`, so that the finalizer,
+     * which lives as long as the request (a stream's last byte), closes over what settlement
+     * reads and not over admit's scope (the decoded call, its raw bytes, the HTTP request).
+     */
+    const settlement = (req: SettledRequest, facts: Facts, abandoned: { readonly fellBack: boolean }) =>
+          (admission: Admitted, exit: Exit.Exit<unknown, unknown>) =>
+            Effect.flatMap(Clock.currentTimeMillis, (nowMs) =>
+              Effect.map(accounting.settle(req, admission, {
+                outcome: abandoned.fellBack ? "failed" : facts.outcome(exit),
+                attempts: facts.attempts,
+                tally: facts.tally,
+                nowMs
+              }), (charged) => {
+                // The answered leg's charge is the request's (an abandoned leg is charged nothing).
+                if (!abandoned.fellBack) facts.settled = charged
+              }))
+
     /** admit: the estimate, and the reservation whose release is the settlement. */
     const admit = (
       request: HttpServerRequest.HttpServerRequest,
@@ -466,20 +484,10 @@ export const handler = <M>(inbound: Inbound<M>) =>
         // The reservation's release is the settlement: exactly once, with the Exit. The
         // admission is journaled, so even a crash leaves the request accounted. A leg a
         // fallback abandoned settles with its own attempts as failed (it produced no token).
-        const { attempts, tally } = facts
+        const settling = settlementView(req)
         const admission = yield* Scoped.acquireRelease(
-          Effect.flatMap(budget.reserve(claim), (reservation) => accounting.admit(req, reservation)),
-          (admission, exit) =>
-            Effect.flatMap(Clock.currentTimeMillis, (nowMs) =>
-              Effect.map(accounting.settle(req, admission, {
-                outcome: abandoned.fellBack ? "failed" : facts.outcome(exit),
-                attempts,
-                tally,
-                nowMs
-              }), (charged) => {
-                // The answered leg's charge is the request's (an abandoned leg is charged nothing).
-                if (!abandoned.fellBack) facts.settled = charged
-              }))
+          Effect.flatMap(budget.reserve(claim), (reservation) => accounting.admit(settling, reservation)),
+          settlement(settling, facts, abandoned)
         )
         facts.admitted = true
         const { requests, tokensLimit, spendPressure } = admission.reservation

@@ -21,7 +21,8 @@
  * 500 times, a 16×16 zero matrix) looks like a loop, which is why the default is to observe.
  *
  * Cost: O(maxPeriod) integer comparisons per unit (one running match length per candidate
- * period), constant per token; memory two typed arrays of ~maxPeriod entries per stream.
+ * period), constant per token; memory one typed array of ~3·maxPeriod entries per stream,
+ * allocated at the first unit and grown with the output up to that size.
  * Plain TypeScript on the hot path (every streamed token); bench/repetition.ts measures it.
  */
 import type { HealthPlan } from "../config/Plan.ts"
@@ -61,14 +62,27 @@ const classOf = (c: number): number => {
 const FNV_OFFSET = 0x811c9dc5
 const FNV_PRIME = 0x01000193
 
+/** Units the per-stream state starts with room for; it doubles up to the configured size. */
+const INITIAL_UNITS = 16
+
 export class RepetitionDetector {
-  /** The last `size` unit hashes (a ring; 0 = empty). */
-  private readonly ring: Int32Array
-  private readonly mask: number
-  /** run[p]: how many of the latest units equal the unit p before them. */
-  private readonly run: Int32Array
-  /** need[p]: the run that makes a loop of period p, max(minRun, minRepeats·p) − p. */
-  private readonly need: Int32Array
+  /**
+   * One buffer per stream, allocated at the first unit and grown while the output is shorter
+   * than the longest period: `[0, size)` the last `size` unit hashes (a ring; 0 = empty),
+   * `[size, size + room]` run[p], how many of the latest units equal the unit p before them.
+   * Periods longer than the units seen cannot match (their ring slot is empty), so until the
+   * ring is full size only `room = size − 1` of them are tracked; a stream that stays short never holds
+   * the full ~1.5 KB.
+   */
+  private state: Int32Array | undefined = undefined
+  private size = 0
+  private mask = 0
+  /** Periods tracked: min(size − 1, maxPeriod). */
+  private periods = 0
+  private readonly fullSize: number
+  private readonly maxPeriod: number
+  private readonly minRun: number
+  private readonly minRepeats: number
   private units = 0
   private unitHash = FNV_OFFSET
   private unitChars = 0
@@ -78,11 +92,10 @@ export class RepetitionDetector {
   constructor(config: RepetitionConfig) {
     let size = 2
     while (size <= config.maxPeriod) size *= 2
-    this.ring = new Int32Array(size)
-    this.mask = size - 1
-    this.run = new Int32Array(config.maxPeriod + 1)
-    this.need = new Int32Array(config.maxPeriod + 1)
-    for (let p = 1; p <= config.maxPeriod; p++) this.need[p] = Math.max(config.minRun, config.minRepeats * p) - p
+    this.fullSize = size
+    this.maxPeriod = config.maxPeriod
+    this.minRun = config.minRun
+    this.minRepeats = config.minRepeats
   }
 
   /** The period (in units) of the loop found, or 0. */
@@ -118,27 +131,52 @@ export class RepetitionDetector {
     return false
   }
 
+  /**
+   * Makes room for unit number `pos` before the ring wraps: doubles the ring (its entries are
+   * units 0..pos−1 in place, none overwritten yet) and the periods tracked with it.
+   */
+  private grow(pos: number): void {
+    let size = this.size === 0 ? Math.min(INITIAL_UNITS, this.fullSize) : this.size
+    while (size <= pos && size < this.fullSize) size *= 2
+    // a period equal to the ring's size would compare a unit with itself
+    const periods = Math.min(size - 1, this.maxPeriod)
+    const next = new Int32Array(size + periods + 1)
+    const old = this.state
+    if (old !== undefined) {
+      next.set(old.subarray(0, this.size))
+      next.set(old.subarray(this.size, this.size + this.periods + 1), size)
+    }
+    this.state = next
+    this.size = size
+    this.mask = size - 1
+    this.periods = periods
+  }
+
   /** Ends the current unit; true when it completes a loop. */
   private emit(): boolean {
     const h = this.unitHash | 0 || 1
     this.unitHash = FNV_OFFSET
     this.unitChars = 0
     const pos = this.units++
-    const ring = this.ring
-    const run = this.run
-    const need = this.need
+    if (pos >= this.size && this.size < this.fullSize) this.grow(pos)
+    const state = this.state!
     const mask = this.mask
-    const periods = run.length - 1
-    ring[pos & mask] = h
+    const base = this.size
+    const periods = this.periods
+    const minRun = this.minRun
+    const minRepeats = this.minRepeats
+    state[pos & mask] = h
     for (let p = 1; p <= periods; p++) {
-      if (ring[(pos - p) & mask] === h) {
-        // The last run[p] + p units are p-periodic: the loop's length so far.
-        if (++run[p]! >= need[p]!) {
+      if (state[(pos - p) & mask] === h) {
+        // The last run[p] + p units are p-periodic: the loop's length so far; a loop of
+        // period p needs max(minRun, minRepeats·p) − p of them.
+        const r = ++state[base + p]!
+        if (r >= minRun - p && r >= minRepeats * p - p) {
           this.found = p
           return true
         }
       } else {
-        run[p] = 0
+        state[base + p] = 0
       }
     }
     return false

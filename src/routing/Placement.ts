@@ -128,6 +128,40 @@ export const make = (initial: Plan): RoutingState => {
     return best
   }
 
+  /**
+   * The release of an attempt's ticket when its scope closes (a stream's last byte). Made here,
+   * outside `dispatched`, so the finalizer keeps the ticket and the estimate, not the request.
+   */
+  const release = (
+    s: BackendState,
+    ticket: Ticket,
+    backendId: Backend["id"],
+    e: GatewayRequest["estimate"],
+    matched: number,
+    progress: AttemptProgress
+  ) =>
+  () =>
+    Effect.sync(() => {
+      if (ticket.state === "pending") {
+        s.pending.delete(ticket)
+        s.pendingPrefillTokens -= ticket.uncachedTokens
+      } else {
+        s.decoding--
+      }
+      ticket.state = "released"
+      s.kvTokens -= ticket.kvTokens
+      if (!progress.served) {
+        index.forget(backendId, e.prefixHashes, matched)
+        return
+      }
+      const reported = progress.cachedTokens
+      const expected = Predict.cachedTokens(e, matched)
+      if (reported !== undefined && expected >= MIN_PREDICTED_TOKENS) {
+        const ratio = Math.min(1, reported / expected)
+        s.trust += TRUST_ALPHA * (ratio - s.trust)
+      }
+    })
+
   return {
     index,
     capacity,
@@ -163,28 +197,7 @@ export const make = (initial: Plan): RoutingState => {
             s.decoding++
           }
         }
-        return Effect.as(Scoped.addFinalizer(() =>
-          Effect.sync(() => {
-            if (ticket.state === "pending") {
-              s.pending.delete(ticket)
-              s.pendingPrefillTokens -= ticket.uncachedTokens
-            } else {
-              s.decoding--
-            }
-            ticket.state = "released"
-            s.kvTokens -= ticket.kvTokens
-            if (!progress.served) {
-              index.forget(backend.id, e.prefixHashes, matched)
-              return
-            }
-            const reported = progress.cachedTokens
-            const expected = Predict.cachedTokens(e, matched)
-            if (reported !== undefined && expected >= MIN_PREDICTED_TOKENS) {
-              const ratio = Math.min(1, reported / expected)
-              s.trust += TRUST_ALPHA * (ratio - s.trust)
-            }
-          })
-        ), placed)
+        return Effect.as(Scoped.addFinalizer(release(s, ticket, backend.id, e, matched, progress)), placed)
       }),
     prefilled: (req, backend) =>
       Effect.map(Clock.currentTimeMillis, (now) => {

@@ -26,9 +26,9 @@ export const mutants: ReadonlyArray<Mutant> = [
     plants: "a request whose client left is never settled or recorded",
     edits: [{
       file: "src/request/Pipeline.ts",
-      find: `          (admission, exit) =>
+      find: `          (admission: Admitted, exit: Exit.Exit<unknown, unknown>) =>
             Effect.flatMap(Clock.currentTimeMillis, (nowMs) =>`,
-      replace: `          (admission, exit) =>
+      replace: `          (admission: Admitted, exit: Exit.Exit<unknown, unknown>) =>
             Exit.hasInterrupts(exit) ? Effect.void : Effect.flatMap(Clock.currentTimeMillis, (nowMs) =>`
     }]
   },
@@ -102,16 +102,16 @@ export const mutants: ReadonlyArray<Mutant> = [
     plants: "the upstream request keeps running after the client left",
     edits: [{
       file: "src/backends/Upstream.ts",
-      find: `            if (counted) open--
-            if (response === undefined) controller.abort()`,
-      replace: `            if (counted) open--
-            if (Exit.hasInterrupts(exit)) return
-            if (response === undefined) controller.abort()`
+      find: `      if (counted) open--
+      if (response === undefined) controller.abort()`,
+      replace: `      if (counted) open--
+      if (Exit.hasInterrupts(exit)) return
+      if (response === undefined) controller.abort()`
     }, {
       // the same bug for the close on the client socket's end (ahead of the interruption)
       file: "src/backends/Upstream.ts",
-      find: `unhook = onClientGone(clientRequest, () => destroyNow(resBody))`,
-      replace: `unhook = undefined`
+      find: `held.unhook = onClientGone(clientRequest, destroyer(resBody))`,
+      replace: `held.unhook = undefined`
     }]
   },
   {

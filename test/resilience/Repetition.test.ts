@@ -165,17 +165,77 @@ describe("RepetitionDetector", () => {
     }), { numRuns: 300 })
   })
 
-  it("keeps fixed-size state: memory does not grow with the stream", () => {
+  it("keeps bounded state: memory grows with the output only up to a fixed size", () => {
     const d = new RepetitionDetector(config)
-    const sizes = () => {
-      const state = d as unknown as { ring: Int32Array; run: Int32Array }
-      return [state.ring.length, state.run.length]
-    }
-    const before = sizes()
+    const length = () => (d as unknown as { state: Int32Array | undefined }).state?.length ?? 0
+    expect(length()).toBe(0)
+    // a stream that has produced a few units holds a few dozen entries, not ~3·maxPeriod
+    d.push(" one two three")
+    expect(length()).toBeGreaterThan(0)
+    expect(length()).toBeLessThanOrEqual(64)
+    for (let i = 0; i < 1_000; i++) d.push(` w${(i * 7919) % 5000}`)
+    const full = length()
     for (let i = 0; i < 50_000; i++) d.push(` w${(i * 7919) % 5000}`)
-    expect(sizes()).toEqual(before)
-    expect(before[0]).toBeGreaterThan(config.maxPeriod)
-    expect(before[0]).toBeLessThanOrEqual(2 * (config.maxPeriod + 1))
+    expect(length()).toBe(full)
+    expect(full).toBeGreaterThan(2 * config.maxPeriod)
+    expect(full).toBeLessThanOrEqual(3 * (config.maxPeriod + 1) + 1)
+  })
+
+  // The detector grows its ring and its run counters with the output; it must answer exactly as
+  // the fixed-size detector it replaced (a ring of the next power of two above maxPeriod and one
+  // counter per period, allocated up front), kept here as the reference.
+  it("answers as the fixed-size detector it replaced, across its growth steps", () => {
+    const reference = (cfg: { minRun: number; maxPeriod: number; minRepeats: number }, text: string) => {
+      let size = 2
+      while (size <= cfg.maxPeriod) size *= 2
+      const ring = new Int32Array(size)
+      const run = new Int32Array(cfg.maxPeriod + 1)
+      const need = Array.from({ length: cfg.maxPeriod + 1 }, (_, p) => Math.max(cfg.minRun, cfg.minRepeats * p) - p)
+      // units from the real cutter: a detector that never loops reports its unit count, and each
+      // unit's text is what its hash is made of
+      const units: Array<string> = []
+      let cur = ""
+      const cls = (c: string) => (c === " " || c === "\t" || c === "\r" ? 0 : /[A-Za-z0-9_]/.test(c) ? 1 : 2)
+      let prev = -1
+      for (const c of text) {
+        const k = cls(c)
+        const starts = cur.length > 0 && ((k === 0 && prev !== 0) || (k === 1 && prev === 2) || (k === 2 && prev !== 0) || cur.length >= 16)
+        if (starts) {
+          units.push(cur)
+          cur = ""
+        }
+        cur += c
+        prev = k
+      }
+      const ids = new Map<string, number>()
+      for (let pos = 0; pos < units.length; pos++) {
+        const h = ids.get(units[pos]!) ?? ids.set(units[pos]!, ids.size + 1).get(units[pos]!)!
+        ring[pos & (size - 1)] = h
+        for (let p = 1; p <= cfg.maxPeriod; p++) {
+          if (ring[(pos - p) & (size - 1)] === h) {
+            if (++run[p]! >= need[p]!) return { found: p, seen: pos + 1 }
+          } else run[p] = 0
+        }
+      }
+      return { found: 0, seen: units.length }
+    }
+    const unit = fc.constantFrom(" a", " b", " c", " the", ".", ",", "x", " yy")
+    fc.assert(fc.property(
+      fc.record({ minRun: fc.integer({ min: 2, max: 90 }), maxPeriod: fc.integer({ min: 1, max: 70 }), minRepeats: fc.integer({ min: 2, max: 5 }) }),
+      fc.array(unit, { maxLength: 120 }),
+      fc.array(unit, { minLength: 1, maxLength: 40 }),
+      fc.integer({ min: 0, max: 12 }),
+      fc.array(unit, { maxLength: 40 }),
+      (cfg, head, loop, times, tail) => {
+        const text = head.join("") + loop.join("").repeat(times) + tail.join("")
+        const d = new RepetitionDetector(cfg)
+        const hit = d.push(text)
+        const want = reference(cfg, text)
+        expect(d.period).toBe(want.found)
+        expect(hit).toBe(want.found > 0)
+        if (hit) expect(d.seen).toBe(want.seen)
+      }
+    ), { numRuns: 2000 })
   })
 })
 
