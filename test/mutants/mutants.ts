@@ -110,7 +110,7 @@ export const mutants: ReadonlyArray<Mutant> = [
     }, {
       // the same bug for the close on the client socket's end (ahead of the interruption)
       file: "src/backends/Upstream.ts",
-      find: `unhook = onClientGone(request, () => destroyNow(resBody))`,
+      find: `unhook = onClientGone(clientRequest, () => destroyNow(resBody))`,
       replace: `unhook = undefined`
     }]
   },
