@@ -9,6 +9,8 @@
  *   npx tsx bench/abort-profile.ts [N=2000] [rounds=3] [root=.]
  *
  * `root` is a checkout of Sluice whose src/ and test/support/ are used (e.g. a "before" worktree).
+ * ABORT_PROFILE_OUT=file.cpuprofile profiles the gateway's process (inspector) from the destroy to
+ * the last request's end, each round (the last round's profile is kept).
  */
 import { fork } from "node:child_process"
 import { resolve } from "node:path"
@@ -49,7 +51,7 @@ if (process.env["ABORT_PROFILE_CHILD"] === "1") {
   })
 } else {
   const { startGateway } = await import(pathToFileURL(`${root}/test/support/Gateway.ts`).href)
-  const child = fork(new URL(import.meta.url).pathname, process.argv.slice(2), { env: { ...process.env, ABORT_PROFILE_CHILD: "1" }, execArgv: ["--import", "tsx"] })
+  const child = fork(new URL(import.meta.url).pathname, process.argv.slice(2), { env: { ...process.env, ABORT_PROFILE_CHILD: "1" }, execArgv: process.execArgv })
   const next = () => new Promise<any>((r) => child.once("message", r))
   const { url } = await next()
   const gw = await startGateway(`
@@ -60,9 +62,17 @@ backends:
     max_concurrency: ${n + 10}
 timeouts: { first_token: 30s, idle: 60s, queue: 10s }
 `)
+  const out = process.env["ABORT_PROFILE_OUT"]
+  const inspector = out === undefined ? undefined : new (await import("node:inspector/promises")).Session()
+  if (inspector !== undefined) {
+    inspector.connect()
+    await inspector.post("Profiler.enable")
+    await inspector.post("Profiler.setSamplingInterval", { interval: 100 })
+  }
   for (let round = 0; round < rounds; round++) {
     child.send({ gateway: gw.url, n })
     await next() // every stream has its first chunk
+    if (inspector !== undefined) await inspector.post("Profiler.start")
     await next() // destroying
     const t0 = performance.now()
     const cpu0 = process.cpuUsage()
@@ -72,6 +82,10 @@ timeouts: { first_token: 30s, idle: 60s, queue: 10s }
     while (gw.lifecycle.state.inFlight > 0) await new Promise((r) => setTimeout(r, 1))
     const all = process.cpuUsage(cpu0)
     const allMs = performance.now() - t0
+    if (inspector !== undefined) {
+      const { profile } = await inspector.post("Profiler.stop")
+      ;(await import("node:fs")).writeFileSync(out!, JSON.stringify(profile))
+    }
     const ms = (c: NodeJS.CpuUsage) => (c.user + c.system) / 1000
     await new Promise((r) => setTimeout(r, 1000))
     console.log(`${root} ×${n} round ${round + 1}: CPU destroy → last upstream close ${ms(cpu).toFixed(0)} ms (after ${closedMs.toFixed(0)} ms), → all requests finished ${ms(all).toFixed(0)} ms (${(ms(all) * 1000 / n).toFixed(0)} µs/stream, after ${allMs.toFixed(0)} ms)`)
