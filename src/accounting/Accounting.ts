@@ -123,7 +123,10 @@ export class UsageSink extends Context.Service<UsageSink, {
 /** `sums: false` when a store answers the reports (the durable ledger): no usage sums kept here. */
 export const makeMemorySink = (keep: number, options: { readonly sums: boolean } = { sums: true }): UsageSink["Service"] => {
   const aggregate = options.sums ? new Aggregate() : undefined
+  // A ring of the last `keep` records: once full, `oldest` is the slot written next. (Dropping
+  // the first of a full array per record moved all `keep` of them: ~5 µs per settled request.)
   const recent: Array<AccountingRecord> = []
+  let oldest = 0
   const byOutcome: Record<string, number> = {}
   let records = 0
   return UsageSink.of({
@@ -133,10 +136,18 @@ export const makeMemorySink = (keep: number, options: { readonly sums: boolean }
         records++
         byOutcome[record.outcome] = (byOutcome[record.outcome] ?? 0) + 1
         aggregate?.add(record.tenant, record.model, record.settledAtMs, record.charged)
-        recent.push(record)
-        if (recent.length > keep) recent.splice(0, recent.length - keep)
+        if (recent.length < keep) {
+          recent.push(record)
+        } else if (keep > 0) {
+          recent[oldest] = record
+          oldest = oldest + 1 === keep ? 0 : oldest + 1
+        }
       }),
-    snapshot: Effect.sync(() => ({ records, byOutcome: { ...byOutcome }, recent: [...recent] })),
+    snapshot: Effect.sync(() => ({
+      records,
+      byOutcome: { ...byOutcome },
+      recent: oldest === 0 ? [...recent] : [...recent.slice(oldest), ...recent.slice(0, oldest)]
+    })),
     flushed: Effect.void,
     read: (query) => Effect.sync(() => aggregate?.read(query) ?? [])
   })

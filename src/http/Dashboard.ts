@@ -26,6 +26,7 @@ import type { BreakerState } from "../domain/States.ts"
 import { LiveStats, type Summary } from "../observability/LiveStats.ts"
 import { Lifecycle } from "../request/Lifecycle.ts"
 import { requestIdOf } from "../request/Pipeline.ts"
+import * as Respond from "../request/Respond.ts"
 import { Breakers } from "../resilience/Breakers.ts"
 import * as Page from "./dashboard/Page.ts"
 import * as ErrorResponse from "./ErrorResponse.ts"
@@ -158,10 +159,10 @@ export const layer = HttpRouter.use((router) =>
           ),
           Stream.encodeText
         )
-        return HttpServerResponse.stream(events, {
+        return Respond.byIdentity(HttpServerResponse.stream(events, {
           contentType: "text/event-stream",
           headers: { "cache-control": "no-store", "x-accel-buffering": "no" }
-        })
+        }))
       })
     })
   })

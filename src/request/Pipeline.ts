@@ -623,11 +623,11 @@ export const handler = <M>(inbound: Inbound<M>) =>
           const chain = yield* filters
           const frames = relay(req, committed, plan, facts.tally, { breakers, reports })
           facts.reply.status = 200
-          return inbound.streamResponse(Respond.streamBody(frames, inbound.encoder(reply(committed.backend)), chain, facts.reply), {
+          return Respond.byIdentity(inbound.streamResponse(Respond.streamBody(frames, inbound.encoder(reply(committed.backend)), chain, facts.reply), {
             ...headers,
             "cache-control": "no-cache",
             "x-sluice-backend": committed.backend.id
-          })
+          }))
         }
         const { backend, result } = answered.committed
         const filtered = yield* Respond.unaryTexts(result, filters)
