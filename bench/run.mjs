@@ -136,8 +136,8 @@ const parseArgs = (argv) => {
 }
 
 const durations = (quick) => quick
-  ? { ladderWarmupMs: 200, ladderMs: 800, latencyWarmupMs: 200, latencyMs: 800, latencySamples: 160, targetWarmupMs: 300, satWarmupMs: 200, satMs: 800, satConcurrency: 64, streamWarmupMs: 200, streamMs: 1000, streamRate: 100, chunks: 10, chunkIntervalMs: 20, levels: [1000], openRate: 1000, settleMs: 500, baseWaitMs: 500, afterCloseMs: 1000, holdIntervalMs: 5000, idleWaitMs: 2000, aborts: 100, abortLevels: [100], quietWaitMs: 1000 }
-  : { ladderWarmupMs: 500, ladderMs: 2000, latencyWarmupMs: 1000, latencyMs: 4000, latencySamples: 1000, targetWarmupMs: 3000, satWarmupMs: 1000, satMs: 4000, satConcurrency: 64, streamWarmupMs: 1000, streamMs: 5000, streamRate: 100, chunks: 10, chunkIntervalMs: 20, levels: [1000, 5000, 9000], openRate: 500, settleMs: 2000, baseWaitMs: 1000, afterCloseMs: 2000, holdIntervalMs: 5000, idleWaitMs: 2000, aborts: 100, abortLevels: [100, 5000, 9000], quietWaitMs: 2000 }
+  ? { ladderWarmupMs: 200, ladderMs: 800, latencyWarmupMs: 200, latencyMs: 800, latencySamples: 160, targetWarmupMs: 300, satWarmupMs: 200, satMs: 800, satConcurrency: 64, streamWarmupMs: 200, streamMs: 1000, streamRate: 100, chunks: 10, chunkIntervalMs: 20, levels: [1000], openRate: 1000, settleMs: 500, baseWaitMs: 500, afterCloseMs: 1000, recoverMs: 5000, holdIntervalMs: 5000, idleWaitMs: 2000, aborts: 100, abortLevels: [100], quietWaitMs: 1000 }
+  : { ladderWarmupMs: 500, ladderMs: 2000, latencyWarmupMs: 1000, latencyMs: 4000, latencySamples: 1000, targetWarmupMs: 3000, satWarmupMs: 1000, satMs: 4000, satConcurrency: 64, streamWarmupMs: 1000, streamMs: 5000, streamRate: 100, chunks: 10, chunkIntervalMs: 20, levels: [1000, 5000, 9000], openRate: 500, settleMs: 2000, baseWaitMs: 1000, afterCloseMs: 2000, recoverMs: 60000, holdIntervalMs: 5000, idleWaitMs: 2000, aborts: 100, abortLevels: [100, 5000, 9000], quietWaitMs: 2000 }
 
 const git = () => {
   try {
@@ -311,6 +311,7 @@ const main = async () => {
     chunks: d.chunks,
     chunkIntervalMs: d.chunkIntervalMs,
     aborts: d.aborts,
+    recoverMs: d.recoverMs,
     ladderRates: o.ladderRates,
     ladderP99Ms: o.ladderP99Ms,
     abortLevels: d.abortLevels,

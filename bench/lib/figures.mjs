@@ -22,6 +22,7 @@ export const GOALS = {
   "startup.ms": { op: "<=", limit: 500, on: "sluice", text: "≤ 500 ms" },
   "startup.first_completion_ms": { op: "<=", limit: 300, on: "sluice", text: "≤ 300 ms" },
   "ladder.max_rate": { op: ">=", limit: 3000, on: "sluice", text: "≥ 3000 req/s" },
+  "rss.recovered_ratio": { op: "<=", limit: 1.3, on: "sluice", text: "≤ 1.3× idle" },
   "abort.100.p99_ms": { op: "<=", limit: 10, on: "sluice", text: "≤ 10 ms" },
   "abort.100.unclosed": { op: "<=", limit: 0, on: "sluice", text: "none (check)" },
   "abort.5000.added_p99_ms": { op: "<=", limit: 100, on: "sluice", text: "≤ 100 ms" },
@@ -260,6 +261,11 @@ export const build = (results, meta) => {
       return l && l.open > 0 ? (l.measured.rssBytes - r.baseRssBytes) / 1024 / l.open : NaN
     })))
     figs.push(fromRepeats("rss.after_close_mib", "open-streams", "RSS 2 s after all streams closed (MiB)", "MiB", each(runs, (r) => r.afterCloseRssBytes / MiB)))
+    if (Object.values(runs).some((rs) => rs.some((r) => r.recoveredRssBytes !== undefined))) {
+      const after = `${((meta.recoverMs ?? 60_000) / 1000).toFixed(0)} s`
+      figs.push(fromRepeats("rss.recovered_mib", "open-streams", `RSS ${after} after all streams closed (MiB)`, "MiB", each(runs, (r) => r.recoveredRssBytes / MiB)))
+      figs.push(fromRepeats("rss.recovered_ratio", "open-streams", `  ÷ RSS before the streams (idle)`, "×", each(runs, (r) => r.recoveredRssBytes / r.baseRssBytes)))
+    }
     // the issue's "9,000 streams opened at 500/s: all in 18 s" (the pauses at each level excluded)
     const topOf = (r) => r.levels.find((x) => x.level === top)
     const short = (l) => l !== undefined && (!l.allFirst || l.failed > 0)

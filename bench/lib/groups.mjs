@@ -404,10 +404,15 @@ export const openStreamsGroup = async (o, ctx) => {
             return { rssBytes: rss, fds }
           }
         })
+        const closedAt = performance.now()
         await sleep(o.d.afterCloseMs)
         const afterRss = rssBytes(t.pid)
-        runs[n].push({ baseRssBytes: baseRss, afterCloseRssBytes: afterRss, totalMs: performance.now() - started, ...r })
         o.log(`  open-streams ${n}: closed all in ${r.closeMs.toFixed(0)} ms (upstream left open ${r.leftOpen}), RSS after close ${(afterRss / 2 ** 20).toFixed(1)} MiB`)
+        // the issue's "RSS back within 1.3x idle a minute after load ends": idle, no traffic, then read again
+        await sleep(Math.max(0, o.d.recoverMs - (performance.now() - closedAt)))
+        const recoveredRss = rssBytes(t.pid)
+        o.log(`  open-streams ${n}: RSS ${(o.d.recoverMs / 1000).toFixed(0)} s after the close ${(recoveredRss / 2 ** 20).toFixed(1)} MiB (${(recoveredRss / baseRss).toFixed(2)}x the RSS before the streams)`)
+        runs[n].push({ baseRssBytes: baseRss, afterCloseRssBytes: afterRss, recoveredRssBytes: recoveredRss, totalMs: performance.now() - started, ...r })
       } finally {
         await t.stop()
       }

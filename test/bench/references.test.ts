@@ -164,3 +164,20 @@ describe("open streams: the time to establish them all", () => {
     expect(f.vsNginx).toBeCloseTo(49.5 / 18.1)
   })
 })
+
+describe("open streams: RSS a minute after the load", () => {
+  it("compares the RSS a minute after the close with the idle RSS before the streams, judged on sluice", async () => {
+    const { build } = await load("figures")
+    const MiB = 2 ** 20
+    const level = { level: 1000, open: 1000, failed: 0, allFirst: true, rampMs: 2000, measured: { rssBytes: 300 * MiB } }
+    const run = (base: number, recovered: number) =>
+      ({ baseRssBytes: base * MiB, afterCloseRssBytes: 250 * MiB, recoveredRssBytes: recovered * MiB, closeMs: 1, levels: [level] })
+    const figs = (sluice: number) =>
+      build({ "open-streams": { runs: { nginx: [run(15, 16)], sluice: [run(100, sluice)] } } }, { ...meta, levels: [1000], recoverMs: 60_000, durations: { openRate: 500 } })
+    const ratio = (sluice: number) => figs(sluice).find((x: { id: string }) => x.id === "rss.recovered_ratio")
+    expect(figs(120).find((x: { id: string }) => x.id === "rss.recovered_mib").label).toContain("60 s after")
+    expect(ratio(120).values.sluice).toBeCloseTo(1.2)
+    expect(ratio(120).verdict).toBe("pass")
+    expect(ratio(140).verdict).toBe("fail")
+  })
+})
