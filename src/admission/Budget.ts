@@ -252,6 +252,34 @@ export const families = (
   tokens: tightest(rules, levels, amounts, buckets, (m) => TOKEN_METRICS.has(m), nowMs)
 })
 
+/**
+ * The reservation a claim holds once its amounts are counted: the tightest request and token
+ * limits and the spend pressure after it (`levels` are each rule's level before this claim).
+ * One shape for the in-memory and the Redis engine.
+ */
+export const reservationOf = (
+  id: number,
+  claim: Claim,
+  tokens: number,
+  holds: ReadonlyArray<Hold>,
+  rules: ReadonlyArray<Rule>,
+  levels: ReadonlyArray<number>,
+  buckets: ReadonlyArray<number>,
+  nowMs: number
+): Reservation => {
+  const amounts = holds.map((h) => h.amount)
+  const state = families(rules, levels, amounts, buckets, nowMs)
+  return {
+    id,
+    tenant: claim.tenant,
+    tokens,
+    holds,
+    requests: state.requests,
+    tokensLimit: state.tokens,
+    spendPressure: spendPressure(rules, levels, amounts)
+  }
+}
+
 interface Counter {
   bucket: number
   used: number
@@ -302,17 +330,7 @@ export const makeInMemory = (rulesOf: RulesOf): TokenBudget["Service"] => {
         })
         const tokens = claim.inputTokens + claim.outputTokens
         reservedTokens += tokens
-        const amounts = holds.map((h) => h.amount)
-        const state = families(rules, levels, amounts, buckets, now)
-        const reservation: Reservation = {
-          id: nextId++,
-          tenant: claim.tenant,
-          tokens,
-          holds,
-          requests: state.requests,
-          tokensLimit: state.tokens,
-          spendPressure: spendPressure(rules, levels, amounts)
-        }
+        const reservation = reservationOf(nextId++, claim, tokens, holds, rules, levels, buckets, now)
         open.set(reservation.id, reservation)
         return Effect.succeed(reservation)
       }),

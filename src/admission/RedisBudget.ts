@@ -30,9 +30,8 @@ import { Redis } from "../stores/Ioredis.ts"
 import { amountOf, bucketOf, previousWeight, type Rule, ttlMs } from "../domain/Quotas.ts"
 import {
   BudgetUnavailable,
-  families,
-  spendPressure,
   makeInMemory,
+  reservationOf,
   type Reservation,
   reserved as reservedOf,
   type RulesOf,
@@ -358,17 +357,7 @@ export const make = (redis: Redis, options: RedisBudgetOptions): Effect.Effect<T
             const refused = verdict(claim, rules, buckets, levels, previous, now, failing)
             if (refused !== undefined) return yield* refused
           }
-          const amounts = holds.map((h) => h.amount)
-          const state = families(rules, levels, amounts, buckets, now)
-          const reservation: Reservation = {
-            id,
-            tenant: claim.tenant,
-            tokens,
-            holds,
-            requests: state.requests,
-            tokensLimit: state.tokens,
-            spendPressure: spendPressure(rules, levels, amounts)
-          }
+          const reservation = reservationOf(id, claim, tokens, holds, rules, levels, buckets, now)
           open.set(id, reservation)
           reservedTokens += tokens
           return reservation

@@ -64,7 +64,7 @@ import { RequestPolicies, ResponsePolicies, selected } from "../extensions/Regis
 import * as GenAiSpans from "../observability/GenAiSpans.ts"
 import * as Metrics from "../observability/Metrics.ts"
 import { LiveStats } from "../observability/LiveStats.ts"
-import { RequestLog } from "../observability/RequestLog.ts"
+import { RequestLog, type RequestLine } from "../observability/RequestLog.ts"
 import { Breakers } from "../resilience/Breakers.ts"
 import { RetryBudget } from "../resilience/RetryBudget.ts"
 import type { FailureReason } from "../backends/Failure.ts"
@@ -148,6 +148,11 @@ class Facts {
     this.modelId = model
   }
 
+  /** The status the client got: 499 when it left before any reply was written. */
+  status(exit: Exit.Exit<unknown, unknown>) {
+    return this.reply.status === 0 && Exit.hasInterrupts(exit) ? 499 : this.reply.status
+  }
+
   outcome(exit: Exit.Exit<unknown, unknown>) {
     return Outcome.derive({
       admitted: this.admitted,
@@ -157,6 +162,49 @@ class Facts {
     })
   }
 }
+
+/** The request log line: what every request's line carries, then what its kind adds. */
+const requestLine = (
+  request: HttpServerRequest.HttpServerRequest,
+  facts: Facts,
+  nowMs: number,
+  line: Pick<
+    RequestLine,
+    | "level"
+    | "backend"
+    | "status"
+    | "outcome"
+    | "prompt_tokens"
+    | "completion_tokens"
+    | "cached_tokens"
+    | "ttft_ms"
+    | "attempts"
+    | "error"
+    | "counted_tokens"
+  >
+): RequestLine => ({
+  ts: new Date(nowMs).toISOString(),
+  level: line.level,
+  msg: "request",
+  pid: process.pid,
+  request_id: facts.requestId,
+  method: request.method,
+  path: request.url,
+  model: facts.modelId ?? facts.model,
+  backend: line.backend,
+  status: line.status,
+  outcome: line.outcome,
+  prompt_tokens: line.prompt_tokens,
+  completion_tokens: line.completion_tokens,
+  cached_tokens: line.cached_tokens,
+  ttft_ms: line.ttft_ms,
+  duration_ms: nowMs - facts.receivedAtMs,
+  attempts: line.attempts,
+  error: line.error,
+  tenant: facts.identity?.tenant,
+  key_id: facts.identity?.keyId,
+  ...(line.counted_tokens === undefined ? {} : { counted_tokens: line.counted_tokens })
+})
 
 /** decode: the body, bounded, as the endpoint's typed call; the model it names, resolved. */
 const decodePhase = <M>(
@@ -311,7 +359,7 @@ export const handler = <M>(inbound: Inbound<M>) =>
             wastedCompletion: a.wastedCompletionTokens
           }))
         })
-        const status = reply.status === 0 && Exit.hasInterrupts(exit) ? 499 : reply.status
+        const status = facts.status(exit)
         live.record({
           atMs: now,
           requestId: facts.requestId,
@@ -328,15 +376,8 @@ export const handler = <M>(inbound: Inbound<M>) =>
           failedAttempts: attempts.failed
         })
         if (!log.enabled) return metrics
-        log.write({
-          ts: new Date(now).toISOString(),
+        log.write(requestLine(request, facts, now, {
           level: outcome === "error" ? "error" : status >= 500 || outcome === "partial" ? "warn" : "info",
-          msg: "request",
-          pid: process.pid,
-          request_id: facts.requestId,
-          method: request.method,
-          path: request.url,
-          model: facts.modelId ?? facts.model,
           backend: attempts.backend,
           status,
           outcome,
@@ -344,12 +385,9 @@ export const handler = <M>(inbound: Inbound<M>) =>
           completion_tokens: usage.completionTokens,
           cached_tokens: usage.cachedTokens,
           ttft_ms: tally.ttftMs,
-          duration_ms: now - facts.receivedAtMs,
           attempts: [...facts.earlierAttempts, ...attempts.failed].map((a) => ({ backend: a.backend, reason: a.reason })),
-          error: reply.failedAfterCommit ?? tally.failure?._tag ?? tally.note ?? facts.error,
-          tenant: facts.identity?.tenant,
-          key_id: facts.identity?.keyId
-        })
+          error: reply.failedAfterCommit ?? tally.failure?._tag ?? tally.note ?? facts.error
+        }))
         return metrics
       })
 
@@ -371,7 +409,7 @@ export const handler = <M>(inbound: Inbound<M>) =>
         backend: backendId,
         backendUrl: backend?.url,
         outcome,
-        status: facts.reply.status === 0 && Exit.hasInterrupts(exit) ? 499 : facts.reply.status,
+        status: facts.status(exit),
         inputTokens,
         outputTokens,
         cachedTokens,
@@ -743,7 +781,7 @@ export const tokenCounter = <M>(
       exit: Exit.Exit<unknown, unknown>
     ) =>
       Effect.flatMap(Clock.currentTimeMillis, (now) => {
-        const status = facts.reply.status === 0 && Exit.hasInterrupts(exit) ? 499 : facts.reply.status
+        const status = facts.status(exit)
         const outcome: RequestOutcome = facts.served._tag === "Defect"
           ? "error"
           : status === 499
@@ -757,15 +795,8 @@ export const tokenCounter = <M>(
           Metrics.tenantLabel(Metrics.configuredTenants(facts.plan), facts.identity?.tenant)
         )
         if (!log.enabled) return metric
-        log.write({
-          ts: new Date(now).toISOString(),
+        log.write(requestLine(request, facts, now, {
           level: outcome === "error" ? "error" : "info",
-          msg: "request",
-          pid: process.pid,
-          request_id: facts.requestId,
-          method: request.method,
-          path: request.url,
-          model: facts.modelId ?? facts.model,
           backend: undefined,
           status,
           outcome,
@@ -773,13 +804,10 @@ export const tokenCounter = <M>(
           completion_tokens: 0,
           cached_tokens: 0,
           ttft_ms: undefined,
-          duration_ms: now - facts.receivedAtMs,
           attempts: [],
           error: facts.error,
-          tenant: facts.identity?.tenant,
-          key_id: facts.identity?.keyId,
           counted_tokens: counted
-        })
+        }))
         return metric
       })
     return Effect.fnUntraced(function*(request: HttpServerRequest.HttpServerRequest) {
