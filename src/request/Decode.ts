@@ -9,6 +9,8 @@
  */
 import { type Cause, Effect, Schema } from "effect"
 import type { HttpServerRequest } from "effect/http"
+import type { IncomingMessage } from "node:http"
+import type { Readable } from "node:stream"
 import { ChatCompletionRequest, CompletionRequest, EmbeddingRequest, RerankRequest } from "../api/openai/Requests.ts"
 import type { CallKind, InferenceCall } from "../api/openai/Calls.ts"
 import { summarize } from "../domain/SchemaIssues.ts"
@@ -37,11 +39,13 @@ export const checkContentType = (request: HttpServerRequest.HttpServerRequest): 
 }
 
 export const readBody = (request: HttpServerRequest.HttpServerRequest, limit: number) =>
-  Effect.suspend(() => {
+  Effect.suspend((): Effect.Effect<Uint8Array, BodyTooLarge | InvalidJson> => {
     const declared = Number(request.headers["content-length"])
     if (Number.isFinite(declared) && declared > limit) return Effect.fail(new BodyTooLarge({ limit }))
-    // The byte cap while reading is the graph-wide `MaxBodySize` (set from the plan at start,
-    // see Gateway.ts): providing it per request would copy the fiber's context every time.
+    const source = nodeBody(request)
+    if (source !== undefined) return readNode(source, limit)
+    // Not a node:http request (tests, other runtimes): the platform's reader, whose byte cap is
+    // the graph-wide `MaxBodySize` (set from the plan at start, see Gateway.ts).
     return request.arrayBuffer.pipe(
       Effect.map((ab) => new Uint8Array(ab)),
       Effect.mapError((e) =>
@@ -50,6 +54,63 @@ export const readBody = (request: HttpServerRequest.HttpServerRequest, limit: nu
           : new InvalidJson({ message: "the request body could not be read" })
       )
     )
+  })
+
+/** The node:http request a platform request reads its body from, when it is one (and unread). */
+const nodeBody = (request: HttpServerRequest.HttpServerRequest): Readable | undefined => {
+  const source = request.source as Partial<IncomingMessage> | undefined
+  if (source === undefined || source === null || typeof source.httpVersion !== "string") return undefined
+  const body = source as IncomingMessage
+  return body.readableEnded || body.readableDidRead || body.destroyed ? undefined : body
+}
+
+/**
+ * Reads a node:http request body straight from its socket stream, capped at `limit` bytes.
+ * One callback per body, where the platform's `request.arrayBuffer` runs two fibers per
+ * request (`Effect.cached` of a `runSync`) and keeps the bytes cached on the request for as
+ * long as it lives (a whole stream); see bench/README.md, round 2. Over the cap it stops
+ * collecting and drains the rest as the platform does (the 413 is answered on the same
+ * connection); a body that fails or is cut off before its end is unreadable (400); the
+ * client leaving interrupts the fiber, which removes the listeners.
+ */
+const ignoreError = (): void => {}
+
+const readNode = (body: Readable, limit: number) =>
+  Effect.callback<Uint8Array, BodyTooLarge | InvalidJson>((resume) => {
+    const parts: Array<Buffer> = []
+    let size = 0
+    const onData = (chunk: Buffer) => {
+      size += chunk.length
+      if (size > limit) {
+        cleanup()
+        body.resume()
+        resume(Effect.fail(new BodyTooLarge({ limit })))
+        return
+      }
+      parts.push(chunk)
+    }
+    const onEnd = () => {
+      cleanup()
+      resume(Effect.succeed(parts.length === 1 ? parts[0]! : Buffer.concat(parts, size)))
+    }
+    const onFail = () => {
+      cleanup()
+      resume(Effect.fail(new InvalidJson({ message: "the request body could not be read" })))
+    }
+    const cleanup = () => {
+      body.off("data", onData)
+      body.off("end", onEnd)
+      body.off("error", onFail)
+      body.off("close", onFail)
+    }
+    // An error after the listeners below are gone (a client cut off while the rest of an
+    // oversized body drains) must not go unheard: Node would throw it out of the event loop.
+    body.on("error", ignoreError)
+    body.on("data", onData)
+    body.once("end", onEnd)
+    body.once("error", onFail)
+    body.once("close", onFail)
+    return Effect.sync(cleanup)
   })
 
 /** Parsed JSON, before the schema: a JSON object of anything. */

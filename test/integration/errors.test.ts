@@ -118,6 +118,28 @@ budgets: { tokens_per_window: 100000, window: 1m }
     expect(status).toBe(413)
   })
 
+  it("a client cut off halfway through its body is let go, and the next request is served", async () => {
+    const { connect } = await import("node:net")
+    const { hostname, port } = new URL(gw.url)
+    const body = chat("m")
+    await new Promise<void>((resolve, reject) => {
+      const socket = connect(Number(port), hostname, () => {
+        // The declared length is twice what is sent: the read is still waiting when the client goes.
+        socket.write(`POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\ncontent-length: ${body.length * 2}\r\n\r\n${body}`)
+        setTimeout(() => {
+          socket.destroy()
+          resolve()
+        }, 100)
+      })
+      socket.on("error", reject)
+    })
+    const res = await post(`${gw.url}/v1/chat/completions`, chat("m"))
+    expect(res.status).toBe(200)
+    await res.text()
+    const line = await eventually(() => gw.lines.find((l) => l.status === 499 && l.path === "/v1/chat/completions"), (l) => l !== undefined)
+    expect(line?.outcome).toBe("client_aborted")
+  })
+
   it("429 with retry-after when the token budget is spent", async () => {
     const res = await post(`${gw.url}/v1/chat/completions`, chat("m", { max_tokens: 200_000 }))
     await expectEnvelope(res, 429, "token_budget_exceeded")
