@@ -17,7 +17,7 @@ import * as Calls from "../api/openai/Calls.ts"
 import type { InferenceCall } from "../api/openai/Calls.ts"
 import type { RequestId } from "../domain/Ids.ts"
 import type { Usage } from "../domain/Usage.ts"
-import type { FailureReason } from "./Failure.ts"
+import { type FailureReason, TotalTimeout } from "./Failure.ts"
 
 export type { FinishReason } from "../api/Events.ts"
 export type { CallKind } from "../api/openai/Calls.ts"
@@ -166,8 +166,29 @@ export interface Adapter {
   readonly capabilities: Capabilities
   /** Sends a streaming request; resolves once the response headers are in and say success. */
   readonly stream: (call: UpstreamCall) => Effect.Effect<FrameSource, FailureReason, Scope.Scope>
-  /** Sends a non-streaming request; resolves once the response headers are in and say success. */
-  readonly unary: (call: UpstreamCall) => Effect.Effect<UnaryResponse, FailureReason, Scope.Scope>
+  /**
+   * Sends a non-streaming request; resolves once the response headers are in and say success.
+   * `withinMs`, when given, is what is left of the request's total deadline: an adapter that
+   * declares `boundsUnary` fails both phases (the headers, then `read`) with `TotalTimeout`
+   * once it has passed, so the dispatcher need not race them (a fiber and a timer per phase).
+   */
+  readonly unary: (call: UpstreamCall, withinMs?: number) => Effect.Effect<UnaryResponse, FailureReason, Scope.Scope>
+  /**
+   * Whether `unary` honours `withinMs` for the headers and the body. An adapter without it
+   * (an extension's own) is bounded by the dispatcher instead, as before.
+   */
+  readonly boundsUnary?: boolean
+}
+
+/**
+ * What is left of a unary call's `ms` whenever it is asked (the headers' wait, then the
+ * body's read), each as a `ReadDeadline` that fails with `TotalTimeout` (the request's total
+ * deadline, `totalMs`, is what ran out). Measured on the monotonic clock, like the timers.
+ */
+export const unaryDeadline = (ms: number, totalMs: number): () => ReadDeadline => {
+  const endsAt = performance.now() + ms
+  const onTimeout = () => new TotalTimeout({ afterMs: totalMs })
+  return () => ({ ms: Math.max(0, endsAt - performance.now()), onTimeout })
 }
 
 /** Both phases of a unary call, for callers that do not need to tell them apart (probes, prefill legs). */

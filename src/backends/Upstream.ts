@@ -336,12 +336,14 @@ export const pullBody = (body: Readable, onError: (e: unknown) => FailureReason)
  * Reads a whole body, failing with `ResponseTooLarge` as soon as it exceeds `limit` bytes
  * (the rest is not read: the body is destroyed, which closes that connection). One
  * callback for the whole body rather than a pull per chunk: a unary answer resumes its
- * fiber once.
+ * fiber once. With `within`, a body not complete after `within.ms` fails with
+ * `within.onTimeout()` and is destroyed (one timer, no fiber).
  */
-export const readAll = (body: Readable, limit: number, onError: (e: unknown) => FailureReason) =>
+export const readAll = (body: Readable, limit: number, onError: (e: unknown) => FailureReason, within?: ReadDeadline) =>
   Effect.callback<Buffer, FailureReason>((resume) => {
     const parts: Array<Buffer> = []
     let size = 0
+    let timer: NodeJS.Timeout | undefined
     const onData = (chunk: Buffer) => {
       size += chunk.length
       if (size > limit) {
@@ -362,6 +364,7 @@ export const readAll = (body: Readable, limit: number, onError: (e: unknown) => 
       resume(Effect.fail(onError(e)))
     }
     const cleanup = () => {
+      if (timer !== undefined) clearTimeout(timer)
       body.off("data", onData)
       body.off("end", onEnd)
       body.off("error", onFail)
@@ -370,6 +373,14 @@ export const readAll = (body: Readable, limit: number, onError: (e: unknown) => 
     body.on("data", onData)
     body.once("end", onEnd)
     body.once("error", onFail)
+    if (within !== undefined) {
+      timer = setTimeout(() => {
+        cleanup()
+        // The body's permanent error listener (see `send`) absorbs the abort error this causes.
+        body.destroy()
+        resume(Effect.fail(within.onTimeout()))
+      }, Math.max(0, within.ms))
+    }
     return Effect.sync(cleanup)
   })
 
@@ -383,13 +394,18 @@ export const readFailure = (e: unknown): FailureReason =>
  */
 export const failWith = (
   res: UpstreamResponse,
-  classify: (status: number, retryAfter: string | undefined, text: string, nowMs: number) => FailureReason
+  classify: (status: number, retryAfter: string | undefined, text: string, nowMs: number) => FailureReason,
+  within?: ReadDeadline
 ): Effect.Effect<never, FailureReason> =>
   Effect.gen(function*() {
-    const text = yield* readAll(res.body, 64 * 1024, readFailure).pipe(
+    // A body that cannot be read is classified by its status alone; one that is too late is late.
+    let late: FailureReason | undefined
+    const bounded = within === undefined ? undefined : { ms: within.ms, onTimeout: () => (late = within.onTimeout()) }
+    const text = yield* readAll(res.body, 64 * 1024, readFailure, bounded).pipe(
       Effect.map((b) => b.toString("utf8")),
       Effect.orElseSucceed(() => "")
     )
+    if (late !== undefined) return yield* Effect.fail(late)
     const now = yield* Clock.currentTimeMillis
     return yield* Effect.fail(classify(res.status, header(res.headers, "retry-after"), text, now))
   })

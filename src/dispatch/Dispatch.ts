@@ -354,11 +354,18 @@ export class Dispatcher extends Context.Service<Dispatcher, {
           const deadline = req.receivedAtMs + plan.timeouts.totalMs
           const overTime = () => new TotalTimeout({ afterMs: plan.timeouts.totalMs })
           const left = () => Effect.map(Clock.currentTimeMillis, (now) => Math.max(0, deadline - now))
-          // Each wait bounded without Effect.timeoutOrElse's two fibers (domain/Deadline.ts).
-          const response = yield* Deadline.within(backend.adapter.unary(call), yield* left(), () => Effect.fail(overTime()))
-          const result = yield* Deadline.within(response.read, yield* left(), () => Effect.fail(overTime())).pipe(
-            Effect.mapError((reason) => new AfterResponse({ reason, completionTokens: undefined }))
-          )
+          const adapter = backend.adapter
+          // The built-in adapters bound the headers and the body themselves, with the upstream's
+          // own timers (no fiber); another adapter's two waits are each raced here
+          // (domain/Deadline.ts: one fiber and one timer each).
+          const response = adapter.boundsUnary === true
+            ? yield* adapter.unary(call, yield* left())
+            : yield* Deadline.within(adapter.unary(call), yield* left(), () => Effect.fail(overTime()))
+          const result = yield* (adapter.boundsUnary === true
+            ? response.read
+            : Deadline.within(response.read, yield* left(), () => Effect.fail(overTime()))).pipe(
+              Effect.mapError((reason) => new AfterResponse({ reason, completionTokens: undefined }))
+            )
           // The stream phase of a unary answer: its text goes through the repetition detector.
           const mode = req.model.repetition
           const repetition = mode === "off" ? undefined : Repetition.fromHealthPlan(plan.health)

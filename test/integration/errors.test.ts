@@ -136,7 +136,7 @@ budgets: { tokens_per_window: 100000, window: 1m }
     const res = await post(`${gw.url}/v1/chat/completions`, chat("m"))
     expect(res.status).toBe(200)
     await res.text()
-    const line = await eventually(() => gw.lines.find((l) => l.status === 499 && l.path === "/v1/chat/completions"), (l) => l !== undefined)
+    const line = await eventually(async () => gw.lines.find((l) => l.status === 499 && l.path === "/v1/chat/completions"), (l) => l !== undefined)
     expect(line?.outcome).toBe("client_aborted")
   })
 

@@ -11,8 +11,16 @@
  * (no breaker trip). Owns nothing beyond the attempt's scope.
  */
 import { Clock, Effect, Redacted } from "effect"
-import type { Adapter, AdapterOptions, NativeBody, UnaryResult, UpstreamCall } from "../../Contract.ts"
-import { type FailureReason, InvalidRequest, MalformedChunk, TimeToFirstTokenExceeded, TotalTimeout } from "../../Failure.ts"
+import {
+  type Adapter,
+  type AdapterOptions,
+  type NativeBody,
+  type ReadDeadline,
+  type UnaryResult,
+  unaryDeadline,
+  type UpstreamCall
+} from "../../Contract.ts"
+import { type FailureReason, InvalidRequest, MalformedChunk, TimeToFirstTokenExceeded } from "../../Failure.ts"
 import { failWith, readAll, readFailure, type UpstreamPool, type UpstreamResponse } from "../../Upstream.ts"
 import { bytes, clientModel, completionTexts, parseObject, translated } from "../openai/Wire.ts"
 import * as Errors from "./Errors.ts"
@@ -22,7 +30,7 @@ import * as AnthropicStream from "./Stream.ts"
 export type Options = AdapterOptions
 
 /** Turns a non-2xx answer into its failure reason. */
-const failureOf = (res: UpstreamResponse) => failWith(res, Errors.fromResponse)
+const failureOf = (res: UpstreamResponse, within?: ReadDeadline) => failWith(res, Errors.fromResponse, within)
 
 const headersFor = (pool: UpstreamPool, call: UpstreamCall, stream: boolean): Record<string, string> => {
   const h: Record<string, string> = {
@@ -84,25 +92,32 @@ export const make = (pool: UpstreamPool, options: Options): Adapter => ({
         native: isNative(call)
       })
     }),
-  unary: (call) =>
+  boundsUnary: true,
+  unary: (call, withinMs) =>
     Effect.gen(function*() {
+      const left = unaryDeadline(withinMs ?? options.totalMs, options.totalMs)
       const body = yield* bodyFor(call)
       const res = yield* pool.post(
         "/messages",
         body,
         headersFor(pool, call, false),
-        options.totalMs,
-        () => new TotalTimeout({ afterMs: options.totalMs })
+        left().ms,
+        left().onTimeout
       )
-      if (res.status < 200 || res.status >= 300) return yield* failureOf(res)
-      return { status: res.status, read: readUnary(res, call, options) }
+      if (res.status < 200 || res.status >= 300) return yield* failureOf(res, left())
+      return { status: res.status, read: Effect.suspend(() => readUnary(res, call, options, left())) }
     })
 })
 
 /** The second phase of a unary call: the body of a 2xx answer, read and translated. */
-const readUnary = (res: UpstreamResponse, call: UpstreamCall, options: Options): Effect.Effect<UnaryResult, FailureReason> =>
+const readUnary = (
+  res: UpstreamResponse,
+  call: UpstreamCall,
+  options: Options,
+  within: ReadDeadline
+): Effect.Effect<UnaryResult, FailureReason> =>
   Effect.gen(function*() {
-    const raw = yield* readAll(res.body, options.maxResponseBytes, readFailure)
+    const raw = yield* readAll(res.body, options.maxResponseBytes, readFailure, within)
     const json = parseObject(raw.toString("utf8"))
     if (json === undefined) return yield* new MalformedChunk({ message: "the backend answered with invalid JSON" })
     const now = yield* Clock.currentTimeMillis

@@ -8,8 +8,15 @@
  * Owns nothing beyond the attempt's scope.
  */
 import { Clock, Effect } from "effect"
-import type { Adapter, AdapterOptions, UnaryResult, UpstreamCall } from "../../Contract.ts"
-import { type FailureReason, InvalidRequest, MalformedChunk, TimeToFirstTokenExceeded, TotalTimeout } from "../../Failure.ts"
+import {
+  type Adapter,
+  type AdapterOptions,
+  type ReadDeadline,
+  type UnaryResult,
+  unaryDeadline,
+  type UpstreamCall
+} from "../../Contract.ts"
+import { type FailureReason, InvalidRequest, MalformedChunk, TimeToFirstTokenExceeded } from "../../Failure.ts"
 import { failWith, readAll, readFailure, type UpstreamPool, type UpstreamResponse } from "../../Upstream.ts"
 import { bytes, type ChunkHead, clientModel, completionTexts, parseObject, translated } from "../openai/Wire.ts"
 import * as Errors from "./Errors.ts"
@@ -19,7 +26,7 @@ import * as OllamaStream from "./Stream.ts"
 export type Options = AdapterOptions
 
 /** Turns a non-2xx answer into its failure reason. */
-const failureOf = (res: UpstreamResponse) => failWith(res, Errors.fromResponse)
+const failureOf = (res: UpstreamResponse, within?: ReadDeadline) => failWith(res, Errors.fromResponse, within)
 
 const headersFor = (call: UpstreamCall, stream: boolean): Record<string, string> => ({
   "content-type": "application/json",
@@ -57,25 +64,32 @@ export const make = (pool: UpstreamPool, options: Options): Adapter => ({
         maxLineBytes: options.maxEventBytes
       })
     }),
-  unary: (call) =>
+  boundsUnary: true,
+  unary: (call, withinMs) =>
     Effect.gen(function*() {
+      const left = unaryDeadline(withinMs ?? options.totalMs, options.totalMs)
       const body = yield* bodyFor(call)
       const res = yield* pool.post(
         Translate.path(call.kind),
         body,
         headersFor(call, false),
-        options.totalMs,
-        () => new TotalTimeout({ afterMs: options.totalMs })
+        left().ms,
+        left().onTimeout
       )
-      if (res.status < 200 || res.status >= 300) return yield* failureOf(res)
-      return { status: res.status, read: readUnary(res, call, options) }
+      if (res.status < 200 || res.status >= 300) return yield* failureOf(res, left())
+      return { status: res.status, read: Effect.suspend(() => readUnary(res, call, options, left())) }
     })
 })
 
 /** The second phase of a unary call: the body of a 2xx answer, read and translated. */
-const readUnary = (res: UpstreamResponse, call: UpstreamCall, options: Options): Effect.Effect<UnaryResult, FailureReason> =>
+const readUnary = (
+  res: UpstreamResponse,
+  call: UpstreamCall,
+  options: Options,
+  within: ReadDeadline
+): Effect.Effect<UnaryResult, FailureReason> =>
   Effect.gen(function*() {
-    const raw = yield* readAll(res.body, options.maxResponseBytes, readFailure)
+    const raw = yield* readAll(res.body, options.maxResponseBytes, readFailure, within)
     const json = parseObject(raw.toString("utf8"))
     if (json === undefined) return yield* new MalformedChunk({ message: "the backend answered with invalid JSON" })
     const now = yield* Clock.currentTimeMillis

@@ -5,8 +5,16 @@
  */
 import { Clock, Effect } from "effect"
 import * as Usage from "../../../domain/Usage.ts"
-import { type Adapter, type AdapterOptions, finishReason, type UnaryResult, type UpstreamCall } from "../../Contract.ts"
-import { type FailureReason, MalformedChunk, TimeToFirstTokenExceeded, TotalTimeout } from "../../Failure.ts"
+import {
+  type Adapter,
+  type AdapterOptions,
+  finishReason,
+  type ReadDeadline,
+  type UnaryResult,
+  unaryDeadline,
+  type UpstreamCall
+} from "../../Contract.ts"
+import { type FailureReason, MalformedChunk, TimeToFirstTokenExceeded } from "../../Failure.ts"
 import { failWith, header, readAll, readFailure, type UpstreamPool, type UpstreamResponse } from "../../Upstream.ts"
 import * as Errors from "./Errors.ts"
 import * as Translate from "./openai_openai.ts"
@@ -17,8 +25,8 @@ export interface Options extends AdapterOptions {
   readonly dialect: "openai" | "vllm" | "sglang" | "llamacpp" | "nim" | "tgi"
 }
 
-/** Turns a non-2xx answer into its failure reason. */
-export const failureOf = (res: UpstreamResponse) => failWith(res, Errors.fromResponse)
+/** Turns a non-2xx answer into its failure reason (its body read within `within`, when given). */
+export const failureOf = (res: UpstreamResponse, within?: ReadDeadline) => failWith(res, Errors.fromResponse, within)
 
 const headersFor = (call: UpstreamCall, stream: boolean): Record<string, string> => ({
   "content-type": "application/json",
@@ -52,24 +60,26 @@ export const make = (pool: UpstreamPool, options: Options): Adapter => ({
         maxEventBytes: options.maxEventBytes
       })
     }),
-  unary: (call) =>
+  boundsUnary: true,
+  unary: (call, withinMs) =>
     Effect.gen(function*() {
+      const left = unaryDeadline(withinMs ?? options.totalMs, options.totalMs)
       const res = yield* pool.post(
         Translate.path(call.kind),
         Translate.requestBody(call),
         headersFor(call, false),
-        options.totalMs,
-        () => new TotalTimeout({ afterMs: options.totalMs })
+        left().ms,
+        left().onTimeout
       )
-      if (res.status < 200 || res.status >= 300) return yield* failureOf(res)
-      return { status: res.status, read: readUnary(res, options) }
+      if (res.status < 200 || res.status >= 300) return yield* failureOf(res, left())
+      return { status: res.status, read: Effect.suspend(() => readUnary(res, options, left())) }
     })
 })
 
 /** The second phase of a unary call: the body of a 2xx answer, read and checked. */
-const readUnary = (res: UpstreamResponse, options: Options): Effect.Effect<UnaryResult, FailureReason> =>
+const readUnary = (res: UpstreamResponse, options: Options, within: ReadDeadline): Effect.Effect<UnaryResult, FailureReason> =>
   Effect.gen(function*() {
-    const body = yield* readAll(res.body, options.maxResponseBytes, readFailure)
+    const body = yield* readAll(res.body, options.maxResponseBytes, readFailure, within)
     let json: unknown
     try {
       json = JSON.parse(body.toString("utf8"))

@@ -90,11 +90,12 @@ export const make = (pool: UpstreamPool, options: Options): Adapter => {
             }))
         }
       }),
-    unary: (call) =>
+    boundsUnary: inner.boundsUnary === true,
+    unary: (call, withinMs) =>
       Effect.gen(function*() {
-        if (call.kind === "embedding" || call.kind === "rerank") return yield* inner.unary(call)
+        if (call.kind === "embedding" || call.kind === "rerank") return yield* inner.unary(call, withinMs)
         const held = yield* abortOnClose(pool, call.requestId, options.abortTimeoutMs)
-        const response = yield* inner.unary(withRid(call)).pipe(Effect.tapError(settle(held)))
+        const response = yield* inner.unary(withRid(call), withinMs).pipe(Effect.tapError(settle(held)))
         // A 2xx unary answer means the engine finished the request: nothing left to abort.
         held.state = "over"
         return response
