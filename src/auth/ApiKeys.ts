@@ -26,6 +26,8 @@ import * as Format from "../domain/ApiKeys.ts"
 import type { Identity } from "../domain/Identity.ts"
 import { TenantId } from "../domain/Ids.ts"
 import type { AuthRejection, Authenticator } from "../extensions/Contract.ts"
+import * as Deadline from "../domain/Deadline.ts"
+import { within } from "./Authentication.ts"
 import { Authenticators } from "../extensions/Registries.ts"
 import { KeyStore, type StoreError } from "../stores/KeyStore.ts"
 import * as ApiKey from "./ApiKey.ts"
@@ -78,6 +80,7 @@ export class ApiKeys extends Context.Service<ApiKeys, {
       const events = yield* Revocations
       const cache = KeyCache.make(config.initial.auth.cacheSize)
       const slots = yield* Semaphore.make(VERIFICATIONS)
+      const layerScope = yield* Effect.scope
       const used = new Map<string, number>()
       const pending = new Map<string, Deferred.Deferred<Identity, AuthRejection>>()
       let storeHasKeys = yield* store.anyKey
@@ -157,16 +160,23 @@ export class ApiKeys extends Context.Service<ApiKeys, {
           return identity
         })
 
-      /** One verification per presented key at a time; it runs to the end even if the request that started it leaves. */
-      const once = (hex: string, effect: Effect.Effect<Identity, AuthRejection>) =>
+      /**
+       * One verification per presented key at a time, in a fiber of its own (in the layer's
+       * scope): it runs to its end, bounded by `timeoutMs`, even if the request that started it
+       * leaves, and every request presenting that key waits for it only as long as its own
+       * deadline. (It used to run uninterruptibly in the first request's fiber, so a key store
+       * that did not answer held that request past the authenticator's deadline, forever.)
+       */
+      const once = (hex: string, effect: Effect.Effect<Identity, AuthRejection>, timeoutMs: number) =>
         Effect.suspend(() => {
           const running = pending.get(hex)
           if (running !== undefined) return Deferred.await(running)
           const deferred = Deferred.makeUnsafe<Identity, AuthRejection>()
           pending.set(hex, deferred)
-          return Effect.uninterruptible(effect.pipe(
+          const verification = Deadline.within(effect, timeoutMs, () => Effect.fail(unavailable)).pipe(
             Effect.onExit((exit) => Effect.andThen(Deferred.done(deferred, exit), Effect.sync(() => pending.delete(hex))))
-          ))
+          )
+          return Effect.andThen(Effect.forkIn(verification, layerScope), Deferred.await(deferred))
         })
 
       const authenticate = (credentials: Parameters<Authenticator["authenticate"]>[0]) =>
@@ -190,15 +200,22 @@ export class ApiKeys extends Context.Service<ApiKeys, {
             }
             const hex = digest.toString("hex")
             if (cache.rejected(hex, now)) return Effect.fail(rejection)
-            return Effect.tap(once(hex, verify(plan, key, keyId, digest, hit)), () =>
-              Effect.sync(() => {
-                if (plan.auth.keys.get(keyId) === undefined) used.set(keyId, now)
-              }))
+            // Only this path waits (the store, Argon2id): bounded here, so a cached key costs
+            // the chain no fiber (`boundsItself`).
+            return within(
+              NAME,
+              Effect.tap(once(hex, verify(plan, key, keyId, digest, hit), plan.extensions.timeoutMs), () =>
+                Effect.sync(() => {
+                  if (plan.auth.keys.get(keyId) === undefined) used.set(keyId, now)
+                })),
+              plan.extensions.timeoutMs,
+              unavailable
+            )
           })
         })
 
       return ApiKeys.of({
-        authenticator: { name: NAME, authenticate },
+        authenticator: { name: NAME, authenticate, boundsItself: true },
         required,
         cache,
         verifications: () => verifications

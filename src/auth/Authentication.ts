@@ -28,19 +28,11 @@ const ask = (
   credentials: Credentials,
   timeoutMs: number
 ): Effect.Effect<Identity | undefined, Unauthenticated | AuthUnavailable> =>
-  // Bounded without Effect.timeoutOrElse's two fibers per request (domain/Deadline.ts): a
-  // cached key answers without suspending, so this costs one fork and no timer.
-  Deadline.within(
-    Effect.mapError(authenticator.authenticate(credentials), toError),
-    timeoutMs,
-    () =>
-      Effect.andThen(
-        Effect.logWarning("authenticator timed out").pipe(
-          Effect.annotateLogs({ authenticator: authenticator.name, timeoutMs })
-        ),
-        Effect.fail(new AuthUnavailable())
-      )
-  ).pipe(
+  // Bounded without Effect.timeoutOrElse's two fibers per request (domain/Deadline.ts): one
+  // fork and, when it suspends, one timer; none for an authenticator that bounds itself.
+  (authenticator.boundsItself === true
+    ? Effect.mapError(authenticator.authenticate(credentials), toError)
+    : within(authenticator.name, Effect.mapError(authenticator.authenticate(credentials), toError), timeoutMs, new AuthUnavailable())).pipe(
     Effect.catchCause((cause) => {
       if (Cause.hasInterruptsOnly(cause)) return Effect.failCause(cause)
       const typed = cause.reasons.find((r) => r._tag === "Fail")
@@ -53,6 +45,22 @@ const ask = (
       )
     })
   )
+
+/**
+ * `effect` bounded by `timeoutMs`: past it, a warning naming the authenticator and `late`.
+ * Shared with authenticators that bound their own slow path (`Authenticator.boundsItself`).
+ */
+export const within = <A, E, L>(
+  name: string,
+  effect: Effect.Effect<A, E>,
+  timeoutMs: number,
+  late: L
+): Effect.Effect<A, E | L> =>
+  Deadline.within(effect, timeoutMs, () =>
+    Effect.andThen(
+      Effect.logWarning("authenticator timed out").pipe(Effect.annotateLogs({ authenticator: name, timeoutMs })),
+      Effect.fail(late)
+    ))
 
 const first = (
   chain: ReadonlyArray<Authenticator>,

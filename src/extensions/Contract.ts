@@ -89,4 +89,11 @@ export interface AuthRejection {
 export interface Authenticator {
   readonly name: string
   readonly authenticate: (credentials: Credentials) => Effect.Effect<Identity | undefined, AuthRejection>
+  /**
+   * The authenticator bounds its own waits (store lookups, hashing) by `extensions.timeout`,
+   * failing with an `unavailable` rejection when one runs out, and answers a credential it
+   * already knows without suspending: the chain then does not race it (a fiber per request).
+   * Without it (the default), the chain bounds every call.
+   */
+  readonly boundsItself?: boolean
 }

@@ -6,7 +6,11 @@
  */
 import { Effect, Layer } from "effect"
 import { describe, expect, it } from "vitest"
+import { ApiKeys } from "../../src/auth/ApiKeys.ts"
 import { Authentication } from "../../src/auth/Authentication.ts"
+import { Revocations } from "../../src/auth/Revocations.ts"
+import { GatewayConfig } from "../../src/config/GatewayConfig.ts"
+import { KeyStore } from "../../src/stores/KeyStore.ts"
 import type { Plan } from "../../src/config/Plan.ts"
 import type { Identity } from "../../src/domain/Identity.ts"
 import { TenantId } from "../../src/domain/Ids.ts"
@@ -62,5 +66,57 @@ describe("Authentication: the authenticator's deadline", () => {
 
   it("an authenticator that dies could not decide", async () => {
     expect(await run({ name: "dies", authenticate: () => Effect.die("boom") }, 60_000)).toEqual({ error: "AuthUnavailable" })
+    expect(await run({ name: "dies", authenticate: () => Effect.die("boom"), boundsItself: true }, 60_000)).toEqual({ error: "AuthUnavailable" })
+  })
+
+  it("does not race an authenticator that bounds itself: its late answer is its own to give", async () => {
+    const later = Effect.andThen(Effect.promise(() => new Promise((r) => setTimeout(r, 20))), Effect.succeed(identity))
+    expect(await run({ name: "own", authenticate: () => later, boundsItself: true }, 0)).toEqual({ ok: identity })
+    expect(await run({ name: "raced", authenticate: () => later }, 0)).toEqual({ error: "AuthUnavailable" })
+  })
+})
+
+/** The API-key authenticator over a key store that never answers a lookup. */
+const ApiKeysHarness = {
+  hangingStore: async (timeoutMs: number) => {
+    const base = await planFromYaml(`
+backends:
+  - { id: x, url: "http://127.0.0.1:1/v1", models: [m] }
+`)
+    const plan: Plan = { ...base, extensions: { ...base.extensions, timeoutMs } }
+    const store = {
+      anyKey: Effect.succeed(true),
+      keyForAuth: () => Effect.never,
+      touchKeys: () => Effect.void
+    } as unknown as KeyStore["Service"]
+    const keys = ApiKeys.layer.pipe(
+      Layer.provide(Layer.mergeAll(GatewayConfig.fromPlan(plan), Layer.succeed(KeyStore, store), Revocations.local))
+    )
+    const layer = Authentication.layer.pipe(Layer.provide(ApiKeys.register.pipe(Layer.provideMerge(
+      Layer.mergeAll(keys, Layer.succeed(Authenticators, NameTable.make<Authenticator>("authenticator", [])))
+    ))))
+    const credentials = { headers: { authorization: "Bearer sk-sluice-E3UKTdlwfvsg-NzcPbk0gH2OIe0ibmvXqAKCvuLuMUBPqsangmkt7bFo" }, remoteAddress: undefined }
+    return {
+      authenticate: () =>
+        Effect.runPromise(
+          Effect.gen(function*() {
+            const auth = yield* Authentication
+            return yield* auth.authenticate(credentials, plan)
+          }).pipe(
+            Effect.map((id) => ({ ok: id } as const)),
+            Effect.catch((e) => Effect.succeed({ error: e._tag } as const)),
+            Effect.provide(layer)
+          )
+        )
+    }
+  }
+}
+
+describe("the API-key authenticator bounds its own slow path", () => {
+  it("a key store that does not answer is a 503 at the deadline, not a hang", async () => {
+    const keys = await ApiKeysHarness.hangingStore(50)
+    const started = performance.now()
+    expect(await keys.authenticate()).toEqual({ error: "AuthUnavailable" })
+    expect(performance.now() - started).toBeLessThan(2_000)
   })
 })
