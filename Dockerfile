@@ -21,6 +21,8 @@ RUN npm ci --ignore-scripts --no-audit --no-fund
 
 FROM deps AS build
 COPY src ./src
+# the bundle's build script (esbuild with a plugin: scripts/bundle.mjs says why)
+COPY scripts/bundle.mjs ./scripts/bundle.mjs
 RUN npm run bundle
 
 FROM ${BASE} AS runtime

@@ -44,7 +44,13 @@ export const buildWithSourceMaps = (repoDir, outDir) => {
   const script = JSON.parse(readFileSync(join(repoDir, "package.json"), "utf8")).scripts?.bundle
   if (typeof script !== "string") throw new Error("package.json has no bundle script")
   const argv = words(script)
-  if (argv[0] !== "esbuild") throw new Error(`the bundle script does not start with esbuild: ${script}`)
+  // `node scripts/bundle.mjs --outdir=dist` (it takes --outdir and --sourcemap as esbuild does)
+  if (argv[0] === "node") {
+    const args = [...argv.slice(1).filter((a) => !a.startsWith("--outdir=") && !a.startsWith("--sourcemap")), `--outdir=${outDir}`, "--sourcemap"]
+    execFileSync(process.execPath, args, { cwd: repoDir, stdio: ["ignore", "ignore", "pipe"] })
+    return join(outDir, "main.mjs")
+  }
+  if (argv[0] !== "esbuild") throw new Error(`the bundle script starts with neither node nor esbuild: ${script}`)
   let entry
   const args = argv.slice(1).flatMap((a) => {
     if (a.startsWith("--outdir=")) return [`--outdir=${outDir}`]
