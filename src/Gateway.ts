@@ -8,7 +8,7 @@
  * where request lines go, the listener); everything else is fixed here.
  */
 import { NodeHttpServer } from "@effect/platform-node"
-import { ByteSize, Context, Effect, Layer } from "effect"
+import { ByteSize, Context, Effect, Layer, Scheduler } from "effect"
 import { HttpIncomingMessage, HttpRouter, HttpServer } from "effect/http"
 import { createServer, type Server } from "node:http"
 import { Accounting } from "./accounting/Accounting.ts"
@@ -37,6 +37,7 @@ import * as ConnectionLimits from "./http/Connections.ts"
 import { Lifecycle } from "./request/Lifecycle.ts"
 import { type ReloadOptions, Reloader } from "./http/Reload.ts"
 import * as Routes from "./http/Routes.ts"
+import * as Teardowns from "./http/Teardowns.ts"
 import { EventLoopDelay } from "./observability/EventLoopDelay.ts"
 import { LiveStats } from "./observability/LiveStats.ts"
 import * as Logging from "./observability/Logging.ts"
@@ -218,6 +219,9 @@ export const make = <E>(parts: GatewayParts<E>) => {
     Layer.succeed(HttpIncomingMessage.MaxBodySize, ByteSize.bytes(initial.limits.maxBodyBytes))))
   const http = HttpRouter.serve(Routes.layer, { disableLogger: true, disableListenLog: true }).pipe(
     Layer.provide(maxBody),
+    // Request fibers inherit it: a client's leaving runs its teardown after the socket events
+    // waiting behind it, which close their upstreams first (see Teardowns.ts).
+    Layer.provide(Layer.succeed(Scheduler.Scheduler, Teardowns.scheduler)),
     Layer.provide(EventLoopDelay.layer),
     Layer.provideMerge(parts.server ?? nodeServer)
   )

@@ -86,9 +86,11 @@ const clientGone = Object.assign(new Error("the client closed the connection"), 
 
 /**
  * How long a reader detached by `destroyNow` waits before it is told of the failure after
- * all: a request's fiber is interrupted within the same turn of the event loop (and its
- * reader is gone by then), so this only reaches work that merely inherited the request's
- * context (a backend actor started by an admin reload), which must fail, not hang.
+ * all: a request's fiber is interrupted within the same turn of the event loop, which
+ * cancels its wait for the body at once (its teardown may run turns later, see
+ * http/Teardowns.ts, and a late error then wakes nothing), so this only reaches work that
+ * merely inherited the request's context (a backend actor started by an admin reload),
+ * which must fail, not hang.
  */
 const DETACHED_READER_MS = 1_000
 

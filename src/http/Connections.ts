@@ -20,6 +20,7 @@ import { Socket } from "node:net"
 import type { Duplex } from "node:stream"
 import type { ServerPlan } from "../config/Plan.ts"
 import { type ListenerRejection, listenerRejectionToWire, rawResponse } from "./ErrorResponse.ts"
+import * as Teardowns from "./Teardowns.ts"
 
 export type Rejection =
   | "max_connections"
@@ -125,6 +126,8 @@ export const guard = (server: Server, limits: Limits): Connections["Service"] =>
       if (current === undefined || current.writableFinished) return
       limit = Error.stackTraceLimit
       Error.stackTraceLimit = 0
+      // node:http's listeners now interrupt the request: its teardown waits for its turn
+      Teardowns.clientLeaving()
       // in case a listener in between throws
       process.nextTick(restore)
     })
