@@ -583,10 +583,14 @@ export const handler = <M>(inbound: Inbound<M>) =>
           const m = plan.models.get(id)
           return m !== undefined && mayUse(identity, m, m.id) ? [m] : []
         })
-        /** One model's leg in a scope of its own: its settlement runs when a fallback abandons it. */
-        const leg = (model: ModelPlan, index: number): Effect.Effect<Leg, PipelineError> =>
+        /**
+         * One model's leg in a scope of its own, so that its settlement runs when a fallback
+         * abandons it. The last leg (a model without fallbacks: nearly every request) is never
+         * abandoned and runs in the request's scope, which closes it the same way and in the same
+         * order, without a child scope and its handler.
+         */
+        const leg = (model: ModelPlan, index: number): Effect.Effect<Leg, PipelineError, Scope.Scope> =>
           Effect.gen(function*() {
-            const scope = yield* Scope.fork(requestScope, "sequential")
             const abandoned = { fellBack: false }
             // A fallback's call names its own model; the client's bytes no longer match it.
             const legCall = index === 0 ? call : Calls.withFields(call, { model: model.id })
@@ -623,6 +627,8 @@ export const handler = <M>(inbound: Inbound<M>) =>
                 ? { _tag: "Stream" as const, req, model, committed: yield* dispatcher.stream(req, route, plan, facts.attempts, facts.tally) }
                 : { _tag: "Unary" as const, req, model, committed: yield* dispatcher.unary(req, route, plan, facts.attempts, facts.tally) }
             })
+            if (fallbacks[index] === undefined) return yield* run
+            const scope = yield* Scope.fork(requestScope, "sequential")
             return yield* run.pipe(
               Scope.provide(scope),
               Effect.catch((error: PipelineError) =>
