@@ -14,14 +14,20 @@
  *
  * Must never: be used where a finalizer needs a service provided only around the scope's close.
  */
-import { Effect, type Exit, Scope } from "effect"
+import { Context, Effect, type Exit, Scope } from "effect"
 
-/** As `Effect.addFinalizer`, the finalizer run in the context it was added in. */
+/**
+ * As `Effect.addFinalizer`, the finalizer run in the context it was added in. The scope and
+ * the context are read off the fiber in one step (two Effect operations per finalizer added
+ * instead of four; several per request).
+ */
 export const addFinalizer = <R>(
   finalizer: (exit: Exit.Exit<unknown, unknown>) => Effect.Effect<unknown, never, R>
 ): Effect.Effect<void, never, R | Scope.Scope> =>
-  Effect.flatMap(Effect.scope, (scope) =>
-    Effect.contextWith((context) => Scope.addFinalizerExit(scope, (exit) => Effect.setContext(finalizer(exit), context))))
+  Effect.withFiber((fiber) => {
+    const context = fiber.context as Context.Context<R | Scope.Scope>
+    return Scope.addFinalizerExit(Context.get(context, Scope.Scope), (exit) => Effect.setContext(finalizer(exit), context))
+  })
 
 /** As `Effect.acquireRelease`: the acquisition is uninterruptible and its release added in the same step. */
 export const acquireRelease = <A, E, R, R2>(
