@@ -70,6 +70,10 @@ const USAGE = `usage: npm run bench -- [options]
   --auth-off        run Sluice with \`auth: none\` (the bench config declares the bench's API key;
                     compare a run with and without it for the cost of authentication)
   --node-options S  extra Node flags for the Sluice processes, e.g. "--max-semi-space-size=32"
+  --idle-wait S     the startup group reads the idle RSS S seconds after the first completion
+                    (default 2; Sluice's idle memory reducer runs after server.idle_gc_after, 10 s)
+  --env K=V         an environment variable for the Sluice processes only (repeatable), e.g.
+                    MALLOC_ARENA_MAX=2 (read by glibc at process start)
   --no-pin          do not pin processes to CPUs
   --keep            keep the temporary directory (configs, process logs)
 `
@@ -82,7 +86,7 @@ const ALIASES = { "idle-rss": "startup", cpu: "latency", rss: "open-streams", "r
 const TARGET_NAMES = ["direct", "floor", "nginx", "portkey", "sluice"]
 
 const parseArgs = (argv) => {
-  const o = { only: undefined, targets: undefined, portkey: false, ladder: LADDER_RATES, repeats: undefined, rssRepeats: 1, quick: false, profile: false, heap: false, out: undefined, compare: undefined, rates: [200, 1000, 2000], levels: undefined, abortLevels: undefined, concurrency: 64, retries: undefined, retryBudget: undefined, maxForeign: 0.2, maxWait: 0.05, maxSteal: 0.1, traceGc: false, otel: false, bundle: undefined, authOff: false, nodeOptions: [], pace: "timer", pin: true, keep: false, help: false }
+  const o = { only: undefined, targets: undefined, portkey: false, ladder: LADDER_RATES, repeats: undefined, rssRepeats: 1, quick: false, profile: false, heap: false, out: undefined, compare: undefined, rates: [200, 1000, 2000], levels: undefined, abortLevels: undefined, concurrency: 64, retries: undefined, retryBudget: undefined, maxForeign: 0.2, maxWait: 0.05, maxSteal: 0.1, traceGc: false, otel: false, bundle: undefined, authOff: false, nodeOptions: [], env: {}, pace: "timer", pin: true, keep: false, help: false }
   const list = (s) => s.split(",").map((x) => x.trim()).filter(Boolean)
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]
@@ -113,7 +117,13 @@ const parseArgs = (argv) => {
       case "--otel": o.otel = true; break
       case "--bundle": o.bundle = resolve(next()); break
       case "--auth-off": o.authOff = true; break
+      case "--idle-wait": o.idleWait = Number(next()); break
       case "--node-options": o.nodeOptions = next().split(/\s+/).filter(Boolean); break
+      case "--env": {
+        const [k, ...v] = next().split("=")
+        o.env[k] = v.join("=")
+        break
+      }
       case "--max-foreign": o.maxForeign = Number(next()); break
       case "--max-wait": o.maxWait = Number(next()); break
       case "--max-steal": o.maxSteal = Number(next()); break
@@ -191,6 +201,7 @@ const main = async () => {
   const d = durations(args.quick)
   if (args.levels) d.levels = args.levels
   if (args.abortLevels) d.abortLevels = args.abortLevels
+  if (args.idleWait !== undefined) d.idleWaitMs = args.idleWait * 1000
   d.satConcurrency = args.concurrency
   const limit = fdLimit()
   if (limit !== undefined) {
@@ -266,6 +277,7 @@ const main = async () => {
     traceGc: args.traceGc,
     otel: args.otel,
     nodeOptions: args.nodeOptions,
+    env: args.env,
     bundle: profiledBundle ?? bundle,
     gc: [],
     stamp,
@@ -312,6 +324,7 @@ const main = async () => {
     chunkIntervalMs: d.chunkIntervalMs,
     aborts: d.aborts,
     recoverMs: d.recoverMs,
+    idleWaitMs: d.idleWaitMs,
     ladderRates: o.ladderRates,
     ladderP99Ms: o.ladderP99Ms,
     abortLevels: d.abortLevels,

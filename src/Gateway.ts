@@ -39,6 +39,7 @@ import { type ReloadOptions, Reloader } from "./http/Reload.ts"
 import * as Routes from "./http/Routes.ts"
 import * as Teardowns from "./http/Teardowns.ts"
 import { EventLoopDelay } from "./observability/EventLoopDelay.ts"
+import * as IdleMemory from "./observability/IdleMemory.ts"
 import { LiveStats } from "./observability/LiveStats.ts"
 import * as Logging from "./observability/Logging.ts"
 import * as Tracing from "./observability/Tracing.ts"
@@ -170,6 +171,18 @@ const preloadTokenizers = Layer.effectDiscard(
   })
 )
 
+/**
+ * The idle memory reducer (observability/IdleMemory.ts) on the pipeline's request counts:
+ * one memory-reducing GC once nothing has been in flight for `server.idle_gc_after`.
+ */
+const idleMemory = Layer.unwrap(
+  Effect.gen(function*() {
+    const { initial } = yield* GatewayConfig
+    const { state } = yield* Lifecycle
+    return IdleMemory.layer({ afterMs: initial.server.idleGcAfterMs, activity: () => state })
+  })
+)
+
 /** Runs every registry's checks on the initial plan: unknown names stop the start, with their paths. */
 const verifyPlan = Layer.effectDiscard(Effect.gen(function*() {
   const { initial } = yield* GatewayConfig
@@ -225,7 +238,7 @@ export const make = <E>(parts: GatewayParts<E>) => {
     Layer.provide(EventLoopDelay.layer),
     Layer.provideMerge(parts.server ?? nodeServer)
   )
-  return Layer.mergeAll(drainOnShutdown, announce, preloadTokenizers).pipe(
+  return Layer.mergeAll(drainOnShutdown, announce, preloadTokenizers, idleMemory).pipe(
     Layer.provideMerge(http),
     Layer.provideMerge(core),
     Layer.provideMerge(parts.requestLog),

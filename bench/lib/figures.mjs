@@ -100,7 +100,8 @@ export const build = (results, meta) => {
     figs.push(fromRepeats("startup.first_completion_ms", "startup", "start-up to first answered completion (ms)", "ms", each(runs, (r) => r.firstAnswerMs)))
     figs.push(fromRepeats("startup.first_completion_own_ms", "startup", "  of which the first completion itself (ms)", "ms", each(runs, (r) => r.firstAnswerMs - r.startupMs)))
     figs.push(fromRepeats("startup.first_completion_cpu_ms", "startup", "  CPU used until the first completion (ms)", "ms", each(runs, (r) => r.firstAnswerCpuMs)))
-    figs.push(fromRepeats("rss.idle_mib", "startup", "idle RSS, 2 s after first completion (MiB)", "MiB", each(runs, (r) => r.idleRssBytes / MiB)))
+    const idleWait = `${((meta.idleWaitMs ?? 2000) / 1000).toFixed(0)} s`
+    figs.push(fromRepeats("rss.idle_mib", "startup", `idle RSS, ${idleWait} after first completion (MiB)`, "MiB", each(runs, (r) => r.idleRssBytes / MiB)))
   }
 
   if (results.latency) {

@@ -295,7 +295,9 @@ export const startTarget = async (name, ctx) => {
       // tracing only with --otel, to the mock's OTLP sink
       OTEL_EXPORTER_OTLP_ENDPOINT: ctx.otel ? ctx.mock.url : undefined,
       OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: undefined,
-      OTEL_SERVICE_NAME: undefined
+      OTEL_SERVICE_NAME: undefined,
+      // --env K=V (repeatable): for Sluice only, e.g. glibc malloc settings read at process start
+      ...ctx.env
     }
   }
   const t0 = performance.now()

@@ -59,7 +59,7 @@ const fileName = (field: string): string => field.replace(/Ms$/, "").replace(/[A
  * timeouts, retries.max_attempts, extensions, prices and backends through the fleet).
  */
 const RESTART: Readonly<Record<string, ReadonlyArray<string>>> = {
-  // The listener: address, CORS, connection caps and deadlines.
+  // The listener: address, CORS, connection caps and deadlines; the idle memory reducer.
   server: ["*"],
   // Stores and the in-memory state sized at start.
   budgets: ["*"],

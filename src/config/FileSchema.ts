@@ -421,7 +421,12 @@ export const Server = Schema.Struct({
   /** Open client connections at most (per process); more are closed at accept (0: no cap). */
   max_connections: Schema.optionalKey(Count),
   /** Open client connections from one address at most (per process; 0: no cap). */
-  max_connections_per_address: Schema.optionalKey(Count)
+  max_connections_per_address: Schema.optionalKey(Count),
+  /**
+   * After this long with no request in flight and none started, one memory-reducing full GC
+   * gives memory back to the OS, once per quiet period (0: never).
+   */
+  idle_gc_after: Schema.optionalKey(Duration)
 })
 
 /** Flow control: where requests wait when every backend of their model is saturated. */

@@ -185,6 +185,8 @@ export interface ServerPlan {
   /** 0 = no cap. */
   readonly maxConnections: number
   readonly maxConnectionsPerAddress: number
+  /** Quiet time before the idle memory reducer's GC (observability/IdleMemory.ts); 0 = off. */
+  readonly idleGcAfterMs: number
 }
 
 export interface BudgetsPlan {
@@ -299,6 +301,8 @@ export const defaults = {
   /** Per process. A proxy in front shows up as one address: raise the per-address cap (or 0) there. */
   maxConnections: 10_000,
   maxConnectionsPerAddress: 1_000,
+  /** Longer than V8's own memory reducer waits (8 s), far longer than any pause between a client's requests. */
+  idleGcAfter: "10s",
   defaultMaxTokens: 256,
   maxConcurrency: 256,
   timeouts: { connect: "5s", first_token: "60s", idle: "30s", total: "10m", queue: "5s", drain: "30s" },
@@ -583,6 +587,7 @@ const validate = (
       bodyTimeoutMs,
       maxConnections: sv.max_connections ?? defaults.maxConnections,
       maxConnectionsPerAddress: sv.max_connections_per_address ?? defaults.maxConnectionsPerAddress,
+      idleGcAfterMs: durationMs(sv.idle_gc_after ?? defaults.idleGcAfter),
       cors: cors === undefined ? undefined : {
         allowedOrigins: cors.allowed_origins,
         allowedHeaders: cors.allowed_headers ?? defaults.cors.allowedHeaders,

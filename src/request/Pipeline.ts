@@ -694,6 +694,7 @@ export const handler = <M>(inbound: Inbound<M>) =>
       const facts = new Facts(requestIdOf(request), yield* Clock.currentTimeMillis)
       span?.attribute("sluice.request_id", facts.requestId)
       state.inFlight++
+      state.accepted++
       yield* Scoped.addFinalizer((exit) => release(request, facts, exit, span))
 
       return yield* serve(request, facts).pipe(

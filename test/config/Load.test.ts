@@ -40,7 +40,8 @@ describe("config", () => {
       headersTimeoutMs: 10_000,
       bodyTimeoutMs: 30_000,
       maxConnections: 10_000,
-      maxConnectionsPerAddress: 1_000
+      maxConnectionsPerAddress: 1_000,
+      idleGcAfterMs: 10_000
     })
     expect(p.modelNames.get("llama3")).toBe("llama-3.1-8b")
     const b = p.backends[0]!
@@ -62,9 +63,9 @@ limits: { max_body_bytes: 512KiB }
 
   it("reads the listener's deadlines and connection caps, 0 switching one off", () => {
     const p = plan(`${base}
-server: { headers_timeout: 2s, body_timeout: 1m, max_connections: 0, max_connections_per_address: 64 }
+server: { headers_timeout: 2s, body_timeout: 1m, max_connections: 0, max_connections_per_address: 64, idle_gc_after: 0 }
 `)
-    expect(p.server).toMatchObject({ headersTimeoutMs: 2000, bodyTimeoutMs: 60_000, maxConnections: 0, maxConnectionsPerAddress: 64 })
+    expect(p.server).toMatchObject({ headersTimeoutMs: 2000, bodyTimeoutMs: 60_000, maxConnections: 0, maxConnectionsPerAddress: 64, idleGcAfterMs: 0 })
     expect(errorOf(`${base}
 server: { headers_timeout: 40s, body_timeout: 30s }`)).toContain("server.headers_timeout")
     expect(errorOf(`${base}
