@@ -424,7 +424,8 @@ export const Server = Schema.Struct({
   max_connections_per_address: Schema.optionalKey(Count),
   /**
    * After this long with no request in flight and none started, one memory-reducing full GC
-   * gives memory back to the OS, once per quiet period (0: never).
+   * gives memory back to the OS, once per quiet period (0, the default: never; it slows the
+   * load that follows, see README "Memory after load").
    */
   idle_gc_after: Schema.optionalKey(Duration)
 })

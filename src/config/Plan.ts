@@ -302,7 +302,9 @@ export const defaults = {
   maxConnections: 10_000,
   maxConnectionsPerAddress: 1_000,
   /** Longer than V8's own memory reducer waits (8 s), far longer than any pause between a client's requests. */
-  idleGcAfter: "10s",
+  // Off by default: the GC also shrinks the young generation, and load after it runs with more
+  // scavenges until V8 grows it back (bench/README.md, "Idle memory", the cost after idle).
+  idleGcAfter: "0s",
   defaultMaxTokens: 256,
   maxConcurrency: 256,
   timeouts: { connect: "5s", first_token: "60s", idle: "30s", total: "10m", queue: "5s", drain: "30s" },

@@ -41,7 +41,7 @@ describe("config", () => {
       bodyTimeoutMs: 30_000,
       maxConnections: 10_000,
       maxConnectionsPerAddress: 1_000,
-      idleGcAfterMs: 10_000
+      idleGcAfterMs: 0
     })
     expect(p.modelNames.get("llama3")).toBe("llama-3.1-8b")
     const b = p.backends[0]!
