@@ -18,6 +18,7 @@ import type { Readable } from "node:stream"
 // compile on every start; see bench/README.md, round 2, start-up). Typed in undici-lib.d.ts.
 import Pool from "undici/lib/dispatcher/pool.js"
 import undiciRequest from "undici/lib/api/api-request.js"
+import * as Bodies from "../domain/Bodies.ts"
 import type { ReadDeadline } from "./Contract.ts"
 import { ConnectTimeout, type FailureReason, ResponseTooLarge, Unavailable } from "./Failure.ts"
 
@@ -342,48 +343,13 @@ export const pullBody = (body: Readable, onError: (e: unknown) => FailureReason)
  * `within.onTimeout()` and is destroyed (one timer, no fiber).
  */
 export const readAll = (body: Readable, limit: number, onError: (e: unknown) => FailureReason, within?: ReadDeadline) =>
-  Effect.callback<Buffer, FailureReason>((resume) => {
-    const parts: Array<Buffer> = []
-    let size = 0
-    let timer: NodeJS.Timeout | undefined
-    const onData = (chunk: Buffer) => {
-      size += chunk.length
-      if (size > limit) {
-        cleanup()
-        // The body's permanent error listener (see `send`) absorbs the abort error this causes.
-        body.destroy()
-        resume(Effect.fail(new ResponseTooLarge({ limit })))
-        return
-      }
-      parts.push(chunk)
-    }
-    const onEnd = () => {
-      cleanup()
-      resume(Effect.succeed(parts.length === 1 ? parts[0]! : Buffer.concat(parts)))
-    }
-    const onFail = (e: unknown) => {
-      cleanup()
-      resume(Effect.fail(onError(e)))
-    }
-    const cleanup = () => {
-      if (timer !== undefined) clearTimeout(timer)
-      body.off("data", onData)
-      body.off("end", onEnd)
-      body.off("error", onFail)
-    }
-    if (body.readableEnded) return resume(Effect.succeed(Buffer.alloc(0)))
-    body.on("data", onData)
-    body.once("end", onEnd)
-    body.once("error", onFail)
-    if (within !== undefined) {
-      timer = setTimeout(() => {
-        cleanup()
-        // The body's permanent error listener (see `send`) absorbs the abort error this causes.
-        body.destroy()
-        resume(Effect.fail(within.onTimeout()))
-      }, Math.max(0, within.ms))
-    }
-    return Effect.sync(cleanup)
+  // The body's permanent error listener (see `send`) absorbs the abort error a destroy causes.
+  Bodies.readAll<FailureReason>(body, {
+    limit,
+    tooLarge: () => new ResponseTooLarge({ limit }),
+    failed: onError,
+    overflow: "destroy",
+    within
   })
 
 /** A socket-level failure while reading a response body. */

@@ -13,6 +13,7 @@ import type { IncomingMessage } from "node:http"
 import type { Readable } from "node:stream"
 import { ChatCompletionRequest, CompletionRequest, EmbeddingRequest, RerankRequest } from "../api/openai/Requests.ts"
 import type { CallKind, InferenceCall } from "../api/openai/Calls.ts"
+import * as Bodies from "../domain/Bodies.ts"
 import { summarize } from "../domain/SchemaIssues.ts"
 import * as JsonScan from "./JsonScan.ts"
 import { BodyTooLarge, InvalidBody, InvalidJson, type LimitExceeded, UnsupportedMediaType } from "./Errors.ts"
@@ -56,6 +57,8 @@ export const readBody = (request: HttpServerRequest.HttpServerRequest, limit: nu
     )
   })
 
+const ignoreError = (): void => {}
+
 /** The node:http request a platform request reads its body from, when it is one (and unread). */
 const nodeBody = (request: HttpServerRequest.HttpServerRequest): Readable | undefined => {
   const source = request.source as Partial<IncomingMessage> | undefined
@@ -73,45 +76,18 @@ const nodeBody = (request: HttpServerRequest.HttpServerRequest): Readable | unde
  * connection); a body that fails or is cut off before its end is unreadable (400); the
  * client leaving interrupts the fiber, which removes the listeners.
  */
-const ignoreError = (): void => {}
-
-const readNode = (body: Readable, limit: number) =>
-  Effect.callback<Uint8Array, BodyTooLarge | InvalidJson>((resume) => {
-    const parts: Array<Buffer> = []
-    let size = 0
-    const onData = (chunk: Buffer) => {
-      size += chunk.length
-      if (size > limit) {
-        cleanup()
-        body.resume()
-        resume(Effect.fail(new BodyTooLarge({ limit })))
-        return
-      }
-      parts.push(chunk)
-    }
-    const onEnd = () => {
-      cleanup()
-      resume(Effect.succeed(parts.length === 1 ? parts[0]! : Buffer.concat(parts, size)))
-    }
-    const onFail = () => {
-      cleanup()
-      resume(Effect.fail(new InvalidJson({ message: "the request body could not be read" })))
-    }
-    const cleanup = () => {
-      body.off("data", onData)
-      body.off("end", onEnd)
-      body.off("error", onFail)
-      body.off("close", onFail)
-    }
-    // An error after the listeners below are gone (a client cut off while the rest of an
-    // oversized body drains) must not go unheard: Node would throw it out of the event loop.
-    body.on("error", ignoreError)
-    body.on("data", onData)
-    body.once("end", onEnd)
-    body.once("error", onFail)
-    body.once("close", onFail)
-    return Effect.sync(cleanup)
+const readNode = (body: Readable, limit: number) => {
+  // An error after the read's own listeners are gone (a client cut off while the rest of an
+  // oversized body drains) must not go unheard: Node would throw it out of the event loop.
+  body.on("error", ignoreError)
+  return Bodies.readAll<BodyTooLarge | InvalidJson>(body, {
+    limit,
+    tooLarge: () => new BodyTooLarge({ limit }),
+    failed: () => new InvalidJson({ message: "the request body could not be read" }),
+    overflow: "drain",
+    closeIsFailure: true
   })
+}
 
 /** Parsed JSON, before the schema: a JSON object of anything. */
 export type JsonObject = { readonly [key: string]: unknown }

@@ -15,7 +15,7 @@ import type { Plan } from "../../src/config/Plan.ts"
 import type { Identity } from "../../src/domain/Identity.ts"
 import { TenantId } from "../../src/domain/Ids.ts"
 import * as NameTable from "../../src/domain/NameTable.ts"
-import type { Authenticator } from "../../src/extensions/Contract.ts"
+import type { Authenticator, Credentials } from "../../src/extensions/Contract.ts"
 import { Authenticators } from "../../src/extensions/Registries.ts"
 import { planFromYaml } from "../support/Gateway.ts"
 
@@ -35,17 +35,21 @@ backends:
   const layer = Authentication.layer.pipe(
     Layer.provide(Layer.succeed(Authenticators, NameTable.make<Authenticator>("authenticator", [[authenticator.name, authenticator]])))
   )
-  return Effect.runPromise(
+  return authenticateWith(layer, credentials, plan)
+}
+
+/** One authentication through the chain `layer` builds: the identity, or the failure's tag. */
+const authenticateWith = <E>(layer: Layer.Layer<Authentication, E>, with_: Credentials, plan: Plan) =>
+  Effect.runPromise(
     Effect.gen(function*() {
       const auth = yield* Authentication
-      return yield* auth.authenticate(credentials, plan)
+      return yield* auth.authenticate(with_, plan)
     }).pipe(
       Effect.map((id) => ({ ok: id } as const)),
       Effect.catch((e) => Effect.succeed({ error: e._tag } as const)),
       Effect.provide(layer)
     )
   )
-}
 
 describe("Authentication: the authenticator's deadline", () => {
   it("uses an answer given at once, even with a zero deadline", async () => {
@@ -96,19 +100,7 @@ backends:
       Layer.mergeAll(keys, Layer.succeed(Authenticators, NameTable.make<Authenticator>("authenticator", [])))
     ))))
     const credentials = { headers: { authorization: "Bearer sk-sluice-E3UKTdlwfvsg-NzcPbk0gH2OIe0ibmvXqAKCvuLuMUBPqsangmkt7bFo" }, remoteAddress: undefined }
-    return {
-      authenticate: () =>
-        Effect.runPromise(
-          Effect.gen(function*() {
-            const auth = yield* Authentication
-            return yield* auth.authenticate(credentials, plan)
-          }).pipe(
-            Effect.map((id) => ({ ok: id } as const)),
-            Effect.catch((e) => Effect.succeed({ error: e._tag } as const)),
-            Effect.provide(layer)
-          )
-        )
-    }
+    return { authenticate: () => authenticateWith(layer, credentials, plan) }
   }
 }
 

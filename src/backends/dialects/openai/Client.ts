@@ -64,12 +64,13 @@ export const make = (pool: UpstreamPool, options: Options): Adapter => ({
   unary: (call, withinMs) =>
     Effect.gen(function*() {
       const left = unaryDeadline(withinMs ?? options.totalMs, options.totalMs)
+      const headers = left()
       const res = yield* pool.post(
         Translate.path(call.kind),
         Translate.requestBody(call),
         headersFor(call, false),
-        left().ms,
-        left().onTimeout
+        headers.ms,
+        headers.onTimeout
       )
       if (res.status < 200 || res.status >= 300) return yield* failureOf(res, left())
       return { status: res.status, read: Effect.suspend(() => readUnary(res, options, left())) }
