@@ -64,6 +64,8 @@ const USAGE = `usage: npm run bench -- [options]
                     the window (default 0.05; 5X for saturation)
   --max-steal X     ... or when the hypervisor stole more than X of one of our CPUs (default 0.1)
   --trace-gc        start Sluice with --trace-gc and report its GC pauses per group
+  --eld             latency windows: the event-loop delay (1 ms probe) and GC pauses inside
+                    Sluice and the floor proxy during each window (bench/lib/eld-probe.mjs)
   --pace timer|spin how the open-loop generator waits for the next send (default timer)
   --otel            Sluice exports OTLP traces (to the mock's sink): tracing's cost
   --bundle FILE     run this gateway bundle instead of dist/main.mjs (e.g. a saved "before" build)
@@ -86,7 +88,7 @@ const ALIASES = { "idle-rss": "startup", cpu: "latency", rss: "open-streams", "r
 const TARGET_NAMES = ["direct", "floor", "nginx", "portkey", "sluice"]
 
 const parseArgs = (argv) => {
-  const o = { only: undefined, targets: undefined, portkey: false, ladder: LADDER_RATES, repeats: undefined, rssRepeats: 1, quick: false, profile: false, heap: false, out: undefined, compare: undefined, rates: [200, 1000, 2000], levels: undefined, abortLevels: undefined, concurrency: 64, retries: undefined, retryBudget: undefined, maxForeign: 0.2, maxWait: 0.05, maxSteal: 0.1, traceGc: false, otel: false, bundle: undefined, authOff: false, nodeOptions: [], env: {}, pace: "timer", pin: true, keep: false, help: false }
+  const o = { only: undefined, targets: undefined, portkey: false, ladder: LADDER_RATES, repeats: undefined, rssRepeats: 1, quick: false, profile: false, heap: false, out: undefined, compare: undefined, rates: [200, 1000, 2000], levels: undefined, abortLevels: undefined, concurrency: 64, retries: undefined, retryBudget: undefined, maxForeign: 0.2, maxWait: 0.05, maxSteal: 0.1, traceGc: false, eld: false, otel: false, bundle: undefined, authOff: false, nodeOptions: [], env: {}, pace: "timer", pin: true, keep: false, help: false }
   const list = (s) => s.split(",").map((x) => x.trim()).filter(Boolean)
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]
@@ -113,6 +115,7 @@ const parseArgs = (argv) => {
       case "--retries": o.retries = Number(next()); break
       case "--retry-budget": o.retryBudget = Number(next()); break
       case "--trace-gc": o.traceGc = true; break
+      case "--eld": o.eld = true; break
       case "--pace": o.pace = next(); break
       case "--otel": o.otel = true; break
       case "--bundle": o.bundle = resolve(next()); break
@@ -275,6 +278,7 @@ const main = async () => {
     cpus: plan.pinned ? plan.target : undefined,
     profile: args.profile || args.heap ? { cpu: args.profile, heap: args.heap, dir: profileDir } : undefined,
     traceGc: args.traceGc,
+    eld: args.eld,
     otel: args.otel,
     nodeOptions: args.nodeOptions,
     env: args.env,

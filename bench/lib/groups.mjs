@@ -25,6 +25,7 @@ import { abortStreams, holdStreams, streams } from "./streams.mjs"
 import { MODEL } from "./mock.mjs"
 import { cpuSeconds, fdCount, rssBytes, waitForQuiet } from "./procs.mjs"
 import { startTarget } from "./targets.mjs"
+import { eldLine, eldWindow } from "./eld.mjs"
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 
@@ -217,8 +218,9 @@ export const latencyGroup = async (o, ctx) => {
           if (n === "sluice-info" && rate !== o.logRate) continue
           const t = targets[n]
           checkAlive(t)
+          let windowAt = 0
           const r = await withRetries(o, `${n} ${rate}/s`, () =>
-            fixedRate({
+            (windowAt = Date.now() + o.d.latencyWarmupMs, fixedRate({
               host: t.host,
               port: t.port,
               pick: rotating(bytes[n]),
@@ -228,11 +230,13 @@ export const latencyGroup = async (o, ctx) => {
               durationMs: Math.max(o.d.latencyMs, (1000 * o.d.latencySamples) / rate),
               pid: t.pid,
               plan: o.plan
-            }), (r) => r.sentRate < 0.95 * r.offeredRate, n === "direct")
+            })), (r) => r.sentRate < 0.95 * r.offeredRate, n === "direct")
+          // --eld: what the target's loop and GC did in the measured window (the last attempt's)
+          if (t.eldFile !== undefined) r.eld = eldWindow(t.eldFile, windowAt, windowAt + Math.max(o.d.latencyMs, (1000 * o.d.latencySamples) / rate))
           runs[n][rate].push(r)
           o.log(`  latency ${n} ${rate}/s #${rep + 1}: p50 ${r.latency.p50.toFixed(3)} p99 ${r.latency.p99.toFixed(3)} ms` +
             `, done ${r.completedRate.toFixed(0)}/s, errors ${r.errors}, CPU ${r.cpu ? ((r.cpu.targetCpuTicks / o.hz) * 1e6 / r.measured).toFixed(0) : "-"} µs/req` +
-            `, send lag p99 ${r.sendLag.p99.toFixed(2)} ms; waited for CPU: target ${r.cpu?.targetWaitMs.toFixed(0)}, harness ${r.cpu?.harnessWaitMs.toFixed(0)} ms`)
+            `, send lag p99 ${r.sendLag.p99.toFixed(2)} ms; waited for CPU: target ${r.cpu?.targetWaitMs.toFixed(0)}, harness ${r.cpu?.harnessWaitMs.toFixed(0)} ms` + eldLine(r.eld))
           await sleep(200)
         }
       }

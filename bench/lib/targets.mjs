@@ -26,6 +26,7 @@ import { performance } from "node:perf_hooks"
 import { fileURLToPath } from "node:url"
 import { probe } from "./client.mjs"
 import { exited, spawnNode, spawnProgram, stop } from "./procs.mjs"
+import { eldProbe } from "./eld.mjs"
 
 const benchDir = fileURLToPath(new URL("..", import.meta.url))
 export const repoDir = resolve(benchDir, "..")
@@ -252,6 +253,9 @@ export const startTarget = async (name, ctx) => {
   }
   if (ctx.traceGc && isSluice(name)) nodeFlags.push("--trace-gc")
   if (isSluice(name)) nodeFlags.push(...(ctx.nodeOptions ?? []))
+  // --eld: the event-loop delay and GC probe, in Sluice and in the floor proxy (both Node)
+  const eldFile = ctx.eld && (isSluice(name) || name === "floor") ? join(ctx.workDir, `eld-${name}-${ctx.label}-${port}.jsonl`) : undefined
+  if (eldFile !== undefined) nodeFlags.push("--import", eldProbe)
   let args
   let env
   let program
@@ -278,7 +282,7 @@ export const startTarget = async (name, ctx) => {
     env = { NODE_ENV: "production", PORT: undefined }
   } else if (name === "floor") {
     args = [...nodeFlags, floorPath]
-    env = { FLOOR_UPSTREAM: ctx.mock.url, HOST, PORT: String(port) }
+    env = { FLOOR_UPSTREAM: ctx.mock.url, HOST, PORT: String(port), BENCH_ELD_OUT: eldFile }
   } else {
     args = [...nodeFlags, ctx.bundle ?? bundlePath, "--config", ctx.configPath]
     env = {
@@ -296,6 +300,7 @@ export const startTarget = async (name, ctx) => {
       OTEL_EXPORTER_OTLP_ENDPOINT: ctx.otel ? ctx.mock.url : undefined,
       OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: undefined,
       OTEL_SERVICE_NAME: undefined,
+      BENCH_ELD_OUT: eldFile,
       // --env K=V (repeatable): for Sluice only, e.g. glibc malloc settings read at process start
       ...ctx.env
     }
@@ -328,6 +333,8 @@ export const startTarget = async (name, ctx) => {
     child,
     startupMs,
     logFile,
+    /** the --eld probe's records (bench/lib/eld.mjs), when on */
+    eldFile,
     alive: () => child.exitCode === null && child.signalCode === null,
     logTail: () => (existsSync(logFile) ? readFileSync(logFile, "utf8").slice(-3000) : ""),
     logLines: () => (existsSync(logFile) ? readFileSync(logFile, "utf8").split("\n").length - 1 : 0),
