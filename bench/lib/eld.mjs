@@ -34,9 +34,11 @@ export const eldWindow = (file, fromMs, toMs) => {
   return {
     samples: delays.length,
     delay: { p50: q(0.5), p99: q(0.99), p999: q(0.999), max },
-    // samples (≈ ms of the window) spent late by more than 5 / 20 ms
+    // stalls: probe ticks that came more than 5 / 20 ms late (each is one stall of that length),
+    // and the window's time spent in stalls of more than 5 ms
     late5: delays.filter((d) => d > 5).length,
     late20: delays.filter((d) => d > 20).length,
+    stalledMs: delays.filter((d) => d > 5).reduce((a, b) => a + b, 0),
     gc: {
       count: gcs.length,
       scavenges: gcs.filter((g) => g[2] === 1).length,
@@ -51,5 +53,5 @@ export const eldWindow = (file, fromMs, toMs) => {
 /** One log line's worth of an `eldWindow` result. */
 export const eldLine = (e) =>
   e === undefined ? "" : `; loop delay p50 ${e.delay.p50.toFixed(2)} p99 ${e.delay.p99.toFixed(2)} max ${e.delay.max.toFixed(1)} ms` +
-    ` (${e.late5} ms >5 ms late); GC ${e.gc.count} pauses (${e.gc.scavenges} scavenges, ${e.gc.markCompacts} mark-compacts)` +
+    `, ${e.late5} stalls > 5 ms (${e.stalledMs.toFixed(0)} ms of the window), ${e.late20} > 20 ms; GC ${e.gc.count} pauses (${e.gc.scavenges} scavenges, ${e.gc.markCompacts} mark-compacts)` +
     ` total ${e.gc.totalMs.toFixed(1)} max ${e.gc.maxMs.toFixed(1)} ms`
