@@ -177,6 +177,24 @@ export class Backend {
     return this.slotPool.acquire(waitMs)
   }
 
+  /**
+   * A slot taken now, without waiting, if one is free and nobody queues ahead (else false:
+   * wait in `holdSlot`). The caller gives it back with `releaseSlot` exactly once.
+   */
+  takeSlotNow(): boolean {
+    return this.slotPool.tryAcquire()
+  }
+
+  /** Gives back a slot `takeSlotNow` took. */
+  releaseSlot(): void {
+    this.slotPool.release()
+  }
+
+  /** Counts `tokens` as in flight here (negative: no longer) for a caller that releases by hand. */
+  addInFlightTokens(tokens: number): void {
+    this.tokensInFlight += tokens
+  }
+
   /** Counts `tokens` as in flight here until the current scope closes. */
   holdTokens(tokens: number): Effect.Effect<void, never, Scope.Scope> {
     return Scoped.acquireRelease(

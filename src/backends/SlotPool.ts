@@ -42,7 +42,8 @@ export class SlotPool {
     this.wakeWaiters()
   }
 
-  private release = (): void => {
+  /** Gives back a slot taken by `tryAcquire` (one `acquire` took releases itself). */
+  readonly release = (): void => {
     this.held--
     this.wakeWaiters()
   }
@@ -55,6 +56,19 @@ export class SlotPool {
       waiter.granted = true
       waiter.resume?.()
     }
+  }
+
+  /**
+   * Takes a slot now if one is free and nobody queues ahead, without waiting: the caller
+   * gives it back with `release` exactly once (dispatch's hold, which releases everything
+   * its attempt holds in one finalizer). False: wait in `acquire`.
+   */
+  tryAcquire(): boolean {
+    if (this.held < this.capacity && this.waiters.size === 0) {
+      this.held++
+      return true
+    }
+    return false
   }
 
   /**

@@ -38,6 +38,7 @@ import { Placement } from "../routing/Placement.ts"
 import type { Route } from "../routing/Router.ts"
 import type { AttemptLog } from "./Attempts.ts"
 import { BackendFailed, BackendsExhausted } from "./Errors.ts"
+import * as Hold from "./Hold.ts"
 import { decodeLeg } from "./PrefillLeg.ts"
 import type { Tally } from "./Tally.ts"
 
@@ -285,17 +286,7 @@ export class Dispatcher extends Context.Service<Dispatcher, {
        * first token (its commit) to routing through the handle returned.
        */
       const hold = (req: GatewayRequest, backend: Backend, plan: Plan, log: AttemptLog, tally: Tally) =>
-        Effect.gen(function*() {
-          // The request's only wait for capacity, metered whether it waited or not.
-          const waited = yield* backend.holdSlot(plan.timeouts.queueMs).pipe(
-            Effect.tapError((e) => Metrics.recordQueueWait(req.model.id, backend.id, e.afterMs))
-          )
-          yield* Metrics.recordQueueWait(req.model.id, backend.id, waited)
-          yield* backend.holdTokens(req.estimate.reservationTokens)
-          if (req.sessionKey !== undefined) yield* affinity.pin(req.sessionKey, backend.id)
-          // Routing state: prefix blocks recorded for this backend, in-flight work until the scope closes.
-          return yield* placement.dispatched(req, backend, new Progress(log, backend.id, tally))
-        })
+        Hold.hold(affinity, placement, req, backend, plan.timeouts.queueMs, new Progress(log, backend.id, tally))
 
       /** The call to send: the request's own, or after a prefill leg, the decode leg's. */
       const upstreamCall = (req: GatewayRequest, route: Route, backend: Backend, plan: Plan) => {

@@ -9,7 +9,7 @@
  * Prometheus scrapes (and, with OTLP metrics on, at the export's pace). A backend a reload
  * removed loses its gauge series once it has drained (its counters stay: history).
  */
-import { Clock, Effect, Metric } from "effect"
+import { Clock, type Context, Effect, Metric } from "effect"
 import { PrometheusMetrics } from "effect/observability"
 import type { RequestOutcome } from "../domain/Outcome.ts"
 import type { BreakerState, Health } from "../domain/States.ts"
@@ -202,9 +202,14 @@ export const recordRequest = (s: RequestSample): Effect.Effect<void> =>
 /** One slot wait (every attempt records one, 0 included), by model and backend. */
 export const recordQueueWait = (model: string, backend: string, waitedMs: number): Effect.Effect<void> =>
   Effect.contextWith((context) => {
-    queueWait({ model, backend }).updateUnsafe(waitedMs / 1000, context)
+    recordQueueWaitUnsafe(model, backend, waitedMs, context)
     return Effect.void
   })
+
+/** `recordQueueWait` as a plain call, in the context of the fiber that waited (dispatch's hold). */
+export const recordQueueWaitUnsafe = (model: string, backend: string, waitedMs: number, context: Context.Context<never>): void => {
+  queueWait({ model, backend }).updateUnsafe(waitedMs / 1000, context)
+}
 
 /** One degenerate (looping) output, observed or ended (labels: configured names). */
 export const recordDegenerate = (model: string, backend: string): Effect.Effect<void> =>

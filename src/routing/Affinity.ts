@@ -4,7 +4,8 @@
  * A request holds a hard pin for as long as its scope is open; when the scope closes the
  * pin becomes a soft hint that expires after `ttlMs`. Capacity is bounded: when full, the
  * least recently used soft hint is evicted (hard pins are never evicted). The router
- * reads hints; only the dispatcher takes pins, and only through `pin` (scoped).
+ * reads hints; only the dispatcher takes pins: through `pin` (scoped), or `pinAt` and
+ * `unpin` from a finalizer it owns (its hold releases all an attempt holds in one).
  */
 import { Clock, Context, Effect, Layer, Scope } from "effect"
 import { GatewayConfig } from "../config/GatewayConfig.ts"
@@ -20,6 +21,11 @@ interface Entry {
   expiresAt: number
 }
 
+/** A held pin (`pinAt`), given back with `unpin`. */
+export interface Pin {
+  readonly backend: BackendId
+}
+
 export interface AffinitySnapshot {
   readonly entries: number
   /** Pins held by open requests (must be 0 when the gateway is idle). */
@@ -29,6 +35,12 @@ export interface AffinitySnapshot {
 export class Affinity extends Context.Service<Affinity, {
   /** Pins `key` to `backend` until the current scope closes; then it is a soft hint. */
   readonly pin: (key: string, backend: BackendId) => Effect.Effect<void, never, Scope.Scope>
+  /**
+   * `pin` at `now`, synchronously, for a caller that releases it itself: `unpin(pin, at)`
+   * exactly once, `at` the time its scope closed (from then on a soft hint until `at + ttl`).
+   */
+  readonly pinAt: (key: string, backend: BackendId, now: number) => Pin
+  readonly unpin: (pin: Pin, at: number) => void
   /** The backend a key is pinned or hinted to, if any. */
   readonly lookup: (key: string) => Effect.Effect<BackendId | undefined>
   /** `lookup` at a given time, synchronously (the router's hot path reads it once per request). */
@@ -69,32 +81,39 @@ export const make = (capacity: number, ttlMs: number): Affinity["Service"] => {
     return e.backend
   }
 
+  const pinAt = (key: string, backend: BackendId, now: number): Pin => {
+    let e = entries.get(key)
+    if (e === undefined) {
+      evict(now)
+      e = { backend, held: 0, expiresAt: now + ttlMs }
+    } else {
+      entries.delete(key)
+      if (e.backend !== backend) {
+        // The session moved (failover or rebalancing): the newest placement wins.
+        e.backend = backend
+      }
+    }
+    entries.set(key, e)
+    e.held++
+    heldPins++
+    return e
+  }
+
+  const unpin = (pin: Pin, at: number): void => {
+    const entry = pin as Entry
+    entry.held--
+    heldPins--
+    entry.expiresAt = at + ttlMs
+  }
+
   return Affinity.of({
     pin: (key, backend) =>
       Effect.uninterruptible(Effect.flatMap(Clock.currentTimeMillis, (now) => {
-        let e = entries.get(key)
-        if (e === undefined) {
-          evict(now)
-          e = { backend, held: 0, expiresAt: now + ttlMs }
-        } else {
-          entries.delete(key)
-          if (e.backend !== backend) {
-            // The session moved (failover or rebalancing): the newest placement wins.
-            e.backend = backend
-          }
-        }
-        entries.set(key, e)
-        e.held++
-        heldPins++
-        const entry = e
-        return Scoped.addFinalizer(() =>
-          Effect.map(Clock.currentTimeMillis, (at) => {
-            entry.held--
-            heldPins--
-            entry.expiresAt = at + ttlMs
-          })
-        )
+        const entry = pinAt(key, backend, now)
+        return Scoped.addFinalizer(() => Effect.map(Clock.currentTimeMillis, (at) => unpin(entry, at)))
       })),
+    pinAt,
+    unpin,
     lookup: (key) => Effect.map(Clock.currentTimeMillis, (now) => peek(key, now)),
     peek,
     forget: (backend) =>

@@ -61,6 +61,11 @@ export interface LocalLoad {
   readonly kvTokens: number
 }
 
+/** A placed attempt whose holder releases it (`release`, once) when the attempt's scope closes. */
+export interface PlacedTicket extends PlacedAttempt {
+  readonly release: () => void
+}
+
 /** Smoothing of the trust EWMA, and the prediction below which a request says nothing. */
 const TRUST_ALPHA = 0.1
 const MIN_PREDICTED_TOKENS = 32
@@ -85,6 +90,16 @@ export interface RoutingState {
     backend: Backend,
     progress: AttemptProgress
   ) => Effect.Effect<PlacedAttempt, never, Scope.Scope>
+  /**
+   * `dispatched` at `now`, synchronously, for a caller that releases the attempt itself:
+   * `release()` exactly once, when the attempt's scope closes (dispatch's hold).
+   */
+  readonly dispatchedAt: (
+    req: GatewayRequest,
+    backend: Backend,
+    progress: AttemptProgress,
+    now: number
+  ) => PlacedTicket
   /** A prefill leg put the request's prompt on `backend` (its engine now caches those blocks). */
   readonly prefilled: (req: GatewayRequest, backend: Backend) => Effect.Effect<void>
 }
@@ -130,7 +145,7 @@ export const make = (initial: Plan): RoutingState => {
 
   /**
    * The release of an attempt's ticket when its scope closes (a stream's last byte). Made here,
-   * outside `dispatched`, so the finalizer keeps the ticket and the estimate, not the request.
+   * outside `dispatchedAt`, so the finalizer keeps the ticket and the estimate, not the request.
    */
   const release = (
     s: BackendState,
@@ -140,27 +155,49 @@ export const make = (initial: Plan): RoutingState => {
     matched: number,
     progress: AttemptProgress
   ) =>
-  () =>
-    Effect.sync(() => {
-      if (ticket.state === "pending") {
+  (): void => {
+    if (ticket.state === "pending") {
+      s.pending.delete(ticket)
+      s.pendingPrefillTokens -= ticket.uncachedTokens
+    } else {
+      s.decoding--
+    }
+    ticket.state = "released"
+    s.kvTokens -= ticket.kvTokens
+    if (!progress.served) {
+      index.forget(backendId, e.prefixHashes, matched)
+      return
+    }
+    const reported = progress.cachedTokens
+    const expected = Predict.cachedTokens(e, matched)
+    if (reported !== undefined && expected >= MIN_PREDICTED_TOKENS) {
+      const ratio = Math.min(1, reported / expected)
+      s.trust += TRUST_ALPHA * (ratio - s.trust)
+    }
+  }
+
+  const dispatchedAt = (req: GatewayRequest, backend: Backend, progress: AttemptProgress, now: number): PlacedTicket => {
+    const s = stateOf(backend)
+    const e = req.estimate
+    const matched = record(req, backend, now)
+    const predicted = preciseMatch(req, backend, () => pendingMatch(backend, e.prefixHashes))?.cachedTokens ??
+      Math.floor(Predict.cachedTokens(e, matched) * s.trust)
+    const uncached = Math.max(1, e.promptTokens - predicted)
+    const ticket: Ticket = { hashes: e.prefixHashes, uncachedTokens: uncached, kvTokens: uncached + e.maxOutputTokens, state: "pending" }
+    s.pending.add(ticket)
+    s.pendingPrefillTokens += ticket.uncachedTokens
+    s.kvTokens += ticket.kvTokens
+    return {
+      started: () => {
+        if (ticket.state !== "pending") return
+        ticket.state = "decoding"
         s.pending.delete(ticket)
         s.pendingPrefillTokens -= ticket.uncachedTokens
-      } else {
-        s.decoding--
-      }
-      ticket.state = "released"
-      s.kvTokens -= ticket.kvTokens
-      if (!progress.served) {
-        index.forget(backendId, e.prefixHashes, matched)
-        return
-      }
-      const reported = progress.cachedTokens
-      const expected = Predict.cachedTokens(e, matched)
-      if (reported !== undefined && expected >= MIN_PREDICTED_TOKENS) {
-        const ratio = Math.min(1, reported / expected)
-        s.trust += TRUST_ALPHA * (ratio - s.trust)
-      }
-    })
+        s.decoding++
+      },
+      release: release(s, ticket, backend.id, e, matched, progress)
+    }
+  }
 
   return {
     index,
@@ -177,28 +214,11 @@ export const make = (initial: Plan): RoutingState => {
       }
     },
     dispatched: (req, backend, progress) =>
-      Effect.flatMap(Clock.currentTimeMillis, (now) => {
-        const s = stateOf(backend)
-        const e = req.estimate
-        const matched = record(req, backend, now)
-        const predicted = preciseMatch(req, backend, () => pendingMatch(backend, e.prefixHashes))?.cachedTokens ??
-          Math.floor(Predict.cachedTokens(e, matched) * s.trust)
-        const uncached = Math.max(1, e.promptTokens - predicted)
-        const ticket: Ticket = { hashes: e.prefixHashes, uncachedTokens: uncached, kvTokens: uncached + e.maxOutputTokens, state: "pending" }
-        s.pending.add(ticket)
-        s.pendingPrefillTokens += ticket.uncachedTokens
-        s.kvTokens += ticket.kvTokens
-        const placed: PlacedAttempt = {
-          started: () => {
-            if (ticket.state !== "pending") return
-            ticket.state = "decoding"
-            s.pending.delete(ticket)
-            s.pendingPrefillTokens -= ticket.uncachedTokens
-            s.decoding++
-          }
-        }
-        return Effect.as(Scoped.addFinalizer(release(s, ticket, backend.id, e, matched, progress)), placed)
-      }),
+      Effect.uninterruptible(Effect.flatMap(Clock.currentTimeMillis, (now) => {
+        const placed = dispatchedAt(req, backend, progress, now)
+        return Effect.as(Scoped.addFinalizer(() => Effect.sync(placed.release)), { started: placed.started })
+      })),
+    dispatchedAt,
     prefilled: (req, backend) =>
       Effect.map(Clock.currentTimeMillis, (now) => {
         record(req, backend, now)

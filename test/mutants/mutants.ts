@@ -51,17 +51,18 @@ export const mutants: ReadonlyArray<Mutant> = [
     plants: "a model slot is not returned when its attempt fails",
     edits: [
       {
-        file: "src/backends/SlotPool.ts",
-        find: `import { Clock, Effect, Scope } from "effect"`,
-        replace: `import { Cause, Clock, Effect, Scope } from "effect"`
+        file: "src/dispatch/Hold.ts",
+        find: `import { Clock, Context, Effect, Scope } from "effect"`,
+        replace: `import { Cause, Clock, Context, Effect, Scope } from "effect"`
       },
       {
-        file: "src/backends/SlotPool.ts",
-        find: `          this.held++
-          return Effect.as(Scope.addFinalizer(scope, Effect.sync(this.release)), 0)`,
-        replace: `          this.held++
-          return Effect.as(Scope.addFinalizerExit(scope, (exit) =>
-            exit._tag === "Failure" && !Cause.hasInterrupts(exit.cause) ? Effect.void : Effect.sync(this.release)), 0)`
+        file: "src/dispatch/Hold.ts",
+        find: `Scope.addFinalizerExit(scope, () => Effect.sync(() => held.release()))`,
+        replace: `Scope.addFinalizerExit(scope, (exit) =>
+    Effect.sync(() => {
+      if (exit._tag === "Failure" && !Cause.hasInterrupts(exit.cause)) held.slot = false
+      held.release()
+    }))`
       }
     ]
   },
@@ -69,11 +70,13 @@ export const mutants: ReadonlyArray<Mutant> = [
     name: "leak-kv-pin",
     plants: "a KV pin stays held when its attempt fails or its client leaves",
     edits: [{
-      file: "src/routing/Affinity.ts",
-      find: `        return Scoped.addFinalizer(() =>
-          Effect.map(Clock.currentTimeMillis, (at) => {`,
-      replace: `        return Scoped.addFinalizer((exit) =>
-          exit._tag === "Failure" ? Effect.void : Effect.map(Clock.currentTimeMillis, (at) => {`
+      file: "src/dispatch/Hold.ts",
+      find: `Scope.addFinalizerExit(scope, () => Effect.sync(() => held.release()))`,
+      replace: `Scope.addFinalizerExit(scope, (exit) =>
+    Effect.sync(() => {
+      if (exit._tag === "Failure") held.pin = undefined
+      held.release()
+    }))`
     }]
   },
   {
