@@ -25,6 +25,7 @@
  */
 import { Context, Effect, Layer } from "effect"
 import { type Reservation, TokenBudget } from "../admission/Budget.ts"
+import * as Estimate from "../admission/Estimate.ts"
 import { QuotaTable } from "../admission/Quotas.ts"
 import { GatewayConfig } from "../config/GatewayConfig.ts"
 import type { GatewayRequest } from "../admission/Request.ts"
@@ -160,7 +161,16 @@ export const makeMemorySink = (keep: number, options: { readonly sums: boolean }
  */
 export type SettledRequest =
   & Pick<GatewayRequest, "id" | "kind" | "tenant" | "identity" | "model" | "receivedAtMs">
-  & { readonly estimate: { readonly promptTokens: number } }
+  & {
+    readonly estimate: {
+      readonly promptTokens: number
+      /**
+       * When `promptTokens` is an upper bound (admitted before the tokenizer tables had loaded):
+       * the exact count, which a charge made from the estimate uses instead.
+       */
+      readonly exact?: Effect.Effect<number> | undefined
+    }
+  }
 
 /** The fields of `req` settlement reads, copied (the request itself can then be collected). */
 export const settlementView = (req: GatewayRequest): SettledRequest => ({
@@ -170,7 +180,10 @@ export const settlementView = (req: GatewayRequest): SettledRequest => ({
   identity: req.identity,
   model: req.model,
   receivedAtMs: req.receivedAtMs,
-  estimate: { promptTokens: req.estimate.promptTokens }
+  // A bound keeps the prompt's text (not the request) until settlement, to count it if needed.
+  estimate: req.estimate.promptBound === true
+    ? { promptTokens: req.estimate.promptTokens, exact: Estimate.exactPromptTokens(Estimate.promptText(req), req.model.tokenizer) }
+    : { promptTokens: req.estimate.promptTokens }
 })
 
 /** What the tenant is charged for a request that ended with `outcome`. */
@@ -237,9 +250,15 @@ export class Accounting extends Context.Service<Accounting, {
               admitted
             )
           }),
-        settle: (req, { reservation, recordId }, { outcome, attempts, tally, nowMs }) =>
+        settle: (admittedAs, { reservation, recordId }, { outcome, attempts, tally, nowMs }) =>
           Effect.gen(function*() {
-            const { usage, reported } = charge(req, tally, outcome)
+            const first = charge(admittedAs, tally, outcome)
+            const exact = admittedAs.estimate.exact
+            // Charged from an estimate that was a bound: from the exact count instead.
+            const req: SettledRequest = exact !== undefined && !first.reported && first.usage.promptTokens > 0
+              ? { ...admittedAs, estimate: { promptTokens: yield* exact } }
+              : admittedAs
+            const { usage, reported } = req === admittedAs ? first : charge(req, tally, outcome)
             const micros = costMicros(quotas.price(req.model.id, attempts.backend), usage)
             yield* budget.settle(reservation, { inputTokens: usage.promptTokens, outputTokens: usage.completionTokens, costMicros: micros })
             if (micros > 0) {

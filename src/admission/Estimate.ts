@@ -141,6 +141,33 @@ export const estimate = (
 }
 
 /**
+ * The estimate with the prompt's upper bound (Tokenizer.upperBound: its UTF-8 bytes) instead
+ * of a count, for a request admitted before its model's tokenizer tables have loaded: never
+ * below the tokenizer's own count (`count` may exceed it by the one token per cut it adds on
+ * pathological text, see Tokenizer.ts); `promptBound` says it is a bound.
+ */
+export const estimateBound = (
+  call: InferenceCall,
+  maxOutputTokens: number,
+  prefix: PrefixOptions,
+  sequences: number
+): { readonly estimate: Estimate; readonly prompt: PromptText } => {
+  const prompt = promptText(call)
+  const estimate = fromCount(call, prompt, Tokenizer.upperBound(prompt.text), maxOutputTokens, prefix, sequences)
+  return { estimate: { ...estimate, promptBound: true }, prompt }
+}
+
+/**
+ * The prompt tokens of `prompt` (from `promptText`) counted exactly, as admission would have
+ * with the tables loaded: waits for them if they are still loading.
+ */
+export const exactPromptTokens = (prompt: PromptText, encoding: Tokenizer.Encoding): Effect.Effect<number> =>
+  Effect.andThen(
+    Tokenizer.load(encoding),
+    Effect.map(Tokenizer.countYielding(encoding, prompt.text), (counted) => counted + prompt.extraTokens)
+  )
+
+/**
  * The estimate at admission: counted in windows with the event loop free between them, and
  * no further than `stopAbove` prompt tokens (a prompt past the context window is refused,
  * however long it is).

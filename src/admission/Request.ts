@@ -36,6 +36,11 @@ export interface Estimate {
    * `routing.prefix_max_blocks × 16` ids.
    */
   readonly kvPromptTokens?: Uint32Array | undefined
+  /**
+   * `promptTokens` is an upper bound (the prompt's UTF-8 bytes, Tokenizer.upperBound), not a
+   * count: the model's tokenizer tables were still loading when the request was admitted.
+   */
+  readonly promptBound?: true | undefined
 }
 
 /** What an admitted request carries beside its call (`kind` and the typed `body`). */

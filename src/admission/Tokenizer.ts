@@ -65,14 +65,47 @@ const importTables = (encoding: Encoding): Promise<void> =>
 export const load = (encoding: Encoding): Effect.Effect<void> =>
   counters[encoding] !== undefined ? Effect.void : Effect.promise(() => importTables(encoding))
 
+/** Encodings a `preload` will load (it may be waiting for its moment): `loadSoon` leaves them to it. */
+const scheduled = new Set<Encoding>()
+
 /**
- * Loads the given encodings one after another (the gateway runs it in the background right
- * after it listens, so the first request rarely pays for the tables and start-up never does).
+ * Loads the given encodings one after another once `when` has completed (the gateway runs it
+ * in the background after it listens, waiting for the first quiet moment: the tables are
+ * ~80 ms of CPU in one synchronous piece, and a request that comes before them does not wait
+ * for them, see `upperBound`).
  */
-export const preload = (encodings: Iterable<Encoding>): Effect.Effect<void> =>
-  Effect.forEach(new Set(encodings), load, { discard: true })
+export const preload = (encodings: Iterable<Encoding>, when: Effect.Effect<void> = Effect.void): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    const wanted = [...new Set(encodings)].filter((e) => counters[e] === undefined)
+    for (const e of wanted) scheduled.add(e)
+    return Effect.andThen(when, Effect.forEach(wanted, load, { discard: true })).pipe(
+      // Interrupted while waiting (a gateway stopped before its first quiet moment): `loadSoon` loads them.
+      Effect.ensuring(Effect.sync(() => {
+        for (const e of wanted) scheduled.delete(e)
+      }))
+    )
+  })
+
+/**
+ * Starts loading an encoding in the background, unless a `preload` will (a request that used
+ * `upperBound` calls it, so a model added by a reload gets its tables without waiting for them).
+ */
+export const loadSoon = (encoding: Encoding): void => {
+  if (counters[encoding] !== undefined || scheduled.has(encoding)) return
+  // A failed import stays in `loading`: whoever waits for the load next (`load`) fails with it.
+  importTables(encoding).catch(() => {})
+}
 
 export const isLoaded = (encoding: Encoding): boolean => counters[encoding] !== undefined
+
+/**
+ * An upper bound of the count of `text` by any of the BPE encodings, without their tables:
+ * its UTF-8 bytes (every token covers at least one byte). Admission uses it while the tables
+ * are not loaded yet, where a count too high can do no wrong (a reservation, which settlement
+ * trues up); a decision that a high count could get wrong (a context-window refusal, a budget
+ * refusal, a charge made from the estimate) waits for the tables and counts exactly.
+ */
+export const upperBound = (text: string): number => bytesOf(text)
 
 // ---- character classes for run detection (plain code on the hot path: one table lookup per char) ----
 

@@ -37,7 +37,7 @@ import { createHash } from "node:crypto"
 import { Accounting, type Admitted, type SettledRequest, settlementView } from "../accounting/Accounting.ts"
 import * as Calls from "../api/openai/Calls.ts"
 import type { InferenceCall } from "../api/openai/Calls.ts"
-import { TokenBudget } from "../admission/Budget.ts"
+import { type BudgetExceeded, type BudgetUnavailable, TokenBudget } from "../admission/Budget.ts"
 import { QuotaTable } from "../admission/Quotas.ts"
 import * as Estimate from "../admission/Estimate.ts"
 import * as KvTokens from "../admission/KvTokens.ts"
@@ -70,7 +70,7 @@ import { RetryBudget } from "../resilience/RetryBudget.ts"
 import type { FailureReason } from "../backends/Failure.ts"
 import { Router } from "../routing/Router.ts"
 import * as Decode from "./Decode.ts"
-import { ContentBlocked, ContextWindowExceeded, Draining, InvalidBody, UnknownModel } from "./Errors.ts"
+import { ContentBlocked, ContextWindowExceeded, Draining, InvalidBody, type LimitExceeded, UnknownModel } from "./Errors.ts"
 import type { Inbound, ReplyContext } from "./Inbound.ts"
 import * as Limits from "./Limits.ts"
 import { Lifecycle } from "./Lifecycle.ts"
@@ -445,8 +445,9 @@ export const handler = <M>(inbound: Inbound<M>) =>
       identity: Identity,
       decoded: { readonly call: InferenceCall; readonly rawBody: Uint8Array | undefined; readonly model: ModelPlan; readonly requested: string },
       facts: Facts,
-      abandoned: { readonly fellBack: boolean }
-    ) =>
+      abandoned: { readonly fellBack: boolean },
+      exact = false
+    ): Effect.Effect<GatewayRequest, InvalidBody | LimitExceeded | ContextWindowExceeded | BudgetExceeded | BudgetUnavailable, Scope.Scope> =>
       Effect.gen(function*() {
         const { call, model } = decoded
         const requestedMaxTokens = Calls.requestedMaxTokens(call)
@@ -459,17 +460,26 @@ export const handler = <M>(inbound: Inbound<M>) =>
         // n, best_of and a prompt batch multiply the output the engine decodes (and is reserved).
         const sequences = Limits.sequences(call, model)
         if (typeof sequences !== "number") return yield* Effect.fail(sequences)
-        // The model's tokenizer tables load on first use (tens of MB the gateway does not
-        // carry until a request needs them); only the first request waits for them.
-        if (!Tokenizer.isLoaded(model.tokenizer)) yield* Tokenizer.load(model.tokenizer)
+        const window = model.contextWindow
+        const prefix = { blockChars: plan.routing.prefixBlockChars, maxBlocks: plan.routing.prefixMaxBlocks, salt: model.id }
+        // Until the model's tokenizer tables have loaded (the gateway loads them once it has
+        // answered its first requests, Gateway.ts), the prompt's upper bound (its UTF-8 bytes)
+        // stands in for its count, so the first requests after a start do not wait for ~80 ms
+        // of table building. A refusal is decided on the count: a bound that does not fit the
+        // context window waits for the tables here, a reservation refused on it below.
+        const bound = exact || Tokenizer.isLoaded(model.tokenizer)
+          ? undefined
+          : Estimate.estimateBound(call, requestedMaxTokens ?? model.defaultMaxTokens, prefix, sequences)
+        const bounded = bound !== undefined && (window === undefined || bound.estimate.promptTokens + (requestedMaxTokens ?? 0) <= window)
+        if (bounded) Tokenizer.loadSoon(model.tokenizer)
+        else if (!Tokenizer.isLoaded(model.tokenizer)) yield* Tokenizer.load(model.tokenizer)
         // Counted in windows with the event loop free between them, and no further than the
         // context window allows (a longer prompt is refused however long it is).
-        const window = model.contextWindow
-        const counted = yield* Estimate.estimateYielding(
+        const counted = bounded ? bound : yield* Estimate.estimateYielding(
           call,
           model.tokenizer,
           requestedMaxTokens ?? model.defaultMaxTokens,
-          { blockChars: plan.routing.prefixBlockChars, maxBlocks: plan.routing.prefixMaxBlocks, salt: model.id },
+          prefix,
           sequences,
           window === undefined ? undefined : window - (requestedMaxTokens ?? 0)
         )
@@ -523,10 +533,15 @@ export const handler = <M>(inbound: Inbound<M>) =>
         // admission is journaled, so even a crash leaves the request accounted. A leg a
         // fallback abandoned settles with its own attempts as failed (it produced no token).
         const settling = settlementView(req)
-        const admission = yield* Scoped.acquireRelease(
+        const reserving = Scoped.acquireRelease(
           Effect.flatMap(budget.reserve(claim), (reservation) => accounting.admit(settling, reservation)),
           settlement(settling, facts, abandoned)
         )
+        const admission = bounded
+          ? yield* Effect.catchTag(reserving, "BudgetExceeded", () => Effect.succeed(undefined))
+          : yield* reserving
+        // Refused on the bound: admitted again on the count, which decides.
+        if (admission === undefined) return yield* admit(request, plan, identity, decoded, facts, abandoned, true)
         facts.admitted = true
         const { requests, tokensLimit, spendPressure } = admission.reservation
         if (requests !== undefined || tokensLimit !== undefined) facts.rateLimits = rateLimitHeaders({ requests, tokens: tokensLimit })
