@@ -175,7 +175,7 @@ export const relay = (
     // still leave as separate writes (the client sees the engine's pacing, not ours).
     if (pending.length > 0) return Effect.succeed(pending.shift()!)
     if (ended) return Effect.fail(Cause.Done())
-    return Effect.flatMap(Clock.currentTimeMillis, read)
+    return read(clock!.currentTimeMillisUnsafe())
   }
 
   // The steps of one upstream read, built once (a read allocates no handlers of its own).
@@ -191,18 +191,26 @@ export const relay = (
   }
   const onFrames = (frames: ReadonlyArray<Frame> | null): FramePull => {
     if (frames === null) return Effect.flatMap(finish(), loop)
-    return Effect.flatMap(Clock.currentTimeMillis, (at) => {
-      const { out, failure, looped: found } = collect(frames, tally, at, loops)
-      if (found) return Effect.andThen(looped(), then(out, failure))
-      if (failure !== undefined) return fail(failure, out)
-      pending = out
-      return loop()
-    })
+    const { out, failure, looped: found } = collect(frames, tally, clock!.currentTimeMillisUnsafe(), loops)
+    if (found) return Effect.andThen(looped(), then(out, failure))
+    if (failure !== undefined) return fail(failure, out)
+    pending = out
+    return loop()
   }
   const onReadFailure = (failure: FailureReason | Cause.Done): FramePull =>
     Cause.isDone(failure) ? Effect.fail(failure) : fail(failure, [])
 
-  const pull: FramePull = Effect.suspend(loop)
+  // The fiber's clock, read once at the first pull: each read then takes the time without an
+  // effect of its own (two per upstream read before).
+  let clock: Clock.Clock | undefined
+  const pull: FramePull = Effect.suspend(() =>
+    clock === undefined
+      ? Clock.clockWith((c) => {
+        clock = c
+        return loop()
+      })
+      : loop()
+  )
 
   return pull
 }
