@@ -284,8 +284,14 @@ const destroyer = (body: Readable) => () => destroyNow(body)
 
 /**
  * A pull over a Node readable: the next chunk, or null at the end. With `within`, a read
- * that has to wait fails with `within.onTimeout()` after `within.ms` (one timer, armed
- * only while waiting).
+ * that has to wait fails with `within.onTimeout()` after `within.ms`.
+ *
+ * Per chunk of a stream this is the hot path, so a wait costs one callback: the body's
+ * `readable` event reads the chunk and resumes the fiber with it (no second pass through
+ * the pull), and the deadline is one timer per body, re-armed with `refresh()` while the
+ * waits keep the same length (a stream's idle gap) instead of a new timer per wait. A timer
+ * left armed after a wait that was answered fires into nothing; it is cleared at the body's
+ * end or failure and when a wait is interrupted.
  */
 export const pullBody = (body: Readable, onError: (e: unknown) => FailureReason) => {
   let ended = body.readableEnded
@@ -305,33 +311,68 @@ export const pullBody = (body: Readable, onError: (e: unknown) => FailureReason)
     failure = e
     signal()
   })
+  let timer: NodeJS.Timeout | undefined
+  let timerMs = -1
+  /** What the armed timer does when it fires (undefined: the wait it was armed for was answered). */
+  let onTimer: (() => void) | undefined
+  const fire = () => {
+    const f = onTimer
+    onTimer = undefined
+    f?.()
+  }
+  const clearTimer = () => {
+    onTimer = undefined
+    if (timer !== undefined) {
+      clearTimeout(timer)
+      timer = undefined
+    }
+  }
+  const arm = (ms: number, f: () => void) => {
+    onTimer = f
+    if (timer !== undefined && timerMs === ms) timer.refresh()
+    else {
+      if (timer !== undefined) clearTimeout(timer)
+      timer = setTimeout(fire, ms)
+      timerMs = ms
+    }
+  }
+  /** What a read gives now, or undefined when it has to wait. */
+  const poll = (): Effect.Effect<Buffer | null, FailureReason> | undefined => {
+    const chunk = body.read() as Buffer | null
+    if (chunk !== null) return Effect.succeed(chunk)
+    if (failure !== undefined) {
+      clearTimer()
+      return Effect.fail(onError(failure))
+    }
+    if (ended || body.readableEnded) {
+      clearTimer()
+      return Effect.succeed(null)
+    }
+    return undefined
+  }
   const next = (within?: ReadDeadline): Effect.Effect<Buffer | null, FailureReason> =>
-    Effect.suspend(() => {
-      const chunk = body.read() as Buffer | null
-      if (chunk !== null) return Effect.succeed(chunk)
-      if (failure !== undefined) return Effect.fail(onError(failure))
-      if (ended || body.readableEnded) return Effect.succeed(null)
-      return Effect.flatMap(
-        Effect.callback<void, FailureReason>((resume) => {
-          let timer: NodeJS.Timeout | undefined
-          wake = () => {
-            if (timer !== undefined) clearTimeout(timer)
-            resume(Effect.void)
-          }
-          if (within !== undefined) {
-            timer = setTimeout(() => {
-              wake = undefined
-              resume(Effect.fail(within.onTimeout()))
-            }, Math.max(0, within.ms))
-          }
-          return Effect.sync(() => {
+    Effect.suspend(() =>
+      poll() ?? Effect.callback<Buffer | null, FailureReason>((resume) => {
+        const waiting = () => {
+          const now = poll()
+          // a 'readable' with nothing to read yet (e.g. just before 'end'): keep waiting
+          if (now === undefined) return void (wake = waiting)
+          onTimer = undefined
+          resume(now)
+        }
+        wake = waiting
+        if (within !== undefined) {
+          arm(Math.max(0, within.ms), () => {
             wake = undefined
-            if (timer !== undefined) clearTimeout(timer)
+            resume(Effect.fail(within.onTimeout()))
           })
-        }),
-        () => next(within)
-      )
-    })
+        }
+        return Effect.sync(() => {
+          wake = undefined
+          clearTimer()
+        })
+      })
+    )
   return next
 }
 

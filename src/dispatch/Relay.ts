@@ -162,7 +162,7 @@ export const relay = (
       return pull
     })
 
-  const pull: FramePull = Effect.suspend(function loop(): FramePull {
+  function loop(): FramePull {
     if (head !== undefined) {
       // The frames read while waiting for the first token go out first, through the same rules.
       const first = collect(head, tally, committedAtMs, loops)
@@ -175,28 +175,42 @@ export const relay = (
     // still leave as separate writes (the client sees the engine's pacing, not ours).
     if (pending.length > 0) return Effect.succeed(pending.shift()!)
     if (ended) return Effect.fail(Cause.Done())
-    return Effect.flatMap(Clock.currentTimeMillis, (now) => {
-      const untilTotal = totalDeadline - now
-      if (untilTotal <= 0) return fail(overTime(), [])
-      const idle = timeouts.idleMs
-      const wait = Math.min(idle, untilTotal)
-      return source.next({ ms: wait, onTimeout: wait === idle ? stalled : overTime }).pipe(
-        Effect.flatMap((frames): FramePull => {
-          if (frames === null) return Effect.flatMap(finish(), loop)
-          return Effect.flatMap(Clock.currentTimeMillis, (at) => {
-            const { out, failure, looped: found } = collect(frames, tally, at, loops)
-            if (found) return Effect.andThen(looped(), then(out, failure))
-            if (failure !== undefined) return fail(failure, out)
-            pending = out
-            return loop()
-          })
-        }),
-        Effect.catch((failure: FailureReason | Cause.Done) =>
-          Cause.isDone(failure) ? Effect.fail(failure) : fail(failure, [])
-        )
-      )
-    })
-  })
+    return read(clock!.currentTimeMillisUnsafe())
+  }
+
+  // The steps of one upstream read, built once (a read allocates no handlers of its own).
+  const read = (now: number): FramePull => {
+    const untilTotal = totalDeadline - now
+    if (untilTotal <= 0) return fail(overTime(), [])
+    const idle = timeouts.idleMs
+    const wait = Math.min(idle, untilTotal)
+    return Effect.catch(
+      Effect.flatMap(source.next({ ms: wait, onTimeout: wait === idle ? stalled : overTime }), onFrames),
+      onReadFailure
+    )
+  }
+  const onFrames = (frames: ReadonlyArray<Frame> | null): FramePull => {
+    if (frames === null) return Effect.flatMap(finish(), loop)
+    const { out, failure, looped: found } = collect(frames, tally, clock!.currentTimeMillisUnsafe(), loops)
+    if (found) return Effect.andThen(looped(), then(out, failure))
+    if (failure !== undefined) return fail(failure, out)
+    pending = out
+    return loop()
+  }
+  const onReadFailure = (failure: FailureReason | Cause.Done): FramePull =>
+    Cause.isDone(failure) ? Effect.fail(failure) : fail(failure, [])
+
+  // The fiber's clock, read once at the first pull: each read then takes the time without an
+  // effect of its own (two per upstream read before).
+  let clock: Clock.Clock | undefined
+  const pull: FramePull = Effect.suspend(() =>
+    clock === undefined
+      ? Clock.clockWith((c) => {
+        clock = c
+        return loop()
+      })
+      : loop()
+  )
 
   return pull
 }

@@ -109,47 +109,59 @@ export const streamBody = (
       emit(frame, text === undefined ? undefined : "")
     })
 
-  /** One frame into the queue: its error, or its bytes (through the filters when there are any). */
-  const take = (frame: Frame): Effect.Effect<void> => {
+  /**
+   * One frame into the queue: its error, or its bytes (through the filters when there are
+   * any). Undefined when that was done at once (no filters: the common path, per chunk).
+   */
+  const take = (frame: Frame): Effect.Effect<void> | undefined => {
     for (const e of frame.events) {
       if (e._tag === "Error") {
         stop(WireErrors.reasonToWire(e.failure), e.failure._tag)
-        return Effect.void
+        return undefined
       }
     }
     if (filters === undefined) {
       // The OpenAI encoder hands the frame's own bytes back; a translating API re-encodes.
       emit(frame, undefined)
-      return Effect.void
+      return undefined
     }
     return filtered(filters, frame).pipe(Effect.catch((e) => Effect.sync(() => failed(e))))
   }
 
-  const pull: Effect.Effect<Chunk, Cause.Done> = Effect.suspend(function next(): Effect.Effect<Chunk, Cause.Done> {
+  const onFrame = (frame: Frame): Effect.Effect<Chunk, Cause.Done> => {
+    const taking = take(frame)
+    return taking === undefined ? next() : Effect.flatMap(taking, next)
+  }
+
+  const onEnd = (end: Cause.Done): Effect.Effect<Chunk, Cause.Done> => {
+    done = true
+    // The upstream ended cleanly: what the filters still hold goes out, then the encoder's close.
+    const close = (): Effect.Effect<Chunk, Cause.Done> => {
+      const last = reply.failedAfterCommit === undefined ? encoder.end?.() : undefined
+      if (last !== undefined && last.length > 0) queue.push(last)
+      return queue.length > 0 ? next() : Effect.fail(end)
+    }
+    if (filters === undefined || flushed) return close()
+    return release(filters).pipe(
+      Effect.map((step) => {
+        if (step._tag === "Block") blocked(step)
+        else if (step.text !== "") queue.push(encoder.text(step.text))
+      }),
+      Effect.catch((e) => Effect.sync(() => failed(e))),
+      Effect.flatMap(close)
+    )
+  }
+
+  /** The next frame through take, built once: a pull allocates no effect of its own. */
+  const fromUpstream: Effect.Effect<Chunk, Cause.Done> = Effect.catch(Effect.flatMap(frames, onFrame), onEnd)
+
+  function next(): Effect.Effect<Chunk, Cause.Done> {
     if (queue.length > 0) return Effect.succeed([queue.shift()!] as const)
     if (done) return Effect.fail(Cause.Done())
-    return frames.pipe(
-      Effect.flatMap((frame) => Effect.flatMap(take(frame), next)),
-      Effect.catch((end: Cause.Done) => {
-        done = true
-        // The upstream ended cleanly: what the filters still hold goes out, then the encoder's close.
-        const close = (): Effect.Effect<Chunk, Cause.Done> => {
-          const last = reply.failedAfterCommit === undefined ? encoder.end?.() : undefined
-          if (last !== undefined && last.length > 0) queue.push(last)
-          return queue.length > 0 ? next() : Effect.fail(end)
-        }
-        if (filters === undefined || flushed) return close()
-        return release(filters).pipe(
-          Effect.map((step) => {
-            if (step._tag === "Block") blocked(step)
-            else if (step.text !== "") queue.push(encoder.text(step.text))
-          }),
-          Effect.catch((e) => Effect.sync(() => failed(e))),
-          Effect.flatMap(close)
-        )
-      })
-    )
-  })
+    return fromUpstream
+  }
+
+  const pull: Effect.Effect<Chunk, Cause.Done> = Effect.suspend(next)
 
   return Stream.fromPull(Effect.succeed(pull))
 }

@@ -7,6 +7,8 @@
 import { Effect, Exit, Fiber, Redacted, Scope } from "effect"
 import { HttpServerRequest } from "effect/http"
 import { EventEmitter } from "node:events"
+import { PassThrough } from "node:stream"
+import { performance } from "node:perf_hooks"
 import { createServer, type Server } from "node:http"
 import type { AddressInfo } from "node:net"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
@@ -146,5 +148,47 @@ describe("Upstream and the client's socket", () => {
     await closed
     for (const e of ["end", "error", "close"]) expect(socket.listenerCount(e)).toBe(0)
     socket.emit("end")
+  })
+})
+
+describe("pullBody's read deadline", () => {
+  const late = (ms: number) => ({ ms, onTimeout: () => new Unavailable({ status: undefined, message: `late ${ms}` }) })
+  const failureOf = (exit: Exit.Exit<unknown, unknown>) =>
+    Exit.isFailure(exit) ? String((exit.cause.reasons[0] as { error?: { message?: string } })?.error?.message) : "success"
+
+  it("counts every wait from its own start, also when the timer of an answered wait is re-armed", async () => {
+    const body = new PassThrough()
+    const next = Upstream.pullBody(body, (e) => new Unavailable({ status: undefined, message: String(e) }))
+    // answered before its deadline: the timer stays armed for the next wait of the same length
+    setTimeout(() => body.write("a"), 60)
+    expect((await Effect.runPromise(next(late(150))))?.toString()).toBe("a")
+    // a second wait of the same length: it fails a full 150 ms after it began, not 150 ms after the first
+    const began = performance.now()
+    const second = await Effect.runPromise(Effect.exit(next(late(150))))
+    expect(failureOf(second)).toBe("late 150")
+    expect(performance.now() - began).toBeGreaterThanOrEqual(140)
+    // a wait of another length gets its own deadline
+    const third = performance.now()
+    expect(failureOf(await Effect.runPromise(Effect.exit(next(late(30)))))).toBe("late 30")
+    expect(performance.now() - third).toBeLessThan(140)
+    // data that came while nobody waited is read at once; the end is null
+    body.write("b")
+    expect((await Effect.runPromise(next(late(150))))?.toString()).toBe("b")
+    body.end()
+    expect(await Effect.runPromise(next(late(150)))).toBeNull()
+  })
+
+  it("does not fail an answered wait when its timer fires later, nor a wait that was interrupted", async () => {
+    const body = new PassThrough()
+    const next = Upstream.pullBody(body, (e) => new Unavailable({ status: undefined, message: String(e) }))
+    setTimeout(() => body.write("a"), 5)
+    expect((await Effect.runPromise(next(late(40))))?.toString()).toBe("a")
+    // the re-armed timer of the answered wait fires into nothing while nobody waits
+    await new Promise((r) => setTimeout(r, 80))
+    const waiting = Effect.runFork(next(late(40)))
+    await Effect.runPromise(Fiber.interrupt(waiting))
+    setTimeout(() => body.write("c"), 60)
+    // no wait left behind: the interrupted one neither took the chunk nor left a deadline armed
+    expect((await Effect.runPromise(next(late(200))))?.toString()).toBe("c")
   })
 })

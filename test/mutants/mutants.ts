@@ -133,8 +133,8 @@ export const mutants: ReadonlyArray<Mutant> = [
     plants: "a committed stream waits for the total deadline instead of the idle-gap deadline",
     edits: [{
       file: "src/dispatch/Relay.ts",
-      find: `      const wait = Math.min(idle, untilTotal)`,
-      replace: `      const wait = untilTotal`
+      find: `    const wait = Math.min(idle, untilTotal)`,
+      replace: `    const wait = untilTotal`
     }]
   }
 ]
