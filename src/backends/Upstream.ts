@@ -332,7 +332,9 @@ export const pullBody = (body: Readable, onError: (e: unknown) => FailureReason)
     if (timer !== undefined && timerMs === ms) timer.refresh()
     else {
       if (timer !== undefined) clearTimeout(timer)
-      timer = setTimeout(fire, ms)
+      // unref: a timer left armed after its wait was answered must not hold the process open
+      // (a waiting read is held open by its socket)
+      timer = setTimeout(fire, ms).unref()
       timerMs = ms
     }
   }
