@@ -198,13 +198,8 @@ export class Backend {
   /** Counts `tokens` as in flight here until the current scope closes. */
   holdTokens(tokens: number): Effect.Effect<void, never, Scope.Scope> {
     return Scoped.acquireRelease(
-      Effect.sync(() => {
-        this.tokensInFlight += tokens
-      }),
-      () =>
-        Effect.sync(() => {
-          this.tokensInFlight -= tokens
-        })
+      Effect.sync(() => this.addInFlightTokens(tokens)),
+      () => Effect.sync(() => this.addInFlightTokens(-tokens))
     )
   }
 

@@ -78,10 +78,7 @@ export class SlotPool {
   acquire(waitMs: number): Effect.Effect<number, SlotsExhausted, Scope.Scope> {
     return Effect.uninterruptibleMask((restore) =>
       Effect.flatMap(Effect.scope, (scope) => {
-        if (this.held < this.capacity && this.waiters.size === 0) {
-          this.held++
-          return Effect.as(Scope.addFinalizer(scope, Effect.sync(this.release)), 0)
-        }
+        if (this.tryAcquire()) return Effect.as(Scope.addFinalizer(scope, Effect.sync(this.release)), 0)
         const startedMs = Clock.currentTimeMillis
         const waiter: Waiter = { granted: false, resume: undefined }
         this.waiters.add(waiter)
