@@ -24,7 +24,7 @@ import { format as formatProfile, summarize as summarizeProfile } from "./lib/pr
 import { buildWithSourceMaps } from "./lib/sourcemap.mjs"
 import { affinityOf, clockTicks, fdLimit, installCleanup, pinningPlan, pinSelf, stopAll } from "./lib/procs.mjs"
 import { compare, notes, table } from "./lib/report.mjs"
-import { bundlePath, fitSluiceConfig, installPortkey, nginxBinary, NGINX_MISSING, PORTKEY_PACKAGE, repoDir, TARGETS, writeSluiceConfig } from "./lib/targets.mjs"
+import { bundlePath, fitSluiceConfig, sluiceAuthOf, installPortkey, nginxBinary, NGINX_MISSING, PORTKEY_PACKAGE, repoDir, TARGETS, writeSluiceConfig } from "./lib/targets.mjs"
 
 const benchDir = fileURLToPath(new URL(".", import.meta.url))
 const resultsDir = join(benchDir, "results")
@@ -269,7 +269,7 @@ const main = async () => {
   }
   const portkey = processTargets.includes("portkey") ? installPortkey(say) : undefined
   const mock = await startMock()
-  const configPath = writeSluiceConfig(workDir, mock.url, { authOff: o.authOff })
+  const configPath = writeSluiceConfig(workDir, mock.url, { authOff: args.authOff })
   const profileDir = join(resultsDir, "profiles")
   const ctx = {
     mock,
@@ -333,7 +333,8 @@ const main = async () => {
     ladderP99Ms: o.ladderP99Ms,
     abortLevels: d.abortLevels,
     profiled: args.profile,
-    sluiceConfig: readFileSync(configPath, "utf8")
+    sluiceConfig: readFileSync(configPath, "utf8"),
+    sluiceAuth: sluiceAuthOf(readFileSync(configPath, "utf8"))
   }
 
   say(`Sluice gateway-overhead benchmark  ${meta.startedAt}  commit ${g?.commit ?? "?"}${g?.dirty ? " (src dirty)" : ""}  node ${process.version}`)
@@ -350,6 +351,7 @@ const main = async () => {
     configRemoved = await fitSluiceConfig(ctx)
     meta.configNotInBuild = configRemoved
     meta.sluiceConfig = readFileSync(configPath, "utf8")
+    say(`sluice auth: ${meta.sluiceAuth === "none" ? "none (--auth-off)" : "API keys on (the bench key, Argon2id once, then the cached digest)"}`)
     if (configRemoved.length > 0) say(`config: not in this build, removed from the bench config: ${configRemoved.join("; ")}\n`)
   }
   if (args.otel) say("tracing: Sluice exports OTLP traces to the mock (--otel)\n")

@@ -61,6 +61,9 @@ export const writeSluiceConfig = (workDir, mockUrl, options = {}) => {
   return path
 }
 
+/** Whether a written bench config has API keys on ("keys") or `auth: none` ("none"): the run prints it and records it in its results. */
+export const sluiceAuthOf = (configText) => (YAML.parse(configText)?.auth === "none" ? "none" : "keys")
+
 /** "routing.filters[3]" → ["routing", "filters"]; "backends[1].metrics" → ["backends", 1, "metrics"]. */
 const configPath = (path) => {
   const parts = []

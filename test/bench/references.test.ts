@@ -181,3 +181,17 @@ describe("open streams: RSS a minute after the load", () => {
     expect(ratio(140).verdict).toBe("fail")
   })
 })
+
+describe("the bench config", () => {
+  it("has the bench key on by default and `auth: none` with --auth-off (a run prints which it used)", async () => {
+    const { writeSluiceConfig, sluiceAuthOf } = await load("targets")
+    const dir = mkdtempSync(join(tmpdir(), "sluice-bench-config-"))
+    const { readFileSync } = await import("node:fs")
+    const on = readFileSync(writeSluiceConfig(dir, "http://127.0.0.1:1"), "utf8")
+    expect(sluiceAuthOf(on)).toBe("keys")
+    expect(on).toContain("$argon2id$")
+    const off = readFileSync(writeSluiceConfig(dir, "http://127.0.0.1:1", { authOff: true }), "utf8")
+    expect(sluiceAuthOf(off)).toBe("none")
+    expect(off).not.toContain("$argon2id$")
+  })
+})
