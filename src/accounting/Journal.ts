@@ -9,10 +9,10 @@
  * handling a request reaches the kernel before the next I/O poll, i.e. before any
  * response byte that follows it can be sent; a process killed after that loses nothing.
  * `fdatasync` (against power loss) is a group commit every `syncIntervalMs`, never per
- * request. The write path is plain TypeScript (it runs per request, and one Effect per
- * line cost more than the write), which is why it catches the write error itself: a
- * failed write keeps its lines queued, is counted, and is retried; it never throws into
- * a request.
+ * request, and a rolled segment's last one runs on libuv's pool, never on the event loop.
+ * The write path is plain TypeScript (it runs per request, and one Effect per line cost
+ * more than the write), which is why it catches the write error itself: a failed write
+ * keeps its lines queued, is counted, and is retried; it never throws into a request.
  *
  * Segments: `NNNNNNNNNN.jsonl`, rolled at `segmentBytes`. A new segment starts with a
  * header (next sequence number, last acked one) and a copy of the admissions still open
@@ -306,16 +306,28 @@ export const open = (
       if (current.bytes >= options.segmentBytes) roll()
     }
 
+    /** Rolled segments' last fdatasync and close, still on libuv's pool (see `roll`). */
+    const retiring = new Set<Promise<void>>()
+
+    /**
+     * Starts the next segment. The full one gets its last fdatasync and its close on libuv's
+     * pool, not here: `roll` runs inside a write on the request path, and a 16 MiB segment's
+     * fdatasync held the event loop 11–55 ms here (bench/README, "The journal's roll"). Its
+     * lines are written already (a `kill -9` loses none of them); the sync is for power loss, as
+     * the group commit is, and a failed one is counted like a failed write. A shutdown waits
+     * for it.
+     */
     const roll = () => {
-      try {
-        fs.fdatasyncSync(fd)
-        fs.closeSync(fd)
-      } catch {
-        // Keep writing to this segment; the next flush tries to roll again.
-        writeErrors++
-        return
-      }
+      const full = fd
       fd = -1
+      const retired: Promise<void> = new Promise((resolve) =>
+        fs.fdatasync(full, (e) => {
+          if (e !== null) writeErrors++
+          fs.close(full, () => resolve())
+        })
+      )
+      retiring.add(retired)
+      void retired.then(() => retiring.delete(retired))
       try {
         startSegment(current.n + 1, carry())
       } catch {
@@ -376,6 +388,7 @@ export const open = (
         yield* Effect.ignore(fdatasync)
         if (fd >= 0) yield* Effect.ignore(attempt("closing the journal", () => fs.closeSync(fd)))
         fd = -1
+        if (retiring.size > 0) yield* Effect.promise(() => Promise.all(retiring))
       })
     )
     // Group commit: one fdatasync per interval when something was written, then compaction.
