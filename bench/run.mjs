@@ -74,6 +74,10 @@ const USAGE = `usage: npm run bench -- [options]
   --node-options S  extra Node flags for the Sluice processes, e.g. "--max-semi-space-size=32"
   --idle-wait S     the startup group reads the idle RSS S seconds after the first completion
                     (default 2; Sluice's idle memory reducer runs after server.idle_gc_after, 10 s)
+  --target-warmup S each target's warm-up before the first window of the latency, saturation and
+                    ladder groups (default 20: 500 req/s, or saturation, for 20 s, discarded). V8
+                    keeps optimizing Sluice's request path for ~10–15 s of load; rounds 1–2 up to
+                    session 5 used 3 (bench/README, "JIT warm-up")
   --env K=V         an environment variable for the Sluice processes only (repeatable), e.g.
                     MALLOC_ARENA_MAX=2 (read by glibc at process start)
   --no-pin          do not pin processes to CPUs
@@ -121,6 +125,7 @@ const parseArgs = (argv) => {
       case "--bundle": o.bundle = resolve(next()); break
       case "--auth-off": o.authOff = true; break
       case "--idle-wait": o.idleWait = Number(next()); break
+      case "--target-warmup": o.targetWarmup = Number(next()); break
       case "--node-options": o.nodeOptions = next().split(/\s+/).filter(Boolean); break
       case "--env": {
         const [k, ...v] = next().split("=")
@@ -150,7 +155,7 @@ const parseArgs = (argv) => {
 
 const durations = (quick) => quick
   ? { ladderWarmupMs: 200, ladderMs: 800, latencyWarmupMs: 200, latencyMs: 800, latencySamples: 160, targetWarmupMs: 300, satWarmupMs: 200, satMs: 800, satConcurrency: 64, streamWarmupMs: 200, streamMs: 1000, streamRate: 100, chunks: 10, chunkIntervalMs: 20, levels: [1000], openRate: 1000, settleMs: 500, baseWaitMs: 500, afterCloseMs: 1000, recoverMs: 5000, holdIntervalMs: 5000, idleWaitMs: 2000, aborts: 100, abortLevels: [100], quietWaitMs: 1000 }
-  : { ladderWarmupMs: 500, ladderMs: 2000, latencyWarmupMs: 1000, latencyMs: 4000, latencySamples: 1000, targetWarmupMs: 3000, satWarmupMs: 1000, satMs: 4000, satConcurrency: 64, streamWarmupMs: 1000, streamMs: 5000, streamRate: 100, chunks: 10, chunkIntervalMs: 20, levels: [1000, 5000, 9000], openRate: 500, settleMs: 2000, baseWaitMs: 1000, afterCloseMs: 2000, recoverMs: 60000, holdIntervalMs: 5000, idleWaitMs: 2000, aborts: 100, abortLevels: [100, 5000, 9000], quietWaitMs: 2000 }
+  : { ladderWarmupMs: 500, ladderMs: 2000, latencyWarmupMs: 1000, latencyMs: 4000, latencySamples: 1000, targetWarmupMs: 20000, satWarmupMs: 1000, satMs: 4000, satConcurrency: 64, streamWarmupMs: 1000, streamMs: 5000, streamRate: 100, chunks: 10, chunkIntervalMs: 20, levels: [1000, 5000, 9000], openRate: 500, settleMs: 2000, baseWaitMs: 1000, afterCloseMs: 2000, recoverMs: 60000, holdIntervalMs: 5000, idleWaitMs: 2000, aborts: 100, abortLevels: [100, 5000, 9000], quietWaitMs: 2000 }
 
 const git = () => {
   try {
@@ -205,6 +210,7 @@ const main = async () => {
   if (args.levels) d.levels = args.levels
   if (args.abortLevels) d.abortLevels = args.abortLevels
   if (args.idleWait !== undefined) d.idleWaitMs = args.idleWait * 1000
+  if (args.targetWarmup !== undefined) d.targetWarmupMs = args.targetWarmup * 1000
   d.satConcurrency = args.concurrency
   const limit = fdLimit()
   if (limit !== undefined) {
@@ -329,6 +335,7 @@ const main = async () => {
     aborts: d.aborts,
     recoverMs: d.recoverMs,
     idleWaitMs: d.idleWaitMs,
+    targetWarmupMs: d.targetWarmupMs,
     ladderRates: o.ladderRates,
     ladderP99Ms: o.ladderP99Ms,
     abortLevels: d.abortLevels,

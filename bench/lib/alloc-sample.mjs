@@ -9,14 +9,16 @@
  *   npx node bench/lib/alloc-sample.mjs summary /tmp/alloc.heapprofile [top]
  *
  * `live` instead of `sample` keeps only what is still allocated when sampling stops: what
- * survived the scavenges of the window (promoted, or not yet collected).
+ * survived the scavenges of the window (promoted, or not yet collected). `promoted` keeps what
+ * survived the scavenges, whether a mark-compact collected it later or not: what a scavenge
+ * had to copy (its pause grows with that), and what fills the old generation.
  */
 import { readFileSync, writeFileSync } from "node:fs"
 import { fileURLToPath } from "node:url"
 import WebSocket from "ws"
 import { lookup } from "./sourcemap.mjs"
 
-const sample = async (port, ms, out, live = false) => {
+const sample = async (port, ms, out, mode = "sample") => {
   const list = await (await fetch(`http://127.0.0.1:${port}/json/list`)).json()
   const ws = new WebSocket(list[0].webSocketDebuggerUrl)
   let id = 0
@@ -38,10 +40,17 @@ const sample = async (port, ms, out, live = false) => {
   await call("HeapProfiler.enable")
   await call("HeapProfiler.startSampling", {
     samplingInterval: 8192,
-    includeObjectsCollectedByMajorGC: !live,
-    includeObjectsCollectedByMinorGC: !live
+    includeObjectsCollectedByMajorGC: mode === "sample" || mode === "promoted",
+    includeObjectsCollectedByMinorGC: mode === "sample"
   })
   await new Promise((resolve) => setTimeout(resolve, ms))
+  if (mode === "promoted") {
+    // Two scavenges now, so what was allocated since the last one and died is not counted as
+    // having survived (gc from a vm context, as src/observability/IdleMemory.ts gets it).
+    await call("Runtime.evaluate", {
+      expression: `(() => { process.getBuiltinModule("v8").setFlagsFromString("--expose-gc"); const gc = process.getBuiltinModule("vm").runInNewContext("gc"); gc({ type: "minor" }); gc({ type: "minor" }); return "ok" })()`
+    })
+  }
   const { profile } = await call("HeapProfiler.stopSampling")
   writeFileSync(out, JSON.stringify(profile))
   ws.close()
@@ -88,6 +97,6 @@ const summary = (path, top) => {
 }
 
 const [mode, ...rest] = process.argv.slice(2)
-if (mode === "sample" || mode === "live") await sample(rest[0], Number(rest[1] ?? 3000), rest[2] ?? "alloc.heapprofile", mode === "live")
+if (mode === "sample" || mode === "live" || mode === "promoted") await sample(rest[0], Number(rest[1] ?? 3000), rest[2] ?? "alloc.heapprofile", mode)
 else if (mode === "summary") summary(rest[0], Number(rest[1] ?? 30))
-else console.log("usage: alloc-sample.mjs sample|live PORT MS OUT | summary FILE [TOP]")
+else console.log("usage: alloc-sample.mjs sample|live|promoted PORT MS OUT | summary FILE [TOP]")
