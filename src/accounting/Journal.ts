@@ -312,7 +312,8 @@ export const open = (
     /**
      * Starts the next segment. The full one gets its last fdatasync and its close on libuv's
      * pool, not here: `roll` runs inside a write on the request path, and a 16 MiB segment's
-     * fdatasync held the event loop 11–55 ms here (bench/README, "The journal's roll"). Its
+     * fdatasync held the event loop 1–6 ms with the group commit keeping up, 11–13 ms for a
+     * segment written all at once (bench/README, "The journal's roll off the event loop"). Its
      * lines are written already (a `kill -9` loses none of them); the sync is for power loss, as
      * the group commit is, and a failed one is counted like a failed write. A shutdown waits
      * for it.
