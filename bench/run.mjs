@@ -340,9 +340,9 @@ const main = async () => {
     ladderP99Ms: o.ladderP99Ms,
     abortLevels: d.abortLevels,
     profiled: args.profile,
-    sluiceConfig: readFileSync(configPath, "utf8"),
-    sluiceAuth: sluiceAuthOf(readFileSync(configPath, "utf8"))
+    sluiceConfig: readFileSync(configPath, "utf8")
   }
+  meta.sluiceAuth = sluiceAuthOf(meta.sluiceConfig)
 
   say(`Sluice gateway-overhead benchmark  ${meta.startedAt}  commit ${g?.commit ?? "?"}${g?.dirty ? " (src dirty)" : ""}  node ${process.version}`)
   say(`machine: ${plan.cpus} CPUs (${meta.cpuModel ?? "?"}), kernel ${meta.kernel}, open files ${limit ?? "?"}, CLK_TCK ${o.hz}`)
