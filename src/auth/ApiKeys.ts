@@ -41,6 +41,7 @@ const RECHECK_EVERY = "2 seconds"
 
 const rejection: AuthRejection = { _tag: "AuthRejection", message: "invalid API key" }
 const unavailable: AuthRejection = { _tag: "AuthRejection", message: "key store unavailable", unavailable: true }
+const cannotVerify: AuthRejection = { _tag: "AuthRejection", message: "key verification unavailable", unavailable: true }
 const anonymousIdentity: Identity = { tenant: TenantId("default"), keyId: undefined, via: "anonymous" }
 
 /** What a key row says, wherever it came from. */
@@ -115,6 +116,10 @@ export class ApiKeys extends Context.Service<ApiKeys, {
       }
 
       const required = (plan: Plan) => storeHasKeys || plan.auth.keys.size > 0
+      // With keys to check, the native Argon2 module is loaded now: a missing or unloadable
+      // binary (another platform's, a pruned node_modules) stops the start with its reason
+      // instead of refusing every right key later. Without keys it is loaded on first use.
+      if (required(config.initial)) yield* Effect.orDie(ApiKey.load)
 
       /** The row behind a key id: the config file's first, then the store. */
       const facts = (plan: Plan, keyId: string): Effect.Effect<KeyFacts | undefined, AuthRejection> => {
@@ -148,7 +153,10 @@ export class ApiKeys extends Context.Service<ApiKeys, {
           const known = stale !== undefined && stale.hash === row.hash && ApiKey.sameDigest(stale.digest, digest)
           if (!known) {
             verifications++
-            const ok = yield* slots.withPermits(1)(ApiKey.verify(row.hash, key))
+            const ok = yield* slots.withPermits(1)(ApiKey.verify(row.hash, key)).pipe(
+              Effect.catchTag("Argon2Unavailable", (e) =>
+                Effect.andThen(Effect.logError(e.message), Effect.fail(cannotVerify)))
+            )
             if (!ok) {
               cache.reject(digest.toString("hex"), now + plan.auth.cacheTtlMs)
               return yield* Effect.fail(rejection)
@@ -174,7 +182,9 @@ export class ApiKeys extends Context.Service<ApiKeys, {
           const deferred = Deferred.makeUnsafe<Identity, AuthRejection>()
           pending.set(hex, deferred)
           const verification = Deadline.within(effect, timeoutMs, () => Effect.fail(unavailable)).pipe(
-            Effect.onExit((exit) => Effect.andThen(Deferred.done(deferred, exit), Effect.sync(() => pending.delete(hex))))
+            // Forgotten before it is answered: a request arriving after the answer starts afresh
+            // instead of reusing a finished verification's outcome (a 503 included).
+            Effect.onExit((exit) => Effect.andThen(Effect.sync(() => pending.delete(hex)), Deferred.done(deferred, exit)))
           )
           return Effect.andThen(Effect.forkIn(verification, layerScope), Deferred.await(deferred))
         })
