@@ -9,7 +9,7 @@
  * finalizers (settlement, accounting, metrics) run. It never interprets bodies: dialect
  * files do that.
  */
-import { Clock, Effect, Exit, Option, Redacted, Scope } from "effect"
+import { Clock, Context, Effect, Exit, Option, Redacted, Scope } from "effect"
 import { HttpServerRequest } from "effect/http"
 import type { IncomingMessage, ServerResponse } from "node:http"
 import type { Readable } from "node:stream"
@@ -18,6 +18,7 @@ import type { Readable } from "node:stream"
 // compile on every start; see bench/README.md, round 2, start-up). Typed in undici-lib.d.ts.
 import Pool from "undici/lib/dispatcher/pool.js"
 import undiciRequest from "undici/lib/api/api-request.js"
+import type { Dispatcher } from "undici"
 import * as Bodies from "../domain/Bodies.ts"
 import type { ReadDeadline } from "./Contract.ts"
 import { ConnectTimeout, type FailureReason, ResponseTooLarge, Unavailable } from "./Failure.ts"
@@ -183,15 +184,33 @@ export const make = (
    * response (a whole stream), do not close over `send`'s scope: the request's body bytes and
    * its timeout callback (which holds the call, and so the prompt) stay collectable.
    */
-  const release = (held: Held, controller: AbortController, counted: boolean) => (exit: Exit.Exit<unknown, unknown>) =>
+  const release = (held: Held, controller: AbortController) => (exit: Exit.Exit<unknown, unknown>) =>
     Effect.sync(() => {
       const response = held.response
-      if (counted) open--
+      if (held.counted) open--
       if (response === undefined) controller.abort()
       else if (!response.body.readableEnded || Exit.isFailure(exit)) response.body.destroy()
       held.unhook?.()
     })
 
+  /** A failed request's reason: the headers deadline, the connect timeout, or the backend unavailable. */
+  const failureOf = (e: unknown, headersLate: boolean, onHeadersTimeout: () => FailureReason): FailureReason => {
+    const code = codeOf(e)
+    if (headersLate || code === "UND_ERR_HEADERS_TIMEOUT") return onHeadersTimeout()
+    if (code === "UND_ERR_CONNECT_TIMEOUT") return new ConnectTimeout({ afterMs: options.connectTimeoutMs })
+    return new Unavailable({ status: undefined, message: `${url.origin}: ${describe(e)}` })
+  }
+
+  /**
+   * One request, in one step of the fiber: the release is added to the scope before the
+   * request leaves, so whatever ends the attempt (client gone, first-token deadline, failover,
+   * shutdown) aborts it, whether it is still waiting for headers or streaming: an unfinished
+   * body is destroyed and undici closes that socket, which is how the engine learns to stop.
+   * undici answers through its callback, which records the response where the release finds
+   * it before the fiber resumes, so no moment is left in which an interruption could lose a
+   * body: no uninterruptible region, no promise, no `Effect.gen` (bench/README.md, "The upstream
+   * call in one step").
+   */
   const send = (
     method: "GET" | "POST",
     path: string,
@@ -201,62 +220,60 @@ export const make = (
     onHeadersTimeout: () => FailureReason,
     counted = true
   ): Effect.Effect<UpstreamResponse, FailureReason, Scope.Scope> =>
-    Effect.uninterruptibleMask((restore) =>
-      Effect.gen(function*() {
-        const scope = yield* Effect.scope
-        const clientRequest = yield* Effect.serviceOption(HttpServerRequest.HttpServerRequest)
-        const controller = new AbortController()
-        const held: Held = { response: undefined, unhook: undefined }
-        if (counted) open++
-        // Registered before the request leaves, so whatever ends the attempt (client gone,
-        // first-token deadline, failover, shutdown) aborts it, whether it is still waiting
-        // for headers or streaming: an unfinished body is destroyed and undici closes that
-        // socket, which is how the engine learns to stop.
-        yield* Scope.addFinalizerExit(scope, release(held, controller, counted))
-        // undici's own headersTimeout runs on its coarse timers (ticks of about half a second):
-        // a 350 ms first-token deadline fired after 1.0–1.5 s. A plain timer aborts on time.
-        let headersLate = false
-        const headersTimer = setTimeout(() => {
-          headersLate = true
-          controller.abort()
-        }, timeoutMs)
-        const res = yield* restore(Effect.tryPromise({
-          try: () => {
-            // A dialect that authenticates its own way (Anthropic's `x-api-key`) sets the header
-            // itself from `apiKey`; the pool's bearer is then left out rather than sent twice.
-            const own = headers["x-api-key"] !== undefined || headers["authorization"] !== undefined
-            const h = auth === undefined || own ? headers : { authorization: auth, ...headers }
-            return undiciRequest.call(pool, {
-              method,
-              path: method === "GET" ? path : basePath + path,
-              headers: h,
-              body: body ?? null,
-              signal: controller.signal,
-              headersTimeout: timeoutMs
-            }).finally(() => clearTimeout(headersTimer))
-          },
-          catch: (e): FailureReason => {
-            const code = codeOf(e)
-            if (headersLate || code === "UND_ERR_HEADERS_TIMEOUT") return onHeadersTimeout()
-            if (code === "UND_ERR_CONNECT_TIMEOUT") return new ConnectTimeout({ afterMs: options.connectTimeoutMs })
-            return new Unavailable({ status: undefined, message: `${url.origin}: ${describe(e)}` })
+    Effect.withFiber((fiber) => {
+      const context = fiber.context
+      const scope = Context.get(context as Context.Context<Scope.Scope>, Scope.Scope)
+      const clientRequest = Context.getOption(context as Context.Context<never>, HttpServerRequest.HttpServerRequest)
+      const controller = new AbortController()
+      const held: Held = { response: undefined, unhook: undefined, counted: false }
+      return Effect.andThen(
+        Scope.addFinalizerExit(scope, release(held, controller)),
+        Effect.callback<UpstreamResponse, FailureReason>((resume) => {
+          // Counted here, with its release already in the scope: an interruption between the
+          // two steps leaves neither an uncounted release nor a count without one.
+          if (counted) {
+            open++
+            held.counted = true
           }
-        }))
-        // Readers listen for body errors only while they read. A body they stopped reading
-        // (interrupted, over its size limit) is destroyed by the finalizer above, and undici
-        // reports that as an 'error' event: with no listener left, Node would throw it out of
-        // the event loop and end the process. Read failures reach readers through their own
-        // listeners; this one only keeps an abandoned body from taking the gateway down.
-        res.body.on("error", ignoreBodyError)
-        const resBody = res.body as unknown as Readable
-        const response: UpstreamResponse = { status: res.statusCode, headers: res.headers, body: resBody }
-        held.response = response
-        // Before the headers the fiber's own interruption aborts the request (an abort there
-        // fails the pending call, which would wake the fiber with a failure of the backend's).
-        held.unhook = onClientGone(clientRequest, destroyer(resBody))
-        return response
-      })
-    )
+          // undici's own headersTimeout runs on its coarse timers (ticks of about half a second):
+          // a 350 ms first-token deadline fired after 1.0–1.5 s. A plain timer aborts on time.
+          let headersLate = false
+          const headersTimer = setTimeout(() => {
+            headersLate = true
+            controller.abort()
+          }, timeoutMs)
+          // A dialect that authenticates its own way (Anthropic's `x-api-key`) sets the header
+          // itself from `apiKey`; the pool's bearer is then left out rather than sent twice.
+          const own = headers["x-api-key"] !== undefined || headers["authorization"] !== undefined
+          const h = auth === undefined || own ? headers : { authorization: auth, ...headers }
+          requestWithCallback.call(pool, {
+            method,
+            path: method === "GET" ? path : basePath + path,
+            headers: h,
+            body: body ?? null,
+            signal: controller.signal,
+            headersTimeout: timeoutMs
+          }, (e, res) => {
+            clearTimeout(headersTimer)
+            if (e !== null) return resume(Effect.fail(failureOf(e, headersLate, onHeadersTimeout)))
+            // Readers listen for body errors only while they read. A body they stopped reading
+            // (interrupted, over its size limit) is destroyed by the release above, and undici
+            // reports that as an 'error' event: with no listener left, Node would throw it out
+            // of the event loop and end the process. Read failures reach readers through their
+            // own listeners; this one only keeps an abandoned body from taking the gateway down.
+            res.body.on("error", ignoreBodyError)
+            const resBody = res.body as unknown as Readable
+            const response: UpstreamResponse = { status: res.statusCode, headers: res.headers, body: resBody }
+            held.response = response
+            // Before the headers the fiber's own interruption aborts the request (an abort
+            // there fails the pending call, which would wake the fiber with a failure of the
+            // backend's).
+            held.unhook = onClientGone(clientRequest, destroyer(resBody))
+            resume(Effect.succeed(response))
+          })
+        })
+      )
+    })
 
   return {
     origin: url.origin,
@@ -273,10 +290,19 @@ export const make = (
   }
 }
 
+/** undici's request in its callback form (the same function; no promise is made). */
+const requestWithCallback = undiciRequest as unknown as (
+  this: Dispatcher,
+  options: Dispatcher.RequestOptions,
+  callback: (err: Error | null, data: Dispatcher.ResponseData) => void
+) => void
+
 /** What one upstream request's release reads: its response once the headers came, and the client-gone hook. */
 interface Held {
   response: UpstreamResponse | undefined
   unhook: (() => void) | undefined
+  /** Whether this request is in `open` (so its release takes it out). */
+  counted: boolean
 }
 
 /** Destroys `body` at once (a client gone); a module-level closure over the body alone. */

@@ -105,9 +105,9 @@ export const mutants: ReadonlyArray<Mutant> = [
     plants: "the upstream request keeps running after the client left",
     edits: [{
       file: "src/backends/Upstream.ts",
-      find: `      if (counted) open--
+      find: `      if (held.counted) open--
       if (response === undefined) controller.abort()`,
-      replace: `      if (counted) open--
+      replace: `      if (held.counted) open--
       if (Exit.hasInterrupts(exit)) return
       if (response === undefined) controller.abort()`
     }, {
