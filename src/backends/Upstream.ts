@@ -187,6 +187,7 @@ export const make = (
   const release = (held: Held, controller: AbortController) => (exit: Exit.Exit<unknown, unknown>) =>
     Effect.sync(() => {
       const response = held.response
+      held.released = true
       if (held.counted) open--
       if (response === undefined) controller.abort()
       else if (!response.body.readableEnded || Exit.isFailure(exit)) response.body.destroy()
@@ -225,7 +226,7 @@ export const make = (
       const scope = Context.get(context as Context.Context<Scope.Scope>, Scope.Scope)
       const clientRequest = Context.getOption(context as Context.Context<never>, HttpServerRequest.HttpServerRequest)
       const controller = new AbortController()
-      const held: Held = { response: undefined, unhook: undefined, counted: false }
+      const held: Held = { response: undefined, unhook: undefined, counted: false, released: false }
       return Effect.andThen(
         Scope.addFinalizerExit(scope, release(held, controller)),
         Effect.callback<UpstreamResponse, FailureReason>((resume) => {
@@ -263,6 +264,8 @@ export const make = (
             // own listeners; this one only keeps an abandoned body from taking the gateway down.
             res.body.on("error", ignoreBodyError)
             const resBody = res.body as unknown as Readable
+            // Released already (undici answered after the abort that release sent): nobody will read it.
+            if (held.released) return resBody.destroy()
             const response: UpstreamResponse = { status: res.statusCode, headers: res.headers, body: resBody }
             held.response = response
             // Before the headers the fiber's own interruption aborts the request (an abort
@@ -303,6 +306,8 @@ interface Held {
   unhook: (() => void) | undefined
   /** Whether this request is in `open` (so its release takes it out). */
   counted: boolean
+  /** Whether the release has run (a response arriving after it is destroyed at once). */
+  released: boolean
 }
 
 /** Destroys `body` at once (a client gone); a module-level closure over the body alone. */
