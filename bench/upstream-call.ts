@@ -18,7 +18,7 @@ import type { AddressInfo } from "node:net"
 
 const ANSWER = JSON.stringify({ id: "x", object: "chat.completion", choices: [{ index: 0, message: { role: "assistant", content: "Rivers run to the sea." }, finish_reason: "stop" }], usage: { prompt_tokens: 20, completion_tokens: 6, total_tokens: 26 } })
 if (process.argv[2] === "mock") {
-    const server = createServer((req, res) => {
+  const server = createServer((req, res) => {
     req.resume()
     req.on("end", () => {
       res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(ANSWER) })

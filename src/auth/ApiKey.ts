@@ -53,11 +53,14 @@ const loadArgon2 = () =>
     throw cause
   }))
 
-/** Loads the native module now (start-up, when keys exist). */
-export const load: Effect.Effect<void, Argon2Unavailable> = Effect.tryPromise({
+/** The native module, loaded on first use. */
+const argon2Module = Effect.tryPromise({
   try: () => loadArgon2(),
   catch: (cause) => new Argon2Unavailable({ reason: cause instanceof Error ? cause.message : String(cause) })
-}).pipe(Effect.asVoid)
+})
+
+/** Loads the native module now (start-up, when keys exist). */
+export const load: Effect.Effect<void, Argon2Unavailable> = Effect.asVoid(argon2Module)
 
 /** The Argon2id hash (PHC string) of a key. */
 export const hash = (key: string): Effect.Effect<string> => Effect.promise(() => loadArgon2().then((a) => a.hash(key)))
@@ -68,10 +71,7 @@ export const hash = (key: string): Effect.Effect<string> => Effect.promise(() =>
  * wrong (and remembered as wrong) because of the machine.
  */
 export const verify = (hashed: string, key: string): Effect.Effect<boolean, Argon2Unavailable> =>
-  Effect.andThen(
-    load,
-    Effect.tryPromise(() => loadArgon2().then((a) => a.verify(hashed, key))).pipe(Effect.orElseSucceed(() => false))
-  )
+  Effect.flatMap(argon2Module, (a) => Effect.tryPromise(() => a.verify(hashed, key)).pipe(Effect.orElseSucceed(() => false)))
 
 /** The fast digest the cache keeps of a verified key (SHA-256, 32 bytes). */
 export const digest = (key: string): Buffer => createHash("sha256").update(key).digest()
