@@ -29,6 +29,22 @@ export interface UpstreamResponse {
   readonly body: Readable
 }
 
+/**
+ * A unary answer whose headers came: its body arrives into memory as undici reads it (no
+ * stream object, no reader to wake per chunk), capped from the start at the call's `maxBytes`.
+ */
+export interface UnaryUpstreamResponse {
+  readonly status: number
+  readonly headers: UpstreamResponse["headers"]
+  /**
+   * The whole body once it has all come, at most `limit` bytes (≤ the call's `maxBytes`): past
+   * it the request is aborted (that connection closes) and the read fails with
+   * `ResponseTooLarge`. A body that breaks fails with `onError`; with `within`, one not complete
+   * after `within.ms` fails with `within.onTimeout()` and the request is aborted.
+   */
+  readonly readAll: (limit: number, onError: (e: unknown) => FailureReason, within?: ReadDeadline) => Effect.Effect<Buffer, FailureReason>
+}
+
 export interface UpstreamPool {
   readonly origin: string
   /** The path prefix of the base URL ("/v1"). */
@@ -46,6 +62,19 @@ export interface UpstreamPool {
     headersTimeoutMs: number,
     onHeadersTimeout: () => FailureReason
   ) => Effect.Effect<UpstreamResponse, FailureReason, Scope.Scope>
+  /**
+   * A POST for a unary answer, bound to the current scope like `post`, whose body is held in
+   * memory as it arrives (at most `maxBytes`; past it the request is aborted) rather than
+   * handed over as a stream: the non-streaming hot path.
+   */
+  readonly call: (
+    path: string,
+    body: Uint8Array | string,
+    headers: Record<string, string>,
+    headersTimeoutMs: number,
+    onHeadersTimeout: () => FailureReason,
+    maxBytes: number
+  ) => Effect.Effect<UnaryUpstreamResponse, FailureReason, Scope.Scope>
   /** A GET of a path on the backend's origin (not under the API prefix), e.g. `/metrics`. */
   readonly getFromOrigin: (path: string, timeoutMs: number) => Effect.Effect<UpstreamResponse, FailureReason, Scope.Scope>
   /**
@@ -278,11 +307,62 @@ export const make = (
       )
     })
 
+  /** The release of a unary call when its scope closes: an unfinished one is aborted. */
+  const releaseUnary = (held: UnaryCall) =>
+    Effect.sync(() => {
+      if (held.counted) open--
+      held.release()
+    })
+
+  /**
+   * A unary call: `send`'s one step, on undici's `dispatch` with a handler of our own (no
+   * promise, no `AbortController`, no `Readable`; bench/README.md, "The unary call without a
+   * stream"). The release is in the scope before the request leaves; it aborts the request
+   * whatever its phase. The handler resumes the fiber once at the headers, and the body's
+   * reader once when the body is complete.
+   */
+  const call = (
+    path: string,
+    body: Uint8Array | string,
+    headers: Record<string, string>,
+    timeoutMs: number,
+    onHeadersTimeout: () => FailureReason,
+    maxBytes: number
+  ): Effect.Effect<UnaryUpstreamResponse, FailureReason, Scope.Scope> =>
+    Effect.withFiber((fiber) => {
+      const context = fiber.context
+      const scope = Context.get(context as Context.Context<Scope.Scope>, Scope.Scope)
+      const clientRequest = Context.getOption(context as Context.Context<never>, HttpServerRequest.HttpServerRequest)
+      const held = new UnaryCall(maxBytes)
+      return Effect.andThen(
+        Scope.addFinalizer(scope, releaseUnary(held)),
+        Effect.callback<UnaryUpstreamResponse, FailureReason>((resume) => {
+          open++
+          held.counted = true
+          held.onHead = (e) => {
+            if (e !== null) return resume(Effect.fail(failureOf(e, held.headersLate, onHeadersTimeout)))
+            held.unhook = onClientGone(clientRequest, held.goneNow)
+            resume(Effect.succeed(held))
+          }
+          held.headersTimer = setTimeout(held.lateHeaders, timeoutMs)
+          const own = headers["x-api-key"] !== undefined || headers["authorization"] !== undefined
+          pool.dispatch({
+            method: "POST",
+            path: basePath + path,
+            headers: auth === undefined || own ? headers : { authorization: auth, ...headers },
+            body,
+            headersTimeout: timeoutMs
+          }, held)
+        })
+      )
+    })
+
   return {
     origin: url.origin,
     basePath,
     apiKey: options.apiKey,
     post: (path, body, headers, timeoutMs, onTimeout) => send("POST", path, body, headers, timeoutMs, onTimeout),
+    call,
     getFromOrigin: (path, timeoutMs) =>
       send("GET", path, undefined, {}, timeoutMs, () => new Unavailable({ status: undefined, message: `GET ${path} timed out` })),
     streamFromOrigin: (path, timeoutMs) =>
@@ -308,6 +388,181 @@ interface Held {
   counted: boolean
   /** Whether the release has run (a response arriving after it is destroyed at once). */
   released: boolean
+}
+
+/** Aborts an undici request without capturing stacks for the errors undici builds on the way. */
+const abortQuietly = (controller: Dispatcher.DispatchController, reason: Error): void => {
+  const limit = Error.stackTraceLimit
+  Error.stackTraceLimit = 0
+  try {
+    controller.abort(reason)
+  } finally {
+    Error.stackTraceLimit = limit
+  }
+}
+
+/** The headers deadline's abort reason (the failure reported is the caller's `onHeadersTimeout`). */
+const headersLateError = Object.assign(new Error("no response headers within the deadline"), { code: "SLUICE_HEADERS_LATE" })
+/** The body deadline's and the size cap's abort reason (the read reports its own failure). */
+const readEnded = Object.assign(new Error("the response body read ended"), { code: "SLUICE_READ_ENDED" })
+
+/**
+ * One unary call: undici's dispatch handler, the call's state, and the answer handed to the
+ * adapter (it is its own `UnaryUpstreamResponse`, one object per call). undici calls the
+ * `on*` methods; the fiber's side calls `readAll`, `release` and `goneNow`.
+ */
+class UnaryCall implements Dispatcher.DispatchHandler, UnaryUpstreamResponse {
+  status = 0
+  headers: UpstreamResponse["headers"] = {}
+  counted = false
+  headersLate = false
+  headersTimer: NodeJS.Timeout | undefined = undefined
+  /** Resumes the calling fiber at the headers (null) or with the failure before them. */
+  onHead: ((e: Error | null) => void) | undefined = undefined
+  unhook: (() => void) | undefined = undefined
+  private controller: Dispatcher.DispatchController | undefined = undefined
+  /** An abort asked for before undici started the request: given to it when it does. */
+  private abortReason: Error | undefined = undefined
+  private parts: Array<Buffer> = []
+  private size = 0
+  private done = false
+  private tooLarge = false
+  private failure: unknown = undefined
+  /** The waiting reader (undefined: none, or detached because the client left). */
+  private wake: (() => void) | undefined = undefined
+
+  constructor(private limit: number) {}
+
+  private abort(reason: Error): void {
+    if (this.controller === undefined) this.abortReason ??= reason
+    else if (!this.controller.aborted) abortQuietly(this.controller, reason)
+  }
+
+  private signal(): void {
+    const w = this.wake
+    this.wake = undefined
+    w?.()
+  }
+
+  /** The headers deadline (a plain timer: undici's own runs on coarse ticks). */
+  readonly lateHeaders = (): void => {
+    this.headersTimer = undefined
+    this.headersLate = true
+    this.abort(headersLateError)
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller
+    if (this.abortReason !== undefined) abortQuietly(controller, this.abortReason)
+  }
+
+  onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: UpstreamResponse["headers"]): void {
+    if (statusCode < 200) return
+    if (this.headersTimer !== undefined) clearTimeout(this.headersTimer)
+    this.headersTimer = undefined
+    this.status = statusCode
+    this.headers = headers
+    const head = this.onHead
+    this.onHead = undefined
+    head?.(null)
+  }
+
+  onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.tooLarge || this.failure !== undefined) return
+    if (this.size + chunk.length > this.limit) {
+      this.tooLarge = true
+      this.parts = []
+      this.abort(readEnded)
+      return this.signal()
+    }
+    this.size += chunk.length
+    this.parts.push(chunk)
+  }
+
+  onResponseEnd(): void {
+    this.done = true
+    this.signal()
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
+    if (this.headersTimer !== undefined) clearTimeout(this.headersTimer)
+    this.headersTimer = undefined
+    const head = this.onHead
+    if (head !== undefined) {
+      this.onHead = undefined
+      return head(error)
+    }
+    this.failure ??= error
+    this.signal()
+  }
+
+  /** The scope closed: an unfinished request is aborted, the client-gone hook removed. */
+  release(): void {
+    this.onHead = undefined
+    this.wake = undefined
+    if (this.headersTimer !== undefined) clearTimeout(this.headersTimer)
+    this.headersTimer = undefined
+    if (!this.done) this.abort(clientGone)
+    this.unhook?.()
+    this.unhook = undefined
+  }
+
+  /**
+   * The client left while the body was coming: the request is aborted at once, without waking
+   * the reader (its fiber is interrupted in this same turn; see `destroyNow`), which a late
+   * timer still tells, should it be there after `DETACHED_READER_MS`.
+   */
+  readonly goneNow = (): void => {
+    if (this.done) return
+    const reader = this.wake
+    this.wake = undefined
+    this.failure ??= clientGone
+    this.abort(clientGone)
+    if (reader !== undefined) setTimeout(reader, DETACHED_READER_MS).unref()
+  }
+
+  /** What a read gives now, or undefined while the body is still coming. */
+  private poll(onError: (e: unknown) => FailureReason): Effect.Effect<Buffer, FailureReason> | undefined {
+    if (this.tooLarge) return Effect.fail(new ResponseTooLarge({ limit: this.limit }))
+    if (this.failure !== undefined) return Effect.fail(onError(this.failure))
+    if (this.size > this.limit) {
+      this.tooLarge = true
+      this.parts = []
+      this.abort(readEnded)
+      return Effect.fail(new ResponseTooLarge({ limit: this.limit }))
+    }
+    if (!this.done) return undefined
+    const parts = this.parts
+    this.parts = []
+    return Effect.succeed(parts.length === 1 ? parts[0]! : Buffer.concat(parts, this.size))
+  }
+
+  readAll(limit: number, onError: (e: unknown) => FailureReason, within?: ReadDeadline): Effect.Effect<Buffer, FailureReason> {
+    return Effect.suspend(() => {
+      this.limit = Math.min(this.limit, limit)
+      return this.poll(onError) ?? Effect.callback<Buffer, FailureReason>((resume) => {
+        let timer: NodeJS.Timeout | undefined
+        const waiting = () => {
+          const now = this.poll(onError)
+          if (now === undefined) return void (this.wake = waiting)
+          if (timer !== undefined) clearTimeout(timer)
+          resume(now)
+        }
+        this.wake = waiting
+        if (within !== undefined) {
+          timer = setTimeout(() => {
+            this.wake = undefined
+            this.abort(readEnded)
+            resume(Effect.fail(within.onTimeout()))
+          }, Math.max(0, within.ms))
+        }
+        return Effect.sync(() => {
+          this.wake = undefined
+          if (timer !== undefined) clearTimeout(timer)
+        })
+      })
+    })
+  }
 }
 
 /** Destroys `body` at once (a client gone); a module-level closure over the body alone. */
@@ -435,7 +690,7 @@ export const readFailure = (e: unknown): FailureReason =>
  * Errors file makes of it (status, `retry-after`, body text, now).
  */
 export const failWith = (
-  res: UpstreamResponse,
+  res: UpstreamResponse | UnaryUpstreamResponse,
   classify: (status: number, retryAfter: string | undefined, text: string, nowMs: number) => FailureReason,
   within?: ReadDeadline
 ): Effect.Effect<never, FailureReason> =>
@@ -443,7 +698,10 @@ export const failWith = (
     // A body that cannot be read is classified by its status alone; one that is too late is late.
     let late: FailureReason | undefined
     const bounded = within === undefined ? undefined : { ms: within.ms, onTimeout: () => (late = within.onTimeout()) }
-    const text = yield* readAll(res.body, 64 * 1024, readFailure, bounded).pipe(
+    const read = "body" in res
+      ? readAll(res.body, 64 * 1024, readFailure, bounded)
+      : res.readAll(64 * 1024, readFailure, bounded)
+    const text = yield* read.pipe(
       Effect.map((b) => b.toString("utf8")),
       Effect.orElseSucceed(() => "")
     )

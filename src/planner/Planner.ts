@@ -133,6 +133,7 @@ const pool: UpstreamPool = {
   basePath: "/v1",
   apiKey: undefined,
   post: () => Effect.die("the planner never calls a backend"),
+  call: () => Effect.die("the planner never calls a backend"),
   getFromOrigin: () => Effect.die("the planner never calls a backend"),
   streamFromOrigin: () => Effect.die("the planner never calls a backend"),
   close: Effect.void,

@@ -118,6 +118,20 @@ export const mutants: ReadonlyArray<Mutant> = [
     }]
   },
   {
+    name: "unary-upstream-left-open-on-abort",
+    plants: "a unary upstream call keeps running after the client left",
+    edits: [{
+      file: "src/backends/Upstream.ts",
+      find: `    if (!this.done) this.abort(clientGone)`,
+      replace: `    // (the unfinished request is left to run)`
+    }, {
+      // the same bug for the close on the client socket's end (ahead of the interruption)
+      file: "src/backends/Upstream.ts",
+      find: `held.unhook = onClientGone(clientRequest, held.goneNow)`,
+      replace: `held.unhook = undefined`
+    }]
+  },
+  {
     name: "queue-keeps-departed-waiter",
     plants: "a waiter that timed out or left stays in the slot queue (and is later handed a slot)",
     edits: [{

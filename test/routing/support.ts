@@ -21,6 +21,7 @@ const pool: UpstreamPool = {
   basePath: "/v1",
   apiKey: undefined,
   post: () => Effect.die("the router must not call a backend"),
+  call: () => Effect.die("the router must not call a backend"),
   getFromOrigin: () => Effect.die("the router must not call a backend"),
   streamFromOrigin: () => Effect.die("the router must not call a backend"),
   close: Effect.void,

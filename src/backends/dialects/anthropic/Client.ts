@@ -21,7 +21,7 @@ import {
   type UpstreamCall
 } from "../../Contract.ts"
 import { type FailureReason, InvalidRequest, MalformedChunk, TimeToFirstTokenExceeded } from "../../Failure.ts"
-import { failWith, readAll, readFailure, type UpstreamPool, type UpstreamResponse } from "../../Upstream.ts"
+import { failWith, readFailure, type UnaryUpstreamResponse, type UpstreamPool, type UpstreamResponse } from "../../Upstream.ts"
 import { bytes, clientModel, completionTexts, parseObject, translated } from "../openai/Wire.ts"
 import * as Errors from "./Errors.ts"
 import * as Translate from "./openai_anthropic.ts"
@@ -30,7 +30,7 @@ import * as AnthropicStream from "./Stream.ts"
 export type Options = AdapterOptions
 
 /** Turns a non-2xx answer into its failure reason. */
-const failureOf = (res: UpstreamResponse, within?: ReadDeadline) => failWith(res, Errors.fromResponse, within)
+const failureOf = (res: UpstreamResponse | UnaryUpstreamResponse, within?: ReadDeadline) => failWith(res, Errors.fromResponse, within)
 
 const headersFor = (pool: UpstreamPool, call: UpstreamCall, stream: boolean): Record<string, string> => {
   const h: Record<string, string> = {
@@ -98,12 +98,13 @@ export const make = (pool: UpstreamPool, options: Options): Adapter => ({
       const left = unaryDeadline(withinMs ?? options.totalMs, options.totalMs)
       const body = yield* bodyFor(call)
       const headers = left()
-      const res = yield* pool.post(
+      const res = yield* pool.call(
         "/messages",
         body,
         headersFor(pool, call, false),
         headers.ms,
-        headers.onTimeout
+        headers.onTimeout,
+        options.maxResponseBytes
       )
       if (res.status < 200 || res.status >= 300) return yield* failureOf(res, left())
       return { status: res.status, read: Effect.suspend(() => readUnary(res, call, options, left())) }
@@ -112,13 +113,13 @@ export const make = (pool: UpstreamPool, options: Options): Adapter => ({
 
 /** The second phase of a unary call: the body of a 2xx answer, read and translated. */
 const readUnary = (
-  res: UpstreamResponse,
+  res: UnaryUpstreamResponse,
   call: UpstreamCall,
   options: Options,
   within: ReadDeadline
 ): Effect.Effect<UnaryResult, FailureReason> =>
   Effect.gen(function*() {
-    const raw = yield* readAll(res.body, options.maxResponseBytes, readFailure, within)
+    const raw = yield* res.readAll(options.maxResponseBytes, readFailure, within)
     const json = parseObject(raw.toString("utf8"))
     if (json === undefined) return yield* new MalformedChunk({ message: "the backend answered with invalid JSON" })
     const now = yield* Clock.currentTimeMillis

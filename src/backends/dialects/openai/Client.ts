@@ -15,7 +15,7 @@ import {
   type UpstreamCall
 } from "../../Contract.ts"
 import { type FailureReason, MalformedChunk, TimeToFirstTokenExceeded } from "../../Failure.ts"
-import { failWith, header, readAll, readFailure, type UpstreamPool, type UpstreamResponse } from "../../Upstream.ts"
+import { failWith, header, readFailure, type UnaryUpstreamResponse, type UpstreamPool, type UpstreamResponse } from "../../Upstream.ts"
 import * as Errors from "./Errors.ts"
 import * as Translate from "./openai_openai.ts"
 import { completionTexts } from "./Wire.ts"
@@ -26,7 +26,7 @@ export interface Options extends AdapterOptions {
 }
 
 /** Turns a non-2xx answer into its failure reason (its body read within `within`, when given). */
-export const failureOf = (res: UpstreamResponse, within?: ReadDeadline) => failWith(res, Errors.fromResponse, within)
+export const failureOf = (res: UpstreamResponse | UnaryUpstreamResponse, within?: ReadDeadline) => failWith(res, Errors.fromResponse, within)
 
 const headersFor = (call: UpstreamCall, stream: boolean): Record<string, string> => ({
   "content-type": "application/json",
@@ -65,12 +65,13 @@ export const make = (pool: UpstreamPool, options: Options): Adapter => ({
     Effect.gen(function*() {
       const left = unaryDeadline(withinMs ?? options.totalMs, options.totalMs)
       const headers = left()
-      const res = yield* pool.post(
+      const res = yield* pool.call(
         Translate.path(call.kind),
         Translate.requestBody(call),
         headersFor(call, false),
         headers.ms,
-        headers.onTimeout
+        headers.onTimeout,
+        options.maxResponseBytes
       )
       if (res.status < 200 || res.status >= 300) return yield* failureOf(res, left())
       return { status: res.status, read: Effect.suspend(() => readUnary(res, options, left())) }
@@ -78,9 +79,9 @@ export const make = (pool: UpstreamPool, options: Options): Adapter => ({
 })
 
 /** The second phase of a unary call: the body of a 2xx answer, read and checked. */
-const readUnary = (res: UpstreamResponse, options: Options, within: ReadDeadline): Effect.Effect<UnaryResult, FailureReason> =>
+const readUnary = (res: UnaryUpstreamResponse, options: Options, within: ReadDeadline): Effect.Effect<UnaryResult, FailureReason> =>
   Effect.gen(function*() {
-    const body = yield* readAll(res.body, options.maxResponseBytes, readFailure, within)
+    const body = yield* res.readAll(options.maxResponseBytes, readFailure, within)
     let json: unknown
     try {
       json = JSON.parse(body.toString("utf8"))
