@@ -10,7 +10,7 @@ import { Effect } from "effect"
 import type { Readable } from "node:stream"
 import type { Frame, FrameSource, ReadDeadline } from "./Contract.ts"
 import { type FailureReason, MalformedChunk, MidStreamError } from "./Failure.ts"
-import { pullBody, readFailure } from "./Upstream.ts"
+import { pullBody, readFailure, type StreamingUpstreamResponse } from "./Upstream.ts"
 
 export interface Scanner<Item> {
   /** The items a chunk completed; throws when the input cannot be scanned. */
@@ -20,9 +20,19 @@ export interface Scanner<Item> {
   readonly buffered: number
 }
 
+/** A pull over a body: the next chunk, or null at the end (`Upstream.pullBody`, `StreamingUpstreamResponse.pull`). */
+export type BodyPull = (within?: ReadDeadline) => Effect.Effect<Buffer | null, FailureReason>
+
+/** An upstream body to scan: a streamed answer from `UpstreamPool.stream`, or a Node readable (tests, other callers). */
+export type StreamBody = Readable | StreamingUpstreamResponse
+
+/** The pull over either kind of body. */
+export const pullOf = (body: StreamBody): BodyPull =>
+  "pull" in body ? body.pull(readFailure) : pullBody(body, readFailure)
+
 export const scanned = <Item>(options: {
   readonly status: number
-  readonly body: Readable
+  readonly body: StreamBody
   readonly scanner: Scanner<Item>
   readonly convert: (items: ReadonlyArray<Item>) => Array<Frame>
   /** The stream reached its clean end (nothing after it is read). */
@@ -34,7 +44,7 @@ export const scanned = <Item>(options: {
   /** Describes a scanning error. */
   readonly malformed: (e: unknown) => string
 }): FrameSource => {
-  const read = pullBody(options.body, readFailure)
+  const read = pullOf(options.body)
   const onChunk = (chunk: Buffer | null): Effect.Effect<ReadonlyArray<Frame> | null, FailureReason> => {
     if (chunk === null) {
       const last = options.scanner.flush()

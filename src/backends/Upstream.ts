@@ -45,6 +45,20 @@ export interface UnaryUpstreamResponse {
   readonly readAll: (limit: number, onError: (e: unknown) => FailureReason, within?: ReadDeadline) => Effect.Effect<Buffer, FailureReason>
 }
 
+/**
+ * A streamed answer whose headers came: its chunks are queued as undici reads them (no stream
+ * object) and pulled with `pull`; past `STREAM_HIGH_WATER` queued bytes undici stops reading
+ * the socket until the reader catches up. A non-2xx answer's body is read with `readAll`.
+ */
+export interface StreamingUpstreamResponse extends UnaryUpstreamResponse {
+  /**
+   * The reader of the body: each call gives what has come since the last (one chunk, or those
+   * queued joined), or null at the end; a break fails with `onError`; with `within`, a read that
+   * has to wait fails with `within.onTimeout()` after `within.ms` (one timer per body, re-armed).
+   */
+  readonly pull: (onError: (e: unknown) => FailureReason) => (within?: ReadDeadline) => Effect.Effect<Buffer | null, FailureReason>
+}
+
 export interface UpstreamPool {
   readonly origin: string
   /** The path prefix of the base URL ("/v1"). */
@@ -75,6 +89,17 @@ export interface UpstreamPool {
     onHeadersTimeout: () => FailureReason,
     maxBytes: number
   ) => Effect.Effect<UnaryUpstreamResponse, FailureReason, Scope.Scope>
+  /**
+   * A POST for a streamed answer, bound to the current scope like `post`, read through the
+   * answer's `pull` rather than a Node stream: the streaming hot path.
+   */
+  readonly stream: (
+    path: string,
+    body: Uint8Array | string,
+    headers: Record<string, string>,
+    headersTimeoutMs: number,
+    onHeadersTimeout: () => FailureReason
+  ) => Effect.Effect<StreamingUpstreamResponse, FailureReason, Scope.Scope>
   /** A GET of a path on the backend's origin (not under the API prefix), e.g. `/metrics`. */
   readonly getFromOrigin: (path: string, timeoutMs: number) => Effect.Effect<UpstreamResponse, FailureReason, Scope.Scope>
   /**
@@ -307,36 +332,37 @@ export const make = (
       )
     })
 
-  /** The release of a unary call when its scope closes: an unfinished one is aborted. */
-  const releaseUnary = (held: UnaryCall) =>
+  /** The release of a call when its scope closes: an unfinished one is aborted. */
+  const releaseCall = (held: Call) =>
     Effect.sync(() => {
       if (held.counted) open--
       held.release()
     })
 
   /**
-   * A unary call: `send`'s one step, on undici's `dispatch` with a handler of our own (no
-   * promise, no `AbortController`, no `Readable`; bench/README.md, "The unary call without a
-   * stream"). The release is in the scope before the request leaves; it aborts the request
-   * whatever its phase. The handler resumes the fiber once at the headers, and the body's
-   * reader once when the body is complete.
+   * A call on undici's `dispatch` with a handler of our own (no promise, no `AbortController`,
+   * no `Readable`; bench/README.md, "The unary call without a stream"), in `send`'s one step:
+   * the release is in the scope before the request leaves, and aborts the request whatever
+   * its phase. The handler resumes the fiber once at the headers; a unary body's reader once
+   * when the body is whole, a stream's once per wait.
    */
-  const call = (
+  const dispatchCall = (
     path: string,
     body: Uint8Array | string,
     headers: Record<string, string>,
     timeoutMs: number,
     onHeadersTimeout: () => FailureReason,
-    maxBytes: number
-  ): Effect.Effect<UnaryUpstreamResponse, FailureReason, Scope.Scope> =>
+    maxBytes: number,
+    streaming: boolean
+  ): Effect.Effect<Call, FailureReason, Scope.Scope> =>
     Effect.withFiber((fiber) => {
       const context = fiber.context
       const scope = Context.get(context as Context.Context<Scope.Scope>, Scope.Scope)
       const clientRequest = Context.getOption(context as Context.Context<never>, HttpServerRequest.HttpServerRequest)
-      const held = new UnaryCall(maxBytes)
+      const held = new Call(maxBytes, streaming)
       return Effect.andThen(
-        Scope.addFinalizer(scope, releaseUnary(held)),
-        Effect.callback<UnaryUpstreamResponse, FailureReason>((resume) => {
+        Scope.addFinalizer(scope, releaseCall(held)),
+        Effect.callback<Call, FailureReason>((resume) => {
           open++
           held.counted = true
           held.onHead = (e) => {
@@ -362,7 +388,9 @@ export const make = (
     basePath,
     apiKey: options.apiKey,
     post: (path, body, headers, timeoutMs, onTimeout) => send("POST", path, body, headers, timeoutMs, onTimeout),
-    call,
+    call: (path, body, headers, timeoutMs, onTimeout, maxBytes) => dispatchCall(path, body, headers, timeoutMs, onTimeout, maxBytes, false),
+    stream: (path, body, headers, timeoutMs, onTimeout) =>
+      dispatchCall(path, body, headers, timeoutMs, onTimeout, Number.POSITIVE_INFINITY, true),
     getFromOrigin: (path, timeoutMs) =>
       send("GET", path, undefined, {}, timeoutMs, () => new Unavailable({ status: undefined, message: `GET ${path} timed out` })),
     streamFromOrigin: (path, timeoutMs) =>
@@ -407,11 +435,18 @@ const headersLateError = Object.assign(new Error("no response headers within the
 const readEnded = Object.assign(new Error("the response body read ended"), { code: "SLUICE_READ_ENDED" })
 
 /**
- * One unary call: undici's dispatch handler, the call's state, and the answer handed to the
- * adapter (it is its own `UnaryUpstreamResponse`, one object per call). undici calls the
- * `on*` methods; the fiber's side calls `readAll`, `release` and `goneNow`.
+ * Bytes a stream's reader may leave queued before undici stops reading that socket (the
+ * default high-water mark of undici's own body stream).
  */
-class UnaryCall implements Dispatcher.DispatchHandler, UnaryUpstreamResponse {
+const STREAM_HIGH_WATER = 64 * 1024
+
+/**
+ * One call: undici's dispatch handler, the call's state, and the answer handed to the
+ * adapter (it is its own `StreamingUpstreamResponse`, one object per call). undici calls the
+ * `on*` methods; the fiber's side calls `readAll` or `pull`, `release` and `goneNow`. A unary
+ * call keeps its body to the cap; a stream's reader takes the queue as it comes.
+ */
+class Call implements Dispatcher.DispatchHandler, StreamingUpstreamResponse {
   status = 0
   headers: UpstreamResponse["headers"] = {}
   counted = false
@@ -430,8 +465,16 @@ class UnaryCall implements Dispatcher.DispatchHandler, UnaryUpstreamResponse {
   private failure: unknown = undefined
   /** The waiting reader (undefined: none, or detached because the client left). */
   private wake: (() => void) | undefined = undefined
+  /** A stream's reading paused undici (the queue passed `STREAM_HIGH_WATER`). */
+  private paused = false
+  /** `readAll` was asked: the body is kept whole to its cap, never paused. */
+  private whole = false
+  /** A stream's read deadline: one timer per body, re-armed with `refresh()` (see `pullBody`). */
+  private timer: NodeJS.Timeout | undefined = undefined
+  private timerMs = -1
+  private onTimer: (() => void) | undefined = undefined
 
-  constructor(private limit: number) {}
+  constructor(private limit: number, private readonly streaming: boolean) {}
 
   private abort(reason: Error): void {
     if (this.controller === undefined) this.abortReason ??= reason
@@ -477,6 +520,13 @@ class UnaryCall implements Dispatcher.DispatchHandler, UnaryUpstreamResponse {
     }
     this.size += chunk.length
     this.parts.push(chunk)
+    if (this.streaming) {
+      if (this.size >= STREAM_HIGH_WATER && !this.whole && !this.paused && this.controller !== undefined) {
+        this.paused = true
+        this.controller.pause()
+      }
+      this.signal()
+    }
   }
 
   onResponseEnd(): void {
@@ -502,6 +552,7 @@ class UnaryCall implements Dispatcher.DispatchHandler, UnaryUpstreamResponse {
     this.wake = undefined
     if (this.headersTimer !== undefined) clearTimeout(this.headersTimer)
     this.headersTimer = undefined
+    this.clearTimer()
     if (!this.done) this.abort(clientGone)
     this.unhook?.()
     this.unhook = undefined
@@ -540,6 +591,11 @@ class UnaryCall implements Dispatcher.DispatchHandler, UnaryUpstreamResponse {
   readAll(limit: number, onError: (e: unknown) => FailureReason, within?: ReadDeadline): Effect.Effect<Buffer, FailureReason> {
     return Effect.suspend(() => {
       this.limit = Math.min(this.limit, limit)
+      this.whole = true
+      if (this.paused) {
+        this.paused = false
+        this.controller?.resume()
+      }
       return this.poll(onError) ?? Effect.callback<Buffer, FailureReason>((resume) => {
         let timer: NodeJS.Timeout | undefined
         const waiting = () => {
@@ -562,6 +618,80 @@ class UnaryCall implements Dispatcher.DispatchHandler, UnaryUpstreamResponse {
         })
       })
     })
+  }
+
+  private readonly fire = (): void => {
+    const f = this.onTimer
+    this.onTimer = undefined
+    f?.()
+  }
+
+  private clearTimer(): void {
+    this.onTimer = undefined
+    if (this.timer !== undefined) {
+      clearTimeout(this.timer)
+      this.timer = undefined
+    }
+  }
+
+  private arm(ms: number, f: () => void): void {
+    this.onTimer = f
+    if (this.timer !== undefined && this.timerMs === ms) this.timer.refresh()
+    else {
+      if (this.timer !== undefined) clearTimeout(this.timer)
+      // unref: a timer left armed after its wait was answered must not hold the process open
+      this.timer = setTimeout(this.fire, ms).unref()
+      this.timerMs = ms
+    }
+  }
+
+  /** What a stream's read gives now, or undefined when it has to wait. */
+  private pollNext(onError: (e: unknown) => FailureReason): Effect.Effect<Buffer | null, FailureReason> | undefined {
+    const parts = this.parts
+    if (parts.length > 0) {
+      const chunk = parts.length === 1 ? parts[0]! : Buffer.concat(parts, this.size)
+      this.parts = []
+      this.size = 0
+      if (this.paused) {
+        this.paused = false
+        this.controller?.resume()
+      }
+      return Effect.succeed(chunk)
+    }
+    if (this.failure !== undefined) {
+      this.clearTimer()
+      return Effect.fail(onError(this.failure))
+    }
+    if (this.done) {
+      this.clearTimer()
+      return Effect.succeed(null)
+    }
+    return undefined
+  }
+
+  pull(onError: (e: unknown) => FailureReason): (within?: ReadDeadline) => Effect.Effect<Buffer | null, FailureReason> {
+    return (within) =>
+      Effect.suspend(() =>
+        this.pollNext(onError) ?? Effect.callback<Buffer | null, FailureReason>((resume) => {
+          const waiting = () => {
+            const now = this.pollNext(onError)
+            if (now === undefined) return void (this.wake = waiting)
+            this.onTimer = undefined
+            resume(now)
+          }
+          this.wake = waiting
+          if (within !== undefined) {
+            this.arm(Math.max(0, within.ms), () => {
+              this.wake = undefined
+              resume(Effect.fail(within.onTimeout()))
+            })
+          }
+          return Effect.sync(() => {
+            this.wake = undefined
+            this.clearTimer()
+          })
+        })
+      )
   }
 }
 

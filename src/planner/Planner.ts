@@ -134,6 +134,7 @@ const pool: UpstreamPool = {
   apiKey: undefined,
   post: () => Effect.die("the planner never calls a backend"),
   call: () => Effect.die("the planner never calls a backend"),
+  stream: () => Effect.die("the planner never calls a backend"),
   getFromOrigin: () => Effect.die("the planner never calls a backend"),
   streamFromOrigin: () => Effect.die("the planner never calls a backend"),
   close: Effect.void,

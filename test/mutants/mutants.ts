@@ -102,24 +102,7 @@ export const mutants: ReadonlyArray<Mutant> = [
   },
   {
     name: "upstream-left-open-on-abort",
-    plants: "the upstream request keeps running after the client left",
-    edits: [{
-      file: "src/backends/Upstream.ts",
-      find: `      if (held.counted) open--
-      if (response === undefined) controller.abort()`,
-      replace: `      if (held.counted) open--
-      if (Exit.hasInterrupts(exit)) return
-      if (response === undefined) controller.abort()`
-    }, {
-      // the same bug for the close on the client socket's end (ahead of the interruption)
-      file: "src/backends/Upstream.ts",
-      find: `held.unhook = onClientGone(clientRequest, destroyer(resBody))`,
-      replace: `held.unhook = undefined`
-    }]
-  },
-  {
-    name: "unary-upstream-left-open-on-abort",
-    plants: "a unary upstream call keeps running after the client left",
+    plants: "the upstream call (stream or unary) keeps running after the client left",
     edits: [{
       file: "src/backends/Upstream.ts",
       find: `    if (!this.done) this.abort(clientGone)`,

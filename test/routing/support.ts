@@ -22,6 +22,7 @@ const pool: UpstreamPool = {
   apiKey: undefined,
   post: () => Effect.die("the router must not call a backend"),
   call: () => Effect.die("the router must not call a backend"),
+  stream: () => Effect.die("the router must not call a backend"),
   getFromOrigin: () => Effect.die("the router must not call a backend"),
   streamFromOrigin: () => Effect.die("the router must not call a backend"),
   close: Effect.void,

@@ -21,7 +21,7 @@ import {
   type UpstreamCall
 } from "../../Contract.ts"
 import { type FailureReason, InvalidRequest, MalformedChunk, TimeToFirstTokenExceeded } from "../../Failure.ts"
-import { failWith, readFailure, type UnaryUpstreamResponse, type UpstreamPool, type UpstreamResponse } from "../../Upstream.ts"
+import { failWith, readFailure, type UnaryUpstreamResponse, type UpstreamPool } from "../../Upstream.ts"
 import { bytes, clientModel, completionTexts, parseObject, translated } from "../openai/Wire.ts"
 import * as Errors from "./Errors.ts"
 import * as Translate from "./openai_anthropic.ts"
@@ -30,7 +30,7 @@ import * as AnthropicStream from "./Stream.ts"
 export type Options = AdapterOptions
 
 /** Turns a non-2xx answer into its failure reason. */
-const failureOf = (res: UpstreamResponse | UnaryUpstreamResponse, within?: ReadDeadline) => failWith(res, Errors.fromResponse, within)
+const failureOf = (res: UnaryUpstreamResponse, within?: ReadDeadline) => failWith(res, Errors.fromResponse, within)
 
 const headersFor = (pool: UpstreamPool, call: UpstreamCall, stream: boolean): Record<string, string> => {
   const h: Record<string, string> = {
@@ -75,7 +75,7 @@ export const make = (pool: UpstreamPool, options: Options): Adapter => ({
   stream: (call) =>
     Effect.gen(function*() {
       const body = yield* bodyFor(call)
-      const res = yield* pool.post(
+      const res = yield* pool.stream(
         "/messages",
         body,
         headersFor(pool, call, true),
@@ -84,7 +84,7 @@ export const make = (pool: UpstreamPool, options: Options): Adapter => ({
       )
       if (res.status < 200 || res.status >= 300) return yield* failureOf(res)
       const now = yield* Clock.currentTimeMillis
-      return AnthropicStream.frames(res.status, res.body, {
+      return AnthropicStream.frames(res.status, res, {
         model: clientModel(call),
         created: Math.floor(now / 1000),
         clientWantsUsage: call.clientWantsUsage,

@@ -14,11 +14,10 @@
  * every event's own bytes go out as the frame's bytes, ping and block stops included, with
  * the same typed events read from them. Plain TypeScript: it runs once per event.
  */
-import type { Readable } from "node:stream"
 import type * as Usage from "../../../domain/Usage.ts"
 import type { FinishReason, Frame, FrameSource, TokenEvent } from "../../Contract.ts"
 import { type FailureReason, MalformedChunk, MidStreamError } from "../../Failure.ts"
-import { scanned } from "../../ScannedSource.ts"
+import { scanned, type StreamBody } from "../../ScannedSource.ts"
 import { EventTooLarge, type SseEvent, SseScanner } from "../../SseScanner.ts"
 import { bytes, chatChunk, type ChunkHead, DONE, isRecord, num, sse, str, usageChunk } from "../openai/Wire.ts"
 import { finishOf } from "./openai_anthropic.ts"
@@ -191,7 +190,7 @@ export const translateAll = (chunks: ReadonlyArray<Uint8Array>, options: Transla
 /** Wraps an upstream Anthropic SSE body as a frame source of OpenAI chunks. */
 export const frames = (
   status: number,
-  body: Readable,
+  body: StreamBody,
   options: TranslateOptions & { readonly maxEventBytes: number; readonly native?: boolean }
 ): FrameSource => {
   const translator = new Translator(options)

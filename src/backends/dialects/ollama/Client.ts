@@ -17,7 +17,7 @@ import {
   type UpstreamCall
 } from "../../Contract.ts"
 import { type FailureReason, InvalidRequest, MalformedChunk, TimeToFirstTokenExceeded } from "../../Failure.ts"
-import { failWith, readFailure, type UnaryUpstreamResponse, type UpstreamPool, type UpstreamResponse } from "../../Upstream.ts"
+import { failWith, readFailure, type UnaryUpstreamResponse, type UpstreamPool } from "../../Upstream.ts"
 import { bytes, type ChunkHead, clientModel, completionTexts, parseObject, translated } from "../openai/Wire.ts"
 import * as Errors from "./Errors.ts"
 import * as Translate from "./openai_ollama.ts"
@@ -26,7 +26,7 @@ import * as OllamaStream from "./Stream.ts"
 export type Options = AdapterOptions
 
 /** Turns a non-2xx answer into its failure reason. */
-const failureOf = (res: UpstreamResponse | UnaryUpstreamResponse, within?: ReadDeadline) => failWith(res, Errors.fromResponse, within)
+const failureOf = (res: UnaryUpstreamResponse, within?: ReadDeadline) => failWith(res, Errors.fromResponse, within)
 
 const headersFor = (call: UpstreamCall, stream: boolean): Record<string, string> => ({
   "content-type": "application/json",
@@ -46,7 +46,7 @@ export const make = (pool: UpstreamPool, options: Options): Adapter => ({
       }
       const kind = call.kind
       const body = yield* bodyFor(call)
-      const res = yield* pool.post(
+      const res = yield* pool.stream(
         Translate.path(kind),
         body,
         headersFor(call, true),
@@ -55,7 +55,7 @@ export const make = (pool: UpstreamPool, options: Options): Adapter => ({
       )
       if (res.status < 200 || res.status >= 300) return yield* failureOf(res)
       const now = yield* Clock.currentTimeMillis
-      return OllamaStream.frames(res.status, res.body, {
+      return OllamaStream.frames(res.status, res, {
         kind,
         model: clientModel(call),
         created: Math.floor(now / 1000),

@@ -9,10 +9,9 @@
  * `MidStreamError`; a line that is not a JSON object is a `MalformedChunk`; a stream that
  * ends without `done: true` is a `MidStreamError`. Plain TypeScript: it runs once per line.
  */
-import type { Readable } from "node:stream"
 import type { Frame, FrameSource, TokenEvent } from "../../Contract.ts"
 import { type FailureReason, MalformedChunk, MidStreamError } from "../../Failure.ts"
-import { scanned } from "../../ScannedSource.ts"
+import { scanned, type StreamBody } from "../../ScannedSource.ts"
 import {
   bytes,
   chatChunk,
@@ -137,7 +136,7 @@ export const translateAll = (chunks: ReadonlyArray<Uint8Array>, options: Transla
 /** Wraps an upstream Ollama NDJSON body as a frame source of OpenAI chunks. */
 export const frames = (
   status: number,
-  body: Readable,
+  body: StreamBody,
   options: TranslateOptions & { readonly maxLineBytes: number }
 ): FrameSource => {
   const translator = new Translator(options)

@@ -15,7 +15,7 @@ import {
   type UpstreamCall
 } from "../../Contract.ts"
 import { type FailureReason, MalformedChunk, TimeToFirstTokenExceeded } from "../../Failure.ts"
-import { failWith, header, readFailure, type UnaryUpstreamResponse, type UpstreamPool, type UpstreamResponse } from "../../Upstream.ts"
+import { failWith, header, readFailure, type UnaryUpstreamResponse, type UpstreamPool } from "../../Upstream.ts"
 import * as Errors from "./Errors.ts"
 import * as Translate from "./openai_openai.ts"
 import { completionTexts } from "./Wire.ts"
@@ -26,7 +26,7 @@ export interface Options extends AdapterOptions {
 }
 
 /** Turns a non-2xx answer into its failure reason (its body read within `within`, when given). */
-export const failureOf = (res: UpstreamResponse | UnaryUpstreamResponse, within?: ReadDeadline) => failWith(res, Errors.fromResponse, within)
+export const failureOf = (res: UnaryUpstreamResponse, within?: ReadDeadline) => failWith(res, Errors.fromResponse, within)
 
 const headersFor = (call: UpstreamCall, stream: boolean): Record<string, string> => ({
   "content-type": "application/json",
@@ -47,7 +47,7 @@ export const make = (pool: UpstreamPool, options: Options): Adapter => ({
   },
   stream: (call) =>
     Effect.gen(function*() {
-      const res = yield* pool.post(
+      const res = yield* pool.stream(
         Translate.path(call.kind),
         Translate.requestBody(call),
         headersFor(call, true),
@@ -55,7 +55,7 @@ export const make = (pool: UpstreamPool, options: Options): Adapter => ({
         () => new TimeToFirstTokenExceeded({ afterMs: options.firstTokenMs })
       )
       if (res.status < 200 || res.status >= 300) return yield* failureOf(res)
-      return OpenAIStream.frames(res.status, res.body, {
+      return OpenAIStream.frames(res.status, res, {
         clientWantsUsage: call.clientWantsUsage,
         maxEventBytes: options.maxEventBytes
       })

@@ -7,11 +7,10 @@
  * `error` key is a `MidStreamError` even after HTTP 200 (vLLM does this); bad JSON or an
  * event past the size bound is a `MalformedChunk`.
  */
-import type { Readable } from "node:stream"
 import * as Usage from "../../../domain/Usage.ts"
 import { type Frame, finishReason, type FrameSource, type TokenEvent } from "../../Contract.ts"
 import { type FailureReason, MalformedChunk, MidStreamError } from "../../Failure.ts"
-import { scanned } from "../../ScannedSource.ts"
+import { scanned, type StreamBody } from "../../ScannedSource.ts"
 import { EventTooLarge, type SseEvent, SseScanner } from "../../SseScanner.ts"
 
 const asString = (v: unknown): string | undefined => typeof v === "string" ? v : undefined
@@ -124,7 +123,7 @@ export const toFrame = (
 /** Wraps an upstream SSE body as a frame source. */
 export const frames = (
   status: number,
-  body: Readable,
+  body: StreamBody,
   options: { readonly clientWantsUsage: boolean; readonly maxEventBytes: number }
 ): FrameSource => {
   let done = false
