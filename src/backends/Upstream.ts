@@ -1,13 +1,17 @@
 /**
- * HTTP plumbing shared by every dialect: one undici pool per backend endpoint, a request
- * bound to the attempt's scope, and a pull over the response body.
+ * HTTP plumbing shared by every dialect: one undici pool per backend endpoint, requests bound
+ * to the attempt's scope, and reads of their bodies.
  *
- * Owns the sockets. Closing the attempt's scope destroys an unfinished response body,
- * which makes undici close that connection, so the engine sees the client leave. When the
- * request came over an HTTP/1.1 socket, the body is also destroyed the moment that socket
- * ends or closes (see `onClientGone`), before the request's fiber is interrupted and its
- * finalizers (settlement, accounting, metrics) run. It never interprets bodies: dialect
- * files do that.
+ * Owns the sockets. Inference calls (`call` for unary answers, `stream` for streams) go
+ * through undici's `dispatch` with a handler of Sluice's own (`Call`): no promise, no Node
+ * stream per body; the body is held (unary, capped) or queued for the reader's `pull`
+ * (streams, bounded by pausing undici). The backend actor's own traffic (probes, metrics
+ * scrapes, the KV-event stream, SGLang's abort) uses `post`/`getFromOrigin`, which hand over
+ * undici's body stream. Closing the attempt's scope aborts an unfinished request, which makes
+ * undici close that connection, so the engine sees the client leave. When the request came
+ * over an HTTP/1.1 socket, the call is also aborted the moment that socket ends or closes (see
+ * `onClientGone`), before the request's fiber is interrupted and its finalizers (settlement,
+ * accounting, metrics) run. It never interprets bodies: dialect files do that.
  */
 import { Clock, Context, Effect, Exit, Option, Redacted, Scope } from "effect"
 import { HttpServerRequest } from "effect/http"
