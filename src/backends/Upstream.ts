@@ -449,6 +449,12 @@ const STREAM_HIGH_WATER = 64 * 1024
  * adapter (it is its own `StreamingUpstreamResponse`, one object per call). undici calls the
  * `on*` methods; the fiber's side calls `readAll` or `pull`, `release` and `goneNow`. A unary
  * call keeps its body to the cap; a stream's reader takes the queue as it comes.
+ *
+ * Effect resumes a fiber synchronously, so the request's fiber runs inside these callbacks
+ * (the answer is written from `onResponseEnd`, a stream's next frame from `onResponseData`):
+ * that is the tick saved, and it means a failover may dispatch on a pool from inside another
+ * call's `onResponseError`, which undici allows (its redirect handler dispatches from
+ * `onResponseEnd`).
  */
 class Call implements Dispatcher.DispatchHandler, StreamingUpstreamResponse {
   status = 0
