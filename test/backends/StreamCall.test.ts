@@ -7,12 +7,12 @@
  */
 import { Effect, Exit, Fiber, Redacted, Scope } from "effect"
 import { HttpServerRequest } from "effect/http"
-import { EventEmitter } from "node:events"
 import { createServer, type Server, type ServerResponse } from "node:http"
 import type { AddressInfo } from "node:net"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { Unavailable } from "../../src/backends/Failure.ts"
 import * as Upstream from "../../src/backends/Upstream.ts"
+import { fakeClient } from "../support/ClientSocket.ts"
 
 const MiB = 1024 * 1024
 
@@ -80,14 +80,6 @@ const startEngine = async () => {
 
 const failure = (message: string) => new Unavailable({ status: undefined, message })
 const readFailure = (e: unknown) => failure(`read: ${(e as { code?: string }).code ?? String(e)}`)
-
-/** What the upstream code reads of a node:http request: its version, its socket and its response. */
-const fakeClient = () => {
-  const socket = Object.assign(new EventEmitter(), { readableEnded: false, destroyed: false })
-  const response = { writableFinished: false }
-  const request = { source: { httpVersionMajor: 1, socket }, response } as unknown as HttpServerRequest.HttpServerRequest
-  return { socket, request }
-}
 
 describe("Upstream.stream (the streamed call)", () => {
   let engine: Awaited<ReturnType<typeof startEngine>>

@@ -6,7 +6,6 @@
  */
 import { Effect, Exit, Fiber, Redacted, Scope } from "effect"
 import { HttpServerRequest } from "effect/http"
-import { EventEmitter } from "node:events"
 import { PassThrough } from "node:stream"
 import { performance } from "node:perf_hooks"
 import { createServer, type Server } from "node:http"
@@ -14,6 +13,7 @@ import type { AddressInfo } from "node:net"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { Unavailable } from "../../src/backends/Failure.ts"
 import * as Upstream from "../../src/backends/Upstream.ts"
+import { fakeClient } from "../support/ClientSocket.ts"
 
 /** An endless SSE stream; resolves `closed` per request when its socket goes. */
 const startEngine = async () => {
@@ -37,14 +37,6 @@ const startEngine = async () => {
     nextClose: () => new Promise<void>((r) => closes.push(r)),
     close: () => new Promise<void>((r) => server.close(() => r()))
   }
-}
-
-/** What the upstream code reads of a node:http request: its version, its socket and its response. */
-const fakeClient = () => {
-  const socket = Object.assign(new EventEmitter(), { readableEnded: false, destroyed: false })
-  const response = { writableFinished: false }
-  const request = { source: { httpVersionMajor: 1, socket }, response } as unknown as HttpServerRequest.HttpServerRequest
-  return { socket, response, request }
 }
 
 const readFailure = (e: unknown) => new Unavailable({ status: undefined, message: String(e) })
