@@ -235,6 +235,14 @@ export const make = (
   })
   let open = 0
   const auth = options.apiKey === undefined ? undefined : `Bearer ${Redacted.value(options.apiKey)}`
+  /**
+   * The headers sent: the pool's bearer added, unless a dialect authenticates its own way
+   * (Anthropic's `x-api-key`) and set the header itself from `apiKey` (not sent twice).
+   */
+  const withAuth = (headers: Record<string, string>): Record<string, string> =>
+    auth === undefined || headers["x-api-key"] !== undefined || headers["authorization"] !== undefined
+      ? headers
+      : { authorization: auth, ...headers }
 
   /**
    * The release of one upstream request when its scope closes. Built here rather than inside
@@ -301,14 +309,10 @@ export const make = (
             headersLate = true
             controller.abort()
           }, timeoutMs)
-          // A dialect that authenticates its own way (Anthropic's `x-api-key`) sets the header
-          // itself from `apiKey`; the pool's bearer is then left out rather than sent twice.
-          const own = headers["x-api-key"] !== undefined || headers["authorization"] !== undefined
-          const h = auth === undefined || own ? headers : { authorization: auth, ...headers }
           requestWithCallback.call(pool, {
             method,
             path: method === "GET" ? path : basePath + path,
-            headers: h,
+            headers: withAuth(headers),
             body: body ?? null,
             signal: controller.signal,
             headersTimeout: timeoutMs
@@ -375,11 +379,10 @@ export const make = (
             resume(Effect.succeed(held))
           }
           held.headersTimer = setTimeout(held.lateHeaders, timeoutMs)
-          const own = headers["x-api-key"] !== undefined || headers["authorization"] !== undefined
           pool.dispatch({
             method: "POST",
             path: basePath + path,
-            headers: auth === undefined || own ? headers : { authorization: auth, ...headers },
+            headers: withAuth(headers),
             body,
             headersTimeout: timeoutMs
           }, held)
@@ -479,10 +482,8 @@ class Call implements Dispatcher.DispatchHandler, StreamingUpstreamResponse {
   private paused = false
   /** `readAll` was asked: the body is kept whole to its cap, never paused. */
   private whole = false
-  /** A stream's read deadline: one timer per body, re-armed with `refresh()` (see `pullBody`). */
-  private timer: NodeJS.Timeout | undefined = undefined
-  private timerMs = -1
-  private onTimer: (() => void) | undefined = undefined
+  /** A stream's read deadline, made by its first `pull` (a unary call has none). */
+  private deadline: WaitTimer | undefined = undefined
 
   constructor(private limit: number, private readonly streaming: boolean) {}
 
@@ -495,6 +496,18 @@ class Call implements Dispatcher.DispatchHandler, StreamingUpstreamResponse {
     const w = this.wake
     this.wake = undefined
     w?.()
+  }
+
+  private clearHeadersTimer(): void {
+    if (this.headersTimer !== undefined) clearTimeout(this.headersTimer)
+    this.headersTimer = undefined
+  }
+
+  /** The body passed the cap: what came is dropped and the request aborted. */
+  private overCap(): void {
+    this.tooLarge = true
+    this.parts = []
+    this.abort(readEnded)
   }
 
   /** The headers deadline (a plain timer: undici's own runs on coarse ticks). */
@@ -511,8 +524,7 @@ class Call implements Dispatcher.DispatchHandler, StreamingUpstreamResponse {
 
   onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: UpstreamResponse["headers"]): void {
     if (statusCode < 200) return
-    if (this.headersTimer !== undefined) clearTimeout(this.headersTimer)
-    this.headersTimer = undefined
+    this.clearHeadersTimer()
     this.status = statusCode
     this.headers = headers
     const head = this.onHead
@@ -523,9 +535,7 @@ class Call implements Dispatcher.DispatchHandler, StreamingUpstreamResponse {
   onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
     if (this.tooLarge || this.failure !== undefined) return
     if (this.size + chunk.length > this.limit) {
-      this.tooLarge = true
-      this.parts = []
-      this.abort(readEnded)
+      this.overCap()
       return this.signal()
     }
     this.size += chunk.length
@@ -545,8 +555,7 @@ class Call implements Dispatcher.DispatchHandler, StreamingUpstreamResponse {
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
-    if (this.headersTimer !== undefined) clearTimeout(this.headersTimer)
-    this.headersTimer = undefined
+    this.clearHeadersTimer()
     const head = this.onHead
     if (head !== undefined) {
       this.onHead = undefined
@@ -560,9 +569,8 @@ class Call implements Dispatcher.DispatchHandler, StreamingUpstreamResponse {
   release(): void {
     this.onHead = undefined
     this.wake = undefined
-    if (this.headersTimer !== undefined) clearTimeout(this.headersTimer)
-    this.headersTimer = undefined
-    this.clearTimer()
+    this.clearHeadersTimer()
+    this.deadline?.clear()
     if (!this.done) this.abort(clientGone)
     this.unhook?.()
     this.unhook = undefined
@@ -587,9 +595,7 @@ class Call implements Dispatcher.DispatchHandler, StreamingUpstreamResponse {
     if (this.tooLarge) return Effect.fail(new ResponseTooLarge({ limit: this.limit }))
     if (this.failure !== undefined) return Effect.fail(onError(this.failure))
     if (this.size > this.limit) {
-      this.tooLarge = true
-      this.parts = []
-      this.abort(readEnded)
+      this.overCap()
       return Effect.fail(new ResponseTooLarge({ limit: this.limit }))
     }
     if (!this.done) return undefined
@@ -630,31 +636,6 @@ class Call implements Dispatcher.DispatchHandler, StreamingUpstreamResponse {
     })
   }
 
-  private readonly fire = (): void => {
-    const f = this.onTimer
-    this.onTimer = undefined
-    f?.()
-  }
-
-  private clearTimer(): void {
-    this.onTimer = undefined
-    if (this.timer !== undefined) {
-      clearTimeout(this.timer)
-      this.timer = undefined
-    }
-  }
-
-  private arm(ms: number, f: () => void): void {
-    this.onTimer = f
-    if (this.timer !== undefined && this.timerMs === ms) this.timer.refresh()
-    else {
-      if (this.timer !== undefined) clearTimeout(this.timer)
-      // unref: a timer left armed after its wait was answered must not hold the process open
-      this.timer = setTimeout(this.fire, ms).unref()
-      this.timerMs = ms
-    }
-  }
-
   /** What a stream's read gives now, or undefined when it has to wait. */
   private pollNext(onError: (e: unknown) => FailureReason): Effect.Effect<Buffer | null, FailureReason> | undefined {
     const parts = this.parts
@@ -669,41 +650,102 @@ class Call implements Dispatcher.DispatchHandler, StreamingUpstreamResponse {
       return Effect.succeed(chunk)
     }
     if (this.failure !== undefined) {
-      this.clearTimer()
+      this.deadline?.clear()
       return Effect.fail(onError(this.failure))
     }
     if (this.done) {
-      this.clearTimer()
+      this.deadline?.clear()
       return Effect.succeed(null)
     }
     return undefined
   }
 
   pull(onError: (e: unknown) => FailureReason): (within?: ReadDeadline) => Effect.Effect<Buffer | null, FailureReason> {
-    return (within) =>
-      Effect.suspend(() =>
-        this.pollNext(onError) ?? Effect.callback<Buffer | null, FailureReason>((resume) => {
-          const waiting = () => {
-            const now = this.pollNext(onError)
-            if (now === undefined) return void (this.wake = waiting)
-            this.onTimer = undefined
-            resume(now)
-          }
-          this.wake = waiting
-          if (within !== undefined) {
-            this.arm(Math.max(0, within.ms), () => {
-              this.wake = undefined
-              resume(Effect.fail(within.onTimeout()))
-            })
-          }
-          return Effect.sync(() => {
-            this.wake = undefined
-            this.clearTimer()
-          })
-        })
-      )
+    return waitingReads(() => this.pollNext(onError), this.park, (this.deadline ??= new WaitTimer()))
+  }
+
+  private readonly park = (w: (() => void) | undefined): void => {
+    this.wake = w
   }
 }
+
+/**
+ * A body's read deadline: one timer per body, re-armed with `refresh()` while the waits keep
+ * the same length (a stream's idle gap) instead of a new timer per wait. A timer left armed
+ * after the wait it was armed for was answered fires into nothing; it is cleared at the
+ * body's end or failure and when a wait is interrupted.
+ */
+class WaitTimer {
+  private timer: NodeJS.Timeout | undefined = undefined
+  private ms = -1
+  /** What the armed timer does when it fires (undefined: the wait it was armed for was answered). */
+  private onFire: (() => void) | undefined = undefined
+  private readonly fire = (): void => {
+    const f = this.onFire
+    this.onFire = undefined
+    f?.()
+  }
+
+  arm(ms: number, f: () => void): void {
+    this.onFire = f
+    if (this.timer !== undefined && this.ms === ms) this.timer.refresh()
+    else {
+      if (this.timer !== undefined) clearTimeout(this.timer)
+      // unref: a timer left armed after its wait was answered must not hold the process open
+      // (a waiting read is held open by its socket)
+      this.timer = setTimeout(this.fire, ms).unref()
+      this.ms = ms
+    }
+  }
+
+  /** The wait was answered: a firing now does nothing. */
+  answered(): void {
+    this.onFire = undefined
+  }
+
+  clear(): void {
+    this.onFire = undefined
+    if (this.timer !== undefined) {
+      clearTimeout(this.timer)
+      this.timer = undefined
+    }
+  }
+}
+
+/**
+ * The reads of a body whose source wakes one waiting reader: `poll` gives what a read gets now
+ * (undefined: it has to wait; it clears `timer` itself at the end or a failure), `park` sets or
+ * removes the reader the source wakes. A wait costs one callback; with `within`, it fails with
+ * `within.onTimeout()` after `within.ms`.
+ */
+const waitingReads = (
+  poll: () => Effect.Effect<Buffer | null, FailureReason> | undefined,
+  park: (waiting: (() => void) | undefined) => void,
+  timer: WaitTimer
+) =>
+(within?: ReadDeadline): Effect.Effect<Buffer | null, FailureReason> =>
+  Effect.suspend(() =>
+    poll() ?? Effect.callback<Buffer | null, FailureReason>((resume) => {
+      const waiting = () => {
+        const now = poll()
+        // woken with nothing to read yet (e.g. just before the end): keep waiting
+        if (now === undefined) return void park(waiting)
+        timer.answered()
+        resume(now)
+      }
+      park(waiting)
+      if (within !== undefined) {
+        timer.arm(Math.max(0, within.ms), () => {
+          park(undefined)
+          resume(Effect.fail(within.onTimeout()))
+        })
+      }
+      return Effect.sync(() => {
+        park(undefined)
+        timer.clear()
+      })
+    })
+  )
 
 /** Destroys `body` at once (a client gone); a module-level closure over the body alone. */
 const destroyer = (body: Readable) => () => destroyNow(body)
@@ -737,71 +779,24 @@ export const pullBody = (body: Readable, onError: (e: unknown) => FailureReason)
     failure = e
     signal()
   })
-  let timer: NodeJS.Timeout | undefined
-  let timerMs = -1
-  /** What the armed timer does when it fires (undefined: the wait it was armed for was answered). */
-  let onTimer: (() => void) | undefined
-  const fire = () => {
-    const f = onTimer
-    onTimer = undefined
-    f?.()
-  }
-  const clearTimer = () => {
-    onTimer = undefined
-    if (timer !== undefined) {
-      clearTimeout(timer)
-      timer = undefined
-    }
-  }
-  const arm = (ms: number, f: () => void) => {
-    onTimer = f
-    if (timer !== undefined && timerMs === ms) timer.refresh()
-    else {
-      if (timer !== undefined) clearTimeout(timer)
-      // unref: a timer left armed after its wait was answered must not hold the process open
-      // (a waiting read is held open by its socket)
-      timer = setTimeout(fire, ms).unref()
-      timerMs = ms
-    }
-  }
+  const timer = new WaitTimer()
   /** What a read gives now, or undefined when it has to wait. */
   const poll = (): Effect.Effect<Buffer | null, FailureReason> | undefined => {
     const chunk = body.read() as Buffer | null
     if (chunk !== null) return Effect.succeed(chunk)
     if (failure !== undefined) {
-      clearTimer()
+      timer.clear()
       return Effect.fail(onError(failure))
     }
     if (ended || body.readableEnded) {
-      clearTimer()
+      timer.clear()
       return Effect.succeed(null)
     }
     return undefined
   }
-  const next = (within?: ReadDeadline): Effect.Effect<Buffer | null, FailureReason> =>
-    Effect.suspend(() =>
-      poll() ?? Effect.callback<Buffer | null, FailureReason>((resume) => {
-        const waiting = () => {
-          const now = poll()
-          // a 'readable' with nothing to read yet (e.g. just before 'end'): keep waiting
-          if (now === undefined) return void (wake = waiting)
-          onTimer = undefined
-          resume(now)
-        }
-        wake = waiting
-        if (within !== undefined) {
-          arm(Math.max(0, within.ms), () => {
-            wake = undefined
-            resume(Effect.fail(within.onTimeout()))
-          })
-        }
-        return Effect.sync(() => {
-          wake = undefined
-          clearTimer()
-        })
-      })
-    )
-  return next
+  return waitingReads(poll, (w) => {
+    wake = w
+  }, timer)
 }
 
 /**
