@@ -14,3 +14,10 @@ declare module "undici/lib/api/api-request.js" {
   const request: (this: Dispatcher, options: Dispatcher.RequestOptions) => Promise<Dispatcher.ResponseData>
   export default request
 }
+
+declare module "undici/lib/core/connect.js" {
+  import type { buildConnector } from "undici"
+  /** undici's default connector factory (what a Pool builds when `connect` is not a function). */
+  const build: typeof buildConnector
+  export default build
+}

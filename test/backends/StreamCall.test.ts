@@ -2,8 +2,9 @@
  * Upstream.stream, the streamed call on undici's dispatch: chunks come through the answer's
  * `pull` in order; a reader that stops reading stops undici reading the socket (the queue is
  * bounded); when the client's HTTP/1.1 socket goes the engine's connection closes at once,
- * before the request's scope closes, without waking the reader; a read that has to wait is
- * bounded by its deadline; a broken body fails the read.
+ * with a reset, before the request's scope closes, without waking the reader; a finished
+ * answer's connection is kept; a read that has to wait is bounded by its deadline; a broken
+ * body fails the read.
  */
 import { Effect, Exit, Fiber, Redacted, Scope } from "effect"
 import { HttpServerRequest } from "effect/http"
@@ -21,6 +22,8 @@ const PATTERN = Buffer.from(Array.from({ length: 4 * MiB }, (_, i) => i % 251))
 
 interface Seen {
   readonly outcome: Promise<"finished" | "closed">
+  /** How the gateway's side left the connection, read once `outcome` settled: a reset (RST) or an end of stream (FIN). */
+  readonly leftBy: () => "reset" | "end" | "open"
   /** Bytes the engine had handed to its socket when asked. */
   readonly written: () => number
 }
@@ -35,8 +38,16 @@ const startEngine = async () => {
   const server: Server = createServer((req, res: ServerResponse) => {
     const path = req.url ?? ""
     let written = 0
+    let leftBy: "reset" | "end" | "open" = "open"
+    req.socket.on("error", (e: NodeJS.ErrnoException) => {
+      if (e.code === "ECONNRESET") leftBy = "reset"
+    })
+    req.socket.on("end", () => {
+      if (leftBy === "open") leftBy = "end"
+    })
     seen.push({
       outcome: new Promise((r) => res.on("close", () => r(res.writableFinished ? "finished" : "closed"))),
+      leftBy: () => leftBy,
       written: () => written
     })
     req.resume()
@@ -115,6 +126,8 @@ describe("Upstream.stream (the streamed call)", () => {
     }
     expect(Buffer.concat(parts).equals(PATTERN)).toBe(true)
     expect(await engine.last().outcome).toBe("finished")
+    // a finished answer's connection stays open for the next call (kept alive, not reset)
+    expect(engine.last().leftBy()).toBe("open")
     await Effect.runPromise(Scope.close(scope, Exit.void))
     expect(pool.open()).toBe(0)
   })
@@ -133,8 +146,10 @@ describe("Upstream.stream (the streamed call)", () => {
       const reader = Effect.runFork(Effect.forever(next()))
       await new Promise((r) => setTimeout(r, 50))
       socket.emit(event, ...(event === "error" ? [Object.assign(new Error("read ECONNRESET"), { code: "ECONNRESET" })] : []))
-      // the engine saw its connection go while the request's scope is still open
+      // the engine saw its connection go while the request's scope is still open, reset (no FIN handshake)
       expect(await engine.last().outcome).toBe("closed")
+      await new Promise((r) => setImmediate(r))
+      expect(engine.last().leftBy()).toBe("reset")
       await new Promise((r) => setTimeout(r, 50))
       expect(reader.pollUnsafe()).toBeUndefined()
       await Effect.runPromise(Fiber.interrupt(reader))
@@ -168,6 +183,8 @@ describe("Upstream.stream (the streamed call)", () => {
     const closed = Date.now()
     await Effect.runPromise(Scope.close(scope, Exit.interrupt(0)))
     expect(await engine.last().outcome).toBe("closed")
+    await new Promise((r) => setImmediate(r))
+    expect(engine.last().leftBy()).toBe("reset")
     expect(Date.now() - closed).toBeLessThan(1000)
     expect(pool.open()).toBe(0)
   })
