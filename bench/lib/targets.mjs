@@ -35,6 +35,15 @@ const floorPath = join(benchDir, "floor-proxy.mjs")
 const portkeyShim = join(benchDir, "lib", "portkey-fetch-shim.mjs")
 const configTemplate = join(benchDir, "config", "overhead.yaml")
 
+/**
+ * `--cpu-prof`'s sampling interval: V8's default (1 ms) unless SLUICE_BENCH_PROFILE_INTERVAL
+ * gives one in µs (50 resolves the phases of one request; the profiler's cost grows with it).
+ */
+const profileInterval = () => {
+  const us = process.env["SLUICE_BENCH_PROFILE_INTERVAL"]
+  return us === undefined || us === "" ? [] : [`--cpu-prof-interval=${Number(us)}`]
+}
+
 export const HOST = "127.0.0.1"
 
 export const freePort = () =>
@@ -248,7 +257,7 @@ export const startTarget = async (name, ctx) => {
   const nodeFlags = []
   if (ctx.profile?.cpu && isSluice(name)) {
     mkdirSync(ctx.profile.dir, { recursive: true })
-    nodeFlags.push("--cpu-prof", `--cpu-prof-dir=${ctx.profile.dir}`, `--cpu-prof-name=${name}-${ctx.label}-${ctx.stamp}.cpuprofile`)
+    nodeFlags.push("--cpu-prof", ...profileInterval(), `--cpu-prof-dir=${ctx.profile.dir}`, `--cpu-prof-name=${name}-${ctx.label}-${ctx.stamp}.cpuprofile`)
   }
   if (ctx.profile?.heap && isSluice(name)) {
     mkdirSync(ctx.profile.dir, { recursive: true })
