@@ -10,6 +10,7 @@
  */
 import { execSync, fork } from "node:child_process"
 import net from "node:net"
+import { median } from "./lib/stats.mjs"
 
 const n = Number(process.argv[2] ?? 5000)
 const rounds = Number(process.argv[3] ?? 8)
@@ -23,6 +24,7 @@ if (process.env.ABORT_RESET_PEER === "1") {
     })
   })
   server.listen(0, "127.0.0.1", () => process.send({ port: server.address().port }))
+  // the next round's closes are counted from zero
   process.on("message", () => {
     closed = 0
   })
@@ -45,7 +47,7 @@ if (process.env.ABORT_RESET_PEER === "1") {
   const rows = { fin: [], rst: [] }
   for (let round = 0; round < rounds; round++) {
     for (const mode of round % 2 === 0 ? ["fin", "rst"] : ["rst", "fin"]) {
-      peer.send("reset")
+      peer.send("next round")
       const sockets = []
       await Promise.all(Array.from({ length: n }, () =>
         new Promise((done) => {
@@ -67,7 +69,6 @@ if (process.env.ABORT_RESET_PEER === "1") {
     }
   }
   peer.kill()
-  const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
   const f = (x) => x.toFixed(1)
   for (const key of ["loopMs", "cpuMs", "peerMs", "timeWait"]) {
     const fin = rows.fin.map((r) => r[key])

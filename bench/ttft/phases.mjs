@@ -16,6 +16,7 @@
  */
 import { readFileSync } from "node:fs"
 import { format, summarize } from "../lib/profile.mjs"
+import { percentile } from "../lib/stats.mjs"
 
 const args = process.argv.slice(2)
 const skipAt = args.indexOf("--skip")
@@ -52,20 +53,16 @@ const names = {
   emit: "response started, first frame out"
 }
 const done = all.filter((m) => order.every((k) => typeof m[k] === "number"))
-const pct = (xs, p) => {
-  const s = [...xs].sort((a, b) => a - b)
-  return s[Math.min(s.length - 1, Math.floor(s.length * p))]
-}
 console.log(`${done.length} requests with every stamp (of ${all.length} after the first ${skip})`)
 console.log(`${"phase".padEnd(36)}${"p50 µs".padStart(8)}${"p90 µs".padStart(8)}`)
 for (let i = 1; i < order.length; i++) {
   const d = done.map((m) => (m[order[i]] - m[order[i - 1]]) * 1000)
-  console.log(`${names[order[i]].padEnd(36)}${pct(d, 0.5).toFixed(0).padStart(8)}${pct(d, 0.9).toFixed(0).padStart(8)}`)
+  console.log(`${names[order[i]].padEnd(36)}${percentile(d, 50).toFixed(0).padStart(8)}${percentile(d, 90).toFixed(0).padStart(8)}`)
 }
 const own = done.map((m) => ((m.dispatch - m.t0) + (m.emit - m.data)) * 1000)
 const whole = done.map((m) => (m.emit - m.t0) * 1000)
-console.log(`${"gateway's own (start → send, first bytes → out)".padEnd(36)}${pct(own, 0.5).toFixed(0).padStart(8)}${pct(own, 0.9).toFixed(0).padStart(8)}`)
-console.log(`${"start → first frame out".padEnd(36)}${pct(whole, 0.5).toFixed(0).padStart(8)}${pct(whole, 0.9).toFixed(0).padStart(8)}`)
+console.log(`${"gateway's own (start → send, first bytes → out)".padEnd(36)}${percentile(own, 50).toFixed(0).padStart(8)}${percentile(own, 90).toFixed(0).padStart(8)}`)
+console.log(`${"start → first frame out".padEnd(36)}${percentile(whole, 50).toFixed(0).padStart(8)}${percentile(whole, 90).toFixed(0).padStart(8)}`)
 
 if (profileFile !== undefined) {
   for (const [label, from, to] of [["pre (start → send)", "t0", "dispatch"], ["post (first bytes → out)", "data", "emit"]]) {
