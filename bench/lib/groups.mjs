@@ -360,8 +360,17 @@ export const abortGroup = async (o, ctx) => {
             (r.errors > 0 || !r.ready ? `, ${r.errors} failed before the abort (${Object.entries(r.reasons).map(([k, v]) => `${v}× ${k}`).join(", ")})${r.ready ? "" : `, only ${r.firsts + r.errors} of ${level} answered`}` : "") +
             `; destroy loop ${r.destroyLoopMs.toFixed(0)} ms` +
             (n === "direct" ? "" : `, target CPU until all closed ${((r.cpu.targetCpuTicks / o.hz) * 1000).toFixed(0)} ms`))
+          // What the target left running is counted above; ended now, so it cannot use up the
+          // harness's open files for the next run (the wait below would otherwise time out).
+          const ended = ctx.mock.endOpen()
+          if (ended > 0) o.log(`    (the mock then ended the ${ended} upstream stream(s) still open)`)
           ctx.mock.streams.clear()
           await sleep(500)
+          // The targets' idle upstream connections (keep-alive pools) are closed too: at 9,000
+          // streams the harness (client and mock in one process) needs ~18,000 of its 20,000
+          // open files, and thousands of pooled sockets from earlier runs fail the next with
+          // EMFILE. Every run then starts with no pooled upstream connection.
+          ctx.mock.server.closeIdleConnections?.()
         }
       }
     }

@@ -83,12 +83,26 @@ export const startMock = (host = "127.0.0.1") =>
       streams: new Map(),
       /** Streaming responses currently open (always counted). */
       openStreams: 0,
+      /** The open streaming responses themselves, for `endOpen`. */
+      live: new Set(),
       counts: { unary: 0, streams: 0, usageAsked: 0, scrapes: 0, traces: 0 },
       server: undefined,
       url: undefined,
       port: undefined,
       setMode(mode) {
         this.mode = { ...this.mode, ...mode }
+      },
+      /**
+       * Finishes every stream still open (as an engine reaching its end would) and returns
+       * how many there were. The abort group calls it after each measured run: a target that
+       * never stops its upstream when the client leaves (Portkey) would otherwise leave
+       * thousands of endless streams running, whose sockets use up the harness's open-file
+       * limit and fail the next target's run with EMFILE.
+       */
+      endOpen() {
+        const n = this.live.size
+        for (const res of this.live) if (!res.destroyed && !res.writableEnded) res.end(finishEvent + doneEvent)
+        return n
       },
       close() {
         return new Promise((r) => {
@@ -104,6 +118,7 @@ export const startMock = (host = "127.0.0.1") =>
       mock.counts.streams++
       if (wantsUsage) mock.counts.usageAsked++
       mock.openStreams++
+      mock.live.add(res)
       let record
       if (mock.track) {
         const id = req.headers["x-request-id"] ?? `anon-${mock.counts.streams}`
@@ -129,6 +144,7 @@ export const startMock = (host = "127.0.0.1") =>
       let i = 0
       res.on("close", () => {
         mock.openStreams--
+        mock.live.delete(res)
         clearTimeout(timer)
         if (record !== undefined && record.closeAt === undefined) record.closeAt = performance.now()
       })
@@ -136,7 +152,7 @@ export const startMock = (host = "127.0.0.1") =>
       const start = performance.now()
       const interval = mode.kind === "hold" ? mode.holdIntervalMs : mode.intervalMs
       const tick = () => {
-        if (res.destroyed) return
+        if (res.destroyed || res.writableEnded) return
         if (mode.kind === "finite" && i >= mode.chunks) {
           res.end(finishEvent + (wantsUsage ? usageEvent(mode.chunks) : "") + doneEvent)
           return
