@@ -81,10 +81,11 @@ export const startMock = (host = "127.0.0.1") =>
       track: false,
       /** x-request-id → { openAt, closeAt, completed } (only while `track`). */
       streams: new Map(),
-      /** Streaming responses currently open (always counted). */
-      openStreams: 0,
-      /** The open streaming responses themselves, for `endOpen`. */
+      /** The streaming responses currently open (always tracked). */
       live: new Set(),
+      get openStreams() {
+        return this.live.size
+      },
       counts: { unary: 0, streams: 0, usageAsked: 0, scrapes: 0, traces: 0 },
       server: undefined,
       url: undefined,
@@ -117,7 +118,6 @@ export const startMock = (host = "127.0.0.1") =>
       const wantsUsage = USAGE_RE.test(body)
       mock.counts.streams++
       if (wantsUsage) mock.counts.usageAsked++
-      mock.openStreams++
       mock.live.add(res)
       let record
       if (mock.track) {
@@ -143,7 +143,6 @@ export const startMock = (host = "127.0.0.1") =>
       let timer
       let i = 0
       res.on("close", () => {
-        mock.openStreams--
         mock.live.delete(res)
         clearTimeout(timer)
         if (record !== undefined && record.closeAt === undefined) record.closeAt = performance.now()

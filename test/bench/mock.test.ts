@@ -43,7 +43,7 @@ describe("bench mock", () => {
       for (const body of bodies) expect(body.endsWith("data: [DONE]\n\n")).toBe(true)
       await new Promise((r) => setTimeout(r, 50))
       expect(mock.openStreams).toBe(0)
-      // Nothing is written after the end (the endless timer stops with it).
+      // Ended streams have left the set: a second call finds nothing to end.
       expect(mock.endOpen()).toBe(0)
     } finally {
       await mock.close()
